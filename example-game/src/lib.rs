@@ -1,0 +1,1 @@
+//! The arena example game rules.

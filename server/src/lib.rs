@@ -1,0 +1,1 @@
+//! tickwire server framework.

@@ -1,0 +1,1 @@
+//! tickwire wire protocol (sans-IO).

@@ -1,0 +1,1 @@
+//! tickwire browser client.
