@@ -1,0 +1,475 @@
+//! Delta snapshots: [`diff`] a baseline against the current view, [`apply`]
+//! the delta to the same baseline.
+//!
+//! The body has three sections, each a varint count and then entries sorted by
+//! id, ids gap-encoded as in [`crate::snapshot`] (the gap restarts in each
+//! section):
+//!
+//! ```text
+//! removed:  count, count × { id }
+//! patched:  count, count × { id, field mask, changed field values }
+//! full:     count, count × { id, state (bincode) }
+//! ```
+//!
+//! * An entity present and equal in both costs **zero bytes**.
+//! * An entity gone from the view is *removed*.
+//! * A changed entity whose flattened field layout (see [`crate::fields`]) is
+//!   unchanged is *patched*: a mask of `ceil(n / 8)` bytes, where `n` is the
+//!   number of fields of the baseline state (bit `i % 8` of byte `i / 8` marks
+//!   field `i`), followed by each marked field's value, in field order:
+//!
+//!   | field kind | payload |
+//!   |---|---|
+//!   | bool | nothing: a marked bool is flipped |
+//!   | u8, i8, option tag | the new byte |
+//!   | u16 … u64, i16 … i64 | zigzag varint of `new − old`, wrapping at the field's width and read as signed at that width |
+//!   | u128, i128 | zigzag varint (i128) of `new − old`, wrapping |
+//!   | f32, f64 | the new value, raw little endian |
+//!   | char | varint u32 of the new scalar value |
+//!   | string, bytes | varint length and the new bytes |
+//!   | variant index | varint u32 of the new index |
+//!   | sequence/map length | varint u64 of the new length |
+//!
+//!   When the patch would not be smaller than the full state, the encoder
+//!   sends the entity in the *full* section instead.
+//! * New entities, and entities whose field layout changed, are *full*.
+//!
+//! So a delta is never larger than the full snapshot of the same view plus
+//! its section counts and the removed ids.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::{DecodeError, EncodeError, Reader, Writer};
+use crate::fields::{Field, flatten, write_fields};
+use crate::limits::Limits;
+use crate::snapshot::{IdDecoder, IdEncoder, NetId, Snapshot};
+
+/// Reusable buffers for [`write_delta`], so the per-tick path does not allocate.
+#[derive(Debug, Default)]
+pub struct DeltaScratch {
+    removed: Writer,
+    patched: Writer,
+    full: Writer,
+    patch: Writer,
+    state: Writer,
+    values: Writer,
+    base_fields: Vec<Field>,
+    cur_fields: Vec<Field>,
+}
+
+/// What one delta contained.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeltaStats {
+    /// Entities equal in baseline and current (zero bytes).
+    pub unchanged: usize,
+    /// Entities sent as field patches.
+    pub patched: usize,
+    /// Entities sent whole (new, or layout changed, or patch not smaller).
+    pub full: usize,
+    /// Entities removed from the view.
+    pub removed: usize,
+}
+
+/// Encodes the delta from `base` to `cur` into a new buffer.
+///
+/// ```
+/// use tickwire_shared::{delta, Limits, NetId, Snapshot};
+/// let base = Snapshot::from_vec(vec![(NetId(1), (10i32, 20i32)), (NetId(2), (0, 0))]).unwrap();
+/// let cur = Snapshot::from_vec(vec![(NetId(1), (12i32, 20i32)), (NetId(3), (5, 5))]).unwrap();
+/// let bytes = delta::diff(&base, &cur).unwrap();
+/// assert_eq!(delta::apply(&base, &bytes, &Limits::default()).unwrap(), cur);
+/// ```
+///
+/// # Errors
+/// [`EncodeError`] when a state cannot be serialized.
+pub fn diff<S: Serialize + PartialEq>(
+    base: &Snapshot<S>,
+    cur: &Snapshot<S>,
+) -> Result<Vec<u8>, EncodeError> {
+    let mut w = Writer::new();
+    write_delta(
+        &mut w,
+        base.iter(),
+        cur.iter(),
+        &mut DeltaScratch::default(),
+        usize::MAX,
+    )?;
+    Ok(w.into_vec())
+}
+
+/// Decodes `delta` and applies it to `base`.
+///
+/// # Errors
+/// [`DecodeError`] on any malformed delta or one that does not fit `base`.
+pub fn apply<S: Serialize + DeserializeOwned + Clone>(
+    base: &Snapshot<S>,
+    delta: &[u8],
+    limits: &Limits,
+) -> Result<Snapshot<S>, DecodeError> {
+    let mut r = Reader::new(delta);
+    let out = read_delta(&mut r, base, limits)?;
+    r.finish()?;
+    Ok(out)
+}
+
+/// Writes the delta body from `base` to `cur` (both in ascending id order).
+///
+/// `max_fields` bounds the flattened size of one state (use
+/// [`Limits::max_fields_per_entity`] of the receiver).
+///
+/// # Errors
+/// [`EncodeError`] when ids are not strictly increasing or a state cannot be
+/// serialized or flattened.
+pub fn write_delta<'a, S: Serialize + PartialEq + 'a>(
+    w: &mut Writer,
+    base: impl IntoIterator<Item = (NetId, &'a S)>,
+    cur: impl IntoIterator<Item = (NetId, &'a S)>,
+    scratch: &mut DeltaScratch,
+    max_fields: usize,
+) -> Result<DeltaStats, EncodeError> {
+    scratch.removed.clear();
+    scratch.patched.clear();
+    scratch.full.clear();
+    let mut stats = DeltaStats::default();
+    let (mut removed_ids, mut patched_ids, mut full_ids) = (
+        IdEncoder::default(),
+        IdEncoder::default(),
+        IdEncoder::default(),
+    );
+    let mut base = base.into_iter().peekable();
+    let mut cur = cur.into_iter().peekable();
+    let mut last_base: Option<NetId> = None;
+    let mut last_cur: Option<NetId> = None;
+    loop {
+        let order = match (base.peek(), cur.peek()) {
+            (None, None) => break,
+            (Some(_), None) => core::cmp::Ordering::Less,
+            (None, Some(_)) => core::cmp::Ordering::Greater,
+            (Some((b, _)), Some((c, _))) => b.cmp(c),
+        };
+        match order {
+            core::cmp::Ordering::Less => {
+                let (id, _) = next_sorted(&mut base, &mut last_base)?;
+                removed_ids.write(&mut scratch.removed, id)?;
+                stats.removed += 1;
+            }
+            core::cmp::Ordering::Greater => {
+                let (id, state) = next_sorted(&mut cur, &mut last_cur)?;
+                full_ids.write(&mut scratch.full, id)?;
+                scratch.full.value("entity state", state)?;
+                stats.full += 1;
+            }
+            core::cmp::Ordering::Equal => {
+                let (id, b) = next_sorted(&mut base, &mut last_base)?;
+                let (_, c) = next_sorted(&mut cur, &mut last_cur)?;
+                if b == c {
+                    stats.unchanged += 1;
+                } else if write_patch(scratch, b, c, max_fields)? {
+                    patched_ids.write(&mut scratch.patched, id)?;
+                    scratch.patched.raw(scratch.patch.as_slice());
+                    stats.patched += 1;
+                } else {
+                    full_ids.write(&mut scratch.full, id)?;
+                    scratch.full.raw(scratch.state.as_slice());
+                    stats.full += 1;
+                }
+            }
+        }
+    }
+    for (count, section) in [
+        (stats.removed, &scratch.removed),
+        (stats.patched, &scratch.patched),
+        (stats.full, &scratch.full),
+    ] {
+        w.len_prefix(count);
+        w.raw(section.as_slice());
+    }
+    Ok(stats)
+}
+
+fn next_sorted<T>(
+    it: &mut impl Iterator<Item = (NetId, T)>,
+    last: &mut Option<NetId>,
+) -> Result<(NetId, T), EncodeError> {
+    let Some((id, v)) = it.next() else {
+        unreachable!("peeked before");
+    };
+    if last.is_some_and(|l| l >= id) {
+        return Err(EncodeError::Payload {
+            what: "entity ids",
+            detail: format!("views must be sorted by strictly increasing id; {id} came late"),
+        });
+    }
+    *last = Some(id);
+    Ok((id, v))
+}
+
+/// Fills `scratch.patch` with the patch (mask + values) and `scratch.state`
+/// with the full state. Returns true when the patch should be sent.
+fn write_patch<S: Serialize>(
+    scratch: &mut DeltaScratch,
+    base: &S,
+    cur: &S,
+    max_fields: usize,
+) -> Result<bool, EncodeError> {
+    let flat_err = |e: crate::fields::FlattenError| EncodeError::Payload {
+        what: "entity state",
+        detail: e.to_string(),
+    };
+    scratch.base_fields.clear();
+    scratch.cur_fields.clear();
+    flatten(base, &mut scratch.base_fields, max_fields).map_err(flat_err)?;
+    flatten(cur, &mut scratch.cur_fields, max_fields).map_err(flat_err)?;
+    scratch.state.clear();
+    write_fields(&scratch.cur_fields, &mut scratch.state);
+    let (bf, cf) = (&scratch.base_fields, &scratch.cur_fields);
+    if bf.len() != cf.len() || bf.iter().zip(cf).any(|(b, c)| !b.same_kind(c)) {
+        return Ok(false);
+    }
+    let p = &mut scratch.patch;
+    p.clear();
+    let mask_len = bf.len().div_ceil(8);
+    let mut mask = [0u8; 32];
+    let mut big_mask = Vec::new();
+    let mask: &mut [u8] = if mask_len <= mask.len() {
+        &mut mask[..mask_len]
+    } else {
+        big_mask.resize(mask_len, 0);
+        &mut big_mask
+    };
+    let values = &mut scratch.values;
+    values.clear();
+    for (i, (b, c)) in bf.iter().zip(cf).enumerate() {
+        if b != c {
+            mask[i / 8] |= 1 << (i % 8);
+            write_field_change(values, b, c);
+        }
+    }
+    p.raw(mask);
+    p.raw(values.as_slice());
+    Ok(p.len() < scratch.state.len())
+}
+
+fn write_field_change(w: &mut Writer, old: &Field, new: &Field) {
+    use Field as F;
+    match (old, new) {
+        (F::Bool(_), F::Bool(_)) => {}
+        (F::U8(_), F::U8(n)) | (F::OptTag(_), F::OptTag(n)) => w.u8(*n),
+        (F::I8(_), F::I8(n)) => w.u8(*n as u8),
+        (F::U16(o), F::U16(n)) => w.i64(i64::from(n.wrapping_sub(*o) as i16)),
+        (F::I16(o), F::I16(n)) => w.i64(i64::from(n.wrapping_sub(*o))),
+        (F::U32(o), F::U32(n)) => w.i64(i64::from(n.wrapping_sub(*o) as i32)),
+        (F::I32(o), F::I32(n)) => w.i64(i64::from(n.wrapping_sub(*o))),
+        (F::U64(o), F::U64(n)) => w.i64(n.wrapping_sub(*o) as i64),
+        (F::I64(o), F::I64(n)) => w.i64(n.wrapping_sub(*o)),
+        (F::U128(o), F::U128(n)) => w.i128(n.wrapping_sub(*o) as i128),
+        (F::I128(o), F::I128(n)) => w.i128(n.wrapping_sub(*o)),
+        (F::F32(_), F::F32(n)) => w.raw(&n.to_le_bytes()),
+        (F::F64(_), F::F64(n)) => w.raw(&n.to_le_bytes()),
+        (F::Char(_), F::Char(n)) => w.u32(u32::from(*n)),
+        (F::Bytes(_), F::Bytes(n)) => w.bytes(n),
+        (F::Variant(_), F::Variant(n)) => w.u32(*n),
+        (F::Len(_), F::Len(n)) => w.u64(*n),
+        _ => unreachable!("write_patch checked that the kinds match"),
+    }
+}
+
+fn read_field_change(
+    r: &mut Reader<'_>,
+    field: &mut Field,
+    limits: &Limits,
+) -> Result<(), DecodeError> {
+    use Field as F;
+    fn narrow<T: TryFrom<i64>>(d: i64, what: &'static str) -> Result<T, DecodeError> {
+        T::try_from(d).map_err(|_| DecodeError::Invalid {
+            what,
+            detail: format!("difference {d} does not fit the field's width"),
+        })
+    }
+    const W: &str = "field difference";
+    match field {
+        F::Bool(v) => *v = !*v,
+        F::U8(v) => *v = r.u8("u8 field")?,
+        F::OptTag(v) => {
+            *v = r.u8("option tag")?;
+            if *v > 1 {
+                return Err(DecodeError::Invalid {
+                    what: "option tag",
+                    detail: format!("{v} is neither 0 nor 1"),
+                });
+            }
+        }
+        F::I8(v) => *v = r.u8("i8 field")? as i8,
+        F::U16(v) => *v = v.wrapping_add(narrow::<i16>(r.i64(W)?, W)? as u16),
+        F::I16(v) => *v = v.wrapping_add(narrow::<i16>(r.i64(W)?, W)?),
+        F::U32(v) => *v = v.wrapping_add(narrow::<i32>(r.i64(W)?, W)? as u32),
+        F::I32(v) => *v = v.wrapping_add(narrow::<i32>(r.i64(W)?, W)?),
+        F::U64(v) => *v = v.wrapping_add(r.i64(W)? as u64),
+        F::I64(v) => *v = v.wrapping_add(r.i64(W)?),
+        F::U128(v) => *v = v.wrapping_add(r.i128(W)? as u128),
+        F::I128(v) => *v = v.wrapping_add(r.i128(W)?),
+        F::F32(v) => {
+            let b = r.raw(4, "f32 field")?;
+            *v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        F::F64(v) => {
+            let b = r.raw(8, "f64 field")?;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            *v = u64::from_le_bytes(a);
+        }
+        F::Char(v) => {
+            let n = r.u32("char field")?;
+            *v = char::from_u32(n).ok_or_else(|| DecodeError::Invalid {
+                what: "char field",
+                detail: format!("{n:#x} is not a Unicode scalar value"),
+            })?;
+        }
+        F::Bytes(v) => {
+            let b = r.bytes("string field", limits.max_server_message_bytes)?;
+            v.clear();
+            v.extend_from_slice(b);
+        }
+        F::Variant(v) => *v = r.u32("variant index")?,
+        F::Len(v) => *v = r.u64("length")?,
+    }
+    Ok(())
+}
+
+/// Reads a delta body written by [`write_delta`] and applies it to `base`.
+///
+/// # Errors
+/// [`DecodeError`] when the delta is malformed, over a limit, or does not fit
+/// `base` (removing or patching an entity that is not there, touching one
+/// entity twice).
+pub fn read_delta<S: Serialize + DeserializeOwned + Clone>(
+    r: &mut Reader<'_>,
+    base: &Snapshot<S>,
+    limits: &Limits,
+) -> Result<Snapshot<S>, DecodeError> {
+    let max = limits.max_entities_per_snapshot;
+    let missing = |id: NetId, what: &'static str| DecodeError::Invalid {
+        what,
+        detail: format!("entity {id} is not in the baseline"),
+    };
+
+    let n_removed = r.count("removed entities", max, 1)?;
+    let mut removed = Vec::with_capacity(n_removed);
+    let mut ids = IdDecoder::default();
+    for _ in 0..n_removed {
+        let id = ids.read(r)?;
+        base.get(id).ok_or_else(|| missing(id, "removed entity"))?;
+        removed.push(id);
+    }
+
+    // Each patch takes at least an id byte and a mask byte.
+    let n_patched = r.count("patched entities", max, 2)?;
+    let mut upserts: Vec<(NetId, S)> = Vec::with_capacity(n_patched);
+    let mut ids = IdDecoder::default();
+    let mut fields = Vec::new();
+    let mut bytes = Writer::new();
+    for _ in 0..n_patched {
+        let id = ids.read(r)?;
+        let old = base.get(id).ok_or_else(|| missing(id, "patched entity"))?;
+        fields.clear();
+        flatten(old, &mut fields, limits.max_fields_per_entity).map_err(|e| {
+            DecodeError::Invalid {
+                what: "baseline entity",
+                detail: e.to_string(),
+            }
+        })?;
+        let mask = r.raw(fields.len().div_ceil(8), "field mask")?;
+        let spare_bits = mask.len() * 8 - fields.len();
+        if spare_bits > 0 && mask[mask.len() - 1] >> (8 - spare_bits) != 0 {
+            return Err(DecodeError::Invalid {
+                what: "field mask",
+                detail: format!("bits set beyond the entity's {} fields", fields.len()),
+            });
+        }
+        for (i, field) in fields.iter_mut().enumerate() {
+            if mask[i / 8] & (1 << (i % 8)) != 0 {
+                read_field_change(r, field, limits)?;
+            }
+        }
+        bytes.clear();
+        write_fields(&fields, &mut bytes);
+        let mut state_reader = Reader::new(bytes.as_slice());
+        let state = state_reader.value::<S>("patched entity state")?;
+        state_reader.finish()?;
+        upserts.push((id, state));
+    }
+
+    let n_full = r.count("full entities", max, 2)?;
+    let mut full: Vec<(NetId, S)> = Vec::with_capacity(n_full);
+    let mut ids = IdDecoder::default();
+    for _ in 0..n_full {
+        let id = ids.read(r)?;
+        full.push((id, r.value("entity state")?));
+    }
+
+    let upserts = merge_disjoint(upserts, full)?;
+    let mut out = Vec::with_capacity(base.len() + upserts.len());
+    let mut removed = removed.into_iter().peekable();
+    let mut upserts = upserts.into_iter().peekable();
+    for (id, state) in base.iter() {
+        while let Some((uid, _)) = upserts.peek() {
+            if *uid >= id {
+                break;
+            }
+            out.push(upserts.next().expect("peeked"));
+        }
+        if removed.peek() == Some(&id) {
+            removed.next();
+            if upserts.peek().is_some_and(|(u, _)| *u == id) {
+                return Err(DecodeError::Invalid {
+                    what: "delta",
+                    detail: format!("entity {id} is both removed and updated"),
+                });
+            }
+            continue;
+        }
+        match upserts.peek() {
+            Some((uid, _)) if *uid == id => out.push(upserts.next().expect("peeked")),
+            _ => out.push((id, state.clone())),
+        }
+    }
+    out.extend(upserts);
+    if out.len() > max {
+        return Err(DecodeError::TooMany {
+            what: "entities after applying the delta",
+            count: out.len() as u64,
+            max,
+        });
+    }
+    Ok(Snapshot::from_sorted_unchecked(out))
+}
+
+/// Merges two id-sorted lists; an id in both is an error.
+fn merge_disjoint<S>(
+    a: Vec<(NetId, S)>,
+    b: Vec<(NetId, S)>,
+) -> Result<Vec<(NetId, S)>, DecodeError> {
+    if b.is_empty() {
+        return Ok(a);
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let mut a = a.into_iter().peekable();
+    let mut b = b.into_iter().peekable();
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((x, _)), Some((y, _))) if x == y => {
+                return Err(DecodeError::Invalid {
+                    what: "delta",
+                    detail: format!("entity {x} is both patched and sent in full"),
+                });
+            }
+            (Some((x, _)), Some((y, _))) => x < y,
+        };
+        out.push(if take_a { a.next() } else { b.next() }.expect("peeked"));
+    }
+    Ok(out)
+}

@@ -1,0 +1,139 @@
+//! The [`GameProtocol`] trait: how a game plugs its own types into the wire format.
+
+use core::fmt::Debug;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The tickwire protocol version spoken by this crate (sent in the hello).
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// A game's wire types. The framework never knows the game's structs; it only
+/// moves these through the codec.
+///
+/// `EntityState` is diffed field by field (see [`crate::delta`]): keep it a
+/// flat struct of small integers (use [`crate::quantize`]) and it costs only
+/// its changed fields in a delta.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use tickwire_shared::GameProtocol;
+///
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// struct Input { dx: i8, dy: i8 }
+///
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// struct Ball { x: i32, y: i32 }
+///
+/// struct Pong;
+/// impl GameProtocol for Pong {
+///     const NAME: &'static str = "pong";
+///     const VERSION: u32 = 1;
+///     type Input = Input;
+///     type EntityState = Ball;
+///     type Event = String;
+/// }
+/// assert_ne!(Pong::PROTOCOL_HASH, 0);
+/// ```
+pub trait GameProtocol: Send + Sync + 'static {
+    /// The game's name, part of the protocol hash.
+    const NAME: &'static str;
+    /// The game's wire version. Bump it whenever `Input`, `EntityState` or
+    /// `Event` change shape: clients with another version are rejected at the
+    /// handshake instead of decoding garbage.
+    const VERSION: u32;
+    /// The hash both ends compare at the handshake. Derived from
+    /// [`PROTOCOL_VERSION`], [`Self::NAME`] and [`Self::VERSION`] with
+    /// [`protocol_hash`].
+    const PROTOCOL_HASH: u64 = protocol_hash(Self::NAME, Self::VERSION);
+
+    /// One tick of player input.
+    type Input: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static;
+    /// The replicated state of one entity.
+    type EntityState: Serialize
+        + DeserializeOwned
+        + Clone
+        + PartialEq
+        + Debug
+        + Send
+        + Sync
+        + 'static;
+    /// A reliable game event (chat line, kill feed, score change…).
+    type Event: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static;
+}
+
+/// The 64-bit FNV-1a hash of the UTF-8 string
+/// `"tickwire/{PROTOCOL_VERSION}/{name}/{version}"`.
+///
+/// ```
+/// assert_eq!(
+///     tickwire_shared::protocol_hash("arena", 1),
+///     tickwire_shared::game::fnv1a64(b"tickwire/1/arena/1"),
+/// );
+/// ```
+#[must_use]
+pub const fn protocol_hash(name: &str, version: u32) -> u64 {
+    let mut h = fnv1a64_update(FNV_OFFSET, b"tickwire/");
+    h = fnv1a64_decimal(h, PROTOCOL_VERSION as u64);
+    h = fnv1a64_update(h, b"/");
+    h = fnv1a64_update(h, name.as_bytes());
+    h = fnv1a64_update(h, b"/");
+    fnv1a64_decimal(h, version as u64)
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// 64-bit FNV-1a of `bytes`.
+#[must_use]
+pub const fn fnv1a64(bytes: &[u8]) -> u64 {
+    fnv1a64_update(FNV_OFFSET, bytes)
+}
+
+const fn fnv1a64_update(mut h: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i] as u64;
+        h = h.wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    h
+}
+
+/// Feeds the decimal digits of `v` (no leading zeros) to the hash.
+const fn fnv1a64_decimal(h: u64, v: u64) -> u64 {
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    let mut v = v;
+    loop {
+        digits[19 - n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let mut h = h;
+    let mut i = 20 - n;
+    while i < 20 {
+        h ^= digits[i] as u64;
+        h = h.wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_fnv1a_of_the_documented_string() {
+        assert_eq!(fnv1a64(b""), FNV_OFFSET);
+        // Reference value of FNV-1a 64 for "a".
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(protocol_hash("arena", 12), fnv1a64(b"tickwire/1/arena/12"));
+        assert_eq!(protocol_hash("x", 0), fnv1a64(b"tickwire/1/x/0"));
+        assert_ne!(protocol_hash("arena", 1), protocol_hash("arena", 2));
+    }
+}
