@@ -29,50 +29,41 @@ impl Browser {
 
 /// Adds the `wasm32-unknown-unknown` target through rustup if it is not installed.
 pub(crate) fn ensure_wasm_target() -> Result<()> {
-    let installed = rustup(
-        &["target", "list", "--installed"],
-        "list the installed targets",
-    )?;
+    let fix = format!("rustup target add {WASM_TARGET}");
+    let installed = rustup(&["target", "list", "--installed"], &fix)?;
     if installed.lines().any(|line| line.trim() == WASM_TARGET) {
         return Ok(());
     }
     eprintln!("the {WASM_TARGET} target is missing; adding it");
-    util::run(Command::new("rustup").args(["target", "add", WASM_TARGET])).with_context(|| {
-        format!(
-            "could not add the wasm target; run `rustup target add {WASM_TARGET}` and try again"
-        )
-    })
+    util::run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+        .with_context(|| format!("could not add the wasm target; run `{fix}` and try again"))
 }
 
-/// Adds the rustfmt and clippy components through rustup if either is missing.
+/// Adds the rustfmt and clippy components through rustup if `cargo fmt` or
+/// `cargo clippy` does not run.
 pub(crate) fn ensure_lint_components() -> Result<()> {
-    let installed = rustup(
-        &["component", "list", "--installed"],
-        "list the installed components",
-    )?;
-    let has = |name: &str| installed.lines().any(|line| line.trim().starts_with(name));
-    let missing: Vec<&str> = ["rustfmt", "clippy"]
+    let missing: Vec<&str> = [("fmt", "rustfmt"), ("clippy", "clippy")]
         .into_iter()
-        .filter(|name| !has(name))
+        .filter(|(subcommand, _)| {
+            util::output(util::cargo().args([subcommand, "--version"])).is_err()
+        })
+        .map(|(_, component)| component)
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
+    let fix = format!("rustup component add {}", missing.join(" "));
     eprintln!(
         "missing toolchain components: {}; adding them",
         missing.join(", ")
     );
-    util::run(
-        Command::new("rustup")
-            .args(["component", "add"])
-            .args(&missing),
-    )
-    .with_context(|| {
-        format!(
-            "could not add the components; run `rustup component add {}` and try again",
-            missing.join(" ")
-        )
-    })
+    let mut add = Command::new("rustup");
+    add.args(["component", "add"]).args(&missing);
+    match util::run(&mut add) {
+        Err(err) if util::is_not_found(&err) => Err(no_rustup(&fix)),
+        result => result
+            .with_context(|| format!("could not add the components; run `{fix}` and try again")),
+    }
 }
 
 /// Finds Chromium and chromedriver, installing both with apt when running as root.
@@ -118,13 +109,19 @@ fn apt_get() -> Command {
     cmd
 }
 
-fn rustup(args: &[&str], purpose: &str) -> Result<String> {
+/// Runs `rustup <args>` and returns its output; `fix` is the command a person
+/// should run instead if rustup is missing or fails.
+fn rustup(args: &[&str], fix: &str) -> Result<String> {
     match util::output(Command::new("rustup").args(args)) {
         Ok(out) => Ok(out),
-        Err(err) if util::is_not_found(&err) => bail!(
-            "rustup is not installed, so xtask cannot {purpose}; install rustup (https://rustup.rs), then run \
-             `rustup target add {WASM_TARGET}` and `rustup component add rustfmt clippy`"
-        ),
-        Err(err) => Err(err.context(format!("could not {purpose} with rustup"))),
+        Err(err) if util::is_not_found(&err) => Err(no_rustup(fix)),
+        Err(err) => Err(err.context(format!("rustup failed; run `{fix}` and try again"))),
     }
+}
+
+fn no_rustup(fix: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "rustup is not installed, so xtask cannot set up the toolchain; \
+         install rustup (https://rustup.rs), then run `{fix}`"
+    )
 }

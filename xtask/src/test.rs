@@ -47,42 +47,47 @@ fn run_steps(steps: &mut Steps, quick: bool) -> Result<()> {
         Ok(())
     })?;
     steps.run("fmt", || {
-        util::run(util::cargo().args(["fmt", "--all", "--", "--check"])).map_err(|err| {
-            err.context("code is not formatted; run `cargo fmt --all` and commit the result")
-        })
+        cargo_step(
+            &["fmt", "--all", "--", "--check"],
+            "code is not formatted; run `cargo fmt --all` and commit the result",
+        )
     })?;
     steps.run("clippy", || {
-        util::run(util::cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]))
-        .map_err(|err| err.context("clippy found problems; fix the warnings above"))
+        cargo_step(
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            "clippy found problems; fix the warnings above",
+        )
     })?;
     steps.run("shared stays sans-IO", check_shared_deps)?;
 
     let mut www = None;
     if !quick {
         steps.run("wasm: tickwire-shared", || {
-            util::run(util::cargo().args([
-                "build",
-                "-p",
-                "tickwire-shared",
-                "--target",
-                WASM_TARGET,
-            ]))
-            .map_err(|err| {
-                err.context("tickwire-shared must build for wasm32; fix the errors above")
-            })
+            cargo_step(
+                &["build", "-p", "tickwire-shared", "--target", WASM_TARGET],
+                "tickwire-shared must build for wasm32; fix the errors above",
+            )
         })?;
         steps.run("wasm: arena rules", || {
-            util::run(util::cargo().args(["build", "-p", "arena", "--no-default-features", "--target", WASM_TARGET]))
-                .map_err(|err| {
-                    err.context("the arena rules library must build for wasm32 without the `server` feature; fix the errors above")
-                })
+            cargo_step(
+                &[
+                    "build",
+                    "-p",
+                    "arena",
+                    "--no-default-features",
+                    "--target",
+                    WASM_TARGET,
+                ],
+                "the arena rules library must build for wasm32 without the `server` feature; \
+                 fix the errors above",
+            )
         })?;
         steps.run("web client", || {
             www = Some(web::build_web(true)?);
@@ -103,6 +108,11 @@ fn run_steps(steps: &mut Steps, quick: bool) -> Result<()> {
     })
 }
 
+/// Runs `cargo <args>`, adding `hint` (what to do) to the error if it fails.
+fn cargo_step(args: &[&str], hint: &'static str) -> Result<()> {
+    util::run(util::cargo().args(args)).map_err(|err| err.context(hint))
+}
+
 /// Fails if `cargo tree -p tickwire-shared -e normal` lists tokio, mio or socket2.
 fn check_shared_deps() -> Result<()> {
     let tree = util::output(util::cargo().args([
@@ -114,6 +124,19 @@ fn check_shared_deps() -> Result<()> {
         "--prefix",
         "none",
     ]))?;
+    let found = forbidden_deps(&tree);
+    if let Some(first) = found.first() {
+        bail!(
+            "tickwire-shared depends on {}, but it must do no IO and build for wasm32; \
+             see why with `cargo tree -p tickwire-shared -e normal -i {first}` and remove that dependency",
+            found.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The forbidden crates named in `cargo tree --prefix none` output, sorted, each once.
+fn forbidden_deps(tree: &str) -> Vec<&str> {
     let mut found: Vec<&str> = tree
         .lines()
         .filter_map(|line| line.split_whitespace().next())
@@ -121,15 +144,7 @@ fn check_shared_deps() -> Result<()> {
         .collect();
     found.sort_unstable();
     found.dedup();
-    if !found.is_empty() {
-        bail!(
-            "tickwire-shared depends on {}, but it must do no IO and build for wasm32; \
-             see why with `cargo tree -p tickwire-shared -e normal -i {}` and remove that dependency",
-            found.join(", "),
-            found[0]
-        );
-    }
-    Ok(())
+    found
 }
 
 /// Numbered, timed steps that count how many passed.
@@ -159,5 +174,24 @@ impl Steps {
         self.passed += 1;
         eprintln!("==> {name}: ok ({:.1}s)", start.elapsed().as_secs_f64());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forbidden_deps;
+
+    #[test]
+    fn clean_tree_has_no_forbidden_deps() {
+        let tree = "tickwire-shared v0.1.0 (/repo/shared)\nbincode v2.0.1\nserde v1.0.219\n\
+                    tokio-macros v2.5.0\nmiow v0.6.0\n";
+        assert!(forbidden_deps(tree).is_empty());
+    }
+
+    #[test]
+    fn finds_each_forbidden_dep_once() {
+        let tree = "tickwire-shared v0.1.0 (/repo/shared)\ntokio v1.47.1\nmio v1.0.4\n\
+                    socket2 v0.6.0\ntokio v1.47.1 (*)\n";
+        assert_eq!(forbidden_deps(tree), ["mio", "socket2", "tokio"]);
     }
 }
