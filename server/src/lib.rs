@@ -1,1 +1,4 @@
 //! tickwire server framework.
+
+pub mod http;
+pub mod tls;

@@ -1,1 +1,68 @@
-fn main() {}
+//! tickwire build tasks, run as `cargo xtask <task>` from anywhere in the workspace.
+
+mod play;
+mod setup;
+mod test;
+mod util;
+mod web;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    about = "tickwire build tasks",
+    long_about = "tickwire build tasks. Installs what it needs on a fresh machine: \
+                  the wasm32 target through rustup, and Chromium through apt when run as root."
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Run every check CI runs, in order, stopping at the first failure.
+    ///
+    /// Steps: prerequisites (rustfmt, clippy, the wasm32 target, Chromium and chromedriver),
+    /// `cargo fmt --check`, clippy with `-D warnings`, a check that tickwire-shared pulls in
+    /// no tokio, mio or socket2, the wasm32 builds of tickwire-shared and the arena rules,
+    /// the web client, and `cargo test --workspace`. The last line reads
+    /// `xtask test: N passed, N failed`.
+    Test {
+        /// Skip the wasm32 builds and the web client build.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Build the browser client into target/www/ (wasm32 + wasm-bindgen + static files).
+    Web {
+        /// Build with the release profile (the default).
+        #[arg(long, conflicts_with = "dev")]
+        release: bool,
+        /// Build with the dev profile: faster to compile, larger and slower.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Build the browser client and run the arena server serving it from target/www/.
+    Play {
+        /// Arguments passed on to arena-server, after `--`.
+        #[arg(last = true, value_name = "ARENA-SERVER ARGS")]
+        server_args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.task {
+        Task::Test { quick } => Ok(test::run(quick)),
+        Task::Web { release: _, dev } => web::build_web(!dev).map(|_| ExitCode::SUCCESS),
+        Task::Play { server_args } => play::run(&server_args),
+    };
+    outcome.unwrap_or_else(|err| {
+        eprintln!("error: {}", util::chain(&err));
+        ExitCode::FAILURE
+    })
+}

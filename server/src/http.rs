@@ -1,0 +1,1340 @@
+//! The server's single origin: HTTP/1.1 for static files and `/healthz`, and
+//! the WebSocket upgrade (with an Origin check) on the same port.
+//!
+//! One TCP connection (already wrapped in TLS, or plain in an explicit plain
+//! mode) is handed to [`serve`], which runs hyper's HTTP/1.1 server on it:
+//!
+//! ```text
+//!  IO ──► serve(io, ctx) ──► hyper http1 (keep-alive)
+//!                              ├─ GET /healthz          → 200 "ok"
+//!                              ├─ GET|HEAD <static>     → 200 from the in-memory StaticFiles table, or 404
+//!                              ├─ other methods         → 405
+//!                              └─ GET <ws_path> upgrade → 400 malformed · 403 foreign Origin · 101
+//!                                                          └─► HttpOutcome::WebSocket(stream, info)
+//!  connection ends without an upgrade ─────────────────────► HttpOutcome::Closed
+//! ```
+//!
+//! Static files are read once at startup into memory ([`StaticFiles::load`])
+//! and served only from that table, so no request path ever reaches the file
+//! system and path traversal is impossible by construction.
+//!
+//! The WebSocket stream is built with [`websocket_config`]'s small buffers
+//! and message limits; extensions (permessage-deflate) and subprotocols are
+//! never negotiated.
+//!
+//! `serve` applies no timeouts. The caller bounds it, typically with
+//! [`tokio::time::timeout`] around the whole call (a handshake deadline),
+//! which also bounds idle keep-alive connections.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::{path::Path, sync::Arc, time::Duration};
+//! use tickwire_server::http::{self, HttpContext, HttpOutcome, OriginPolicy, StaticFiles};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let addr = listener.local_addr()?;
+//! let ctx = Arc::new(HttpContext::new(
+//!     StaticFiles::load(Path::new("www"), 32 * 1024 * 1024)?,
+//!     OriginPolicy::for_server(addr, false, Vec::new()),
+//! ));
+//! loop {
+//!     let (tcp, _) = listener.accept().await?;
+//!     let ctx = Arc::clone(&ctx);
+//!     tokio::spawn(async move {
+//!         match tokio::time::timeout(Duration::from_secs(10), http::serve(tcp, ctx)).await {
+//!             Ok(Ok(HttpOutcome::WebSocket(_ws, _info))) => { /* hand the stream to a session */ }
+//!             Ok(Ok(HttpOutcome::Closed)) => {}
+//!             Ok(Err(e)) => tracing::debug!(error = %e, "http connection failed"),
+//!             Err(_) => tracing::debug!("http connection timed out"),
+//!         }
+//!     });
+//! }
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::fmt;
+use std::fs;
+use std::io::{self, Read as _};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+/// Default path of the WebSocket endpoint.
+pub const DEFAULT_WS_PATH: &str = "/ws";
+/// Default (and minimum) limit on the size of a request head (request line
+/// plus headers), in bytes. hyper cannot go below 8 KiB.
+pub const DEFAULT_MAX_REQUEST_HEAD_BYTES: usize = 8 * 1024;
+/// Default limit on one WebSocket message (and frame), in bytes.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Read buffer capacity of each WebSocket, in bytes.
+pub const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Write buffer target of each WebSocket, in bytes.
+pub const WS_WRITE_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Largest WebSocket frame header: 2 bytes + 8 bytes length + 4 bytes mask.
+const WS_MAX_FRAME_HEADER_BYTES: usize = 14;
+/// hyper's lower bound for `max_buf_size`; smaller values make it panic.
+const HYPER_MIN_BUF_SIZE: usize = 8 * 1024;
+
+/// The WebSocket stream [`serve`] hands over after a successful upgrade.
+pub type ServerWebSocket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Errors from loading static files or serving a connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// Reading the static directory or one of its files failed.
+    #[error("cannot read static path {}: {source}", path.display())]
+    StaticRead {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying IO error.
+        #[source]
+        source: io::Error,
+    },
+    /// The static root is not a directory.
+    #[error("static root {} is not a directory", path.display())]
+    StaticNotADirectory {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// A file or directory name under the static root is not UTF-8, so it
+    /// has no URL path.
+    #[error("static path {} has a non-UTF-8 name", path.display())]
+    StaticNonUtf8Name {
+        /// The offending path.
+        path: PathBuf,
+    },
+    /// The static files together exceed the configured cap.
+    #[error(
+        "static files exceed {max_total_bytes} bytes in total (at least {total_bytes} bytes, reached at {})",
+        path.display()
+    )]
+    StaticTooLarge {
+        /// The file that crossed the cap.
+        path: PathBuf,
+        /// Bytes counted so far, including that file (a lower bound).
+        total_bytes: u64,
+        /// The cap passed to [`StaticFiles::load`].
+        max_total_bytes: u64,
+    },
+    /// [`HttpContext::ws_config`] would make tungstenite panic: its
+    /// `max_write_buffer_size` must exceed `write_buffer_size`.
+    #[error(
+        "invalid WebSocket config: max_write_buffer_size ({max_write_buffer_size}) must exceed write_buffer_size ({write_buffer_size})"
+    )]
+    InvalidWebSocketConfig {
+        /// The configured write buffer target.
+        write_buffer_size: usize,
+        /// The configured write buffer cap.
+        max_write_buffer_size: usize,
+    },
+    /// The HTTP connection failed: IO error, malformed or oversized request,
+    /// or the peer went away mid-request.
+    #[error("http connection error: {0}")]
+    Connection(#[source] hyper::Error),
+    /// The 101 response was produced but the connection could not be taken
+    /// over for the WebSocket.
+    #[error("websocket upgrade failed: {0}")]
+    Upgrade(#[source] hyper::Error),
+}
+
+// ---------------------------------------------------------------------------
+// Static files
+// ---------------------------------------------------------------------------
+
+struct StaticFile {
+    body: Bytes,
+    content_type: &'static str,
+}
+
+/// An immutable in-memory table of static files, keyed by URL path
+/// (`/index.html`, `/pkg/game_bg.wasm`).
+///
+/// Requests are answered from this table only; nothing is read from disk
+/// after [`StaticFiles::load`].
+#[derive(Default)]
+pub struct StaticFiles {
+    files: HashMap<String, StaticFile>,
+    total_bytes: u64,
+}
+
+impl fmt::Debug for StaticFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticFiles")
+            .field("files", &self.files.len())
+            .field("total_bytes", &self.total_bytes)
+            .finish()
+    }
+}
+
+impl StaticFiles {
+    /// An empty table: every static request gets 404.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// Recursively reads every regular file under `dir` into memory.
+    ///
+    /// A file at `dir/a/b.js` is served as `/a/b.js`. Entries whose name
+    /// starts with `.` are skipped, as are symbolic links to directories
+    /// (which could form cycles); symbolic links to files are followed.
+    /// Fails if anything cannot be read, a name is not UTF-8, or the files
+    /// together exceed `max_total_bytes` (checked before each file is read).
+    ///
+    /// This does blocking file IO; call it at startup, before or outside the
+    /// async runtime's worker tasks (for example via
+    /// `tokio::task::spawn_blocking`).
+    pub fn load(dir: &Path, max_total_bytes: u64) -> Result<Self, HttpError> {
+        let read_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| HttpError::StaticRead { path, source }
+        };
+        let meta = fs::metadata(dir).map_err(read_err(dir))?;
+        if !meta.is_dir() {
+            return Err(HttpError::StaticNotADirectory {
+                path: dir.to_path_buf(),
+            });
+        }
+
+        let mut table = Self::empty();
+        let mut pending = vec![(dir.to_path_buf(), String::new())];
+        while let Some((fs_dir, url_prefix)) = pending.pop() {
+            for entry in fs::read_dir(&fs_dir).map_err(read_err(&fs_dir))? {
+                let entry = entry.map_err(read_err(&fs_dir))?;
+                let path = entry.path();
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else {
+                    return Err(HttpError::StaticNonUtf8Name { path });
+                };
+                if name.starts_with('.') {
+                    continue;
+                }
+                let url = format!("{url_prefix}/{name}");
+                let file_type = entry.file_type().map_err(read_err(&path))?;
+                let len = if file_type.is_dir() {
+                    pending.push((path, url));
+                    continue;
+                } else if file_type.is_file() {
+                    entry.metadata().map_err(read_err(&path))?.len()
+                } else if file_type.is_symlink() {
+                    let target = fs::metadata(&path).map_err(read_err(&path))?;
+                    if !target.is_file() {
+                        tracing::warn!(path = %path.display(), "skipping symlink that is not a file");
+                        continue;
+                    }
+                    target.len()
+                } else {
+                    tracing::warn!(path = %path.display(), "skipping special file");
+                    continue;
+                };
+
+                let remaining = max_total_bytes.saturating_sub(table.total_bytes);
+                let too_large = |seen: u64| HttpError::StaticTooLarge {
+                    path: path.clone(),
+                    total_bytes: table.total_bytes.saturating_add(seen),
+                    max_total_bytes,
+                };
+                if len > remaining {
+                    return Err(too_large(len));
+                }
+                // The file may grow between `metadata` and the read, so the
+                // read itself is bounded as well.
+                let mut body = Vec::new();
+                fs::File::open(&path)
+                    .and_then(|f| f.take(remaining.saturating_add(1)).read_to_end(&mut body))
+                    .map_err(read_err(&path))?;
+                let read = body.len() as u64;
+                if read > remaining {
+                    return Err(too_large(read));
+                }
+                table.total_bytes += read;
+                table.files.insert(
+                    url.clone(),
+                    StaticFile {
+                        content_type: content_type_for(&url),
+                        body: Bytes::from(body),
+                    },
+                );
+            }
+        }
+        tracing::info!(
+            dir = %dir.display(),
+            files = table.files.len(),
+            bytes = table.total_bytes,
+            "loaded static files"
+        );
+        Ok(table)
+    }
+
+    /// Adds (or replaces) one file under `url_path` (a leading `/` is added
+    /// if missing), for assets embedded in the binary. The content type
+    /// comes from the extension, as for loaded files. Not counted against
+    /// any cap.
+    pub fn insert(&mut self, url_path: &str, body: impl Into<Bytes>) {
+        let url = if url_path.starts_with('/') {
+            url_path.to_owned()
+        } else {
+            format!("/{url_path}")
+        };
+        let body = body.into();
+        let new_len = body.len() as u64;
+        let file = StaticFile {
+            content_type: content_type_for(&url),
+            body,
+        };
+        if let Some(old) = self.files.insert(url, file) {
+            self.total_bytes -= old.body.len() as u64;
+        }
+        self.total_bytes += new_len;
+    }
+
+    /// Number of files in the table.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether the table has no files.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Total bytes of all file bodies.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    /// Whether a file is served at exactly `url_path` (no `/` → `/index.html`
+    /// mapping, no percent-decoding).
+    pub fn contains(&self, url_path: &str) -> bool {
+        self.files.contains_key(url_path)
+    }
+
+    fn lookup(&self, request_path: &str) -> Option<&StaticFile> {
+        let decoded = percent_decode(request_path)?;
+        if decoded.ends_with('/') {
+            self.files.get(&format!("{decoded}index.html"))
+        } else {
+            self.files.get(&decoded)
+        }
+    }
+}
+
+/// The `Content-Type` for a URL path, by extension (case-insensitive).
+fn content_type_for(url_path: &str) -> &'static str {
+    let file_name = url_path.rsplit('/').next().unwrap_or(url_path);
+    let ext = file_name
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" | "map" => "application/json",
+        "wasm" => "application/wasm",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "svg" => "image/svg+xml",
+        "ico" => "image/x-icon",
+        "txt" => "text/plain; charset=utf-8",
+        "woff2" => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Decodes `%XX` escapes; `None` for malformed escapes or non-UTF-8 results.
+fn percent_decode(path: &str) -> Option<String> {
+    if !path.contains('%') {
+        return Some(path.to_owned());
+    }
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+// ---------------------------------------------------------------------------
+// Origin policy
+// ---------------------------------------------------------------------------
+
+/// Which `Origin`s may open a WebSocket.
+///
+/// Browsers always send `Origin` on WebSocket upgrades; a page served from
+/// another site must not be able to connect on a visitor's behalf, so only
+/// the allowlisted origins get through. Native clients send no `Origin`;
+/// whether they may connect is `allow_missing`.
+///
+/// Origins are compared as whole serialized origins
+/// (`scheme://host[:port]`), ASCII case-insensitively (scheme and host are
+/// case-insensitive per RFC 6454), with no wildcards or prefix matching.
+/// Browsers omit default ports (`https://example.com`, not `:443`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginPolicy {
+    /// The allowed origins, like `https://localhost:8443`. Default: empty.
+    pub allowed: Vec<String>,
+    /// Whether a request without an `Origin` header (a native client) is
+    /// allowed. Default: `true`.
+    pub allow_missing: bool,
+}
+
+impl Default for OriginPolicy {
+    fn default() -> Self {
+        Self {
+            allowed: Vec::new(),
+            allow_missing: true,
+        }
+    }
+}
+
+impl OriginPolicy {
+    /// A policy allowing exactly `allowed` (trimmed, a trailing `/`
+    /// removed) plus requests without an `Origin`.
+    pub fn new(allowed: impl IntoIterator<Item = String>) -> Self {
+        let mut policy = Self::default();
+        for origin in allowed {
+            policy.push(origin);
+        }
+        policy
+    }
+
+    /// The server's own origins for a listener bound to `addr`:
+    /// `https://localhost:PORT` and `https://127.0.0.1:PORT`, plus
+    /// `https://[::1]:PORT` when `addr` is IPv6, plus `addr`'s own IP when
+    /// it is a specific address, plus `extra` (for example a public host
+    /// name). With `tls == false` the scheme is `http`. The port is left out
+    /// when it is the scheme's default (443 / 80), as browsers do. `addr`
+    /// should be the bound address (not port 0).
+    pub fn for_server(addr: SocketAddr, tls: bool, extra: Vec<String>) -> Self {
+        let (scheme, default_port) = if tls { ("https", 443) } else { ("http", 80) };
+        let port = addr.port();
+        let origin = |host: &str| {
+            if port == default_port {
+                format!("{scheme}://{host}")
+            } else {
+                format!("{scheme}://{host}:{port}")
+            }
+        };
+        let mut policy = Self::default();
+        policy.push(origin("localhost"));
+        policy.push(origin("127.0.0.1"));
+        if addr.is_ipv6() {
+            policy.push(origin("[::1]"));
+        }
+        match addr.ip() {
+            ip if ip.is_unspecified() => {}
+            IpAddr::V4(ip) => policy.push(origin(&ip.to_string())),
+            IpAddr::V6(ip) => policy.push(origin(&format!("[{ip}]"))),
+        }
+        for origin in extra {
+            policy.push(origin);
+        }
+        policy
+    }
+
+    /// Adds one origin (trimmed, a trailing `/` removed) unless already
+    /// present.
+    fn push(&mut self, origin: String) {
+        let trimmed = origin.trim();
+        let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+        if !trimmed.is_empty() && !self.allowed.iter().any(|a| a.eq_ignore_ascii_case(trimmed)) {
+            self.allowed.push(trimmed.to_owned());
+        }
+    }
+
+    /// Whether a request with this `Origin` header value (or none) may
+    /// upgrade.
+    pub fn is_allowed(&self, origin: Option<&str>) -> bool {
+        match origin {
+            None => self.allow_missing,
+            Some(origin) => self.allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Context and outcome
+// ---------------------------------------------------------------------------
+
+/// A [`WebSocketConfig`] with small buffers and the given message limit.
+///
+/// - read buffer: [`WS_READ_BUFFER_BYTES`] (tungstenite's default is 128 KiB),
+/// - write buffer target: [`WS_WRITE_BUFFER_BYTES`] (default 128 KiB),
+/// - write buffer cap: the target plus two maximal frames, so one outgoing
+///   message of up to `max_message_bytes` always fits while a stalled peer
+///   still gets backpressure (`WriteBufferFull`) instead of unbounded memory,
+/// - `max_message_size` and `max_frame_size`: `max_message_bytes` (defaults
+///   64 MiB / 16 MiB), checked by tungstenite before buffering a frame,
+/// - unmasked client frames are rejected (RFC 6455).
+pub fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
+    let max_frame = max_message_bytes.saturating_add(WS_MAX_FRAME_HEADER_BYTES);
+    WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
+        .write_buffer_size(WS_WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(WS_WRITE_BUFFER_BYTES.saturating_add(max_frame.saturating_mul(2)))
+        .max_message_size(Some(max_message_bytes))
+        .max_frame_size(Some(max_message_bytes))
+        .accept_unmasked_frames(false)
+}
+
+/// Everything [`serve`] needs, shared by all connections of a listener.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct HttpContext {
+    /// The static files to serve. Default (in [`HttpContext::new`]): as given.
+    pub static_files: StaticFiles,
+    /// The exact request path of the WebSocket endpoint. Default:
+    /// [`DEFAULT_WS_PATH`] (`/ws`).
+    pub ws_path: String,
+    /// Which origins may upgrade. Default: as given.
+    pub origin: OriginPolicy,
+    /// Limits and buffers of upgraded WebSockets. Default:
+    /// [`websocket_config`]`(`[`DEFAULT_MAX_MESSAGE_BYTES`]`)`.
+    pub ws_config: WebSocketConfig,
+    /// Limit on a request's head (request line and headers), in bytes;
+    /// larger heads get `431`. Values below hyper's minimum of 8 KiB are
+    /// raised to 8 KiB. Default: [`DEFAULT_MAX_REQUEST_HEAD_BYTES`] (8 KiB).
+    pub max_request_head_bytes: usize,
+}
+
+impl HttpContext {
+    /// A context with the given static files and origin policy, and the
+    /// documented defaults for everything else.
+    pub fn new(static_files: StaticFiles, origin: OriginPolicy) -> Self {
+        Self {
+            static_files,
+            ws_path: DEFAULT_WS_PATH.to_owned(),
+            origin,
+            ws_config: websocket_config(DEFAULT_MAX_MESSAGE_BYTES),
+            max_request_head_bytes: DEFAULT_MAX_REQUEST_HEAD_BYTES,
+        }
+    }
+
+    /// Sets [`HttpContext::ws_path`].
+    pub fn with_ws_path(mut self, path: impl Into<String>) -> Self {
+        self.ws_path = path.into();
+        self
+    }
+
+    /// Sets [`HttpContext::ws_config`].
+    pub fn with_ws_config(mut self, config: WebSocketConfig) -> Self {
+        self.ws_config = config;
+        self
+    }
+
+    /// Sets [`HttpContext::max_request_head_bytes`].
+    pub fn with_max_request_head_bytes(mut self, bytes: usize) -> Self {
+        self.max_request_head_bytes = bytes;
+        self
+    }
+}
+
+/// Request details a session may want after an upgrade.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UpgradeInfo {
+    /// The `Origin` header, if the client sent one (browsers do).
+    pub origin: Option<String>,
+    /// The `User-Agent` header, if any (non-UTF-8 bytes replaced).
+    pub user_agent: Option<String>,
+}
+
+/// How a connection handled by [`serve`] ended.
+#[derive(Debug)]
+pub enum HttpOutcome {
+    /// The connection closed (or the peer stopped sending) without an
+    /// upgrade. Nothing more to do.
+    Closed,
+    /// A WebSocket upgrade completed; the stream is ready for frames. It is
+    /// boxed to keep this enum small; `*stream` moves it out.
+    WebSocket(Box<ServerWebSocket>, UpgradeInfo),
+}
+
+// ---------------------------------------------------------------------------
+// Serving
+// ---------------------------------------------------------------------------
+
+/// Where the service leaves an accepted upgrade for [`serve`] to pick up.
+type UpgradeSlot = Mutex<Option<(OnUpgrade, UpgradeInfo)>>;
+
+/// Serves HTTP/1.1 on `io` until the connection ends or a WebSocket upgrade
+/// completes.
+///
+/// Keep-alive is on, so a client may fetch files and then upgrade on the
+/// same connection. After a `101` response hyper stops reading requests and
+/// returns the connection; `serve` then builds the [`WebSocketStream`] from
+/// it, so the connection is driven by exactly one owner at a time.
+///
+/// No timeouts are applied here: wrap the call in
+/// [`tokio::time::timeout`]. Errors are per connection: log them and drop
+/// the connection.
+pub async fn serve<IO>(io: IO, ctx: Arc<HttpContext>) -> Result<HttpOutcome, HttpError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let ws = ctx.ws_config;
+    if ws.max_write_buffer_size <= ws.write_buffer_size {
+        return Err(HttpError::InvalidWebSocketConfig {
+            write_buffer_size: ws.write_buffer_size,
+            max_write_buffer_size: ws.max_write_buffer_size,
+        });
+    }
+
+    let slot: Arc<UpgradeSlot> = Arc::new(Mutex::new(None));
+    let service = {
+        let ctx = Arc::clone(&ctx);
+        let slot = Arc::clone(&slot);
+        service_fn(move |req| {
+            let response = route(req, &ctx, &slot);
+            async move { Ok::<_, Infallible>(response) }
+        })
+    };
+
+    let mut builder = http1::Builder::new();
+    builder
+        .keep_alive(true)
+        .half_close(false)
+        .max_buf_size(ctx.max_request_head_bytes.max(HYPER_MIN_BUF_SIZE))
+        // Timeouts belong to the caller (and hyper would need a timer).
+        .header_read_timeout(None);
+    let result = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
+    let pending = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+
+    match (result, pending) {
+        (Err(e), _) => Err(HttpError::Connection(e)),
+        (Ok(()), None) => Ok(HttpOutcome::Closed),
+        (Ok(()), Some((on_upgrade, info))) => {
+            // hyper has already fulfilled (or dropped) the upgrade by the
+            // time the connection future resolves, so this does not wait.
+            let upgraded = on_upgrade.await.map_err(HttpError::Upgrade)?;
+            let stream =
+                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws))
+                    .await;
+            tracing::debug!(origin = ?info.origin, "websocket upgrade complete");
+            Ok(HttpOutcome::WebSocket(Box::new(stream), info))
+        }
+    }
+}
+
+type Body = Full<Bytes>;
+
+/// Answers one request. Never fails: every problem becomes a status code.
+fn route(mut req: Request<Incoming>, ctx: &HttpContext, slot: &UpgradeSlot) -> Response<Body> {
+    let path = req.uri().path();
+    if path == ctx.ws_path {
+        return websocket(&mut req, ctx, slot);
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return method_not_allowed("GET, HEAD");
+    }
+    if path == "/healthz" {
+        return simple(StatusCode::OK, "ok");
+    }
+    let file = if path == "/" {
+        ctx.static_files.files.get("/index.html")
+    } else {
+        ctx.static_files.lookup(path)
+    };
+    match file {
+        Some(file) => {
+            // For HEAD hyper sends the length but not the body.
+            let mut res = Response::new(Full::new(file.body.clone()));
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(file.content_type),
+            );
+            add_common_headers(res.headers_mut());
+            res
+        }
+        None => simple(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+/// Validates an upgrade request, checks its origin, and answers 101 (after
+/// parking the upgrade in `slot`), 400, 403 or 405.
+fn websocket(req: &mut Request<Incoming>, ctx: &HttpContext, slot: &UpgradeSlot) -> Response<Body> {
+    if req.method() != Method::GET {
+        return method_not_allowed("GET");
+    }
+    let key = match check_upgrade(req) {
+        Ok(key) => key,
+        Err(rejection) => {
+            tracing::debug!(reason = rejection.reason, "bad websocket upgrade");
+            let mut res = simple(StatusCode::BAD_REQUEST, rejection.reason);
+            if rejection.advertise_version {
+                res.headers_mut().insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static("13"),
+                );
+            }
+            return res;
+        }
+    };
+
+    let headers = req.headers();
+    let mut origins = headers.get_all(header::ORIGIN).iter();
+    let origin = match (origins.next(), origins.next()) {
+        (None, _) => None,
+        (Some(value), None) => Some(value.to_str().ok()),
+        (Some(_), Some(_)) => Some(None), // several Origin headers: not a browser
+    };
+    let allowed = match origin {
+        None => ctx.origin.is_allowed(None),
+        Some(Some(origin)) => ctx.origin.is_allowed(Some(origin)),
+        Some(None) => false,
+    };
+    if !allowed {
+        tracing::debug!(
+            origin = ?headers.get(header::ORIGIN),
+            "websocket upgrade from a foreign origin refused"
+        );
+        return simple(StatusCode::FORBIDDEN, "origin not allowed");
+    }
+
+    let accept = match HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        Ok(accept) => accept,
+        // Base64 is always a valid header value; kept total anyway.
+        Err(_) => return simple(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    };
+    let info = UpgradeInfo {
+        origin: origin.flatten().map(str::to_owned),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .map(|ua| String::from_utf8_lossy(ua.as_bytes()).into_owned()),
+    };
+
+    let on_upgrade = hyper::upgrade::on(&mut *req);
+    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some((on_upgrade, info));
+
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    res
+}
+
+/// Why an upgrade request is malformed.
+struct Rejection {
+    reason: &'static str,
+    /// Whether to send `Sec-WebSocket-Version: 13` (RFC 6455 §4.2.2).
+    advertise_version: bool,
+}
+
+impl Rejection {
+    fn new(reason: &'static str) -> Self {
+        Self {
+            reason,
+            advertise_version: false,
+        }
+    }
+}
+
+/// Checks RFC 6455 §4.2.1 and returns the `Sec-WebSocket-Key` value.
+fn check_upgrade(req: &Request<Incoming>) -> Result<HeaderValue, Rejection> {
+    if req.version() != Version::HTTP_11 {
+        return Err(Rejection::new("websocket upgrade requires HTTP/1.1"));
+    }
+    let headers = req.headers();
+    if !has_token(headers, &header::UPGRADE, "websocket") {
+        return Err(Rejection::new("expected Upgrade: websocket"));
+    }
+    if !has_token(headers, &header::CONNECTION, "upgrade") {
+        return Err(Rejection::new("expected Connection: upgrade"));
+    }
+    let mut versions = headers.get_all(header::SEC_WEBSOCKET_VERSION).iter();
+    match (versions.next(), versions.next()) {
+        (Some(v), None) if v.as_bytes() == b"13" => {}
+        _ => {
+            return Err(Rejection {
+                reason: "expected Sec-WebSocket-Version: 13",
+                advertise_version: true,
+            });
+        }
+    }
+    let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    let key = match (keys.next(), keys.next()) {
+        (Some(key), None) => key,
+        _ => return Err(Rejection::new("expected one Sec-WebSocket-Key")),
+    };
+    // The key must be base64 of 16 bytes: exactly 24 characters.
+    use base64::Engine as _;
+    let mut decoded = [0u8; 18];
+    match base64::engine::general_purpose::STANDARD.decode_slice(key.as_bytes(), &mut decoded) {
+        Ok(16) if key.len() == 24 => Ok(key.clone()),
+        _ => Err(Rejection::new("malformed Sec-WebSocket-Key")),
+    }
+}
+
+/// Whether any comma-separated token of header `name` equals `token`
+/// (ASCII case-insensitive).
+fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+fn add_common_headers(headers: &mut HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
+/// A short `text/plain` response.
+fn simple(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    add_common_headers(res.headers_mut());
+    res
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut res = simple(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    res.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
+    use tokio::task::JoinHandle;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::{self, Message};
+
+    const DEADLINE: Duration = Duration::from_secs(10);
+    const ORIGIN: &str = "https://localhost:8443";
+    const WASM: &[u8] = b"\0asm\x01\0\0\0";
+
+    fn context() -> HttpContext {
+        let mut files = StaticFiles::empty();
+        files.insert("/index.html", "<!doctype html><title>t</title>");
+        files.insert("/pkg/game_bg.wasm", WASM);
+        files.insert("/app.js", "console.log(1)");
+        HttpContext::new(files, OriginPolicy::new([ORIGIN.to_owned()]))
+    }
+
+    fn start(ctx: HttpContext) -> (DuplexStream, JoinHandle<Result<HttpOutcome, HttpError>>) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let handle = tokio::spawn(serve(server, Arc::new(ctx)));
+        (client, handle)
+    }
+
+    struct RawResponse {
+        status: u16,
+        head: String,
+        body: Vec<u8>,
+    }
+
+    impl RawResponse {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.head.lines().skip(1).find_map(|line| {
+                let (n, v) = line.split_once(':')?;
+                n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+            })
+        }
+    }
+
+    /// Reads one response head and a `Content-Length` body (none for 101 or
+    /// when `head_only`).
+    async fn read_response(io: &mut DuplexStream, head_only: bool) -> RawResponse {
+        let mut buf = Vec::new();
+        let end = loop {
+            if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break pos + 4;
+            }
+            let mut chunk = [0u8; 1024];
+            let n = io.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "eof before response head: {buf:?}");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8(buf[..end].to_vec()).unwrap();
+        let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let mut res = RawResponse {
+            status,
+            head,
+            body: buf[end..].to_vec(),
+        };
+        let len: usize = match res.header("content-length") {
+            Some(len) if !head_only && status != 101 => len.parse().unwrap(),
+            _ => 0,
+        };
+        while res.body.len() < len {
+            let mut chunk = vec![0u8; len - res.body.len()];
+            let n = io.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "eof in body");
+            res.body.extend_from_slice(&chunk[..n]);
+        }
+        res
+    }
+
+    /// Sends one raw request on a fresh connection and returns the response
+    /// and how `serve` ended.
+    async fn request(ctx: HttpContext, raw: &str) -> (RawResponse, Result<HttpOutcome, HttpError>) {
+        tokio::time::timeout(DEADLINE, async {
+            let (mut io, server) = start(ctx);
+            io.write_all(raw.as_bytes()).await.unwrap();
+            let head_only = raw.starts_with("HEAD ");
+            let res = read_response(&mut io, head_only).await;
+            drop(io);
+            (res, server.await.unwrap())
+        })
+        .await
+        .expect("deadline")
+    }
+
+    fn get(path: &str) -> String {
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    }
+
+    fn upgrade_request(extra: &str) -> String {
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\n{extra}\r\n"
+        )
+    }
+
+    #[tokio::test]
+    async fn serves_wasm_with_content_type() {
+        let (res, outcome) = request(context(), &get("/pkg/game_bg.wasm")).await;
+        assert_eq!(res.status, 200);
+        assert_eq!(res.header("content-type"), Some("application/wasm"));
+        assert_eq!(res.header("cache-control"), Some("no-cache"));
+        assert_eq!(res.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(res.body, WASM);
+        assert!(matches!(outcome, Ok(HttpOutcome::Closed)));
+    }
+
+    #[tokio::test]
+    async fn root_maps_to_index_and_js_type() {
+        let (res, _) = request(context(), &get("/")).await;
+        assert_eq!(res.status, 200);
+        assert_eq!(res.header("content-type"), Some("text/html; charset=utf-8"));
+        assert!(res.body.starts_with(b"<!doctype html>"));
+        let (res, _) = request(context(), &get("/app.js?v=3")).await;
+        assert_eq!(res.status, 200);
+        assert_eq!(
+            res.header("content-type"),
+            Some("text/javascript; charset=utf-8")
+        );
+    }
+
+    #[tokio::test]
+    async fn head_sends_length_without_body() {
+        let raw = "HEAD /pkg/game_bg.wasm HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        let (res, _) = request(context(), raw).await;
+        assert_eq!(res.status, 200);
+        assert_eq!(res.header("content-length"), Some("8"));
+        assert!(res.body.is_empty());
+    }
+
+    #[tokio::test]
+    async fn unknown_path_is_404_and_traversal_finds_nothing() {
+        for path in [
+            "/nope.js",
+            "/../Cargo.toml",
+            "/%2e%2e/Cargo.toml",
+            "/pkg/%zz",
+        ] {
+            let (res, _) = request(context(), &get(path)).await;
+            assert_eq!(res.status, 404, "{path}");
+            assert_eq!(res.body, b"not found");
+        }
+    }
+
+    #[tokio::test]
+    async fn healthz_is_ok() {
+        let (res, _) = request(context(), &get("/healthz")).await;
+        assert_eq!(res.status, 200);
+        assert_eq!(res.body, b"ok");
+    }
+
+    #[tokio::test]
+    async fn post_is_405() {
+        let raw = "POST /index.html HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let (res, _) = request(context(), raw).await;
+        assert_eq!(res.status, 405);
+        assert_eq!(res.header("allow"), Some("GET, HEAD"));
+    }
+
+    #[tokio::test]
+    async fn oversized_head_is_431() {
+        let raw = format!(
+            "GET / HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n\r\n",
+            "a".repeat(16 * 1024)
+        );
+        let (res, outcome) = request(context(), &raw).await;
+        assert_eq!(res.status, 431);
+        assert!(matches!(outcome, Err(HttpError::Connection(_))));
+    }
+
+    #[tokio::test]
+    async fn upgrade_without_key_is_400() {
+        let (res, outcome) = request(context(), &upgrade_request("")).await;
+        assert_eq!(res.status, 400);
+        assert_eq!(res.body, b"expected one Sec-WebSocket-Key");
+        assert!(matches!(outcome, Ok(HttpOutcome::Closed)));
+
+        let (res, _) = request(context(), &get("/ws")).await;
+        assert_eq!(res.status, 400);
+        let (res, _) = request(
+            context(),
+            &upgrade_request("Sec-WebSocket-Key: dG9vIHNob3J0\r\n"),
+        )
+        .await;
+        assert_eq!(res.status, 400);
+        let raw = upgrade_request("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+            .replace("Version: 13", "Version: 8");
+        let (res, _) = request(context(), &raw).await;
+        assert_eq!(res.status, 400);
+        assert_eq!(res.header("sec-websocket-version"), Some("13"));
+    }
+
+    #[tokio::test]
+    async fn raw_upgrade_accept_key_and_no_extensions() {
+        tokio::time::timeout(DEADLINE, async {
+            let (mut io, server) = start(context());
+            // The sample handshake of RFC 6455 §1.3, asking for compression.
+            let raw = upgrade_request(
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                 Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\
+                 Origin: https://LOCALHOST:8443\r\nUser-Agent: test-agent\r\n",
+            );
+            io.write_all(raw.as_bytes()).await.unwrap();
+            let res = read_response(&mut io, false).await;
+            assert_eq!(res.status, 101);
+            assert_eq!(
+                res.header("sec-websocket-accept"),
+                Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+            );
+            assert_eq!(res.header("sec-websocket-extensions"), None);
+            assert_eq!(res.header("sec-websocket-protocol"), None);
+            match server.await.unwrap() {
+                Ok(HttpOutcome::WebSocket(_, info)) => {
+                    assert_eq!(info.origin.as_deref(), Some("https://LOCALHOST:8443"));
+                    assert_eq!(info.user_agent.as_deref(), Some("test-agent"));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        })
+        .await
+        .expect("deadline");
+    }
+
+    #[tokio::test]
+    async fn foreign_origin_is_403() {
+        tokio::time::timeout(DEADLINE, async {
+            let (io, server) = start(context());
+            let mut req = "ws://localhost:8443/ws".into_client_request().unwrap();
+            req.headers_mut().insert(
+                "Origin",
+                tungstenite::http::HeaderValue::from_static("https://evil.example"),
+            );
+            match tokio_tungstenite::client_async(req, io).await {
+                Err(tungstenite::Error::Http(res)) => {
+                    assert_eq!(res.status(), 403);
+                    assert_eq!(res.body().as_deref(), Some(&b"origin not allowed"[..]));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            assert!(matches!(server.await.unwrap(), Ok(HttpOutcome::Closed)));
+        })
+        .await
+        .expect("deadline");
+    }
+
+    #[tokio::test]
+    async fn missing_origin_follows_policy() {
+        let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+        let mut ctx = context();
+        ctx.origin.allow_missing = false;
+        let (res, _) = request(ctx, &upgrade_request(key)).await;
+        assert_eq!(res.status, 403);
+        let (res, outcome) = request(context(), &upgrade_request(key)).await;
+        assert_eq!(res.status, 101);
+        assert!(matches!(outcome, Ok(HttpOutcome::WebSocket(..))));
+        // Two Origin headers are never allowed.
+        let twice = format!("{key}Origin: {ORIGIN}\r\nOrigin: {ORIGIN}\r\n");
+        let (res, _) = request(context(), &upgrade_request(&twice)).await;
+        assert_eq!(res.status, 403);
+    }
+
+    /// Accepts one TCP connection on 127.0.0.1, serves it, and echoes one
+    /// binary message over the resulting WebSocket.
+    #[tokio::test]
+    async fn allowed_origin_upgrades_and_binary_round_trips_over_tcp() {
+        tokio::time::timeout(DEADLINE, async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut ctx = context();
+            ctx.origin = OriginPolicy::for_server(addr, false, Vec::new());
+            let ctx = Arc::new(ctx);
+            let server = tokio::spawn(async move {
+                let (tcp, _) = listener.accept().await.unwrap();
+                match serve(tcp, ctx).await.unwrap() {
+                    HttpOutcome::WebSocket(mut ws, info) => {
+                        let msg = ws.next().await.unwrap().unwrap();
+                        ws.send(msg).await.unwrap();
+                        ws.close().await.unwrap();
+                        info
+                    }
+                    HttpOutcome::Closed => panic!("no upgrade"),
+                }
+            });
+
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let origin = format!("http://127.0.0.1:{}", addr.port());
+            let mut req = format!("ws://127.0.0.1:{}/ws", addr.port())
+                .into_client_request()
+                .unwrap();
+            req.headers_mut().insert(
+                "Origin",
+                tungstenite::http::HeaderValue::from_str(&origin).unwrap(),
+            );
+            let (mut ws, res) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+            assert_eq!(res.status(), 101);
+            let payload = vec![0u8, 1, 2, 254, 255];
+            ws.send(Message::binary(payload.clone())).await.unwrap();
+            match ws.next().await.unwrap().unwrap() {
+                Message::Binary(data) => assert_eq!(&data[..], &payload[..]),
+                other => panic!("unexpected {other:?}"),
+            }
+            let info = server.await.unwrap();
+            assert_eq!(info.origin, Some(origin));
+        })
+        .await
+        .expect("deadline");
+    }
+
+    #[tokio::test]
+    async fn keep_alive_then_upgrade_on_same_connection() {
+        tokio::time::timeout(DEADLINE, async {
+            let (mut io, server) = start(context().with_ws_config(websocket_config(16)));
+            io.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .await
+                .unwrap();
+            let res = read_response(&mut io, false).await;
+            assert_eq!((res.status, &res.body[..]), (200, &b"ok"[..]));
+
+            let (mut ws, _) = tokio_tungstenite::client_async("ws://localhost/ws", io)
+                .await
+                .unwrap();
+            let mut server_ws = match server.await.unwrap().unwrap() {
+                HttpOutcome::WebSocket(ws, _) => ws,
+                HttpOutcome::Closed => panic!("no upgrade"),
+            };
+            // Within the 16-byte limit: delivered.
+            ws.send(Message::binary(vec![7u8; 16])).await.unwrap();
+            let msg = server_ws.next().await.unwrap().unwrap();
+            assert_eq!(msg.into_data().len(), 16);
+            // Over the limit: refused before buffering.
+            ws.send(Message::binary(vec![7u8; 17])).await.unwrap();
+            match server_ws.next().await {
+                Some(Err(tungstenite::Error::Capacity(_))) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        })
+        .await
+        .expect("deadline");
+    }
+
+    #[tokio::test]
+    async fn invalid_ws_config_is_rejected() {
+        let config = WebSocketConfig::default()
+            .write_buffer_size(1024)
+            .max_write_buffer_size(1024);
+        let (_io, server) = start(context().with_ws_config(config));
+        let outcome = tokio::time::timeout(DEADLINE, server)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            outcome,
+            Err(HttpError::InvalidWebSocketConfig { .. })
+        ));
+    }
+
+    #[test]
+    fn serve_future_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let (io, _peer) = tokio::io::duplex(64);
+        let fut = serve(io, Arc::new(context()));
+        assert_send(&fut);
+    }
+
+    #[test]
+    fn websocket_config_is_small() {
+        let c = websocket_config(1000);
+        assert_eq!(c.read_buffer_size, 4096);
+        assert_eq!(c.write_buffer_size, 4096);
+        assert_eq!(c.max_message_size, Some(1000));
+        assert_eq!(c.max_frame_size, Some(1000));
+        assert!(c.max_write_buffer_size > c.write_buffer_size + 1000);
+        assert!(c.max_write_buffer_size <= c.write_buffer_size + 2 * 1014);
+        assert!(!c.accept_unmasked_frames);
+    }
+
+    #[test]
+    fn origin_policy_for_server() {
+        let p = OriginPolicy::for_server("127.0.0.1:8443".parse().unwrap(), true, Vec::new());
+        assert_eq!(
+            p.allowed,
+            ["https://localhost:8443", "https://127.0.0.1:8443"]
+        );
+        assert!(p.allow_missing);
+
+        let p = OriginPolicy::for_server(
+            "[::]:443".parse().unwrap(),
+            true,
+            vec!["https://game.example.com/ ".to_owned()],
+        );
+        assert_eq!(
+            p.allowed,
+            [
+                "https://localhost",
+                "https://127.0.0.1",
+                "https://[::1]",
+                "https://game.example.com"
+            ]
+        );
+
+        let p = OriginPolicy::for_server("192.168.1.5:8080".parse().unwrap(), false, Vec::new());
+        assert_eq!(
+            p.allowed,
+            [
+                "http://localhost:8080",
+                "http://127.0.0.1:8080",
+                "http://192.168.1.5:8080"
+            ]
+        );
+        assert!(p.is_allowed(Some("http://LocalHost:8080")));
+        assert!(!p.is_allowed(Some("http://localhost:8081")));
+        assert!(!p.is_allowed(Some("https://localhost:8080")));
+        assert!(!p.is_allowed(Some("http://localhost:8080.evil.example")));
+        assert!(!p.is_allowed(Some("null")));
+        assert!(p.is_allowed(None));
+    }
+
+    #[test]
+    fn content_types() {
+        for (path, ty) in [
+            ("/a.wasm", "application/wasm"),
+            ("/a.js", "text/javascript; charset=utf-8"),
+            ("/a.MJS", "text/javascript; charset=utf-8"),
+            ("/a.html", "text/html; charset=utf-8"),
+            ("/a.css", "text/css; charset=utf-8"),
+            ("/a.json", "application/json"),
+            ("/a.png", "image/png"),
+            ("/a.svg", "image/svg+xml"),
+            ("/favicon.ico", "image/x-icon"),
+            ("/a.txt", "text/plain; charset=utf-8"),
+            ("/dir.v2/noext", "application/octet-stream"),
+        ] {
+            assert_eq!(content_type_for(path), ty, "{path}");
+        }
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tickwire-http-{tag}-{}-{n}-{nanos}",
+            std::process::id()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn load_reads_tree_and_enforces_cap() {
+        let dir = temp_dir("load");
+        fs::create_dir_all(dir.join("pkg/deep")).unwrap();
+        fs::write(dir.join("index.html"), "<html>").unwrap();
+        fs::write(dir.join("pkg/game_bg.wasm"), WASM).unwrap();
+        fs::write(dir.join("pkg/deep/a b.js"), "x").unwrap();
+        fs::write(dir.join(".hidden"), "secret").unwrap();
+
+        let files = StaticFiles::load(&dir, 1024).unwrap();
+        assert_eq!(files.len(), 3);
+        assert_eq!(files.total_bytes(), 6 + 8 + 1);
+        assert!(files.contains("/index.html"));
+        assert!(files.contains("/pkg/game_bg.wasm"));
+        assert!(files.contains("/pkg/deep/a b.js"));
+        assert!(!files.contains("/.hidden"));
+        assert!(files.lookup("/pkg/deep/a%20b.js").is_some());
+        assert_eq!(
+            files.lookup("/pkg/game_bg.wasm").map(|f| f.content_type),
+            Some("application/wasm")
+        );
+
+        match StaticFiles::load(&dir, 10) {
+            Err(HttpError::StaticTooLarge {
+                max_total_bytes: 10,
+                total_bytes,
+                ..
+            }) => assert!(total_bytes > 10),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            StaticFiles::load(&dir.join("index.html"), 1024),
+            Err(HttpError::StaticNotADirectory { .. })
+        ));
+        assert!(matches!(
+            StaticFiles::load(&dir.join("missing"), 1024),
+            Err(HttpError::StaticRead { .. })
+        ));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,132 @@
+//! Building the browser client: compile `tickwire-web` for wasm32, generate its
+//! JavaScript bindings with the wasm-bindgen library, and lay out `target/www/`.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use wasm_bindgen_cli_support::Bindgen;
+
+use crate::util::{self, WASM_TARGET};
+
+/// The package and library file name of the browser client.
+const PACKAGE: &str = "tickwire-web";
+const LIB_NAME: &str = "tickwire_web";
+
+/// Builds the browser client into `<target>/www/` and returns that folder.
+///
+/// `<target>/www/` holds a copy of `web-client/www/` (the page, its JS shell and CSS)
+/// and `pkg/` with `tickwire_web.js` and `tickwire_web_bg.wasm`.
+pub(crate) fn build_web(release: bool) -> Result<PathBuf> {
+    let static_dir = util::repo_root().join("web-client").join("www");
+    if !static_dir.is_dir() {
+        bail!(
+            "the browser client's static files are missing: {} does not exist; \
+             it must hold index.html and the page's JS and CSS",
+            static_dir.display()
+        );
+    }
+
+    let profile = if release { "release" } else { "debug" };
+    let mut build = util::cargo();
+    build.args(["build", "-p", PACKAGE, "--target", WASM_TARGET]);
+    if release {
+        build.arg("--release");
+    }
+    util::run(&mut build).with_context(|| {
+        format!("could not compile {PACKAGE} for {WASM_TARGET}; fix the errors above")
+    })?;
+
+    let target = util::target_dir();
+    let wasm = target
+        .join(WASM_TARGET)
+        .join(profile)
+        .join(format!("{LIB_NAME}.wasm"));
+    if !wasm.is_file() {
+        bail!(
+            "cargo built {PACKAGE} but {} is missing; check that web-client/Cargo.toml keeps crate-type \"cdylib\"",
+            wasm.display()
+        );
+    }
+
+    let out_dir = target.join("www");
+    if out_dir.exists() {
+        fs::remove_dir_all(&out_dir)
+            .with_context(|| format!("could not clear the old output in {}", out_dir.display()))?;
+    }
+    copy_dir(&static_dir, &out_dir)?;
+
+    let pkg_dir = out_dir.join("pkg");
+    Bindgen::new()
+        .input_path(&wasm)
+        .web(true)
+        .context("wasm-bindgen rejected the `web` output mode")?
+        .typescript(false)
+        // As `wasm-bindgen --target web` does: `init()` finds the module next to the JS.
+        .omit_default_module_path(false)
+        .debug(!release)
+        .out_name(LIB_NAME)
+        .generate(&pkg_dir)
+        .with_context(|| {
+            format!(
+                "wasm-bindgen could not generate bindings for {}; check that {PACKAGE} depends on wasm-bindgen \
+                 with the same version as xtask's wasm-bindgen-cli-support (both are pinned in the root Cargo.toml)",
+                wasm.display()
+            )
+        })?;
+
+    report(
+        &out_dir,
+        &pkg_dir.join(format!("{LIB_NAME}_bg.wasm")),
+        profile,
+    )?;
+    Ok(out_dir)
+}
+
+/// Prints where the client went and how big its wasm module is, raw and gzipped.
+fn report(out_dir: &Path, wasm: &Path, profile: &str) -> Result<()> {
+    let bytes = fs::read(wasm)
+        .with_context(|| format!("could not read the generated module {}", wasm.display()))?;
+    let gzipped = gzip_len(&bytes).context("could not gzip the wasm module to measure it")?;
+    println!("web client ({profile}) built in {}", out_dir.display());
+    println!(
+        "  {}: {} ({} gzipped)",
+        wasm.display(),
+        size(bytes.len()),
+        size(gzipped)
+    );
+    Ok(())
+}
+
+fn gzip_len(bytes: &[u8]) -> std::io::Result<usize> {
+    let mut gzip = GzEncoder::new(Vec::new(), Compression::best());
+    gzip.write_all(bytes)?;
+    Ok(gzip.finish()?.len())
+}
+
+fn size(len: usize) -> String {
+    format!("{:.1} KiB", len as f64 / 1024.0)
+}
+
+/// Copies the folder `from` into `to`, recursively; `to` must not exist yet.
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).with_context(|| format!("could not create {}", to.display()))?;
+    let entries =
+        fs::read_dir(from).with_context(|| format!("could not list {}", from.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("could not list {}", from.display()))?;
+        let source = entry.path();
+        let dest = to.join(entry.file_name());
+        if source.is_dir() {
+            copy_dir(&source, &dest)?;
+        } else {
+            fs::copy(&source, &dest).with_context(|| {
+                format!("could not copy {} to {}", source.display(), dest.display())
+            })?;
+        }
+    }
+    Ok(())
+}
