@@ -1,1 +1,3 @@
 //! tickwire wire protocol (sans-IO).
+
+pub mod conditioner;
