@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod conditioner;
 pub mod delta;
 mod fields;
 pub mod game;
