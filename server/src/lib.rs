@@ -1,4 +1,101 @@
-//! tickwire server framework.
+//! # tickwire-server: authoritative fixed-tick game servers
+//!
+//! A server hosts rooms; each room runs one value of your [`Game`] on a
+//! drift-free tick loop, applies player inputs, and sends every client a delta
+//! snapshot against the last snapshot that client acknowledged. Clients speak
+//! the [`tickwire_shared`] protocol over WebSocket Secure (rustls +
+//! tokio-tungstenite), on the same origin as the static files of your web
+//! client.
+//!
+//! ```text
+//!  TLS ─▶ http (static files, /healthz, upgrade + Origin check) ─▶ session (one task per connection)
+//!                                                                    │ bounded channel        ▲ outbox (bounded,
+//!                                                                    ▼                        │ snapshots replaceable)
+//!                                                   room task ─▶ Room::tick(now): inputs ─▶ Game hooks ─▶ replication
+//! ```
+//!
+//! ## Tutorial: a complete game
+//!
+//! Players join, each gets a dot, and the arrow keys (sent as `(dx, dy)`)
+//! move it. Everyone sees every dot.
+//!
+//! ```no_run
+//! use serde::{Deserialize, Serialize};
+//! use tickwire_server::{AuthError, ClientId, Ctx, Game, LeaveReason, Server, ServerConfig};
+//! use tickwire_server::world::EntityKey;
+//! use tickwire_shared::GameProtocol;
+//! use std::collections::HashMap;
+//!
+//! struct Dots;
+//! impl GameProtocol for Dots {
+//!     const NAME: &'static str = "dots";
+//!     const VERSION: u32 = 1;
+//!     type Input = (i8, i8);
+//!     type EntityState = Dot;
+//!     type Event = String;
+//! }
+//!
+//! #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+//! struct Dot { x: i32, y: i32 }
+//!
+//! #[derive(Default)]
+//! struct DotsGame { players: HashMap<ClientId, EntityKey> }
+//!
+//! impl Game for DotsGame {
+//!     type Protocol = Dots;
+//!     type User = String;
+//!     type View = ();
+//!
+//!     fn on_auth(&mut self, token: Option<&str>) -> Result<String, AuthError> {
+//!         token.map(str::to_owned).ok_or_else(|| AuthError::failed("send a name"))
+//!     }
+//!     fn on_join(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, name: String) {
+//!         let key = ctx.world.spawn(ctx.tick(), Dot { x: 0, y: 0 });
+//!         self.players.insert(client, key);
+//!         ctx.send(tickwire_server::Target::All, format!("{name} joined"));
+//!     }
+//!     fn on_input(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, (dx, dy): (i8, i8)) {
+//!         if let Some(dot) = self.players.get(&client).and_then(|k| ctx.world.get_mut(*k)) {
+//!             dot.x += i32::from(dx.clamp(-1, 1));
+//!             dot.y += i32::from(dy.clamp(-1, 1));
+//!         }
+//!     }
+//!     fn on_tick(&mut self, _ctx: &mut Ctx<'_, Self>, _dt: f32) {}
+//!     fn on_leave(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, _why: LeaveReason) {
+//!         if let Some(key) = self.players.remove(&client) {
+//!             ctx.world.despawn(ctx.tick(), key);
+//!         }
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let server = Server::new(ServerConfig::default(), |_room| DotsGame::default())
+//!         .start()
+//!         .await?;
+//!     println!("open {}", server.page_url());
+//!     server.run_until_signal().await;
+//!     Ok(())
+//! }
+//! ```
+#![forbid(unsafe_code)]
 
+pub mod config;
+pub mod game;
 pub mod http;
+pub mod metrics;
+pub mod outbox;
+pub mod replication;
+pub mod room;
+mod rooms;
+mod server;
+mod session;
+pub mod tick;
 pub mod tls;
+mod transport;
+pub mod world;
+
+pub use config::{ConfigError, ServerConfig, TlsMode};
+pub use game::{AuthError, ClientId, Ctx, Game, LeaveReason, Target};
+pub use server::{RunningServer, Server, ServerError};
+pub use tickwire_shared;

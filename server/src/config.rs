@@ -1,0 +1,228 @@
+//! Server configuration: every limit and timing in one place, with defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tickwire_shared::Limits;
+
+/// How the server gets its TLS certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsMode {
+    /// PEM files: a certificate chain and a private key.
+    Files {
+        /// The certificate chain.
+        cert: PathBuf,
+        /// The private key.
+        key: PathBuf,
+    },
+    /// A self-signed development certificate for `localhost` and `127.0.0.1`
+    /// (and `::1`), made at start-up. Its fingerprints are logged.
+    SelfSigned,
+    /// No TLS: plain `ws://`, for running behind a TLS-terminating proxy.
+    /// Never the default; logs a warning.
+    Plain,
+}
+
+/// Server configuration. Build it with [`ServerConfig::default`] and the
+/// `with_*` methods, or set fields directly.
+///
+/// ```
+/// use std::time::Duration;
+/// use tickwire_server::ServerConfig;
+/// let config = ServerConfig::default()
+///     .with_addr("127.0.0.1:0".parse().unwrap())
+///     .with_tick_rate(30)
+///     .with_snapshot_interval(2);
+/// assert_eq!(config.handshake_timeout, Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The TCP address for HTTPS + WSS. Default `127.0.0.1:8443`.
+    pub addr: SocketAddr,
+    /// TLS mode. Default [`TlsMode::SelfSigned`].
+    pub tls: TlsMode,
+    /// The WebSocket path. Default `/ws`.
+    pub ws_path: String,
+    /// Directory of static files served on the same origin (the web client).
+    /// Default none.
+    pub static_dir: Option<PathBuf>,
+    /// Cap on the total size of the static files, in bytes. Default 64 MiB.
+    pub max_static_bytes: u64,
+    /// Extra allowed `Origin`s besides the server's own. Default none.
+    pub extra_origins: Vec<String>,
+    /// Whether a WebSocket upgrade without an `Origin` header (native
+    /// clients) is accepted. Default true.
+    pub allow_missing_origin: bool,
+    /// Address for the Prometheus metrics endpoint. Default none (off).
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Ticks per second. Default 60.
+    pub tick_rate: u16,
+    /// Send a snapshot every this many ticks (1 = every tick). Default 1.
+    pub snapshot_interval: u16,
+    /// Snapshots kept for delta baselines (ticks). Default 64.
+    pub baseline_ring: usize,
+
+    /// Protocol decode limits (message sizes, counts). See [`Limits`].
+    pub limits: Limits,
+    /// Maximum WebSocket message (and frame) size the server accepts.
+    /// Default 4096 bytes (the client → server message limit).
+    pub max_ws_message_bytes: usize,
+    /// TLS accept + HTTP upgrade + protocol handshake must finish within
+    /// this. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// A session with no message for this long is closed. Default 15 s.
+    pub idle_timeout: Duration,
+    /// The server pings every session this often. Default 2 s.
+    pub ping_interval: Duration,
+    /// A write to a session's socket that takes longer than this closes the
+    /// session as a slow consumer. Default 5 s.
+    pub write_timeout: Duration,
+    /// A dropped session can resume within this grace period. Default 10 s.
+    pub resume_grace: Duration,
+    /// Total connection cap. Default 10,000.
+    pub max_connections: usize,
+    /// Connections per IP address. Default 64.
+    pub max_connections_per_ip: usize,
+    /// Players per room. Default 64.
+    pub max_players_per_room: usize,
+    /// Rooms per server. Default 1,000.
+    pub max_rooms: usize,
+    /// An empty room closes after this long. Default 30 s.
+    pub empty_room_grace: Duration,
+    /// Inputs applied per client per tick at most (the excess waits; beyond
+    /// `max_queued_inputs` it is dropped). Default 2.
+    pub max_inputs_per_tick: usize,
+    /// Inputs queued per client at most. Default 16.
+    pub max_queued_inputs: usize,
+    /// Messages per second a client may send (token bucket, burst =
+    /// `max_messages_per_sec / 2`). Over it the session closes with
+    /// `InputFlood`. Default 240.
+    pub max_messages_per_sec: u32,
+    /// Reliable messages (events, pongs) queued per session before the
+    /// session is closed as a slow consumer. Default 256.
+    pub max_queued_reliable: usize,
+    /// Snapshots in a row that a session failed to send (each replaced by a
+    /// newer one) before it is closed as a slow consumer. Default 120.
+    pub max_skipped_snapshots: u32,
+    /// Bounded channel from sessions to their room. Default 1,024.
+    pub room_channel_capacity: usize,
+    /// On shutdown, sessions get this long to flush their close. Default 5 s.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            tls: TlsMode::SelfSigned,
+            ws_path: "/ws".to_owned(),
+            static_dir: None,
+            max_static_bytes: 64 << 20,
+            extra_origins: Vec::new(),
+            allow_missing_origin: true,
+            metrics_addr: None,
+            tick_rate: 60,
+            snapshot_interval: 1,
+            baseline_ring: 64,
+            limits: Limits::default(),
+            max_ws_message_bytes: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(15),
+            ping_interval: Duration::from_secs(2),
+            write_timeout: Duration::from_secs(5),
+            resume_grace: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_connections_per_ip: 64,
+            max_players_per_room: 64,
+            max_rooms: 1_000,
+            empty_room_grace: Duration::from_secs(30),
+            max_inputs_per_tick: 2,
+            max_queued_inputs: 16,
+            max_messages_per_sec: 240,
+            max_queued_reliable: 256,
+            max_skipped_snapshots: 120,
+            room_channel_capacity: 1024,
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+macro_rules! with {
+    ($($(#[$m:meta])* $name:ident: $field:ident: $ty:ty,)*) => {
+        impl ServerConfig {
+            $($(#[$m])* #[must_use] pub fn $name(mut self, v: $ty) -> Self { self.$field = v; self })*
+        }
+    };
+}
+
+with! {
+    /// Sets [`ServerConfig::addr`].
+    with_addr: addr: SocketAddr,
+    /// Sets [`ServerConfig::tls`].
+    with_tls: tls: TlsMode,
+    /// Sets [`ServerConfig::static_dir`].
+    with_static_dir: static_dir: Option<PathBuf>,
+    /// Sets [`ServerConfig::metrics_addr`].
+    with_metrics_addr: metrics_addr: Option<SocketAddr>,
+    /// Sets [`ServerConfig::tick_rate`].
+    with_tick_rate: tick_rate: u16,
+    /// Sets [`ServerConfig::snapshot_interval`].
+    with_snapshot_interval: snapshot_interval: u16,
+    /// Sets [`ServerConfig::max_players_per_room`].
+    with_max_players_per_room: max_players_per_room: usize,
+    /// Sets [`ServerConfig::handshake_timeout`].
+    with_handshake_timeout: handshake_timeout: Duration,
+    /// Sets [`ServerConfig::idle_timeout`].
+    with_idle_timeout: idle_timeout: Duration,
+    /// Sets [`ServerConfig::resume_grace`].
+    with_resume_grace: resume_grace: Duration,
+    /// Sets [`ServerConfig::limits`].
+    with_limits: limits: Limits,
+}
+
+/// A configuration value that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl ServerConfig {
+    /// The tick period.
+    #[must_use]
+    pub fn tick_period(&self) -> Duration {
+        Duration::from_secs(1) / u32::from(self.tick_rate.max(1))
+    }
+
+    /// Checks that the values can work together.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the offending field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError(m.to_owned()));
+        if self.tick_rate == 0 || self.tick_rate > 1000 {
+            return bad("tick_rate must be 1..=1000");
+        }
+        if self.snapshot_interval == 0 {
+            return bad("snapshot_interval must be at least 1");
+        }
+        if self.baseline_ring < 2 {
+            return bad("baseline_ring must be at least 2");
+        }
+        if !self.ws_path.starts_with('/') {
+            return bad("ws_path must start with '/'");
+        }
+        if self.max_ws_message_bytes < 64 {
+            return bad("max_ws_message_bytes must be at least 64");
+        }
+        if self.max_inputs_per_tick == 0 || self.max_queued_inputs < self.max_inputs_per_tick {
+            return bad("need 1 <= max_inputs_per_tick <= max_queued_inputs");
+        }
+        if self.max_players_per_room == 0 || self.max_connections == 0 || self.max_rooms == 0 {
+            return bad("max_players_per_room, max_connections and max_rooms must be positive");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,331 @@
+//! Per-client delta replication: a ring of world states, deltas against each
+//! client's newest acknowledged snapshot, and shared work done once.
+//!
+//! Every snapshot tick the room pushes the world's state into the ring. For
+//! each client it then builds a message: a delta against the newest snapshot
+//! the client acknowledged that is still in the ring, or a full snapshot (on
+//! join, after a resume, or when the baseline fell out of the ring).
+//!
+//! Clients that see everything and share a baseline share one encoded body:
+//! it is computed once per tick and copied behind each client's header.
+//! Clients with a view get their own body, computed from the entities visible
+//! to them, so hidden state never enters their bytes.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tickwire_shared::delta::{DeltaScratch, write_delta};
+use tickwire_shared::snapshot::write_full;
+use tickwire_shared::{EncodeError, NetId, Snapshot, SnapshotHeader, Writer};
+
+/// The ring of recent world states plus the per-tick shared bodies.
+#[derive(Debug)]
+pub struct Replication<S> {
+    ring: VecDeque<(u32, Arc<Snapshot<S>>)>,
+    capacity: usize,
+    max_fields: usize,
+    scratch: DeltaScratch,
+    body: Writer,
+    /// Bodies for see-everything clients of the current tick, by baseline.
+    shared: HashMap<Option<u32>, Bytes>,
+}
+
+/// What replication remembers about one client.
+#[derive(Debug, Default)]
+pub struct ClientReplication {
+    acked: Option<u32>,
+    /// Ticks sent, oldest first, with the ids the client could see (`None`:
+    /// everything).
+    sent: VecDeque<(u32, Option<Arc<[NetId]>>)>,
+}
+
+impl ClientReplication {
+    /// Records an acknowledgement. Acks for ticks never sent (or already
+    /// superseded) are ignored.
+    pub fn ack(&mut self, tick: u32) {
+        if self.acked.is_some_and(|a| tick <= a) {
+            return;
+        }
+        if let Some(pos) = self.sent.iter().position(|(t, _)| *t == tick) {
+            self.acked = Some(tick);
+            // Older entries can never be a baseline again.
+            self.sent.drain(..pos);
+        }
+    }
+
+    /// The newest acknowledged tick.
+    #[must_use]
+    pub fn acked(&self) -> Option<u32> {
+        self.acked
+    }
+
+    /// Forgets everything: the next snapshot is full.
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// Counters from one [`Replication::build`] call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Built {
+    /// Whether it was a delta.
+    pub delta: bool,
+    /// Whether the body came from the shared cache.
+    pub shared: bool,
+}
+
+impl<S: Serialize + PartialEq + Clone> Replication<S> {
+    /// A ring of `capacity` snapshots; states are flattened with at most
+    /// `max_fields` fields.
+    #[must_use]
+    pub fn new(capacity: usize, max_fields: usize) -> Self {
+        Self {
+            ring: VecDeque::with_capacity(capacity),
+            capacity: capacity.max(2),
+            max_fields,
+            scratch: DeltaScratch::default(),
+            body: Writer::new(),
+            shared: HashMap::new(),
+        }
+    }
+
+    /// Adds the world state of `tick` and starts a new round of builds.
+    pub fn push(&mut self, tick: u32, snapshot: Snapshot<S>) {
+        if self.ring.len() == self.capacity {
+            self.ring.pop_front();
+        }
+        self.ring.push_back((tick, Arc::new(snapshot)));
+        self.shared.clear();
+    }
+
+    /// The newest snapshot.
+    #[must_use]
+    pub fn latest(&self) -> Option<(u32, &Snapshot<S>)> {
+        self.ring.back().map(|(t, s)| (*t, &**s))
+    }
+
+    fn get(&self, tick: u32) -> Option<&Arc<Snapshot<S>>> {
+        // Ticks in the ring are increasing; search from the back.
+        self.ring
+            .iter()
+            .rev()
+            .find(|(t, _)| *t == tick)
+            .map(|(_, s)| s)
+    }
+
+    /// Builds the snapshot message of the newest tick for one client.
+    ///
+    /// `visible` lists the ids the client may see (sorted), or `None` for
+    /// everything.
+    ///
+    /// # Errors
+    /// [`EncodeError`] when a state cannot be encoded (a game type problem).
+    pub fn build(
+        &mut self,
+        client: &mut ClientReplication,
+        visible: Option<Vec<NetId>>,
+        last_input: u32,
+        max_sent: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<Built, EncodeError> {
+        let Some((tick, cur)) = self.ring.back().map(|(t, s)| (*t, Arc::clone(s))) else {
+            return Err(EncodeError::Payload {
+                what: "snapshot",
+                detail: "no world state pushed yet".to_owned(),
+            });
+        };
+        let visible: Option<Arc<[NetId]>> = visible.map(Into::into);
+        // A baseline is usable when the ring still holds it and the client's
+        // view then is known.
+        let baseline = client.acked.and_then(|a| {
+            let base = self.get(a)?;
+            let (_, base_view) = client.sent.iter().find(|(t, _)| *t == a)?;
+            Some((a, Arc::clone(base), base_view.clone()))
+        });
+        let header = SnapshotHeader {
+            tick,
+            last_input,
+            baseline: baseline.as_ref().map(|(t, _, _)| *t),
+        };
+        let mut w = Writer::from_vec(core::mem::take(out));
+        w.clear();
+        header.encode(&mut w);
+        let mut built = Built {
+            delta: baseline.is_some(),
+            shared: false,
+        };
+        match (&visible, baseline) {
+            (None, Some((bt, base, None))) => {
+                let body = self.shared_body(
+                    Some(bt),
+                    |s, w| {
+                        write_delta(w, base.iter(), cur.iter(), &mut s.scratch, s.max_fields)
+                            .map(drop)
+                    },
+                    &mut built,
+                )?;
+                w.raw(&body);
+            }
+            (None, None) => {
+                let body = self.shared_body(None, |_, w| write_full(w, cur.iter()), &mut built)?;
+                w.raw(&body);
+            }
+            (view, Some((_, base, base_view))) => {
+                let base_iter = view_iter(&base, base_view.as_deref());
+                let cur_iter = view_iter(&cur, view.as_deref());
+                write_delta(
+                    &mut w,
+                    base_iter,
+                    cur_iter,
+                    &mut self.scratch,
+                    self.max_fields,
+                )?;
+            }
+            (Some(view), None) => {
+                let cur_iter = view_iter(&cur, Some(view));
+                let n = cur_iter.clone().count();
+                write_full(&mut w, ExactLen(cur_iter, n))?;
+            }
+        }
+        client.sent.push_back((tick, visible));
+        // Trim the oldest entries, but keep the acked one (the baseline).
+        while client.sent.len() > max_sent.max(2) {
+            let keep_front = client.sent.front().map(|(t, _)| *t) == client.acked;
+            client.sent.remove(usize::from(keep_front));
+        }
+        *out = w.into_vec();
+        Ok(built)
+    }
+
+    fn shared_body(
+        &mut self,
+        key: Option<u32>,
+        make: impl FnOnce(&mut Self, &mut Writer) -> Result<(), EncodeError>,
+        built: &mut Built,
+    ) -> Result<Bytes, EncodeError> {
+        if let Some(b) = self.shared.get(&key) {
+            built.shared = true;
+            return Ok(b.clone());
+        }
+        let mut body = core::mem::take(&mut self.body);
+        body.clear();
+        let result = make(self, &mut body);
+        let bytes = Bytes::copy_from_slice(body.as_slice());
+        self.body = body;
+        result?;
+        self.shared.insert(key, bytes.clone());
+        Ok(bytes)
+    }
+}
+
+/// The entities of `snap`, restricted to `view` when given.
+fn view_iter<'a, S>(
+    snap: &'a Snapshot<S>,
+    view: Option<&'a [NetId]>,
+) -> impl Iterator<Item = (NetId, &'a S)> + Clone + 'a {
+    let all = view.is_none().then(|| snap.iter());
+    let some = view.map(|ids| ids.iter().filter_map(|id| snap.get(*id).map(|s| (*id, s))));
+    all.into_iter().flatten().chain(some.into_iter().flatten())
+}
+
+/// An iterator with a known length (for `write_full`).
+#[derive(Clone)]
+struct ExactLen<I>(I, usize);
+
+impl<I: Iterator> Iterator for ExactLen<I> {
+    type Item = I::Item;
+    fn next(&mut self) -> Option<I::Item> {
+        let item = self.0.next()?;
+        self.1 = self.1.saturating_sub(1);
+        Some(item)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.1, Some(self.1))
+    }
+}
+
+impl<I: Iterator> ExactSizeIterator for ExactLen<I> {}
+
+#[cfg(test)]
+mod tests {
+    use tickwire_shared::{Limits, ServerMessage};
+
+    use super::*;
+
+    fn snap(items: &[(u32, i32)]) -> Snapshot<i32> {
+        Snapshot::from_vec(items.iter().map(|&(id, v)| (NetId(id), v)).collect()).unwrap()
+    }
+
+    /// Decodes a built message as a client would, with its kept baselines.
+    fn receive(bytes: &[u8], kept: &HashMap<u32, Snapshot<i32>>) -> (u32, Snapshot<i32>) {
+        let limits = Limits::default();
+        let ServerMessage::<()>::Snapshot(frame) = ServerMessage::decode(bytes, &limits).unwrap()
+        else {
+            panic!("not a snapshot")
+        };
+        let base = frame.header.baseline.map(|t| &kept[&t]);
+        (frame.header.tick, frame.decode(base, &limits).unwrap())
+    }
+
+    #[test]
+    fn deltas_follow_acks_and_fall_back_to_full() {
+        let mut repl = Replication::new(3, 64);
+        let mut client = ClientReplication::default();
+        let mut kept = HashMap::new();
+        let mut out = Vec::new();
+        let worlds = [
+            snap(&[(1, 10), (2, 20)]),
+            snap(&[(1, 11), (2, 20), (3, 30)]),
+            snap(&[(2, 21), (3, 30)]),
+        ];
+        for (i, world) in worlds.iter().enumerate() {
+            let tick = i as u32 + 1;
+            repl.push(tick, world.clone());
+            let built = repl.build(&mut client, None, 0, 8, &mut out).unwrap();
+            assert_eq!(built.delta, i > 0, "tick {tick}");
+            let (t, got) = receive(&out, &kept);
+            assert_eq!(&got, world);
+            kept.insert(t, got);
+            client.ack(t);
+        }
+        // The client stops acking; the ring (3) drops its baseline (tick 3).
+        for tick in 4..=7 {
+            repl.push(tick, worlds[2].clone());
+            let built = repl.build(&mut client, None, 0, 8, &mut out).unwrap();
+            assert_eq!(built.delta, tick < 6, "tick {tick}");
+        }
+    }
+
+    #[test]
+    fn clients_on_the_same_baseline_share_the_body() {
+        let mut repl = Replication::new(8, 64);
+        let (mut a, mut b) = (ClientReplication::default(), ClientReplication::default());
+        let mut out = Vec::new();
+        repl.push(1, snap(&[(1, 1)]));
+        assert!(!repl.build(&mut a, None, 0, 8, &mut out).unwrap().shared);
+        assert!(repl.build(&mut b, None, 5, 8, &mut out).unwrap().shared);
+    }
+
+    #[test]
+    fn a_view_hides_entities_from_the_bytes() {
+        let mut repl = Replication::new(8, 64);
+        let mut client = ClientReplication::default();
+        let mut kept = HashMap::new();
+        let mut out = Vec::new();
+        repl.push(1, snap(&[(1, 111_111), (2, 222_222)]));
+        repl.build(&mut client, Some(vec![NetId(1)]), 0, 8, &mut out)
+            .unwrap();
+        let (t, got) = receive(&out, &kept);
+        assert_eq!(got, snap(&[(1, 111_111)]));
+        kept.insert(t, got);
+        client.ack(1);
+        // Entity 2 comes into view, entity 1 leaves it.
+        repl.push(2, snap(&[(1, 111_112), (2, 222_222)]));
+        repl.build(&mut client, Some(vec![NetId(2)]), 0, 8, &mut out)
+            .unwrap();
+        let (_, got) = receive(&out, &kept);
+        assert_eq!(got, snap(&[(2, 222_222)]));
+    }
+}

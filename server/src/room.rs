@@ -1,0 +1,460 @@
+//! The room core: one world, one game, its clients, and `tick(now)`.
+//!
+//! A [`Room`] is a plain struct with no IO: the room task ([`crate::rooms`])
+//! feeds it joins and messages and calls [`Room::tick`] on schedule; tests
+//! drive it directly with a virtual clock. Outgoing bytes go into each
+//! client's [`Outbox`]; the room never waits on a socket.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tickwire_shared::{
+    ClientMessage, CloseCode, Hello, NetId, RejectCode, ResumeToken, ServerMessage, Snapshot,
+    Welcome, Writer, handshake::Rejection,
+};
+
+use crate::config::ServerConfig;
+use crate::game::{ClientId, Ctx, EventOf, Game, InputOf, LeaveReason, StateOf, Target};
+use crate::metrics as m;
+use crate::outbox::Outbox;
+use crate::replication::{ClientReplication, Replication};
+use crate::world::World;
+
+/// A request to join (or resume) this room.
+#[derive(Debug)]
+pub struct JoinRequest {
+    /// The client's hello (version and hash already checked).
+    pub hello: Hello,
+    /// A fresh id, used unless the client resumes.
+    pub client_id: ClientId,
+    /// Fresh random bytes for a new resume token.
+    pub new_token: ResumeToken,
+    /// The session's outbox.
+    pub outbox: Arc<Outbox>,
+}
+
+/// A successful join.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    /// The welcome to send.
+    pub welcome: Welcome,
+}
+
+struct Client<I> {
+    outbox: Option<Arc<Outbox>>,
+    token: ResumeToken,
+    detached_at: Option<Duration>,
+    inputs: VecDeque<(u32, I)>,
+    last_received: u32,
+    last_applied: u32,
+    repl: ClientReplication,
+}
+
+/// One room: a world, a game and its clients.
+pub struct Room<G: Game> {
+    name: String,
+    config: Arc<ServerConfig>,
+    game: G,
+    world: World<StateOf<G>>,
+    tick: u32,
+    clients: BTreeMap<ClientId, Client<InputOf<G>>>,
+    client_ids: Vec<ClientId>,
+    replication: Replication<StateOf<G>>,
+    events: Vec<(Target, EventOf<G>)>,
+    kicks: Vec<(ClientId, String)>,
+    forgotten: Vec<ResumeToken>,
+    scratch: Vec<u8>,
+    empty_since: Option<Duration>,
+}
+
+impl<G: Game> Room<G> {
+    /// A new room at tick 0.
+    #[must_use]
+    pub fn new(name: impl Into<String>, game: G, config: Arc<ServerConfig>) -> Self {
+        let ring = config.baseline_ring;
+        let reuse = u32::try_from(ring)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(2)
+            .saturating_mul(u32::from(config.snapshot_interval));
+        Self {
+            name: name.into(),
+            replication: Replication::new(ring, config.limits.max_fields_per_entity),
+            world: World::new(reuse),
+            config,
+            game,
+            tick: 0,
+            clients: BTreeMap::new(),
+            client_ids: Vec::new(),
+            events: Vec::new(),
+            kicks: Vec::new(),
+            forgotten: Vec::new(),
+            scratch: Vec::new(),
+            empty_since: Some(Duration::ZERO),
+        }
+    }
+
+    /// The room's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The current tick.
+    #[must_use]
+    pub fn tick_count(&self) -> u32 {
+        self.tick
+    }
+
+    /// The world (read-only, for tests and tools).
+    #[must_use]
+    pub fn world(&self) -> &World<StateOf<G>> {
+        &self.world
+    }
+
+    /// The game.
+    #[must_use]
+    pub fn game(&self) -> &G {
+        &self.game
+    }
+
+    /// Clients in the room, attached or within their resume grace.
+    #[must_use]
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// How long the room has been empty at `now`, if it is.
+    #[must_use]
+    pub fn empty_for(&self, now: Duration) -> Option<Duration> {
+        self.empty_since.map(|t| now.saturating_sub(t))
+    }
+
+    /// Resume tokens that stopped being valid since the last call.
+    pub fn take_forgotten_tokens(&mut self) -> Vec<ResumeToken> {
+        core::mem::take(&mut self.forgotten)
+    }
+
+    fn with_game<R>(&mut self, f: impl FnOnce(&mut G, &mut Ctx<'_, G>) -> R) -> R {
+        self.client_ids.clear();
+        self.client_ids.extend(self.clients.keys().copied());
+        let mut ctx = Ctx {
+            world: &mut self.world,
+            tick: self.tick,
+            room: &self.name,
+            clients: &self.client_ids,
+            events: &mut self.events,
+            kicks: &mut self.kicks,
+        };
+        f(&mut self.game, &mut ctx)
+    }
+
+    /// Joins a client, or resumes it when its hello carries a token this room
+    /// issued and the grace period has not run out.
+    ///
+    /// # Errors
+    /// A [`Rejection`] to send (room full, auth failed…).
+    pub fn join(&mut self, now: Duration, req: JoinRequest) -> Result<Joined, Rejection> {
+        if let Some(token) = req.hello.resume_token
+            && let Some((&id, _)) = self.clients.iter().find(|(_, c)| c.token == token)
+        {
+            return Ok(self.resume(now, id, req.outbox));
+        }
+        if self.clients.len() >= self.config.max_players_per_room {
+            return Err(Rejection {
+                code: RejectCode::RoomFull,
+                message: format!(
+                    "room {:?} is full ({} players)",
+                    self.name, self.config.max_players_per_room
+                ),
+            });
+        }
+        let user = self
+            .game
+            .on_auth(req.hello.auth_token.as_deref())
+            .map_err(|e| Rejection {
+                code: e.code,
+                message: e.message,
+            })?;
+        let id = req.client_id;
+        self.clients.insert(
+            id,
+            Client {
+                outbox: Some(req.outbox),
+                token: req.new_token,
+                detached_at: None,
+                inputs: VecDeque::new(),
+                last_received: 0,
+                last_applied: 0,
+                repl: ClientReplication::default(),
+            },
+        );
+        self.empty_since = None;
+        self.with_game(|g, ctx| g.on_join(ctx, id, user));
+        tracing::info!(room = %self.name, client = id, "client joined");
+        Ok(Joined {
+            welcome: self.welcome(id, req.new_token, false),
+        })
+    }
+
+    fn resume(&mut self, now: Duration, id: ClientId, outbox: Arc<Outbox>) -> Joined {
+        let _ = now;
+        let client = self.clients.get_mut(&id).expect("found above");
+        if let Some(old) = client.outbox.replace(outbox) {
+            old.close(CloseCode::Replaced, "session resumed on another connection");
+        }
+        client.detached_at = None;
+        client.repl.reset();
+        client.inputs.clear();
+        let token = client.token;
+        self.with_game(|g, ctx| g.on_resume(ctx, id));
+        tracing::info!(room = %self.name, client = id, "client resumed");
+        Joined {
+            welcome: self.welcome(id, token, true),
+        }
+    }
+
+    fn welcome(&self, client_id: ClientId, token: ResumeToken, resumed: bool) -> Welcome {
+        Welcome {
+            client_id,
+            tick_rate: self.config.tick_rate,
+            tick: self.tick,
+            snapshot_interval: self.config.snapshot_interval,
+            resume_token: token,
+            room: self.name.clone(),
+            resumed,
+        }
+    }
+
+    /// Handles a message from an attached client (inputs, acks, leave).
+    /// Pings and pongs are answered by the session itself.
+    pub fn handle(&mut self, now: Duration, client: ClientId, msg: ClientMessage<InputOf<G>>) {
+        let Some(c) = self.clients.get_mut(&client) else {
+            return;
+        };
+        match msg {
+            ClientMessage::Inputs(inputs) => {
+                let mut dropped = 0u64;
+                for (k, frame) in inputs.frames.into_iter().enumerate() {
+                    let Some(seq) = inputs.first_seq.checked_add(k as u32) else {
+                        break;
+                    };
+                    if seq <= c.last_received {
+                        continue; // a resend of an input we already have
+                    }
+                    c.last_received = seq;
+                    if c.inputs.len() >= self.config.max_queued_inputs {
+                        dropped += 1;
+                        continue;
+                    }
+                    c.inputs.push_back((seq, frame.input));
+                }
+                if dropped > 0 {
+                    m::inputs_dropped(dropped);
+                }
+            }
+            ClientMessage::Ack { snapshot_tick } => c.repl.ack(snapshot_tick),
+            ClientMessage::Leave => self.remove(now, client, LeaveReason::Left),
+            ClientMessage::Hello(_) | ClientMessage::Ping { .. } | ClientMessage::Pong { .. } => {}
+        }
+    }
+
+    /// The session of `client` ended without a leave. With a resume grace
+    /// the client stays (its entities too) until [`ServerConfig::resume_grace`]
+    /// passes; a misbehaving session leaves at once.
+    pub fn disconnect(
+        &mut self,
+        now: Duration,
+        client: ClientId,
+        outbox: &Arc<Outbox>,
+        reason: LeaveReason,
+    ) {
+        let Some(c) = self.clients.get_mut(&client) else {
+            return;
+        };
+        // A stale disconnect from a connection that was already replaced.
+        if !c.outbox.as_ref().is_some_and(|o| Arc::ptr_eq(o, outbox)) {
+            return;
+        }
+        if reason == LeaveReason::TimedOut && !self.config.resume_grace.is_zero() {
+            c.outbox = None;
+            c.detached_at = Some(now);
+            c.inputs.clear();
+            tracing::info!(room = %self.name, client, "client detached; may resume");
+        } else {
+            self.remove(now, client, reason);
+        }
+    }
+
+    fn remove(&mut self, now: Duration, client: ClientId, reason: LeaveReason) {
+        let Some(c) = self.clients.remove(&client) else {
+            return;
+        };
+        if let Some(o) = c.outbox {
+            match reason {
+                LeaveReason::Left => o.close(CloseCode::Normal, "goodbye"),
+                LeaveReason::Kicked => o.close(CloseCode::Kicked, "kicked"),
+                LeaveReason::Shutdown => o.close(CloseCode::ServerShutdown, "server shutting down"),
+                _ => o.close(CloseCode::PolicyViolation, "removed from the room"),
+            }
+        }
+        self.forgotten.push(c.token);
+        self.with_game(|g, ctx| g.on_leave(ctx, client, reason));
+        if self.clients.is_empty() {
+            self.empty_since = Some(now);
+        }
+        tracing::info!(room = %self.name, client, ?reason, "client left");
+    }
+
+    /// Closes every session with "server shutting down".
+    pub fn shutdown(&mut self, now: Duration) {
+        let ids: Vec<_> = self.clients.keys().copied().collect();
+        for id in ids {
+            self.remove(now, id, LeaveReason::Shutdown);
+        }
+    }
+
+    /// Runs one tick at `now`: expire detached clients, apply queued inputs,
+    /// advance the game, send snapshots and events.
+    pub fn tick(&mut self, now: Duration) {
+        self.tick = self.tick.wrapping_add(1);
+        let grace = self.config.resume_grace;
+        let expired: Vec<_> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| {
+                c.detached_at
+                    .is_some_and(|t| now.saturating_sub(t) >= grace)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.remove(now, id, LeaveReason::TimedOut);
+        }
+        // Sessions whose outbox closed (slow consumers) without telling us.
+        let closed: Vec<_> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.outbox.as_ref().is_some_and(|o| o.is_closed()))
+            .map(|(id, c)| (*id, c.outbox.clone()))
+            .collect();
+        for (id, outbox) in closed {
+            if let Some(outbox) = outbox {
+                self.disconnect(now, id, &outbox, LeaveReason::TimedOut);
+            }
+        }
+
+        let per_tick = self.config.max_inputs_per_tick;
+        let ids: Vec<_> = self.clients.keys().copied().collect();
+        for id in &ids {
+            for _ in 0..per_tick {
+                let Some((seq, input)) =
+                    self.clients.get_mut(id).and_then(|c| c.inputs.pop_front())
+                else {
+                    break;
+                };
+                if let Some(c) = self.clients.get_mut(id) {
+                    c.last_applied = seq;
+                }
+                self.with_game(|g, ctx| g.on_input(ctx, *id, input));
+            }
+        }
+        let dt = self.config.tick_period().as_secs_f32();
+        self.with_game(|g, ctx| g.on_tick(ctx, dt));
+
+        for (id, reason) in core::mem::take(&mut self.kicks) {
+            if let Some(o) = self.clients.get(&id).and_then(|c| c.outbox.clone()) {
+                o.close(CloseCode::Kicked, reason);
+            }
+            self.remove(now, id, LeaveReason::Kicked);
+        }
+
+        if self
+            .tick
+            .is_multiple_of(u32::from(self.config.snapshot_interval.max(1)))
+        {
+            self.send_snapshots();
+        }
+        self.send_events();
+    }
+
+    fn send_snapshots(&mut self) {
+        let entities: Vec<(NetId, StateOf<G>)> = self
+            .world
+            .iter_by_net_id()
+            .map(|(id, s)| (id, s.clone()))
+            .collect();
+        let count = entities.len();
+        let snapshot = match Snapshot::from_vec(entities) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(room = %self.name, error = %e, "world has duplicate ids");
+                return;
+            }
+        };
+        self.replication.push(self.tick, snapshot);
+        let max_sent = self.config.baseline_ring;
+        let mut bytes_sent = 0u64;
+        for (&id, c) in &mut self.clients {
+            let Some(outbox) = &c.outbox else { continue };
+            let visible = self.game.view(&self.world, id).map(|view| {
+                let mut ids = Vec::with_capacity(count.min(256));
+                ids.extend(
+                    self.world
+                        .iter_by_net_id()
+                        .filter(|(nid, s)| G::can_see(&view, *nid, s))
+                        .map(|(nid, _)| nid),
+                );
+                ids
+            });
+            match self.replication.build(
+                &mut c.repl,
+                visible,
+                c.last_applied,
+                max_sent,
+                &mut self.scratch,
+            ) {
+                Ok(_) => {
+                    bytes_sent += self.scratch.len() as u64;
+                    outbox.push_snapshot(Bytes::copy_from_slice(&self.scratch));
+                }
+                Err(e) => {
+                    tracing::error!(room = %self.name, client = id, error = %e, "cannot encode snapshot");
+                    outbox.close(
+                        CloseCode::InternalError,
+                        "server failed to encode a snapshot",
+                    );
+                }
+            }
+        }
+        m::snapshot_bytes(bytes_sent);
+    }
+
+    fn send_events(&mut self) {
+        if self.events.is_empty() {
+            return;
+        }
+        let events = core::mem::take(&mut self.events);
+        let max = self.config.limits.max_events_per_message.max(1);
+        for (&id, c) in &self.clients {
+            let Some(outbox) = &c.outbox else { continue };
+            let mine: Vec<EventOf<G>> = events
+                .iter()
+                .filter(|(t, _)| match t {
+                    Target::All => true,
+                    Target::Client(c) => *c == id,
+                    Target::Group(g) => g.contains(&id),
+                })
+                .map(|(_, e)| e.clone())
+                .collect();
+            for chunk in mine.chunks(max) {
+                let mut w = Writer::new();
+                match ServerMessage::<EventOf<G>>::Events(chunk.to_vec()).encode(&mut w) {
+                    Ok(()) => outbox.push_reliable(Bytes::from(w.into_vec())),
+                    Err(e) => tracing::error!(room = %self.name, error = %e, "cannot encode event"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The server: binds, runs rooms and sessions, shuts down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{ConfigError, ServerConfig, TlsMode};
+use crate::game::Game;
+use crate::http::{HttpContext, HttpError, OriginPolicy, StaticFiles, websocket_config};
+use crate::rooms::{Rooms, RoomsControl};
+use crate::session::Shared;
+use crate::tls::{TlsError, TlsIdentity};
+use crate::transport::wss;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The configuration is inconsistent.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Certificates could not be loaded or made.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// The static directory could not be loaded.
+    #[error("static files: {0}")]
+    Static(#[from] HttpError),
+    /// The listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The metrics exporter could not start.
+    #[error("metrics exporter: {0}")]
+    Metrics(String),
+}
+
+/// A game server, not yet listening.
+pub struct Server<G: Game> {
+    config: ServerConfig,
+    factory: Box<dyn Fn(&str) -> G + Send + Sync>,
+}
+
+impl<G: Game> Server<G> {
+    /// A server whose rooms each run a game made by `factory(room_name)`.
+    pub fn new(config: ServerConfig, factory: impl Fn(&str) -> G + Send + Sync + 'static) -> Self {
+        Self {
+            config,
+            factory: Box::new(factory),
+        }
+    }
+
+    /// Loads certificates and static files, binds, and starts serving.
+    ///
+    /// # Errors
+    /// [`ServerError`] when anything needed to serve is missing.
+    pub async fn start(self) -> Result<RunningServer, ServerError> {
+        let config = self.config;
+        config.validate()?;
+        let identity = match &config.tls {
+            TlsMode::Files { cert, key } => Some(TlsIdentity::from_pem_files(cert, key)?),
+            TlsMode::SelfSigned => Some(TlsIdentity::self_signed(&[
+                "localhost",
+                "127.0.0.1",
+                "::1",
+            ])?),
+            TlsMode::Plain => None,
+        };
+        let static_files = match &config.static_dir {
+            Some(dir) => StaticFiles::load(dir, config.max_static_bytes)?,
+            None => StaticFiles::empty(),
+        };
+        let listener =
+            TcpListener::bind(config.addr)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.addr,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+        if let Some(addr) = config.metrics_addr {
+            crate::metrics::install(addr).map_err(|e| ServerError::Metrics(e.to_string()))?;
+            tracing::info!(%addr, "metrics at http://{addr}/metrics");
+        }
+        let mut origin =
+            OriginPolicy::for_server(local_addr, identity.is_some(), config.extra_origins.clone());
+        origin.allow_missing = config.allow_missing_origin;
+        let http = Arc::new(
+            HttpContext::new(static_files, origin)
+                .with_ws_path(config.ws_path.clone())
+                .with_ws_config(websocket_config(config.max_ws_message_bytes)),
+        );
+        let tls = match &identity {
+            Some(id) => {
+                tracing::info!(
+                    sha256 = %id.sha256_fingerprint(),
+                    spki_sha256_base64 = %id.spki_sha256_base64(),
+                    "TLS certificate"
+                );
+                Some(TlsAcceptor::from(id.server_config(&[b"http/1.1"])?))
+            }
+            None => {
+                tracing::warn!(
+                    "plain ws:// mode: no TLS; run this only behind a TLS-terminating proxy"
+                );
+                None
+            }
+        };
+        let config = Arc::new(config);
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let rooms = Rooms::new(Arc::clone(&config), self.factory);
+        let shared = Arc::new(Shared {
+            config: Arc::clone(&config),
+            rooms: Arc::clone(&rooms),
+            next_client_id: AtomicU32::new(1),
+            shutdown: shutdown_rx.clone(),
+        });
+        let task = tokio::spawn(wss::accept_loop(listener, tls, http, shared, shutdown_rx));
+        let scheme = if identity.is_some() { "https" } else { "http" };
+        tracing::info!(%local_addr, "listening on {scheme}://{local_addr}/");
+        Ok(RunningServer {
+            local_addr,
+            identity,
+            shutdown: shutdown_tx,
+            rooms,
+            task,
+        })
+    }
+}
+
+/// A running server.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    identity: Option<TlsIdentity>,
+    shutdown: watch::Sender<bool>,
+    rooms: Arc<dyn RoomsControl>,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The bound address (useful with port 0).
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The TLS identity, unless in plain mode.
+    #[must_use]
+    pub fn tls_identity(&self) -> Option<&TlsIdentity> {
+        self.identity.as_ref()
+    }
+
+    /// The URL of the page (`https://…/` or `http://…/`).
+    #[must_use]
+    pub fn page_url(&self) -> String {
+        let scheme = if self.identity.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}/", self.local_addr)
+    }
+
+    /// Number of open rooms.
+    #[must_use]
+    pub fn room_count(&self) -> usize {
+        self.rooms.room_count()
+    }
+
+    /// Stops accepting, closes every session with "server shutting down",
+    /// and waits (at most [`ServerConfig::shutdown_timeout`]) for them.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        self.rooms.shutdown();
+        let _ = self.shutdown.send(true);
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "accept loop failed");
+        }
+    }
+
+    /// Runs until Ctrl-C or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) {
+        wait_for_signal().await;
+        self.shutdown().await;
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

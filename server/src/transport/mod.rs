@@ -1,0 +1,3 @@
+//! Transports: how bytes reach a session.
+
+pub(crate) mod wss;
