@@ -206,7 +206,10 @@ impl<G: Game> Room<G> {
         }
         client.detached_at = None;
         client.repl.reset();
+        // Sequence numbers restart with every connection (docs/PROTOCOL.md §7).
         client.inputs.clear();
+        client.last_received = 0;
+        client.last_applied = 0;
         let token = client.token;
         self.with_game(|g, ctx| g.on_resume(ctx, id));
         tracing::info!(room = %self.name, client = id, "client resumed");

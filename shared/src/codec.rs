@@ -548,7 +548,7 @@ mod tests {
     }
 
     #[test]
-    fn non_canonical_and_truncated_input_is_an_error() {
+    fn truncated_and_out_of_range_input_is_an_error() {
         assert_eq!(
             Reader::new(&[251, 1]).u32("x"),
             Err(DecodeError::Truncated { what: "x" })

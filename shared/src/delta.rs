@@ -34,8 +34,10 @@
 //!   sends the entity in the *full* section instead.
 //! * New entities, and entities whose field layout changed, are *full*.
 //!
-//! So a delta is never larger than the full snapshot of the same view plus
-//! its section counts and the removed ids.
+//! Each entity costs at most what it costs in a full snapshot, except that
+//! ids are gap-encoded within each section, so interleaving sections can make
+//! some id gaps longer. Unchanged entities cost nothing, which is where the
+//! savings come from.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -213,15 +215,17 @@ fn write_patch<S: Serialize>(
     cur: &S,
     max_fields: usize,
 ) -> Result<bool, EncodeError> {
-    let flat_err = |e: crate::fields::FlattenError| EncodeError::Payload {
-        what: "entity state",
-        detail: e.to_string(),
-    };
     scratch.base_fields.clear();
     scratch.cur_fields.clear();
-    flatten(base, &mut scratch.base_fields, max_fields).map_err(flat_err)?;
-    flatten(cur, &mut scratch.cur_fields, max_fields).map_err(flat_err)?;
     scratch.state.clear();
+    let flattened = flatten(base, &mut scratch.base_fields, max_fields)
+        .and_then(|()| flatten(cur, &mut scratch.cur_fields, max_fields));
+    if flattened.is_err() {
+        // Too many fields to patch (or not flattenable): send it whole. The
+        // receiver's `max_fields_per_entity` would refuse a patch anyway.
+        scratch.state.value("entity state", cur)?;
+        return Ok(false);
+    }
     write_fields(&scratch.cur_fields, &mut scratch.state);
     let (bf, cf) = (&scratch.base_fields, &scratch.cur_fields);
     if bf.len() != cf.len() || bf.iter().zip(cf).any(|(b, c)| !b.same_kind(c)) {
@@ -400,7 +404,7 @@ pub fn read_delta<S: Serialize + DeserializeOwned + Clone>(
         upserts.push((id, state));
     }
 
-    let n_full = r.count("full entities", max, 2)?;
+    let n_full = r.count("full entities", max, 1)?;
     let mut full: Vec<(NetId, S)> = Vec::with_capacity(n_full);
     let mut ids = IdDecoder::default();
     for _ in 0..n_full {

@@ -137,8 +137,7 @@ impl<I: Serialize + DeserializeOwned> ClientMessage<I> {
             ctag::HELLO => Self::Hello(Hello::decode(&mut r, limits)?),
             ctag::INPUTS => {
                 let first_seq = r.u32("first input sequence")?;
-                // Each frame is a tick (≥ 1 byte) and an input (≥ 1 byte in
-                // practice; 0 for a unit input, so count 1 byte to be safe).
+                // Each frame is at least its tick (1 byte); an input may be empty.
                 let n = r.count("input frames", limits.max_inputs_per_message, 1)?;
                 let mut frames = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -375,7 +374,8 @@ impl<'a, E: Serialize + DeserializeOwned> ServerMessage<'a, E> {
                 })
             }
             stag::EVENTS => {
-                let n = r.count("events", limits.max_events_per_message, 1)?;
+                // An event may encode to zero bytes (a unit type).
+                let n = r.count("events", limits.max_events_per_message, 0)?;
                 let mut events = Vec::with_capacity(n);
                 for _ in 0..n {
                     events.push(r.value("event")?);

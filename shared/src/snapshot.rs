@@ -138,8 +138,8 @@ pub fn read_full<S: DeserializeOwned>(
     r: &mut Reader<'_>,
     limits: &Limits,
 ) -> Result<Snapshot<S>, DecodeError> {
-    // Each entity takes at least two bytes: its id and one byte of state.
-    let count = r.count("entities", limits.max_entities_per_snapshot, 2)?;
+    // Each entity takes at least one byte (its id; a state may be empty).
+    let count = r.count("entities", limits.max_entities_per_snapshot, 1)?;
     let mut entities = Vec::with_capacity(count);
     let mut ids = IdDecoder::default();
     for _ in 0..count {
