@@ -1,0 +1,179 @@
+//! Replication over real TLS WebSockets on loopback: what every client applies
+//! equals the server's world (as that client may see it), tick after tick.
+
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use tickwire_shared::NetId;
+use tickwire_tests::*;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The server's world at `tick` as `client` may see it.
+fn expected(server: &TestServer, tick: u32, client: u32) -> Option<Vec<(NetId, TestEntity)>> {
+    let world = server.world_at(tick)?;
+    Some(
+        world
+            .into_iter()
+            .filter(|(_, e)| e.secret == 0 || e.owner == client)
+            .collect(),
+    )
+}
+
+fn check(server: &TestServer, c: &TestClient) -> Result<()> {
+    let (tick, snap) = c.latest.as_ref().expect("a snapshot");
+    let want = expected(server, *tick, c.welcome.client_id)
+        .ok_or_else(|| anyhow::anyhow!("server has no record of tick {tick}"))?;
+    ensure!(
+        snap.as_slice() == want.as_slice(),
+        "client {} at tick {tick}: applied {:?} but the server had {:?}",
+        c.welcome.client_id,
+        snap.as_slice(),
+        want
+    );
+    Ok(())
+}
+
+/// Receives snapshots until tick `upto`, checking each one.
+async fn follow(server: &TestServer, c: &mut TestClient, upto: u32) -> Result<u32> {
+    let mut checked = 0;
+    loop {
+        if let Received::Snapshot { tick, .. } = c.recv(DEADLINE).await? {
+            check(server, c)?;
+            checked += 1;
+            if tick >= upto {
+                return Ok(checked);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_matches_the_world_through_spawns_lost_acks_late_join_and_resume() -> Result<()> {
+    let server = TestServer::start(test_config().with_resume_grace(Duration::from_secs(10))).await?;
+    let mut a = server.client(hello()).await?;
+    let mut b = server.client(hello()).await?;
+    ensure!(a.welcome.client_id != b.welcome.client_id);
+
+    // Spawns, moves and despawns, checked on every snapshot.
+    let start = a.until_tick(1, DEADLINE).await?;
+    for i in 0..40 {
+        a.input(TestInput::Move { dx: 3, dy: -2 }).await?;
+        b.input(TestInput::Move { dx: -1, dy: 5 }).await?;
+        if i % 5 == 0 {
+            a.input(TestInput::SpawnCrate).await?;
+        }
+        if i % 7 == 6 {
+            a.input(TestInput::DespawnCrate).await?;
+        }
+        follow(&server, &mut a, start + i + 1).await?;
+        follow(&server, &mut b, start + i + 1).await?;
+    }
+    ensure!(a.last_input > 0, "the server reports applied inputs");
+    let crates = a.latest.as_ref().unwrap().1.iter().filter(|(_, e)| e.crate_).count();
+    ensure!(crates > 0, "crates were spawned");
+
+    // Lost acknowledgements: b stops acking, the server's baseline for b
+    // falls back (first to b's last ack, then to a full snapshot once it
+    // leaves the ring), and b still matches.
+    b.ack = false;
+    let now = b.latest.as_ref().unwrap().0;
+    let mut baselines = Vec::new();
+    for _ in 0..80 {
+        if let Received::Snapshot { bytes, .. } = b.recv(DEADLINE).await? {
+            check(&server, &b)?;
+            let Ok(tickwire_shared::ServerMessage::<TestEvent>::Snapshot(f)) =
+                tickwire_shared::ServerMessage::decode(&bytes, &b.limits)
+            else {
+                unreachable!()
+            };
+            baselines.push(f.header.baseline);
+        }
+    }
+    ensure!(
+        baselines.iter().any(|bl| bl.is_some_and(|t| t <= now)),
+        "deltas kept using the last acked baseline: {baselines:?}"
+    );
+    ensure!(
+        baselines.last() == Some(&None),
+        "once the baseline left the ring, snapshots were full: {baselines:?}"
+    );
+    b.ack = true;
+    let t = b.latest.as_ref().unwrap().0;
+    follow(&server, &mut b, t + 10).await?;
+
+    // A late joiner gets a full snapshot and then matches too.
+    let mut c = server.client(hello()).await?;
+    let t = c.until_tick(1, DEADLINE).await?;
+    check(&server, &c)?;
+    follow(&server, &mut c, t + 20).await?;
+    ensure!(
+        c.latest.as_ref().unwrap().1.len() >= 3,
+        "the late joiner sees the other players"
+    );
+
+    // A dropped connection resumes: same id, same entity.
+    let token = a.welcome.resume_token;
+    let id = a.welcome.client_id;
+    let entity = a.events.iter().find_map(|e| match e {
+        TestEvent::YourEntity(n) => Some(*n),
+        _ => None,
+    });
+    drop(a);
+    let mut h = hello();
+    h.resume_token = Some(token);
+    let mut a2 = server.client(h).await?;
+    ensure!(a2.welcome.resumed, "welcome says resumed");
+    ensure!(a2.welcome.client_id == id, "same client id after resume");
+    a2.until(DEADLINE, |c| {
+        c.events.iter().any(|e| matches!(e, TestEvent::YourEntity(_)))
+    })
+    .await?;
+    let entity2 = a2.events.iter().find_map(|e| match e {
+        TestEvent::YourEntity(n) => Some(*n),
+        _ => None,
+    });
+    ensure!(entity.is_some() && entity == entity2, "same entity after resume");
+    let t = a2.until_tick(1, DEADLINE).await?;
+    follow(&server, &mut a2, t + 20).await?;
+    a2.input(TestInput::Move { dx: 7, dy: 7 }).await?;
+    let t = a2.latest.as_ref().unwrap().0;
+    follow(&server, &mut a2, t + 10).await?;
+    ensure!(a2.last_input >= 1, "inputs of the resumed session are applied");
+
+    server.server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_entities_cost_nothing_on_the_wire() -> Result<()> {
+    let server = TestServer::start(test_config()).await?;
+    let mut a = server.client(hello()).await?;
+    let t = a.until_tick(1, DEADLINE).await?;
+    // Fewer than `max_queued_inputs` at once, so none is dropped.
+    for _ in 0..12 {
+        a.input(TestInput::SpawnCrate).await?;
+    }
+    follow(&server, &mut a, t + 30).await?;
+    // Only the NPC moves now: the delta carries one patched entity.
+    let Received::Snapshot { bytes, .. } = ({
+        loop {
+            let r = a.recv(DEADLINE).await?;
+            if matches!(r, Received::Snapshot { .. }) {
+                break r;
+            }
+        }
+    }) else {
+        unreachable!()
+    };
+    check(&server, &a)?;
+    let entities = a.latest.as_ref().unwrap().1.len();
+    ensure!(entities == 14, "{entities} entities");
+    ensure!(
+        bytes.len() <= 16,
+        "a delta with {entities} entities where one moved took {} bytes",
+        bytes.len()
+    );
+    server.server.shutdown().await;
+    Ok(())
+}
