@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tickwire_shared::Limits;
+use tickwire_shared::conditioner::ConditionerConfig;
 
 /// How the server gets its TLS certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +113,12 @@ pub struct ServerConfig {
     pub room_channel_capacity: usize,
     /// On shutdown, sessions get this long to flush their close. Default 5 s.
     pub shutdown_timeout: Duration,
+    /// Simulate a bad network on every session (testing only): latency,
+    /// jitter, loss… applied to each session's traffic in both directions
+    /// (reliable server messages get the delays only). Default none.
+    pub conditioner: Option<ConditionerConfig>,
+    /// Seed for the conditioner (combined with each client id). Default 1.
+    pub conditioner_seed: u64,
 }
 
 impl Default for ServerConfig {
@@ -147,6 +154,8 @@ impl Default for ServerConfig {
             max_skipped_snapshots: 120,
             room_channel_capacity: 1024,
             shutdown_timeout: Duration::from_secs(5),
+            conditioner: None,
+            conditioner_seed: 1,
         }
     }
 }
@@ -182,6 +191,8 @@ with! {
     with_resume_grace: resume_grace: Duration,
     /// Sets [`ServerConfig::limits`].
     with_limits: limits: Limits,
+    /// Sets [`ServerConfig::conditioner`].
+    with_conditioner: conditioner: Option<ConditionerConfig>,
 }
 
 /// A configuration value that cannot work.

@@ -16,6 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use rand_core::{OsRng, TryRngCore};
+use tickwire_shared::conditioner::{ConditionerConfig, LinkConditioner, LossModel, PacketSize};
 use tickwire_shared::handshake::{Rejection, ServerHandshake};
 use tickwire_shared::{
     ClientMessage, CloseCode, DecodeError, GameProtocol, ResumeToken, ServerMessage,
@@ -255,6 +256,157 @@ where
     Ok((client, tx))
 }
 
+/// A message a session processes (after the optional link conditioner).
+struct Pkt(Bytes);
+
+impl PacketSize for Pkt {
+    fn packet_size(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl Clone for Pkt {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+/// The simulated bad network of `ServerConfig::conditioner`: snapshots and
+/// client messages get the full model (latency, jitter, loss, duplication,
+/// reordering); reliable server messages get only the delays, as on TCP.
+struct Link {
+    epoch: Instant,
+    snapshots: LinkConditioner<Pkt>,
+    reliable: LinkConditioner<Pkt>,
+    inbound: LinkConditioner<Pkt>,
+}
+
+impl Link {
+    fn new(config: &ConditionerConfig, seed: u64) -> Self {
+        let delay_only = config
+            .clone()
+            .with_loss(LossModel::None)
+            .with_duplicate(0.0)
+            .with_reorder(0.0);
+        Self {
+            epoch: Instant::now(),
+            snapshots: LinkConditioner::new(config.clone(), seed),
+            reliable: LinkConditioner::new(delay_only, seed ^ 0x5eed),
+            inbound: LinkConditioner::new(config.clone(), seed ^ 0x1b0b),
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    fn next_wakeup(&self) -> Option<Instant> {
+        [
+            self.snapshots.poll_timeout(),
+            self.reliable.poll_timeout(),
+            self.inbound.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|d| self.epoch + d)
+    }
+}
+
+/// Writes messages with the write timeout.
+async fn write_all<S>(
+    ws: &mut WebSocketStream<S>,
+    items: Vec<Bytes>,
+    timeout: Duration,
+) -> Result<(), End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if items.is_empty() {
+        return Ok(());
+    }
+    let write = async {
+        for b in items {
+            ws.feed(Message::Binary(b)).await?;
+        }
+        ws.flush().await
+    };
+    match tokio::time::timeout(timeout, write).await {
+        Err(_) => Err(End::new(
+            CloseCode::SlowConsumer,
+            "not reading; write timed out",
+        )),
+        Ok(Err(e)) => Err(ws_error_end(&e)),
+        Ok(Ok(())) => Ok(()),
+    }
+}
+
+/// Per-session protocol state after the handshake.
+struct Peer<'a, G: Game> {
+    shared: &'a Shared<G>,
+    outbox: &'a Outbox,
+    room: &'a mpsc::Sender<RoomCommand<G>>,
+    client: ClientId,
+    ping_sent: Option<(u32, Instant)>,
+}
+
+impl<G: Game> Peer<'_, G> {
+    /// Handles one binary message from the client.
+    async fn handle(&mut self, bytes: &[u8]) -> Result<(), End> {
+        let decoded = ClientMessage::<InputOf<G>>::decode(bytes, &self.shared.config.limits);
+        match decoded {
+            Err(e) => return Err(decode_end(&e)),
+            Ok(ClientMessage::Hello(_)) => {
+                return Err(End::new(
+                    CloseCode::ProtocolError,
+                    "unexpected second hello",
+                ));
+            }
+            Ok(ClientMessage::Ping { nonce }) => {
+                match server_bytes::<G>(ServerMessage::Pong { nonce }) {
+                    Ok(b) => self.outbox.push_reliable(b.into()),
+                    Err(e) => return Err(End::new(CloseCode::InternalError, e.to_string())),
+                }
+            }
+            Ok(ClientMessage::Pong { nonce }) => {
+                if let Some((sent, at)) = self.ping_sent
+                    && sent == nonce
+                {
+                    tracing::trace!(
+                        client = self.client,
+                        rtt_ms = at.elapsed().as_secs_f64() * 1e3,
+                        "rtt"
+                    );
+                    self.ping_sent = None;
+                }
+            }
+            Ok(ClientMessage::Leave) => {
+                // The room removes the client and closes the outbox with "goodbye".
+                let msg = ClientMessage::Leave;
+                let _ = self
+                    .room
+                    .send(RoomCommand::Message {
+                        client: self.client,
+                        msg,
+                    })
+                    .await;
+            }
+            Ok(msg) => {
+                let cmd = RoomCommand::Message {
+                    client: self.client,
+                    msg,
+                };
+                if let Err(mpsc::error::TrySendError::Full(_)) = self.room.try_send(cmd) {
+                    // The room is saturated: drop this message (inputs are
+                    // resent until acked) rather than block.
+                    m::inputs_dropped(1);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 async fn drive<G: Game, S>(
     ws: &mut WebSocketStream<S>,
     shared: &Arc<Shared<G>>,
@@ -265,115 +417,141 @@ async fn drive<G: Game, S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    match drive_inner(ws, shared, outbox, client, room).await {
+        Ok(()) => End::new(CloseCode::Normal, "closed"),
+        Err(end) => end,
+    }
+}
+
+async fn drive_inner<G: Game, S>(
+    ws: &mut WebSocketStream<S>,
+    shared: &Arc<Shared<G>>,
+    outbox: &Arc<Outbox>,
+    client: ClientId,
+    room: &mpsc::Sender<RoomCommand<G>>,
+) -> Result<(), End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let config = &shared.config;
     let mut shutdown = shared.shutdown.clone();
     let mut bucket = Bucket::new(config.max_messages_per_sec);
     let mut last_heard = Instant::now();
     let mut ping = tokio::time::interval(config.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ping_sent: Option<(u32, Instant)> = None;
     let mut nonce = 0u32;
+    let mut link = config
+        .conditioner
+        .as_ref()
+        .map(|c| Link::new(c, config.conditioner_seed ^ u64::from(client)));
+    let mut peer = Peer {
+        shared,
+        outbox,
+        room,
+        client,
+        ping_sent: None,
+    };
     loop {
         let idle_deadline = last_heard + config.idle_timeout;
+        let link_wakeup = link.as_ref().and_then(Link::next_wakeup);
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
-                return End::new(CloseCode::ServerShutdown, "server shutting down");
+                return Err(End::new(CloseCode::ServerShutdown, "server shutting down"));
             }
             () = outbox.changed() => {
                 let batch = outbox.take();
-                let mut items: Vec<Bytes> = batch.reliable;
-                items.extend(batch.snapshot);
-                if !items.is_empty() {
-                    let write = async {
-                        for b in items {
-                            ws.feed(Message::Binary(b)).await?;
+                match &mut link {
+                    None => {
+                        let mut items = batch.reliable;
+                        items.extend(batch.snapshot);
+                        write_all(ws, items, config.write_timeout).await?;
+                    }
+                    Some(link) => {
+                        let now = link.now();
+                        for b in batch.reliable {
+                            link.reliable.condition(Pkt(b), now);
                         }
-                        ws.flush().await
-                    };
-                    match tokio::time::timeout(config.write_timeout, write).await {
-                        Err(_) => return End::new(CloseCode::SlowConsumer, "not reading; write timed out"),
-                        Ok(Err(e)) => return ws_error_end(&e),
-                        Ok(Ok(())) => {}
+                        if let Some(b) = batch.snapshot {
+                            link.snapshots.condition(Pkt(b), now);
+                        }
                     }
                 }
                 if let Some((code, reason)) = batch.close {
-                    return End::new(code, reason);
+                    return Err(End::new(code, reason));
+                }
+            }
+            () = async {
+                match link_wakeup {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(link) = &mut link {
+                    let now = link.now();
+                    let mut items = Vec::new();
+                    while let Some(p) = link.reliable.poll(now) {
+                        items.push(p.0);
+                    }
+                    while let Some(p) = link.snapshots.poll(now) {
+                        items.push(p.0);
+                    }
+                    let mut inbound = Vec::new();
+                    while let Some(p) = link.inbound.poll(now) {
+                        inbound.push(p.0);
+                    }
+                    write_all(ws, items, config.write_timeout).await?;
+                    for b in inbound {
+                        peer.handle(&b).await?;
+                    }
                 }
             }
             msg = ws.next() => {
                 let msg = match msg {
-                    None => return End::new(CloseCode::Normal, "connection closed"),
-                    Some(Err(e)) => return ws_error_end(&e),
+                    None => return Err(End::new(CloseCode::Normal, "connection closed")),
+                    Some(Err(e)) => return Err(ws_error_end(&e)),
                     Some(Ok(m)) => m,
                 };
                 last_heard = Instant::now();
                 if !bucket.take(last_heard) {
-                    return End::new(
+                    return Err(End::new(
                         CloseCode::InputFlood,
                         format!("more than {} messages per second", config.max_messages_per_sec),
-                    );
+                    ));
                 }
                 match msg {
-                    Message::Binary(b) => {
-                        let decoded = ClientMessage::<InputOf<G>>::decode(&b, &config.limits);
-                        match decoded {
-                            Err(e) => return decode_end(&e),
-                            Ok(ClientMessage::Hello(_)) => {
-                                return End::new(CloseCode::ProtocolError, "unexpected second hello");
-                            }
-                            Ok(ClientMessage::Ping { nonce }) => {
-                                match server_bytes::<G>(ServerMessage::Pong { nonce }) {
-                                    Ok(b) => outbox.push_reliable(b.into()),
-                                    Err(e) => return End::new(CloseCode::InternalError, e.to_string()),
-                                }
-                            }
-                            Ok(ClientMessage::Pong { nonce: n }) => {
-                                if let Some((sent_nonce, at)) = ping_sent
-                                    && sent_nonce == n
-                                    {
-                                    {
-                                        let rtt = at.elapsed();
-                                        tracing::trace!(client, rtt_ms = rtt.as_secs_f64() * 1e3, "rtt");
-                                        ping_sent = None;
-                                    }
-                                }
-                            }
-                            Ok(ClientMessage::Leave) => {
-                                let _ = room.send(RoomCommand::Message { client, msg: ClientMessage::Leave }).await;
-                                // The room closes the outbox with "goodbye".
-                            }
-                            Ok(msg) => {
-                                if let Err(mpsc::error::TrySendError::Full(_)) =
-                                    room.try_send(RoomCommand::Message { client, msg })
-                                {
-                                    // The room is saturated: drop this message (inputs
-                                    // are resent until acked) rather than block.
-                                    m::inputs_dropped(1);
-                                }
-                            }
+                    Message::Binary(b) => match &mut link {
+                        Some(link) => {
+                            let now = link.now();
+                            link.inbound.condition(Pkt(b), now);
                         }
-                    }
+                        None => peer.handle(&b).await?,
+                    },
                     Message::Text(_) => {
-                        return End::new(CloseCode::UnsupportedData, "text frames are not supported; send binary");
+                        return Err(End::new(
+                            CloseCode::UnsupportedData,
+                            "text frames are not supported; send binary",
+                        ));
                     }
-                    Message::Close(_) => return End::new(CloseCode::Normal, "client closed the connection"),
+                    Message::Close(_) => {
+                        return Err(End::new(CloseCode::Normal, "client closed the connection"));
+                    }
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 }
             }
             _ = ping.tick() => {
                 nonce = nonce.wrapping_add(1);
-                ping_sent = Some((nonce, Instant::now()));
+                peer.ping_sent = Some((nonce, Instant::now()));
                 match server_bytes::<G>(ServerMessage::Ping { nonce }) {
                     Ok(b) => outbox.push_reliable(b.into()),
-                    Err(e) => return End::new(CloseCode::InternalError, e.to_string()),
+                    Err(e) => return Err(End::new(CloseCode::InternalError, e.to_string())),
                 }
             }
             () = tokio::time::sleep_until(idle_deadline) => {
-                return End::new(
+                return Err(End::new(
                     CloseCode::IdleTimeout,
                     format!("nothing received for {} s", config.idle_timeout.as_secs()),
-                );
+                ));
             }
         }
     }

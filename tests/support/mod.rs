@@ -18,8 +18,8 @@ use tickwire_server::{
 };
 use tickwire_shared::message::Close;
 use tickwire_shared::{
-    ClientMessage, GameProtocol, Hello, InputFrame, Inputs, Limits, NetId, ServerMessage,
-    Snapshot, Welcome,
+    ClientMessage, GameProtocol, Hello, InputFrame, Inputs, Limits, NetId, ServerMessage, Snapshot,
+    Welcome,
 };
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -119,7 +119,9 @@ impl Game for TestGame {
     }
 
     fn on_input(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, input: TestInput) {
-        let Some(&key) = self.players.get(&client) else { return };
+        let Some(&key) = self.players.get(&client) else {
+            return;
+        };
         match input {
             TestInput::Move { dx, dy } => {
                 if let Some(e) = ctx.world.get_mut(key) {
@@ -128,7 +130,9 @@ impl Game for TestGame {
                 }
             }
             TestInput::SpawnCrate => {
-                let Some(p) = ctx.world.get(key).cloned() else { return };
+                let Some(p) = ctx.world.get(key).cloned() else {
+                    return;
+                };
                 let c = ctx.world.spawn(
                     ctx.tick(),
                     TestEntity {
@@ -171,7 +175,11 @@ impl Game for TestGame {
         if let Some(e) = ctx.world.get_mut(npc) {
             e.x += 1;
         }
-        let world: Vec<_> = ctx.world.iter_by_net_id().map(|(id, s)| (id, s.clone())).collect();
+        let world: Vec<_> = ctx
+            .world
+            .iter_by_net_id()
+            .map(|(id, s)| (id, s.clone()))
+            .collect();
         let mut h = self.history.lock().unwrap();
         h.ticks.insert(ctx.tick(), world);
         // Keep memory bounded.
@@ -330,7 +338,9 @@ impl TestClient {
     }
 
     pub async fn send(&mut self, msg: ClientMessage<TestInput>) -> Result<()> {
-        self.ws.send(Message::Binary(msg.to_bytes()?.into())).await?;
+        self.ws
+            .send(Message::Binary(msg.to_bytes()?.into()))
+            .await?;
         Ok(())
     }
 
@@ -373,7 +383,10 @@ impl TestClient {
                 }
                 self.latest = Some((tick, snap));
                 if self.ack {
-                    self.send(ClientMessage::Ack { snapshot_tick: tick }).await?;
+                    self.send(ClientMessage::Ack {
+                        snapshot_tick: tick,
+                    })
+                    .await?;
                 }
                 Ok(Received::Snapshot {
                     tick,
@@ -459,7 +472,10 @@ pub async fn expect_close(ws: &mut Ws, timeout: Duration) -> Result<(u16, String
                 let code = u16::from(code);
                 if let Some(c) = &protocol_close {
                     if c.code.to_u16() != code {
-                        bail!("close message code {} differs from frame code {code}", c.code);
+                        bail!(
+                            "close message code {} differs from frame code {code}",
+                            c.code
+                        );
                     }
                 }
                 return Ok((code, reason.to_string()));
@@ -480,8 +496,7 @@ pub async fn expect_close(ws: &mut Ws, timeout: Duration) -> Result<(u16, String
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_test_writer()
         .try_init();

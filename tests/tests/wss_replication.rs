@@ -49,8 +49,10 @@ async fn follow(server: &TestServer, c: &mut TestClient, upto: u32) -> Result<u3
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replication_matches_the_world_through_spawns_lost_acks_late_join_and_resume() -> Result<()> {
-    let server = TestServer::start(test_config().with_resume_grace(Duration::from_secs(10))).await?;
+async fn replication_matches_the_world_through_spawns_lost_acks_late_join_and_resume() -> Result<()>
+{
+    let server =
+        TestServer::start(test_config().with_resume_grace(Duration::from_secs(10))).await?;
     let mut a = server.client(hello()).await?;
     let mut b = server.client(hello()).await?;
     ensure!(a.welcome.client_id != b.welcome.client_id);
@@ -70,7 +72,14 @@ async fn replication_matches_the_world_through_spawns_lost_acks_late_join_and_re
         follow(&server, &mut b, start + i + 1).await?;
     }
     ensure!(a.last_input > 0, "the server reports applied inputs");
-    let crates = a.latest.as_ref().unwrap().1.iter().filter(|(_, e)| e.crate_).count();
+    let crates = a
+        .latest
+        .as_ref()
+        .unwrap()
+        .1
+        .iter()
+        .filter(|(_, e)| e.crate_)
+        .count();
     ensure!(crates > 0, "crates were spawned");
 
     // Lost acknowledgements: b stops acking, the server's baseline for b
@@ -126,20 +135,28 @@ async fn replication_matches_the_world_through_spawns_lost_acks_late_join_and_re
     ensure!(a2.welcome.resumed, "welcome says resumed");
     ensure!(a2.welcome.client_id == id, "same client id after resume");
     a2.until(DEADLINE, |c| {
-        c.events.iter().any(|e| matches!(e, TestEvent::YourEntity(_)))
+        c.events
+            .iter()
+            .any(|e| matches!(e, TestEvent::YourEntity(_)))
     })
     .await?;
     let entity2 = a2.events.iter().find_map(|e| match e {
         TestEvent::YourEntity(n) => Some(*n),
         _ => None,
     });
-    ensure!(entity.is_some() && entity == entity2, "same entity after resume");
+    ensure!(
+        entity.is_some() && entity == entity2,
+        "same entity after resume"
+    );
     let t = a2.until_tick(1, DEADLINE).await?;
     follow(&server, &mut a2, t + 20).await?;
     a2.input(TestInput::Move { dx: 7, dy: 7 }).await?;
     let t = a2.latest.as_ref().unwrap().0;
     follow(&server, &mut a2, t + 10).await?;
-    ensure!(a2.last_input >= 1, "inputs of the resumed session are applied");
+    ensure!(
+        a2.last_input >= 1,
+        "inputs of the resumed session are applied"
+    );
 
     server.server.shutdown().await;
     Ok(())
