@@ -1,1 +1,294 @@
-//! The arena example game rules.
+//! # arena: the tickwire example game
+//!
+//! A top-down multiplayer shooter. The server is authoritative; the browser
+//! client predicts its own player with the very same movement code. This
+//! library holds both halves of the contract:
+//!
+//! * the **wire types** ([`Arena`], [`PlayerInput`], [`EntityState`],
+//!   [`ArenaEvent`]) and the game's constants;
+//! * the **rules**: [`step_player`] (movement, shared by server and client
+//!   prediction), the map ([`walls`], [`spawn_points`]), the authoritative
+//!   simulation [`ArenaSim`], the [`bot`] AI and the [`in_view`] interest test.
+//!
+//! Nothing here does IO, reads a clock or draws unseeded randomness: ticks,
+//! `dt` and seeds are arguments, so the same inputs always give the same
+//! world, natively and on `wasm32-unknown-unknown`.
+//!
+//! ```text
+//!  client: PlayerInput ──▶ server: ArenaSim::apply_input ─┐
+//!          (buttons + aim)                                 ▼
+//!                           ArenaSim::step(tick, dt) ──▶ SimEvent (spawns, kills…)
+//!                                                          │
+//!           EntityState per SimId ◀── ArenaSim::entities() ┘ ──▶ snapshots
+//! ```
+//!
+//! World coordinates: x grows to the right, y grows *down* (screen
+//! convention), so [`buttons::UP`] moves towards −y. The arena spans
+//! `(0, 0)..ARENA_SIZE`; an angle `a` points along `(cos a, sin a)`.
+//!
+//! ```
+//! use arena::{ArenaSim, PlayerInput, SimEvent, buttons, PLAYER_SPEED, TICK_RATE};
+//! use tickwire_shared::quantize::Angle16;
+//!
+//! let dt = 1.0 / f32::from(TICK_RATE);
+//! let mut sim = ArenaSim::new(7);
+//! let start = sim.add_player(1, "ada", 42);
+//!
+//! // Hold RIGHT and FIRE for one tick, aiming right.
+//! let input = PlayerInput { buttons: buttons::RIGHT | buttons::FIRE, aim: Angle16(0) };
+//! assert!(sim.apply_input(1, &input));
+//! let events = sim.step(1, dt);
+//!
+//! assert!(events.iter().any(|e| matches!(e, SimEvent::Spawned(_))));
+//! let moved = sim.player(1).unwrap().pos - start;
+//! assert!((moved.x - PLAYER_SPEED * dt).abs() < 1e-3 && moved.y == 0.0);
+//! ```
+#![forbid(unsafe_code)]
+
+use glam::Vec2;
+use serde::{Deserialize, Serialize};
+use tickwire_shared::GameProtocol;
+use tickwire_shared::quantize::{Angle16, QVec2};
+use tickwire_shared::snapshot::NetId;
+
+mod rules;
+
+pub use rules::bot;
+pub use rules::collision::{Wall, position_is_free, spawn_points, walls};
+pub use rules::movement::{movement_dir, step_player};
+pub use rules::names::{MAX_CHAT_CHARS, MAX_NAME_CHARS, sanitize_chat, sanitize_name};
+pub use rules::visibility::{VIEW_RADIUS, in_view};
+pub use rules::world::{ArenaSim, Player, Projectile, SimEvent, SimId};
+
+/// The arena's [`GameProtocol`]: ties the wire types below to the framework.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Arena;
+
+impl GameProtocol for Arena {
+    const NAME: &'static str = "arena";
+    const VERSION: u32 = 1;
+    type Input = PlayerInput;
+    type EntityState = EntityState;
+    type Event = ArenaEvent;
+}
+
+/// One tick of a player's input: which buttons are held and where they aim.
+///
+/// Only intent travels: the server applies its own fixed speed, so a client
+/// cannot move faster than [`PLAYER_SPEED`] by sending anything.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayerInput {
+    /// A set of [`buttons`] bits; unknown bits are ignored.
+    pub buttons: u8,
+    /// The aim direction (any angle is valid).
+    pub aim: Angle16,
+}
+
+impl PlayerInput {
+    /// The input with unknown button bits cleared.
+    #[must_use]
+    pub fn sanitized(self) -> Self {
+        Self {
+            buttons: self.buttons & buttons::ALL,
+            aim: self.aim,
+        }
+    }
+
+    /// Whether [`buttons::FIRE`] is held.
+    #[must_use]
+    pub fn fires(&self) -> bool {
+        self.buttons & buttons::FIRE != 0
+    }
+}
+
+/// The bits of [`PlayerInput::buttons`].
+pub mod buttons {
+    /// Move up (towards −y).
+    pub const UP: u8 = 1;
+    /// Move down (towards +y).
+    pub const DOWN: u8 = 2;
+    /// Move left (towards −x).
+    pub const LEFT: u8 = 4;
+    /// Move right (towards +x).
+    pub const RIGHT: u8 = 8;
+    /// Fire along the aim (rate limited to one shot per
+    /// [`FIRE_INTERVAL_TICKS`](crate::FIRE_INTERVAL_TICKS)).
+    pub const FIRE: u8 = 16;
+    /// The four movement bits.
+    pub const MOVE: u8 = UP | DOWN | LEFT | RIGHT;
+    /// Every known bit; the server clears the others.
+    pub const ALL: u8 = MOVE | FIRE;
+}
+
+/// What a replicated entity is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntityKind {
+    /// A player (human or bot).
+    Player,
+    /// A flying projectile.
+    Projectile,
+}
+
+/// The replicated state of one entity, as sent in snapshots.
+///
+/// Flat and quantized so that field-level deltas stay small: a moving player
+/// costs its position (and aim) change, nothing else.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EntityState {
+    /// Player or projectile.
+    pub kind: EntityKind,
+    /// Position in world units, 1/16 precision.
+    pub pos: QVec2<16>,
+    /// Aim (players) or heading (projectiles).
+    pub angle: Angle16,
+    /// `0..=MAX_HEALTH`; 0 = dead (waiting to respawn). Always 0 for
+    /// projectiles.
+    pub health: u8,
+    /// Client id of the player (players: itself; projectiles: the shooter);
+    /// bots use ids `>= BOT_ID_BASE`.
+    pub owner: u32,
+    /// The player's name; empty for projectiles.
+    pub name: String,
+    /// Scoreboard: kills (players; 0 for projectiles).
+    pub kills: u16,
+    /// Scoreboard: deaths (players; 0 for projectiles).
+    pub deaths: u16,
+}
+
+/// A reliable game event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ArenaEvent {
+    /// Sent to a client after join/respawn-resume: its player entity.
+    YouAre {
+        /// The network id of the client's player entity.
+        entity: NetId,
+    },
+    /// Someone was killed (kill feed).
+    Killed {
+        /// The shooter's client id.
+        killer: u32,
+        /// The victim's client id.
+        victim: u32,
+        /// The shooter's name (empty when the shooter has left).
+        killer_name: String,
+        /// The victim's name.
+        victim_name: String,
+    },
+    /// A dead player is back in the game.
+    Respawned {
+        /// The player's client id.
+        client: u32,
+    },
+    /// A chat line (see [`sanitize_chat`]).
+    Chat {
+        /// The sender's name.
+        from: String,
+        /// The message.
+        text: String,
+    },
+}
+
+/// Simulation ticks per second.
+pub const TICK_RATE: u16 = 60;
+/// The arena's extent in world units: it spans `(0, 0)..ARENA_SIZE`,
+/// boundary walls included.
+pub const ARENA_SIZE: Vec2 = Vec2::new(1600.0, 1000.0);
+/// A player's collision radius, in world units.
+pub const PLAYER_RADIUS: f32 = 16.0;
+/// A player's speed, in world units per second (diagonals included).
+pub const PLAYER_SPEED: f32 = 260.0;
+/// A projectile's speed, in world units per second.
+pub const PROJECTILE_SPEED: f32 = 900.0;
+/// A projectile's collision radius, in world units.
+pub const PROJECTILE_RADIUS: f32 = 4.0;
+/// A projectile flies at most this many ticks (1.5 s) before it fizzles out.
+pub const PROJECTILE_LIFETIME_TICKS: u32 = 90;
+/// Minimum ticks between two shots of one player (5 shots per second).
+pub const FIRE_INTERVAL_TICKS: u32 = 12;
+/// A fresh player's health.
+pub const MAX_HEALTH: u8 = 100;
+/// Health one projectile takes (five hits kill).
+pub const PROJECTILE_DAMAGE: u8 = 20;
+/// Ticks a dead player waits before respawning (3 s).
+pub const RESPAWN_TICKS: u32 = 180;
+/// Client ids from here up are bots.
+pub const BOT_ID_BASE: u32 = 1_000_000;
+
+/// Whether `client` is a bot id (`>= BOT_ID_BASE`).
+#[must_use]
+pub const fn is_bot(client: u32) -> bool {
+    client >= BOT_ID_BASE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickwire_shared::{Reader, Writer, protocol_hash};
+
+    #[test]
+    fn protocol_identity() {
+        assert_eq!(Arena::NAME, "arena");
+        assert_eq!(Arena::VERSION, 1);
+        assert_eq!(Arena::PROTOCOL_HASH, protocol_hash("arena", 1));
+    }
+
+    #[test]
+    fn wire_types_round_trip_through_the_codec() {
+        let state = EntityState {
+            kind: EntityKind::Player,
+            pos: QVec2::from_vec2(Vec2::new(812.5, 33.0625)),
+            angle: Angle16(12_345),
+            health: MAX_HEALTH,
+            owner: BOT_ID_BASE + 3,
+            name: "bot-3".into(),
+            kills: 7,
+            deaths: 2,
+        };
+        let input = PlayerInput {
+            buttons: buttons::UP | buttons::FIRE,
+            aim: Angle16(65_535),
+        };
+        let events = vec![
+            ArenaEvent::YouAre { entity: NetId(9) },
+            ArenaEvent::Killed {
+                killer: 1,
+                victim: 2,
+                killer_name: "a".into(),
+                victim_name: "b".into(),
+            },
+            ArenaEvent::Respawned { client: 2 },
+            ArenaEvent::Chat {
+                from: "a".into(),
+                text: "gg".into(),
+            },
+        ];
+        let mut w = Writer::new();
+        w.value("state", &state).unwrap();
+        w.value("input", &input).unwrap();
+        w.value("events", &events).unwrap();
+        let bytes = w.into_vec();
+        let mut r = Reader::new(&bytes);
+        assert_eq!(r.value::<EntityState>("state").unwrap(), state);
+        assert_eq!(r.value::<PlayerInput>("input").unwrap(), input);
+        assert_eq!(r.value::<Vec<ArenaEvent>>("events").unwrap(), events);
+        r.finish().unwrap();
+    }
+
+    #[test]
+    fn sanitized_input_keeps_only_known_buttons() {
+        let input = PlayerInput {
+            buttons: 0xff,
+            aim: Angle16(5),
+        };
+        assert_eq!(input.sanitized().buttons, buttons::ALL);
+        assert_eq!(input.sanitized().aim, Angle16(5));
+        assert!(input.fires());
+        assert!(!PlayerInput::default().fires());
+    }
+
+    #[test]
+    fn bot_ids() {
+        assert!(!is_bot(BOT_ID_BASE - 1));
+        assert!(is_bot(BOT_ID_BASE));
+    }
+}

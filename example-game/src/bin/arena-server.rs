@@ -1,1 +1,2 @@
+//! arena-server: arriving with the server framework.
 fn main() {}

@@ -1,0 +1,36 @@
+//! Interest management: which entities a player is told about.
+
+use glam::Vec2;
+
+/// How far a player sees (and is sent entities), in world units.
+pub const VIEW_RADIUS: f32 = 900.0;
+
+/// Whether an entity at `target` is within [`VIEW_RADIUS`] of a viewer at
+/// `viewer` (the server's visibility hook). Non-finite positions are never in
+/// view.
+///
+/// ```
+/// use arena::{in_view, VIEW_RADIUS};
+/// use glam::Vec2;
+/// assert!(in_view(Vec2::ZERO, Vec2::new(VIEW_RADIUS, 0.0)));
+/// assert!(!in_view(Vec2::ZERO, Vec2::new(VIEW_RADIUS + 1.0, 0.0)));
+/// ```
+#[must_use]
+pub fn in_view(viewer: Vec2, target: Vec2) -> bool {
+    viewer.distance_squared(target) <= VIEW_RADIUS * VIEW_RADIUS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn view_is_a_disc() {
+        let v = Vec2::new(100.0, 100.0);
+        assert!(in_view(v, v));
+        assert!(in_view(v, v + Vec2::new(600.0, 600.0)));
+        assert!(!in_view(v, v + Vec2::new(700.0, 700.0)));
+        assert!(!in_view(v, Vec2::new(f32::NAN, 0.0)));
+        assert!(!in_view(v, Vec2::INFINITY));
+    }
+}
