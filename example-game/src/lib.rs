@@ -53,12 +53,15 @@ use tickwire_shared::snapshot::NetId;
 
 mod rules;
 
+#[cfg(feature = "server")]
+pub mod host;
+
 pub use rules::bot;
 pub use rules::collision::{Wall, position_is_free, spawn_points, walls};
 pub use rules::movement::{movement_dir, step_player};
 pub use rules::names::{MAX_CHAT_CHARS, MAX_NAME_CHARS, sanitize_chat, sanitize_name};
 pub use rules::visibility::{VIEW_RADIUS, in_view};
-pub use rules::world::{ArenaSim, Player, Projectile, SimEvent, SimId};
+pub use rules::world::{ArenaSim, MAX_MOVE_BUDGET, Player, Projectile, SimEvent, SimId};
 
 /// The arena's [`GameProtocol`]: ties the wire types below to the framework.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,2 +1,152 @@
-//! arena-server: arriving with the server framework.
-fn main() {}
+//! `arena-server`: the tickwire example arena, serving the browser demo and
+//! its WebSocket on one HTTPS origin.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use arena::host::ArenaGame;
+use clap::Parser;
+use tickwire_server::{Server, ServerConfig, TlsMode};
+use tickwire_shared::conditioner::ConditionerConfig;
+
+/// The tickwire arena: a top-down multiplayer shooter. Open the printed URL
+/// in a browser to play.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Address for HTTPS (the page) and WSS (the game) on one port.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    addr: SocketAddr,
+
+    /// Simulation ticks per second.
+    #[arg(long, default_value_t = arena::TICK_RATE)]
+    tick_rate: u16,
+
+    /// Snapshots per second sent to each client (must divide the tick rate).
+    #[arg(long, default_value_t = 30)]
+    snapshot_rate: u16,
+
+    /// PEM certificate chain. Without --cert/--key a self-signed development
+    /// certificate is made and its fingerprints are printed.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+
+    /// PEM private key for --cert.
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+
+    /// Serve plain http:// and ws:// (only behind a TLS-terminating proxy).
+    #[arg(long, conflicts_with_all = ["cert", "key"])]
+    plain: bool,
+
+    /// Directory with the built web client (`cargo xtask web` writes target/www).
+    #[arg(long)]
+    static_dir: Option<PathBuf>,
+
+    /// Address for Prometheus metrics at /metrics (off when absent).
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+
+    /// Players per room; further players go to a new room.
+    #[arg(long, default_value_t = 16)]
+    max_players_per_room: usize,
+
+    /// Server-side AI players per room, so a lone visitor has someone to fight.
+    #[arg(long, default_value_t = 3)]
+    bots: u32,
+
+    /// Simulate a bad network per client, e.g.
+    /// `latency=100ms,jitter=10ms,loss=2%` (keys: latency, jitter, loss,
+    /// dup, reorder, reorder-delay, bandwidth, queue). For testing netcode.
+    #[arg(long)]
+    conditioner: Option<ConditionerConfig>,
+
+    /// Seed for spawns, bots and the conditioner.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tickwire_server=info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    if args.snapshot_rate == 0 || args.tick_rate % args.snapshot_rate != 0 {
+        bail!(
+            "--snapshot-rate {} must divide --tick-rate {}",
+            args.snapshot_rate,
+            args.tick_rate
+        );
+    }
+    if let Some(dir) = &args.static_dir
+        && !dir.join("index.html").is_file()
+    {
+        bail!(
+            "{} has no index.html; build the web client with `cargo xtask web` (or run `cargo xtask play`)",
+            dir.display()
+        );
+    }
+    let tls = match (&args.cert, &args.key, args.plain) {
+        (Some(cert), Some(key), _) => TlsMode::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        (_, _, true) => TlsMode::Plain,
+        _ => TlsMode::SelfSigned,
+    };
+    let mut config = ServerConfig::default()
+        .with_addr(args.addr)
+        .with_tls(tls)
+        .with_tick_rate(args.tick_rate)
+        .with_snapshot_interval(args.tick_rate / args.snapshot_rate)
+        .with_static_dir(args.static_dir.clone())
+        .with_metrics_addr(args.metrics_addr)
+        .with_max_players_per_room(args.max_players_per_room)
+        .with_conditioner(args.conditioner.clone());
+    config.conditioner_seed = args.seed;
+    let (bots, seed) = (args.bots, args.seed);
+    let server = Server::new(config, move |_room| ArenaGame::new(bots, seed))
+        .start()
+        .await
+        .context("starting the arena server")?;
+    if let Some(id) = server.tls_identity() {
+        println!(
+            "certificate SHA-256 fingerprint: {}",
+            id.sha256_fingerprint()
+        );
+        println!(
+            "certificate SPKI SHA-256 (base64): {}",
+            id.spki_sha256_base64()
+        );
+        if args.cert.is_none() {
+            println!(
+                "self-signed: accept the certificate warning, or start Chromium with\n  \
+                 --ignore-certificate-errors-spki-list={}",
+                id.spki_sha256_base64()
+            );
+        }
+    }
+    if let Some(c) = &args.conditioner {
+        println!("simulating a bad network per client: {c}");
+    }
+    let port = server.local_addr().port();
+    let scheme = if server.tls_identity().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let host =
+        if server.local_addr().ip().is_unspecified() || server.local_addr().ip().is_loopback() {
+            "localhost".to_owned()
+        } else {
+            server.local_addr().ip().to_string()
+        };
+    println!("\nopen  {scheme}://{host}:{port}/\n");
+    server.run_until_signal().await;
+    Ok(())
+}

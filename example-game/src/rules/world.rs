@@ -54,7 +54,15 @@ pub struct Player {
     /// A fire press seen since the last step (so a tap between two ticks is
     /// not lost).
     pub(crate) fire_latched: bool,
+    /// Movement steps this player may still take by input (per-input
+    /// movement only): one more per step, at most [`MAX_MOVE_BUDGET`].
+    pub(crate) move_budget: u8,
 }
+
+/// In per-input movement, how many movement steps a player can bank (so a
+/// burst of late inputs still moves, but a client sending inputs faster than
+/// the tick rate gains nothing over time).
+pub const MAX_MOVE_BUDGET: u8 = 3;
 
 impl Player {
     fn new(name: String, pos: Vec2) -> Self {
@@ -69,6 +77,7 @@ impl Player {
             respawn_at: None,
             input: PlayerInput::default(),
             fire_latched: false,
+            move_budget: MAX_MOVE_BUDGET,
         }
     }
 
@@ -210,6 +219,7 @@ pub struct ArenaSim {
     pub(crate) players: BTreeMap<u32, Player>,
     pub(crate) projectiles: BTreeMap<u64, Projectile>,
     pub(crate) next_projectile: u64,
+    pub(crate) per_input_movement: bool,
 }
 
 impl ArenaSim {
@@ -221,7 +231,40 @@ impl ArenaSim {
             players: BTreeMap::new(),
             projectiles: BTreeMap::new(),
             next_projectile: 0,
+            per_input_movement: false,
         }
+    }
+
+    /// Switches to per-input movement: each input moves its player by one
+    /// step ([`move_by_input`](Self::move_by_input)), exactly as the client
+    /// predicts it, and [`step`](Self::step) no longer moves players. A budget
+    /// of one step per tick (banking at most [`MAX_MOVE_BUDGET`]) keeps a
+    /// client that sends extra inputs from moving faster.
+    #[must_use]
+    pub fn with_per_input_movement(mut self) -> Self {
+        self.per_input_movement = true;
+        self
+    }
+
+    /// Applies `input` like [`apply_input`](Self::apply_input) and, with
+    /// per-input movement and budget left, moves the living player one step
+    /// of `dt` seconds. Returns `false` for an unknown client.
+    pub fn move_by_input(&mut self, client: u32, input: &PlayerInput, dt: f32) -> bool {
+        if !self.apply_input(client, input) {
+            return false;
+        }
+        if !self.per_input_movement {
+            return true;
+        }
+        if let Some(p) = self.players.get_mut(&client)
+            && p.is_alive()
+            && p.move_budget > 0
+        {
+            p.move_budget -= 1;
+            p.pos = step_player(p.pos, &p.input, dt);
+            p.aim = p.input.aim;
+        }
+        true
     }
 
     /// The seed given to [`new`](Self::new).
@@ -282,7 +325,11 @@ impl ArenaSim {
         let mut events = Vec::new();
         self.respawn_due(tick, &mut events);
         for p in self.players.values_mut().filter(|p| p.is_alive()) {
-            p.pos = step_player(p.pos, &p.input, dt);
+            if self.per_input_movement {
+                p.move_budget = (p.move_budget + 1).min(MAX_MOVE_BUDGET);
+            } else {
+                p.pos = step_player(p.pos, &p.input, dt);
+            }
             p.aim = p.input.aim;
         }
         self.fire_weapons(tick, &mut events);
@@ -476,6 +523,36 @@ mod tests {
         let (_, bot) = &all[1];
         assert_eq!((bot.kind, bot.owner), (EntityKind::Player, BOT_ID_BASE));
         assert_eq!(bot.name, "bot-0");
+    }
+
+    #[test]
+    fn per_input_movement_follows_inputs_within_a_budget() {
+        let dt = 1.0 / 60.0;
+        let mut sim = ArenaSim::new(1).with_per_input_movement();
+        let start = sim.add_player(1, "p", 0);
+        let right = PlayerInput {
+            buttons: crate::buttons::RIGHT,
+            aim: Angle16(0),
+        };
+        // One input: exactly one predicted step, whatever the tick does.
+        assert!(sim.move_by_input(1, &right, dt));
+        let one = step_player(start, &right, dt);
+        assert_eq!(sim.player(1).unwrap().pos, one);
+        let _ = sim.step(1, dt);
+        assert_eq!(
+            sim.player(1).unwrap().pos,
+            one,
+            "step does not move players"
+        );
+        // A flood of inputs in one tick moves at most the banked budget.
+        for _ in 0..10 {
+            sim.move_by_input(1, &right, dt);
+        }
+        let mut expect = one;
+        for _ in 0..MAX_MOVE_BUDGET {
+            expect = step_player(expect, &right, dt);
+        }
+        assert_eq!(sim.player(1).unwrap().pos, expect);
     }
 
     #[test]
