@@ -5,6 +5,8 @@
 //! game client must.
 #![allow(missing_docs)]
 
+pub mod cdp;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
