@@ -20,6 +20,7 @@ pub struct ArenaGame {
     bots: u32,
     bots_added: bool,
     seed: u64,
+    interest: bool,
 }
 
 impl ArenaGame {
@@ -32,7 +33,16 @@ impl ArenaGame {
             bots,
             bots_added: false,
             seed,
+            interest: true,
         }
+    }
+
+    /// Turns interest management off or on (default on): with it, a client
+    /// only receives entities within [`crate::VIEW_RADIUS`] of its player.
+    #[must_use]
+    pub fn with_interest_management(mut self, on: bool) -> Self {
+        self.interest = on;
+        self
     }
 
     /// The simulation (read-only).
@@ -161,6 +171,9 @@ impl Game for ArenaGame {
     }
 
     fn view(&self, _world: &World<EntityState>, client: ClientId) -> Option<Vec2> {
+        if !self.interest {
+            return None;
+        }
         Some(self.sim.player(client)?.pos)
     }
 

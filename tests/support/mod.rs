@@ -416,10 +416,10 @@ impl TestClient {
             if left.is_zero() {
                 bail!("no snapshot of tick {tick} before the deadline");
             }
-            if let Received::Snapshot { tick: t, .. } = self.recv(left).await? {
-                if t >= tick {
-                    return Ok(t);
-                }
+            if let Received::Snapshot { tick: t, .. } = self.recv(left).await?
+                && t >= tick
+            {
+                return Ok(t);
             }
         }
     }
@@ -472,13 +472,13 @@ pub async fn expect_close(ws: &mut Ws, timeout: Duration) -> Result<(u16, String
             Some(Err(e)) => bail!("connection error before a close frame: {e}"),
             Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
                 let code = u16::from(code);
-                if let Some(c) = &protocol_close {
-                    if c.code.to_u16() != code {
-                        bail!(
-                            "close message code {} differs from frame code {code}",
-                            c.code
-                        );
-                    }
+                if let Some(c) = &protocol_close
+                    && c.code.to_u16() != code
+                {
+                    bail!(
+                        "close message code {} differs from frame code {code}",
+                        c.code
+                    );
                 }
                 return Ok((code, reason.to_string()));
             }

@@ -1,0 +1,275 @@
+//! End to end in a real browser: the arena server serves the wasm demo, headless
+//! Chromium (Debian's, trusting the dev certificate by its SPKI hash) plays it,
+//! and a native observer client checks what the server did.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use arena::host::ArenaGame;
+use arena::{Arena, ArenaEvent, EntityKind, EntityState};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tickwire_server::{Server, ServerConfig, TlsMode};
+use tickwire_shared::{ClientMessage, GameProtocol, Hello, Limits, ServerMessage, Snapshot};
+use tickwire_tests::cdp::Browser;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The built web client: `TICKWIRE_WWW_DIR` (set by `cargo xtask test`) or
+/// `target/www`. Never skipped: a missing bundle is a failure that says how
+/// to build it.
+fn www_dir() -> Result<PathBuf> {
+    let dir = std::env::var_os("TICKWIRE_WWW_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/www"));
+    let wasm = dir.join("pkg/tickwire_web_bg.wasm");
+    if !dir.join("index.html").is_file() || !wasm.is_file() {
+        bail!(
+            "the web client is not built at {} (missing index.html or pkg/tickwire_web_bg.wasm): \
+             run `cargo xtask web` first, or run the whole suite with `cargo xtask test`",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// A native client that watches the arena (it is also a player, standing still).
+struct Observer {
+    ws: tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>,
+    kept: BTreeMap<u32, Snapshot<EntityState>>,
+    latest: Snapshot<EntityState>,
+    limits: Limits,
+}
+
+impl Observer {
+    async fn connect(addr: std::net::SocketAddr, tls: Arc<rustls::ClientConfig>) -> Result<Self> {
+        let tcp = TcpStream::connect(addr).await?;
+        let name = rustls_pki_types::ServerName::try_from("localhost")?.to_owned();
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await?;
+        let url = format!("wss://localhost:{}/ws", addr.port());
+        let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+        let mut hello = Hello::new(Arena::PROTOCOL_HASH);
+        hello.auth_token = Some("observer".into());
+        ws.send(Message::Binary(
+            ClientMessage::<arena::PlayerInput>::Hello(hello)
+                .to_bytes()?
+                .into(),
+        ))
+        .await?;
+        let mut me = Self {
+            ws,
+            kept: BTreeMap::new(),
+            latest: Snapshot::new(),
+            limits: Limits::default(),
+        };
+        let first = me.next_binary(Duration::from_secs(10)).await?;
+        match ServerMessage::<ArenaEvent>::decode(&first, &me.limits)? {
+            ServerMessage::Welcome(_) => Ok(me),
+            other => bail!("observer expected a welcome, got {other:?}"),
+        }
+    }
+
+    async fn next_binary(&mut self, timeout: Duration) -> Result<bytes::Bytes> {
+        let end = Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(end, self.ws.next())
+                .await
+                .context("observer timed out")?
+            {
+                Some(Ok(Message::Binary(b))) => return Ok(b),
+                Some(Ok(Message::Close(c))) => bail!("observer closed: {c:?}"),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => bail!("observer connection ended"),
+            }
+        }
+    }
+
+    /// Applies snapshots until `pred` holds on the newest one.
+    async fn until(
+        &mut self,
+        timeout: Duration,
+        mut pred: impl FnMut(&Snapshot<EntityState>) -> bool,
+    ) -> Result<()> {
+        let end = Instant::now() + timeout;
+        while !pred(&self.latest) {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("the observer did not see the expected state in {timeout:?}");
+            }
+            let bytes = self.next_binary(left).await?;
+            match ServerMessage::<ArenaEvent>::decode(&bytes, &self.limits)? {
+                ServerMessage::Snapshot(f) => {
+                    let base = f.header.baseline.and_then(|t| self.kept.get(&t));
+                    let snap = f.decode(base, &self.limits)?;
+                    if let Some(b) = f.header.baseline {
+                        self.kept.retain(|t, _| *t >= b);
+                    }
+                    self.kept.insert(f.header.tick, snap.clone());
+                    self.latest = snap;
+                    let ack = ClientMessage::<arena::PlayerInput>::Ack {
+                        snapshot_tick: f.header.tick,
+                    };
+                    self.ws
+                        .send(Message::Binary(ack.to_bytes()?.into()))
+                        .await?;
+                }
+                ServerMessage::Ping { nonce } => {
+                    let pong = ClientMessage::<arena::PlayerInput>::Pong { nonce };
+                    self.ws
+                        .send(Message::Binary(pong.to_bytes()?.into()))
+                        .await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn player<'a>(snap: &'a Snapshot<EntityState>, name: &str) -> Option<&'a EntityState> {
+    snap.iter()
+        .map(|(_, s)| s)
+        .find(|s| s.kind == EntityKind::Player && s.name == name)
+}
+
+async fn stats(browser: &mut Browser, page: &tickwire_tests::cdp::Page) -> Result<Value> {
+    browser.eval(page, "window.tickwire.stats()").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_players_move_shoot_and_see_each_other() -> Result<()> {
+    tickwire_tests::init_tracing();
+    let www = www_dir()?;
+    let config = ServerConfig::default()
+        .with_addr("127.0.0.1:0".parse()?)
+        .with_tls(TlsMode::SelfSigned)
+        .with_static_dir(Some(www))
+        .with_snapshot_interval(2);
+    // Interest management off, so every player sees every other wherever
+    // they spawned (the visibility itself is covered by lifecycle.rs).
+    let server = Server::new(config, |_room| {
+        ArenaGame::new(0, 7).with_interest_management(false)
+    })
+    .start()
+    .await?;
+    let addr = server.local_addr();
+    let identity = server
+        .tls_identity()
+        .ok_or_else(|| anyhow!("TLS expected"))?;
+    let spki = identity.spki_sha256_base64();
+    let tls = tickwire_server::tls::client_config_trusting(identity.leaf(), &[])?;
+    let mut observer = Observer::connect(addr, tls).await?;
+
+    let url = format!("https://localhost:{}/", addr.port());
+    let mut browser = Browser::launch(&spki).await?;
+    let alice = browser.open(&url).await?;
+    browser
+        .wait_for(
+            &alice,
+            "window.tickwire !== undefined",
+            Duration::from_secs(20),
+        )
+        .await?;
+    browser
+        .eval(&alice, "window.tickwire.play('alice')")
+        .await?;
+    browser
+        .wait_for(
+            &alice,
+            "window.tickwire.stats().connected === true",
+            Duration::from_secs(20),
+        )
+        .await?;
+
+    // The server moves alice when the browser holds D.
+    observer
+        .until(Duration::from_secs(10), |s| player(s, "alice").is_some())
+        .await?;
+    let start = player(&observer.latest, "alice")
+        .map(|p| p.pos.to_vec2())
+        .unwrap_or_default();
+    browser.key(&alice, "keyDown", "d", "KeyD", 68).await?;
+    let moved = observer
+        .until(Duration::from_secs(10), |s| {
+            player(s, "alice").is_some_and(|p| p.pos.to_vec2().x > start.x + 40.0)
+        })
+        .await;
+    browser.key(&alice, "keyUp", "d", "KeyD", 68).await?;
+    moved.context("alice did not move right on the server while D was held")?;
+
+    // Firing with the mouse makes a projectile owned by alice.
+    let owner = player(&observer.latest, "alice")
+        .map(|p| p.owner)
+        .unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut saw_projectile = false;
+    while Instant::now() < deadline && !saw_projectile {
+        browser.mouse(&alice, "mouseMoved", 900.0, 400.0).await?;
+        browser.mouse(&alice, "mousePressed", 900.0, 400.0).await?;
+        browser.mouse(&alice, "mouseReleased", 900.0, 400.0).await?;
+        saw_projectile = observer
+            .until(Duration::from_millis(500), |s| {
+                s.iter()
+                    .any(|(_, e)| e.kind == EntityKind::Projectile && e.owner == owner)
+            })
+            .await
+            .is_ok();
+    }
+    ensure!(saw_projectile, "no projectile from alice after clicking");
+    let seen = browser
+        .wait_for(
+            &alice,
+            "window.tickwire.stats().projectiles > 0 || null",
+            Duration::from_secs(5),
+        )
+        .await;
+    ensure!(
+        seen.is_ok(),
+        "alice's page never showed a projectile: {:?}",
+        stats(&mut browser, &alice).await?
+    );
+
+    // A second browser player: both see each other (and the observer).
+    let bob = browser.open(&url).await?;
+    browser
+        .wait_for(
+            &bob,
+            "window.tickwire !== undefined",
+            Duration::from_secs(20),
+        )
+        .await?;
+    browser.eval(&bob, "window.tickwire.play('bob')").await?;
+    observer
+        .until(Duration::from_secs(10), |s| player(s, "bob").is_some())
+        .await?;
+    for page in [&alice, &bob] {
+        browser
+            .wait_for(
+                page,
+                "window.tickwire.stats().visible_players >= 3 || null",
+                Duration::from_secs(10),
+            )
+            .await
+            .context("a browser player does not see the others")?;
+    }
+
+    // Figures for the record (printed; not asserted: no timing asserts).
+    let a = stats(&mut browser, &alice).await?;
+    println!("alice stats: {a}");
+    let bench = browser
+        .eval(&alice, "window.tickwire.bench(1000, 200)")
+        .await?;
+    println!("wasm decode+apply bench: {bench}");
+    let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/e2e/arena.png");
+    browser.screenshot(&alice, &shot).await?;
+    println!("screenshot: {}", shot.display());
+    server.shutdown().await;
+    Ok(())
+}
