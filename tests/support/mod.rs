@@ -364,6 +364,15 @@ impl TestClient {
         let bytes = next_binary(&mut self.ws, timeout).await?;
         let msg = ServerMessage::<TestEvent>::decode(&bytes, &self.limits)?;
         match msg {
+            ServerMessage::Snapshot(frame)
+                if self
+                    .latest
+                    .as_ref()
+                    .is_some_and(|(t, _)| frame.header.tick <= *t) =>
+            {
+                // Stale (reordered): ignore, neither apply nor ack (PROTOCOL.md §8.7).
+                Ok(Received::Other)
+            }
             ServerMessage::Snapshot(frame) => {
                 let base = match frame.header.baseline {
                     Some(t) => Some(self.kept.get(&t).ok_or_else(|| {

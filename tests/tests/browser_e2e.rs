@@ -105,6 +105,12 @@ impl Observer {
             }
             let bytes = self.next_binary(left).await?;
             match ServerMessage::<ArenaEvent>::decode(&bytes, &self.limits)? {
+                ServerMessage::Snapshot(f)
+                    if self
+                        .kept
+                        .keys()
+                        .next_back()
+                        .is_some_and(|t| f.header.tick <= *t) => {}
                 ServerMessage::Snapshot(f) => {
                     let base = f.header.baseline.and_then(|t| self.kept.get(&t));
                     let snap = f.decode(base, &self.limits)?;

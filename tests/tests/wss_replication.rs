@@ -194,3 +194,38 @@ async fn unchanged_entities_cost_nothing_on_the_wire() -> Result<()> {
     server.server.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_converges_through_a_lossy_reordering_link() -> Result<()> {
+    let link: tickwire_shared::conditioner::ConditionerConfig =
+        "latency=30ms,jitter=10ms,loss=10%,reorder=5%,dup=2%".parse()?;
+    let server = TestServer::start(test_config().with_conditioner(Some(link))).await?;
+    let mut a = server.client(hello()).await?;
+    let t = a.until_tick(1, DEADLINE).await?;
+    let mut applied = 0;
+    let mut deltas = 0;
+    let end = t + 120;
+    while a.latest.as_ref().is_none_or(|(t, _)| *t < end) {
+        // Keep the world changing; lost inputs are simply not applied.
+        a.input(TestInput::Move { dx: 1, dy: 1 }).await?;
+        if let Received::Snapshot { bytes, .. } = a.recv(DEADLINE).await? {
+            // Every snapshot that arrives decodes against a baseline the
+            // client kept (recv fails otherwise) and equals the world.
+            check(&server, &a)?;
+            applied += 1;
+            if let Ok(tickwire_shared::ServerMessage::<TestEvent>::Snapshot(f)) =
+                tickwire_shared::ServerMessage::decode(&bytes, &a.limits)
+                && f.header.baseline.is_some()
+            {
+                deltas += 1;
+            }
+        }
+    }
+    ensure!(
+        applied >= 60,
+        "only {applied} snapshots arrived in 120 ticks"
+    );
+    ensure!(deltas > 0, "deltas were used");
+    server.server.shutdown().await;
+    Ok(())
+}
