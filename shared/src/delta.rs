@@ -34,10 +34,11 @@
 //!   sends the entity in the *full* section instead.
 //! * New entities, and entities whose field layout changed, are *full*.
 //!
-//! Each entity costs at most what it costs in a full snapshot, except that
-//! ids are gap-encoded within each section, so interleaving sections can make
-//! some id gaps longer. Unchanged entities cost nothing, which is where the
-//! savings come from.
+//! Ids restart their gap encoding in each section, so splitting interleaved
+//! changes into a patched and a full section can lengthen gaps; when that
+//! costs more than the patches save, the encoder sends every change in the
+//! full section instead (one id sequence). So a delta is never larger than the
+//! full snapshot of the same view plus its section counts and the removed ids.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -56,6 +57,9 @@ pub struct DeltaScratch {
     patch: Writer,
     state: Writer,
     values: Writer,
+    /// Every changed or new entity in full: the fallback when splitting the
+    /// changes into two sections costs more id bytes than patches save.
+    all_full: Writer,
     base_fields: Vec<Field>,
     cur_fields: Vec<Field>,
 }
@@ -133,8 +137,10 @@ pub fn write_delta<'a, S: Serialize + PartialEq + 'a>(
     scratch.removed.clear();
     scratch.patched.clear();
     scratch.full.clear();
+    scratch.all_full.clear();
     let mut stats = DeltaStats::default();
-    let (mut removed_ids, mut patched_ids, mut full_ids) = (
+    let (mut removed_ids, mut patched_ids, mut full_ids, mut all_full_ids) = (
+        IdEncoder::default(),
         IdEncoder::default(),
         IdEncoder::default(),
         IdEncoder::default(),
@@ -158,8 +164,12 @@ pub fn write_delta<'a, S: Serialize + PartialEq + 'a>(
             }
             core::cmp::Ordering::Greater => {
                 let (id, state) = next_sorted(&mut cur, &mut last_cur)?;
+                scratch.state.clear();
+                scratch.state.value("entity state", state)?;
                 full_ids.write(&mut scratch.full, id)?;
-                scratch.full.value("entity state", state)?;
+                scratch.full.raw(scratch.state.as_slice());
+                all_full_ids.write(&mut scratch.all_full, id)?;
+                scratch.all_full.raw(scratch.state.as_slice());
                 stats.full += 1;
             }
             core::cmp::Ordering::Equal => {
@@ -176,18 +186,53 @@ pub fn write_delta<'a, S: Serialize + PartialEq + 'a>(
                     scratch.full.raw(scratch.state.as_slice());
                     stats.full += 1;
                 }
+                if b != c {
+                    // `write_patch` left the full state in `scratch.state`.
+                    all_full_ids.write(&mut scratch.all_full, id)?;
+                    scratch.all_full.raw(scratch.state.as_slice());
+                }
             }
         }
     }
+    // Ids are gap-encoded per section, so interleaved patched and full
+    // entities can cost more id bytes than the patches save. Sending every
+    // change in full keeps one id sequence, which is never longer than the
+    // full snapshot's; send whichever is smaller.
+    let changed = stats.patched + stats.full;
+    let split = varint_len(stats.patched)
+        + scratch.patched.len()
+        + varint_len(stats.full)
+        + scratch.full.len();
+    let merged = varint_len(0) + varint_len(changed) + scratch.all_full.len();
+    let all_full = stats.patched > 0 && merged < split;
+    if all_full {
+        stats.full = changed;
+        stats.patched = 0;
+    }
+    let (patched, full): (&[u8], &[u8]) = if all_full {
+        (&[], scratch.all_full.as_slice())
+    } else {
+        (scratch.patched.as_slice(), scratch.full.as_slice())
+    };
     for (count, section) in [
-        (stats.removed, &scratch.removed),
-        (stats.patched, &scratch.patched),
-        (stats.full, &scratch.full),
+        (stats.removed, scratch.removed.as_slice()),
+        (stats.patched, patched),
+        (stats.full, full),
     ] {
         w.len_prefix(count);
-        w.raw(section.as_slice());
+        w.raw(section);
     }
     Ok(stats)
+}
+
+/// Bytes of `n` as a varint (see [`crate::codec`]).
+fn varint_len(n: usize) -> usize {
+    match n as u64 {
+        0..=250 => 1,
+        251..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    }
 }
 
 fn next_sorted<T>(

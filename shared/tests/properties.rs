@@ -1121,8 +1121,7 @@ fn fuzz_corpora_replay_without_panics() {
 /// turns 1-byte gaps (200) into 3-byte gaps (400), while a busy patch saves
 /// only 1 byte. Four entities, no removals: full body 55 bytes, delta 61.
 #[test]
-#[ignore = "known bug in shared/src/delta.rs: ids are gap-encoded per section"]
-fn known_bug_interleaved_sections_make_a_delta_larger_than_full() {
+fn interleaved_sections_never_make_a_delta_larger_than_full() {
     let calm = |owner: Option<u32>| Ent {
         kind: Kind::Player,
         pos: QVec2 { x: 0, y: 0 },
@@ -1180,8 +1179,7 @@ fn known_bug_interleaved_sections_make_a_delta_larger_than_full() {
 /// (events) or two (entities: id and state), so valid messages are refused
 /// as truncated.
 #[test]
-#[ignore = "known bug in shared/src/{message,snapshot,delta}.rs: count() minimum item sizes"]
-fn known_bug_zero_sized_payloads_do_not_round_trip() {
+fn zero_sized_payloads_round_trip() {
     let limits = Limits::default();
     let events = ServerMessage::<()>::Events(vec![(), ()])
         .to_bytes()
