@@ -1,1 +1,108 @@
-//! tickwire browser client.
+//! # tickwire-web: the browser client of the arena demo
+//!
+//! Rust compiled to `wasm32-unknown-unknown`; the page's JavaScript
+//! (`www/app.js`) only loads the module and calls [`start`]. Every protocol
+//! byte is built and parsed by `tickwire-shared`.
+//!
+//! ```text
+//!  WebSocket (binary) ─▶ browser (driver) ─▶ client ─┬─ net      session: handshake, acks, baseline ring, pings, input resend
+//!  keys, mouse ────────▶                            ├─ predict  local player: arena::step_player + reconciliation
+//!  requestAnimationFrame ─▶                          ├─ interp   remote entities, adaptive delay
+//!                                                    ├─ render   Canvas 2D (camera, arena, players, shots)
+//!                                                    └─ ui       banner, scoreboard, net overlay, kill feed
+//! ```
+//!
+//! The sans-IO parts (`net`, `predict`, `interp`, `reconnect`, `meter`,
+//! `input`, `client`, the camera and the HUD texts) build and run their tests
+//! on the host; `browser` and the drawing calls need a page.
+//!
+//! JavaScript API (see `www/app.js`, which also sets `window.tickwire`):
+//!
+//! * `start(canvas_id, name, server_url?)`: start (or restart) playing;
+//!   `server_url` defaults to `ws(s)://<this host>/ws`.
+//! * `stop()`: leave the game.
+//! * `client_stats()`: a JSON string of [`client::Stats`].
+//! * `bench_snapshot_decode(entities, iterations)`: JSON with the mean µs to
+//!   decode and apply a full snapshot and a 10 %-changed delta.
+#![warn(missing_docs)]
+
+pub mod bench;
+mod browser;
+pub mod client;
+pub mod input;
+pub mod interp;
+pub mod meter;
+pub mod net;
+pub mod predict;
+pub mod reconnect;
+pub mod render;
+pub mod ui;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use wasm_bindgen::prelude::*;
+
+use crate::browser::Driver;
+
+thread_local! {
+    static DRIVER: RefCell<Option<Rc<RefCell<Driver>>>> = const { RefCell::new(None) };
+}
+
+/// Starts playing as `name` on the canvas with id `canvas_id`, connecting to
+/// `server_url` (default: `wss://<this host>/ws`, or `ws://` for an http
+/// page). Calling it again restarts with the new name (a new name is a new
+/// player; the same name resumes the session).
+///
+/// # Errors
+/// When the canvas is missing or has no 2D context.
+#[wasm_bindgen]
+pub fn start(canvas_id: &str, name: &str, server_url: Option<String>) -> Result<(), JsValue> {
+    let driver = DRIVER.with(|slot| -> Result<_, JsValue> {
+        let mut slot = slot.borrow_mut();
+        if let Some(d) = slot.as_ref() {
+            return Ok(d.clone());
+        }
+        let d = Driver::start(canvas_id, server_url)?;
+        *slot = Some(d.clone());
+        Ok(d)
+    })?;
+    driver.borrow_mut().play(name);
+    Ok(())
+}
+
+/// Leaves the game (sends `Leave`, closes the socket, stops reconnecting).
+#[wasm_bindgen]
+pub fn stop() {
+    if let Some(d) = DRIVER.with(|slot| slot.borrow().clone()) {
+        d.borrow_mut().leave();
+    }
+}
+
+/// The client's figures as a JSON object: `connected`, `status`, `name`,
+/// `tick`, `rtt_ms`, `snapshots_per_sec`, `bytes_per_sec`,
+/// `corrections_per_sec`, `fps`, `my_entity`, `client_id`, `entity_count`,
+/// `visible_players`, `projectiles`, `unacked_inputs`, `interp_delay_ms`,
+/// `reconnect_attempts`. Before [`start`]: `{"connected":false,"status":"idle"}`.
+#[wasm_bindgen]
+#[must_use]
+pub fn client_stats() -> String {
+    match DRIVER.with(|slot| slot.borrow().clone()) {
+        Some(d) => d.borrow_mut().stats_json(),
+        None => "{\"connected\":false,\"status\":\"idle\"}".to_owned(),
+    }
+}
+
+/// Times decoding and applying a synthetic arena snapshot of `entities`
+/// entities, full and as a delta with every tenth entity changed, each
+/// `iterations` times; returns JSON `{entities, iterations, full_us,
+/// delta_us, full_bytes, delta_bytes}` (means in microseconds).
+///
+/// # Errors
+/// When the synthetic snapshot does not round-trip (a bug).
+#[wasm_bindgen]
+pub fn bench_snapshot_decode(entities: u32, iterations: u32) -> Result<String, JsValue> {
+    bench::arena_snapshot_decode(entities, iterations, browser::now_ms)
+        .map(|r| r.to_json())
+        .map_err(|e| JsValue::from_str(&e))
+}

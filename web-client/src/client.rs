@@ -1,0 +1,967 @@
+//! The arena client: glues the protocol session, prediction, interpolation
+//! and the HUD state together, without touching the browser.
+//!
+//! The browser driver (`browser.rs`) owns the socket, the canvas and the
+//! event listeners and calls into [`Client`]:
+//!
+//! ```text
+//!  connect_due(now)? ─▶ open socket, connecting(now)   on_open(now)
+//!  socket message ─────▶ on_message(now, bytes) ─▶ Some(close code, reason): close the socket
+//!  socket close ───────▶ on_close(now, code, reason, random)
+//!  animation frame ────▶ update(now); frame(now, view) ─▶ &Scene ─▶ renderer
+//!  after each call ────▶ poll_transmit(now) until None ─▶ socket
+//! ```
+
+use std::fmt::Write as _;
+
+use arena::{
+    ARENA_SIZE, Arena, ArenaEvent, EntityKind, EntityState, MAX_HEALTH, PLAYER_RADIUS,
+    PLAYER_SPEED, PROJECTILE_RADIUS, PlayerInput, TICK_RATE, step_player, walls,
+};
+use glam::Vec2;
+use tickwire_shared::quantize::Angle16;
+use tickwire_shared::{CloseCode, Limits, NetId, ResumeToken, Snapshot};
+
+use crate::input::InputState;
+use crate::interp::{InterpBuffer, Sample};
+use crate::meter::RateMeter;
+use crate::net::{NetEvent, Session};
+use crate::predict::{Predictor, StepFn};
+use crate::reconnect::{Backoff, Ending};
+use crate::render::{Camera, PlayerSprite, Scene, ShotSprite};
+use crate::ui::{self, KillFeed, NetFigures, ScoreRow, Status};
+
+/// Most fixed ticks simulated in one update; a longer stall is dropped
+/// instead of replayed.
+const MAX_TICKS_PER_UPDATE: u32 = 8;
+/// The server disagreeing by more than this snaps instead of smoothing
+/// (a respawn or a teleport): a quarter second of running.
+const SNAP_DISTANCE: f32 = PLAYER_SPEED * 0.25;
+
+/// The figures the page and the tests read (`window.tickwire.stats()`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// True while a session is established.
+    pub connected: bool,
+    /// The banner's words, or "playing".
+    pub status: String,
+    /// The player's name.
+    pub name: String,
+    /// The newest applied snapshot tick.
+    pub tick: Option<u32>,
+    /// Smoothed round trip, ms.
+    pub rtt_ms: Option<f64>,
+    /// Snapshots applied per second.
+    pub snapshots_per_sec: f64,
+    /// Bytes received per second.
+    pub bytes_per_sec: f64,
+    /// Prediction corrections per second.
+    pub corrections_per_sec: f64,
+    /// Rendered frames per second.
+    pub fps: f64,
+    /// The local player's entity.
+    pub my_entity: Option<u32>,
+    /// The local player's client id.
+    pub client_id: Option<u32>,
+    /// Entities in the newest snapshot.
+    pub entity_count: usize,
+    /// Players in the newest snapshot (the local one included).
+    pub visible_players: usize,
+    /// Projectiles in the newest snapshot.
+    pub projectiles: usize,
+    /// Inputs sent but not yet applied by the server.
+    pub unacked_inputs: usize,
+    /// The interpolation delay, ms.
+    pub interp_delay_ms: f64,
+    /// Connection attempts since the last established session.
+    pub reconnect_attempts: u32,
+}
+
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn json_num(out: &mut String, v: Option<f64>) {
+    match v {
+        Some(v) if v.is_finite() => {
+            let _ = write!(out, "{}", (v * 100.0).round() / 100.0);
+        }
+        _ => out.push_str("null"),
+    }
+}
+
+impl Stats {
+    /// The stats as a JSON object.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        let mut o = String::from("{");
+        let field = |o: &mut String, key: &str| {
+            if o.len() > 1 {
+                o.push(',');
+            }
+            json_str(o, key);
+            o.push(':');
+        };
+        field(&mut o, "connected");
+        o.push_str(if self.connected { "true" } else { "false" });
+        field(&mut o, "status");
+        json_str(&mut o, &self.status);
+        field(&mut o, "name");
+        json_str(&mut o, &self.name);
+        let nums: [(&str, Option<f64>); 14] = [
+            ("tick", self.tick.map(f64::from)),
+            ("rtt_ms", self.rtt_ms),
+            ("snapshots_per_sec", Some(self.snapshots_per_sec)),
+            ("bytes_per_sec", Some(self.bytes_per_sec)),
+            ("corrections_per_sec", Some(self.corrections_per_sec)),
+            ("fps", Some(self.fps)),
+            ("my_entity", self.my_entity.map(f64::from)),
+            ("client_id", self.client_id.map(f64::from)),
+            ("entity_count", Some(self.entity_count as f64)),
+            ("visible_players", Some(self.visible_players as f64)),
+            ("projectiles", Some(self.projectiles as f64)),
+            ("unacked_inputs", Some(self.unacked_inputs as f64)),
+            ("interp_delay_ms", Some(self.interp_delay_ms)),
+            (
+                "reconnect_attempts",
+                Some(f64::from(self.reconnect_attempts)),
+            ),
+        ];
+        for (key, v) in nums {
+            field(&mut o, key);
+            json_num(&mut o, v);
+        }
+        o.push('}');
+        o
+    }
+}
+
+/// The whole client state of the arena demo.
+#[derive(Debug)]
+pub struct Client {
+    name: String,
+    session: Option<Session<Arena>>,
+    resume: Option<ResumeToken>,
+    status: Status,
+    /// When the driver should open the next socket.
+    connect_at: Option<f64>,
+    backoff: Backoff,
+    /// Set when the reason of the end is known before the socket closes.
+    ending: Option<Ending>,
+    socket_open: bool,
+    predictor: Predictor<PlayerInput>,
+    interp: InterpBuffer,
+    my_client: Option<u32>,
+    my_entity: Option<NetId>,
+    tick_ms: f64,
+    acc_ms: f64,
+    last_update: Option<f64>,
+    last_frame: Option<f64>,
+    /// The keyboard and mouse.
+    pub input: InputState,
+    aim: Angle16,
+    feed: KillFeed,
+    fps: RateMeter,
+    samples: Vec<Sample>,
+    scene: Scene,
+}
+
+impl Client {
+    /// A client for the player `name`; nothing happens before
+    /// [`Client::connect_due`] says so.
+    #[must_use]
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            session: None,
+            resume: None,
+            status: Status::Idle,
+            connect_at: None,
+            backoff: Backoff::new(),
+            ending: None,
+            socket_open: false,
+            predictor: Predictor::new(step_player as StepFn<PlayerInput>, TICK_RATE, SNAP_DISTANCE),
+            interp: InterpBuffer::new(TICK_RATE, 1),
+            my_client: None,
+            my_entity: None,
+            tick_ms: 1000.0 / f64::from(TICK_RATE),
+            acc_ms: 0.0,
+            last_update: None,
+            last_frame: None,
+            input: InputState::default(),
+            aim: Angle16(0),
+            feed: KillFeed::new(),
+            fps: RateMeter::new(),
+            samples: Vec::new(),
+            scene: Scene {
+                camera: Camera::follow(Vec2::new(800.0, 600.0), None, ARENA_SIZE, PLAYER_RADIUS),
+                arena: ARENA_SIZE,
+                walls: walls().iter().map(|w| (w.min, w.max)).collect(),
+                players: Vec::new(),
+                shots: Vec::new(),
+                player_radius: PLAYER_RADIUS,
+                shot_radius: PROJECTILE_RADIUS,
+                notice: None,
+            },
+        }
+    }
+
+    /// (Re)starts playing as `name`: a new name is a new session; the same
+    /// name resumes. Connects at the next [`Client::connect_due`].
+    pub fn play(&mut self, now_ms: f64, name: &str) {
+        if name != self.name {
+            self.resume = None;
+            self.my_entity = None;
+        }
+        name.clone_into(&mut self.name);
+        self.backoff.reset();
+        self.ending = None;
+        self.status = Status::Connecting;
+        self.connect_at = Some(now_ms);
+    }
+
+    /// Leaves the game: queues a `Leave` and stops reconnecting. The driver
+    /// sends it, then closes the socket normally.
+    pub fn leave(&mut self) {
+        if let Some(s) = &mut self.session {
+            s.leave();
+        }
+        self.ending = Some(Ending::Left);
+        self.status = Status::Stopped(Ending::Left);
+        self.connect_at = None;
+    }
+
+    /// True when the driver should open a socket now.
+    #[must_use]
+    pub fn connect_due(&self, now_ms: f64) -> bool {
+        self.connect_at.is_some_and(|t| now_ms >= t)
+    }
+
+    /// A socket is opening: prepares the session and its hello.
+    pub fn connecting(&mut self, _now_ms: f64) {
+        let hello = Session::<Arena>::hello(&self.name, self.resume);
+        match &mut self.session {
+            Some(s) => s.restart(hello),
+            None => self.session = Some(Session::new(hello, Limits::default())),
+        }
+        self.status = Status::Connecting;
+        self.connect_at = None;
+        self.ending = None;
+        self.socket_open = false;
+    }
+
+    /// The socket opened (the hello can go out now).
+    pub fn on_open(&mut self, _now_ms: f64) {
+        self.socket_open = true;
+    }
+
+    /// The next message to send, while the socket is open.
+    pub fn poll_transmit(&mut self, now_ms: f64) -> Option<Vec<u8>> {
+        if !self.socket_open {
+            return None;
+        }
+        self.session.as_mut()?.poll_transmit(now_ms)
+    }
+
+    /// Handles one binary frame. Returns `Some((code, reason))` when the
+    /// driver must close the socket with that code.
+    pub fn on_message(&mut self, now_ms: f64, bytes: &[u8]) -> Option<(u16, String)> {
+        let session = self.session.as_mut()?;
+        match session.handle_message(now_ms, bytes) {
+            Ok(None) => None,
+            Ok(Some(event)) => self.on_event(now_ms, event),
+            Err(e) => {
+                let reason = e.to_string();
+                self.ending = Some(Ending::ProtocolError(reason.clone()));
+                Some((e.close_code(), reason))
+            }
+        }
+    }
+
+    /// The arguments for `WebSocket.close`: browsers accept only 1000 and
+    /// 3000–4999, and a reason of at most 123 bytes.
+    #[must_use]
+    pub fn ws_close_args(code: u16, reason: &str) -> (u16, String) {
+        let code = if code == 1000 || (3000..=4999).contains(&code) {
+            code
+        } else {
+            1000
+        };
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        (code, reason[..end].to_owned())
+    }
+
+    /// A text frame arrived: tickwire speaks binary only.
+    pub fn on_text_message(&mut self) -> (u16, String) {
+        let reason = "the server sent a text frame".to_owned();
+        self.ending = Some(Ending::ProtocolError(reason.clone()));
+        (CloseCode::UnsupportedData.to_u16(), reason)
+    }
+
+    fn on_event(&mut self, now_ms: f64, event: NetEvent<ArenaEvent>) -> Option<(u16, String)> {
+        match event {
+            NetEvent::Welcome(w) => {
+                self.status = Status::Connected;
+                self.backoff.reset();
+                self.resume = Some(w.resume_token);
+                if !w.resumed || self.my_client != Some(w.client_id) {
+                    self.my_entity = None;
+                }
+                self.my_client = Some(w.client_id);
+                self.tick_ms = 1000.0 / f64::from(w.tick_rate.max(1));
+                self.predictor.set_tick_rate(w.tick_rate);
+                self.predictor.reset();
+                self.interp = InterpBuffer::new(w.tick_rate, w.snapshot_interval);
+                self.acc_ms = 0.0;
+                None
+            }
+            NetEvent::Snapshot(_) => {
+                self.on_snapshot(now_ms);
+                None
+            }
+            NetEvent::Events(events) => {
+                for e in events {
+                    self.on_game_event(now_ms, e);
+                }
+                None
+            }
+            NetEvent::Ended(ending) => {
+                let code = match &ending {
+                    Ending::Closed { code, .. } => code.to_u16(),
+                    _ => CloseCode::Normal.to_u16(),
+                };
+                self.ending = Some(ending);
+                Some((code, String::new()))
+            }
+        }
+    }
+
+    fn on_game_event(&mut self, now_ms: f64, event: ArenaEvent) {
+        match event {
+            ArenaEvent::YouAre { entity } => {
+                if self.my_entity != Some(entity) {
+                    self.predictor.reset();
+                }
+                self.my_entity = Some(entity);
+            }
+            ArenaEvent::Killed {
+                killer,
+                victim,
+                killer_name,
+                victim_name,
+            } => {
+                let me = self.my_client;
+                let who = |id: u32, name: &str| {
+                    if Some(id) == me {
+                        "you".to_owned()
+                    } else if name.is_empty() {
+                        "someone".to_owned()
+                    } else {
+                        name.to_owned()
+                    }
+                };
+                let line = if killer == victim {
+                    format!("{} went down", who(victim, &victim_name))
+                } else {
+                    format!(
+                        "{} ✕ {}",
+                        who(killer, &killer_name),
+                        who(victim, &victim_name)
+                    )
+                };
+                self.feed.push(now_ms, line);
+            }
+            ArenaEvent::Respawned { client } => {
+                if Some(client) == self.my_client {
+                    self.predictor.reset();
+                }
+            }
+            ArenaEvent::Chat { from, text } => self.feed.push(now_ms, format!("{from}: {text}")),
+        }
+    }
+
+    fn my_state<'a>(&self, snap: &'a Snapshot<EntityState>) -> Option<(NetId, &'a EntityState)> {
+        if let Some(id) = self.my_entity {
+            return snap.get(id).map(|s| (id, s));
+        }
+        // Before YouAre: our player is the one we own.
+        let me = self.my_client?;
+        snap.iter()
+            .find(|(_, s)| s.kind == EntityKind::Player && s.owner == me)
+    }
+
+    fn on_snapshot(&mut self, now_ms: f64) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        let Some((tick, snap)) = session.latest() else {
+            return;
+        };
+        let mine = self.my_state(snap);
+        if let Some((id, state)) = mine {
+            if self.my_entity.is_none() {
+                self.my_entity = Some(id);
+            }
+            if state.health > 0 {
+                let unacked = session.unacked_inputs().map(|(_, i)| i);
+                self.predictor
+                    .reconcile(now_ms, state.pos.to_vec2(), unacked);
+            } else {
+                self.predictor.reset();
+            }
+        }
+        let my_id = mine.map(|(id, _)| id);
+        let samples = snap
+            .iter()
+            .filter(|(id, _)| Some(*id) != my_id)
+            .map(|(id, s)| Sample {
+                id,
+                pos: s.pos.to_vec2(),
+                angle: s.angle.to_radians(),
+            })
+            .collect();
+        self.interp.push(now_ms, tick, samples);
+    }
+
+    /// The socket closed (or failed to open). `random` is a uniform number
+    /// in `[0, 1)` for the backoff jitter.
+    pub fn on_close(&mut self, now_ms: f64, code: u16, reason: &str, random: f64) {
+        let was_open = self.socket_open;
+        self.socket_open = false;
+        let ending = self.ending.take().unwrap_or_else(|| {
+            if !was_open {
+                Ending::CannotConnect
+            } else if code == 1005 || code == 1006 {
+                Ending::Lost
+            } else {
+                Ending::Closed {
+                    code: CloseCode::from_u16(code),
+                    reason: reason.to_owned(),
+                }
+            }
+        });
+        if matches!(self.status, Status::Stopped(_)) {
+            return;
+        }
+        self.predictor.reset();
+        self.status = if ending.should_retry() {
+            let retry_at_ms = now_ms + self.backoff.next_delay_ms(random);
+            self.connect_at = Some(retry_at_ms);
+            Status::Waiting {
+                retry_at_ms,
+                ending,
+            }
+        } else {
+            self.connect_at = None;
+            Status::Stopped(ending)
+        };
+    }
+
+    /// Runs the fixed-rate ticks due by `now_ms`: samples the input, sends
+    /// it with every unacknowledged one, predicts; and sends pings.
+    pub fn update(&mut self, now_ms: f64) {
+        let elapsed = self
+            .last_update
+            .map_or(0.0, |t| (now_ms - t).clamp(0.0, 1000.0));
+        self.last_update = Some(now_ms);
+        let Some(session) = &mut self.session else {
+            return;
+        };
+        if !session.is_established() {
+            self.acc_ms = 0.0;
+            return;
+        }
+        self.acc_ms += elapsed;
+        let mut ticks = 0;
+        while self.acc_ms >= self.tick_ms && ticks < MAX_TICKS_PER_UPDATE {
+            self.acc_ms -= self.tick_ms;
+            ticks += 1;
+            let from = self
+                .predictor
+                .visual_position()
+                .unwrap_or(self.scene.camera.center);
+            let target = self
+                .input
+                .pointer_position()
+                .map(|p| self.scene.camera.to_world(p));
+            let input = self.input.to_input(from, target, self.aim);
+            self.aim = input.aim;
+            let tick = session.estimated_tick(now_ms);
+            session.push_input(tick, input);
+            self.predictor.apply_input(&input);
+        }
+        if ticks == MAX_TICKS_PER_UPDATE {
+            self.acc_ms = 0.0;
+        }
+        if ticks > 0 {
+            session.queue_inputs();
+        }
+        session.poll(now_ms);
+    }
+
+    /// Builds this frame's scene for a `view`-sized canvas.
+    pub fn frame(&mut self, now_ms: f64, view: Vec2) -> &Scene {
+        if let Some(last) = self.last_frame {
+            self.predictor.advance(now_ms - last);
+        }
+        self.last_frame = Some(now_ms);
+        self.fps.add(now_ms, 1.0);
+        self.interp.sample(now_ms, &mut self.samples);
+
+        let scene = &mut self.scene;
+        scene.players.clear();
+        scene.shots.clear();
+        scene.notice = None;
+        let mut focus = None;
+        let latest = self
+            .session
+            .as_ref()
+            .filter(|s| s.is_established())
+            .and_then(|s| s.latest());
+        if let Some((_, snap)) = latest {
+            let my_id = self.my_entity.or_else(|| {
+                let me = self.my_client?;
+                snap.iter()
+                    .find(|(_, s)| s.kind == EntityKind::Player && s.owner == me)
+                    .map(|(id, _)| id)
+            });
+            let mut me = None;
+            for (id, state) in snap.iter() {
+                let health = f32::from(state.health) / f32::from(MAX_HEALTH.max(1));
+                if Some(id) == my_id {
+                    let alive = state.health > 0;
+                    let pos = if alive {
+                        self.predictor
+                            .visual_position()
+                            .unwrap_or(state.pos.to_vec2())
+                    } else {
+                        state.pos.to_vec2()
+                    };
+                    focus = Some(pos);
+                    if !alive {
+                        scene.notice = Some("Respawning…".to_owned());
+                    }
+                    me = Some(PlayerSprite {
+                        pos,
+                        angle: self.aim.to_radians(),
+                        name: state.name.clone(),
+                        health,
+                        alive,
+                        is_me: true,
+                    });
+                    continue;
+                }
+                let Ok(i) = self.samples.binary_search_by_key(&id, |s| s.id) else {
+                    continue;
+                };
+                let sample = self.samples[i];
+                match state.kind {
+                    EntityKind::Player => scene.players.push(PlayerSprite {
+                        pos: sample.pos,
+                        angle: sample.angle,
+                        name: state.name.clone(),
+                        health,
+                        alive: state.health > 0,
+                        is_me: false,
+                    }),
+                    EntityKind::Projectile => scene.shots.push(ShotSprite {
+                        pos: sample.pos,
+                        angle: sample.angle,
+                        mine: Some(state.owner) == self.my_client,
+                    }),
+                }
+            }
+            scene.players.extend(me);
+        }
+        scene.camera = Camera::follow(view, focus, ARENA_SIZE, PLAYER_RADIUS);
+        &self.scene
+    }
+
+    /// The banner for now.
+    #[must_use]
+    pub fn banner(&self, now_ms: f64) -> Option<(String, ui::Tone)> {
+        ui::banner_text(&self.status, now_ms)
+    }
+
+    /// The connection status.
+    #[must_use]
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// The kill feed's current lines.
+    pub fn feed_lines(&mut self, now_ms: f64) -> impl Iterator<Item = &str> {
+        self.feed.lines(now_ms)
+    }
+
+    /// The scoreboard from the newest snapshot, ranked.
+    #[must_use]
+    pub fn scoreboard(&self) -> Vec<ScoreRow> {
+        let Some((_, snap)) = self.session.as_ref().and_then(|s| s.latest()) else {
+            return Vec::new();
+        };
+        let mut rows: Vec<ScoreRow> = snap
+            .iter()
+            .filter(|(_, s)| s.kind == EntityKind::Player)
+            .map(|(id, s)| ScoreRow {
+                name: s.name.clone(),
+                kills: s.kills,
+                deaths: s.deaths,
+                is_me: Some(id) == self.my_entity || Some(s.owner) == self.my_client,
+            })
+            .collect();
+        ui::rank(&mut rows);
+        rows
+    }
+
+    /// The network overlay's figures.
+    pub fn figures(&mut self, now_ms: f64) -> NetFigures {
+        let corrections_per_sec = self.predictor.corrections_per_sec(now_ms);
+        let fps = self.fps.per_second(now_ms);
+        let interp_delay_ms = self.interp.delay_ms();
+        match &mut self.session {
+            Some(s) if s.is_established() => NetFigures {
+                rtt_ms: s.rtt_ms(),
+                snapshots_per_sec: s.snapshots_per_sec(now_ms),
+                bytes_per_sec: s.bytes_in_per_sec(now_ms),
+                tick: s.latest_tick(),
+                corrections_per_sec,
+                fps,
+                interp_delay_ms,
+            },
+            _ => NetFigures {
+                fps,
+                interp_delay_ms,
+                ..NetFigures::default()
+            },
+        }
+    }
+
+    /// Everything `window.tickwire.stats()` reports.
+    pub fn stats(&mut self, now_ms: f64) -> Stats {
+        let f = self.figures(now_ms);
+        let status = self
+            .banner(now_ms)
+            .map_or_else(|| "playing".to_owned(), |(text, _)| text);
+        let (entity_count, visible_players, projectiles, unacked_inputs, connected) =
+            match &self.session {
+                Some(s) if s.is_established() => {
+                    let (n, players, shots) = s.latest().map_or((0, 0, 0), |(_, snap)| {
+                        let players = snap
+                            .iter()
+                            .filter(|(_, e)| e.kind == EntityKind::Player)
+                            .count();
+                        (snap.len(), players, snap.len() - players)
+                    });
+                    (n, players, shots, s.unacked_inputs().count(), true)
+                }
+                _ => (0, 0, 0, 0, false),
+            };
+        Stats {
+            connected,
+            status,
+            name: self.name.clone(),
+            tick: f.tick,
+            rtt_ms: f.rtt_ms,
+            snapshots_per_sec: f.snapshots_per_sec,
+            bytes_per_sec: f.bytes_per_sec,
+            corrections_per_sec: f.corrections_per_sec,
+            fps: f.fps,
+            my_entity: self.my_entity.map(|e| e.0),
+            client_id: self.my_client,
+            entity_count,
+            visible_players,
+            projectiles,
+            unacked_inputs,
+            interp_delay_ms: f.interp_delay_ms,
+            reconnect_attempts: self.backoff.attempts(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tickwire_shared::delta::{DeltaScratch, write_delta};
+    use tickwire_shared::message::Reject;
+    use tickwire_shared::quantize::QVec2;
+    use tickwire_shared::{
+        ClientMessage, RejectCode, ServerMessage, SnapshotHeader, Welcome, Writer, snapshot,
+    };
+
+    use super::*;
+
+    type Msg<'a> = ServerMessage<'a, ArenaEvent>;
+
+    fn player(owner: u32, pos: Vec2, name: &str) -> EntityState {
+        EntityState {
+            kind: EntityKind::Player,
+            pos: QVec2::from_vec2(pos),
+            angle: Angle16(0),
+            health: MAX_HEALTH,
+            owner,
+            name: name.into(),
+            kills: 0,
+            deaths: 0,
+        }
+    }
+
+    fn welcome(resumed: bool) -> Vec<u8> {
+        Msg::Welcome(Welcome {
+            client_id: 5,
+            tick_rate: TICK_RATE,
+            tick: 1000,
+            snapshot_interval: 2,
+            resume_token: ResumeToken([4; 16]),
+            room: "arena".into(),
+            resumed,
+        })
+        .to_bytes()
+        .unwrap()
+    }
+
+    fn snapshot_msg(
+        tick: u32,
+        last_input: u32,
+        base: Option<(u32, &Snapshot<EntityState>)>,
+        cur: &Snapshot<EntityState>,
+    ) -> Vec<u8> {
+        let mut w = Writer::new();
+        SnapshotHeader {
+            tick,
+            last_input,
+            baseline: base.map(|(t, _)| t),
+        }
+        .encode(&mut w);
+        match base {
+            None => snapshot::write_full(&mut w, cur.iter()).unwrap(),
+            Some((_, b)) => {
+                write_delta(
+                    &mut w,
+                    b.iter(),
+                    cur.iter(),
+                    &mut DeltaScratch::default(),
+                    1024,
+                )
+                .unwrap();
+            }
+        }
+        w.into_vec()
+    }
+
+    fn sent(c: &mut Client, now: f64) -> Vec<ClientMessage<PlayerInput>> {
+        std::iter::from_fn(|| c.poll_transmit(now))
+            .map(|b| ClientMessage::decode(&b, &Limits::default()).unwrap())
+            .collect()
+    }
+
+    fn connected() -> Client {
+        let mut c = Client::new("ada");
+        c.play(0.0, "ada");
+        assert!(c.connect_due(0.0));
+        c.connecting(0.0);
+        assert!(
+            sent(&mut c, 0.0).is_empty(),
+            "nothing before the socket opens"
+        );
+        c.on_open(1.0);
+        let msgs = sent(&mut c, 1.0);
+        assert!(
+            matches!(&msgs[..], [ClientMessage::Hello(h)] if h.auth_token.as_deref() == Some("ada"))
+        );
+        assert_eq!(c.on_message(2.0, &welcome(false)), None);
+        assert_eq!(c.status(), &Status::Connected);
+        c
+    }
+
+    #[test]
+    fn plays_a_session_end_to_end() {
+        let mut c = connected();
+        let you = Msg::Events(vec![ArenaEvent::YouAre { entity: NetId(9) }])
+            .to_bytes()
+            .unwrap();
+        c.on_message(3.0, &you);
+        let start = Vec2::new(600.0, 700.0);
+        let s0 = Snapshot::from_vec(vec![
+            (NetId(9), player(5, start, "ada")),
+            (NetId(11), player(6, Vec2::new(700.0, 700.0), "bob")),
+        ])
+        .unwrap();
+        assert_eq!(c.on_message(4.0, &snapshot_msg(1002, 0, None, &s0)), None);
+        assert_eq!(
+            sent(&mut c, 4.0).last(),
+            Some(&ClientMessage::Ack {
+                snapshot_tick: 1002
+            })
+        );
+
+        // Hold RIGHT for 10 ticks: prediction moves at once.
+        c.input.key("KeyD", true);
+        let mut now = 4.0;
+        c.update(now);
+        for _ in 0..10 {
+            now += 17.0;
+            c.update(now);
+        }
+        let msgs = sent(&mut c, now);
+        let last_inputs = msgs
+            .iter()
+            .rev()
+            .find_map(|m| match m {
+                ClientMessage::Inputs(i) => Some(i.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(last_inputs.first_seq, 1);
+        assert_eq!(last_inputs.frames.len(), 10);
+        let n = last_inputs.frames.len() as u32;
+        let predicted = c.predictor.position().unwrap();
+        assert!(predicted.x > start.x + 30.0, "{predicted}");
+
+        // The server applied 4 of them and agrees: no correction.
+        let mut server = start;
+        for f in &last_inputs.frames[..4] {
+            server = step_player(server, &f.input, 1.0 / 60.0);
+        }
+        let s1 = Snapshot::from_vec(vec![
+            (NetId(9), player(5, server, "ada")),
+            (NetId(11), player(6, Vec2::new(700.0, 710.0), "bob")),
+        ])
+        .unwrap();
+        c.on_message(now, &snapshot_msg(1004, 4, Some((1002, &s0)), &s1));
+        assert!(
+            c.predictor.last_error() < 0.1,
+            "{}",
+            c.predictor.last_error()
+        );
+        c.update(now + 17.0);
+        let resend = sent(&mut c, now + 20.0);
+        assert!(resend.iter().any(|m| matches!(m, ClientMessage::Inputs(i) if i.first_seq == 5 && i.frames.len() as u32 >= n - 4)));
+
+        let stats = c.stats(now);
+        assert!(stats.connected);
+        assert_eq!(stats.my_entity, Some(9));
+        assert_eq!(stats.visible_players, 2);
+        assert_eq!(stats.tick, Some(1004));
+        let json = stats.to_json();
+        assert!(
+            json.starts_with(
+                "{\"connected\":true,\"status\":\"playing\",\"name\":\"ada\",\"tick\":1004,"
+            ),
+            "{json}"
+        );
+
+        let scene = c.frame(now + 200.0, Vec2::new(1280.0, 800.0));
+        assert_eq!(scene.players.len(), 2);
+        assert!(scene.players.last().unwrap().is_me);
+        assert_eq!(c.scoreboard().len(), 2);
+    }
+
+    #[test]
+    fn reconnects_with_backoff_and_the_resume_token() {
+        let mut c = connected();
+        c.on_close(100.0, 1006, "", 0.5);
+        assert_eq!(
+            c.status(),
+            &Status::Waiting {
+                ending: Ending::Lost,
+                retry_at_ms: 600.0
+            }
+        );
+        assert!(!c.connect_due(599.0) && c.connect_due(600.0));
+        assert_eq!(
+            c.banner(100.0).unwrap().0,
+            "Disconnected — reconnecting in 1 s"
+        );
+        c.connecting(600.0);
+        // The socket never opens: "cannot connect", and the delay doubles.
+        c.on_close(700.0, 1006, "", 0.5);
+        assert_eq!(
+            c.status(),
+            &Status::Waiting {
+                ending: Ending::CannotConnect,
+                retry_at_ms: 1700.0
+            }
+        );
+        c.connecting(1700.0);
+        c.on_open(1701.0);
+        let msgs = sent(&mut c, 1701.0);
+        assert!(
+            matches!(&msgs[..], [ClientMessage::Hello(h)] if h.resume_token == Some(ResumeToken([4; 16])))
+        );
+        c.on_message(1702.0, &welcome(true));
+        assert_eq!(c.stats(1702.0).reconnect_attempts, 0);
+    }
+
+    #[test]
+    fn version_mismatch_stops_and_server_full_retries() {
+        let mut c = Client::new("ada");
+        c.play(0.0, "ada");
+        c.connecting(0.0);
+        c.on_open(1.0);
+        let reject = |code| {
+            Msg::Reject(Reject {
+                code,
+                message: "nope".into(),
+            })
+            .to_bytes()
+            .unwrap()
+        };
+        assert!(
+            c.on_message(2.0, &reject(RejectCode::GameMismatch))
+                .is_some()
+        );
+        c.on_close(3.0, 4005, "rejected", 0.5);
+        assert_eq!(
+            c.banner(3.0).unwrap().0,
+            "Version mismatch — reload the page"
+        );
+        assert!(!c.connect_due(1e9));
+
+        c.play(10.0, "ada");
+        c.connecting(10.0);
+        c.on_open(11.0);
+        c.on_message(12.0, &reject(RejectCode::ServerFull));
+        c.on_close(13.0, 4005, "rejected", 0.5);
+        assert!(
+            c.banner(13.0)
+                .unwrap()
+                .0
+                .starts_with("Server full — retrying in")
+        );
+        assert!(c.connect_due(513.0));
+    }
+
+    #[test]
+    fn close_arguments_are_ones_a_browser_accepts() {
+        assert_eq!(Client::ws_close_args(1002, "bad"), (1000, "bad".to_owned()));
+        assert_eq!(Client::ws_close_args(4005, ""), (4005, String::new()));
+        let (_, long) = Client::ws_close_args(1000, &"é".repeat(100));
+        assert_eq!(long.len(), 122);
+    }
+
+    #[test]
+    fn garbage_closes_with_a_protocol_error() {
+        let mut c = connected();
+        let (code, reason) = c.on_message(5.0, &[9, 9, 9]).unwrap();
+        assert_eq!(code, 1002);
+        assert!(reason.contains("unknown server message tag"), "{reason}");
+        c.on_close(6.0, 1002, &reason, 0.0);
+        assert!(c.banner(6.0).unwrap().0.starts_with("Protocol error"));
+        assert!(c.connect_due(1000.0));
+    }
+}
