@@ -391,6 +391,8 @@ impl Client {
                     self.predictor.reset();
                 }
             }
+            // An empty sender is the server itself (joins, leaves).
+            ArenaEvent::Chat { from, text } if from.is_empty() => self.feed.push(now_ms, text),
             ArenaEvent::Chat { from, text } => self.feed.push(now_ms, format!("{from}: {text}")),
         }
     }

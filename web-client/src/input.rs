@@ -26,6 +26,9 @@ pub fn key_bit(code: &str) -> Option<u8> {
 pub struct InputState {
     keys: u8,
     mouse_fire: bool,
+    /// A press seen since the last sampled input, so a click shorter than a
+    /// tick still fires.
+    fire_latched: bool,
     pointer: Option<Vec2>,
 }
 
@@ -47,6 +50,15 @@ impl InputState {
     /// The primary mouse button went down or up.
     pub fn mouse_button(&mut self, down: bool) {
         self.mouse_fire = down;
+        self.fire_latched |= down;
+    }
+
+    /// Samples this tick's buttons (held, plus a click since the last
+    /// sample) and clears the click latch.
+    pub fn take_buttons(&mut self) -> u8 {
+        let b = self.buttons() | if self.fire_latched { buttons::FIRE } else { 0 };
+        self.fire_latched = false;
+        b
     }
 
     /// The pointer moved to `screen` (CSS pixels in the canvas).
@@ -64,6 +76,7 @@ impl InputState {
     pub fn release_all(&mut self) {
         self.keys = 0;
         self.mouse_fire = false;
+        self.fire_latched = false;
     }
 
     /// The held buttons.
@@ -76,13 +89,13 @@ impl InputState {
     /// player, in world units) towards `target` (the pointer, in world
     /// units); without a pointer the aim stays `previous`.
     #[must_use]
-    pub fn to_input(&self, from: Vec2, target: Option<Vec2>, previous: Angle16) -> PlayerInput {
+    pub fn to_input(&mut self, from: Vec2, target: Option<Vec2>, previous: Angle16) -> PlayerInput {
         let aim = match target.map(|t| t - from) {
             Some(d) if d.length_squared() > 1e-6 => Angle16::from_radians(d.y.atan2(d.x)),
             _ => previous,
         };
         PlayerInput {
-            buttons: self.buttons(),
+            buttons: self.take_buttons(),
             aim,
         }
     }
@@ -109,8 +122,17 @@ mod tests {
     }
 
     #[test]
+    fn a_click_shorter_than_a_tick_still_fires_once() {
+        let mut s = InputState::default();
+        s.mouse_button(true);
+        s.mouse_button(false);
+        assert_eq!(s.take_buttons(), buttons::FIRE, "the click is latched");
+        assert_eq!(s.take_buttons(), 0, "and fires once");
+    }
+
+    #[test]
     fn aim_points_at_the_pointer_with_y_down() {
-        let s = InputState::default();
+        let mut s = InputState::default();
         let from = Vec2::new(100.0, 100.0);
         let down = s.to_input(from, Some(Vec2::new(100.0, 200.0)), Angle16(0));
         assert_eq!(down.aim, Angle16(16_384));
