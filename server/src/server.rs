@@ -43,6 +43,27 @@ pub enum ServerError {
     Metrics(String),
 }
 
+/// The WebSocket limits of a session. Incoming messages are capped by
+/// [`ServerConfig::max_ws_message_bytes`], but outgoing ones (a full snapshot
+/// of a large world) may be as large as clients accept,
+/// [`tickwire_shared::Limits::max_server_message_bytes`]: tungstenite refuses
+/// to queue a frame that does not fit its write buffer cap (`WriteBufferFull`,
+/// which would end the session), so the cap must hold the largest outgoing
+/// message. The buffer only grows that far while such a message is written.
+fn ws_config(config: &ServerConfig) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    let incoming = websocket_config(config.max_ws_message_bytes);
+    // Room for two maximal outgoing frames (14 bytes of header each) beyond
+    // the write buffer target, as `websocket_config` allows for incoming ones.
+    let outgoing = incoming.write_buffer_size.saturating_add(
+        config
+            .limits
+            .max_server_message_bytes
+            .saturating_add(14)
+            .saturating_mul(2),
+    );
+    incoming.max_write_buffer_size(outgoing.max(incoming.max_write_buffer_size))
+}
+
 /// A game server, not yet listening.
 pub struct Server<G: Game> {
     config: ServerConfig,
@@ -99,7 +120,7 @@ impl<G: Game> Server<G> {
         let http = Arc::new(
             HttpContext::new(static_files, origin)
                 .with_ws_path(config.ws_path.clone())
-                .with_ws_config(websocket_config(config.max_ws_message_bytes)),
+                .with_ws_config(ws_config(&config)),
         );
         let tls = match &identity {
             Some(id) => {

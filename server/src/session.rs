@@ -559,13 +559,21 @@ where
 
 fn ws_error_end(e: &tokio_tungstenite::tungstenite::Error) -> End {
     use tokio_tungstenite::tungstenite::Error as E;
-    use tokio_tungstenite::tungstenite::error::CapacityError;
+    use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
     match e {
         E::Capacity(CapacityError::MessageTooLong { size, max_size }) => End::new(
             CloseCode::MessageTooBig,
             format!("message of {size} bytes exceeds the limit of {max_size}"),
         ),
         E::Capacity(c) => End::new(CloseCode::MessageTooBig, c.to_string()),
+        // The transport ended cleanly (TCP FIN, or TLS close_notify) without a
+        // WebSocket close: a lost connection, as when a proxy in front drops
+        // it or a client process exits, not a protocol violation. It must stay
+        // resumable like any other dropped connection.
+        E::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::new(
+            CloseCode::Normal,
+            "connection lost without a closing handshake",
+        ),
         E::Protocol(p) => End::new(
             CloseCode::ProtocolError,
             format!("websocket protocol error: {p}"),

@@ -512,3 +512,338 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the hostile-input and lifecycle tests.
+// ---------------------------------------------------------------------------
+
+/// The server's world at `tick` as `client` may see it (the test game's
+/// visibility rule: secret entities only for their owner).
+pub fn expected_view(
+    history: &Mutex<WorldHistory>,
+    tick: u32,
+    client: ClientId,
+) -> Option<Vec<(NetId, TestEntity)>> {
+    let h = history.lock().unwrap();
+    let world = h.ticks.get(&tick)?;
+    Some(
+        world
+            .iter()
+            .filter(|(_, e)| e.secret == 0 || e.owner == client)
+            .cloned()
+            .collect(),
+    )
+}
+
+/// Checks that the client's latest applied snapshot equals the server's
+/// world at that tick, as this client may see it.
+pub fn check_matches(history: &Mutex<WorldHistory>, c: &TestClient) -> Result<()> {
+    let (tick, snap) = c
+        .latest
+        .as_ref()
+        .ok_or_else(|| anyhow!("no snapshot applied yet"))?;
+    let want = expected_view(history, *tick, c.welcome.client_id)
+        .ok_or_else(|| anyhow!("server has no record of tick {tick}"))?;
+    if snap.as_slice() != want.as_slice() {
+        bail!(
+            "client {} at tick {tick}: applied {} entities, the server had {} ({:?} vs {:?})",
+            c.welcome.client_id,
+            snap.len(),
+            want.len(),
+            snap.as_slice().iter().take(8).collect::<Vec<_>>(),
+            want.iter().take(8).collect::<Vec<_>>()
+        );
+    }
+    Ok(())
+}
+
+impl TestClient {
+    /// The id of this client's own entity (from `TestEvent::YourEntity`).
+    pub fn my_entity(&self) -> Option<NetId> {
+        self.events.iter().rev().find_map(|e| match e {
+            TestEvent::YourEntity(n) => Some(*n),
+            _ => None,
+        })
+    }
+
+    /// The state of entity `id` in the latest applied snapshot.
+    pub fn entity(&self, id: NetId) -> Option<&TestEntity> {
+        let (_, snap) = self.latest.as_ref()?;
+        snap.iter().find(|(n, _)| *n == id).map(|(_, e)| e)
+    }
+
+    /// Sends one `Inputs` message carrying `inputs` with consecutive
+    /// sequence numbers; returns the last sequence number.
+    pub async fn inputs(&mut self, inputs: Vec<TestInput>) -> Result<u32> {
+        let first_seq = self.next_seq;
+        let n = u32::try_from(inputs.len())?;
+        self.next_seq += n;
+        let tick = self.latest.as_ref().map_or(0, |(t, _)| *t);
+        self.send(ClientMessage::Inputs(Inputs {
+            first_seq,
+            frames: inputs
+                .into_iter()
+                .map(|input| InputFrame { tick, input })
+                .collect(),
+        }))
+        .await?;
+        Ok(self.next_seq - 1)
+    }
+}
+
+/// What a [`Watcher`] saw.
+#[derive(Debug)]
+pub struct WatchReport {
+    /// The client, to keep using it.
+    pub client: TestClient,
+    /// Snapshots applied while watching (each checked against the world).
+    pub snapshots: usize,
+    /// First and last snapshot tick seen.
+    pub first_tick: u32,
+    pub last_tick: u32,
+}
+
+/// A snapshot tick and the entities applied at it.
+pub type TickView = (u32, Vec<(NetId, TestEntity)>);
+
+/// A well-behaved client running in the background: it applies and acks
+/// every snapshot, checks that snapshot ticks are consecutive (no gap; the
+/// server must use `snapshot_interval` 1) and that each snapshot matches the
+/// server's world. Its latest view is published for the test to wait on.
+pub struct Watcher {
+    stop_after: Arc<std::sync::atomic::AtomicUsize>,
+    count: Arc<std::sync::atomic::AtomicUsize>,
+    view: tokio::sync::watch::Receiver<Option<TickView>>,
+    task: tokio::task::JoinHandle<Result<WatchReport>>,
+}
+
+impl std::fmt::Debug for TestClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestClient")
+            .field("client_id", &self.welcome.client_id)
+            .field("latest_tick", &self.latest.as_ref().map(|(t, _)| *t))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Watcher {
+    /// Starts watching with `client`, checking against `history`.
+    pub fn start(mut client: TestClient, history: Arc<Mutex<WorldHistory>>) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let stop_after = Arc::new(AtomicUsize::new(usize::MAX));
+        let count = Arc::new(AtomicUsize::new(0));
+        let (tx, view) = tokio::sync::watch::channel(None);
+        let (stop, n) = (Arc::clone(&stop_after), Arc::clone(&count));
+        let task = tokio::spawn(async move {
+            let mut first: Option<u32> = None;
+            let mut last: Option<u32> = None;
+            let mut seen = 0usize;
+            while seen < stop.load(Ordering::SeqCst) {
+                // A snapshot is due every tick; seconds without one is a failure.
+                match client.recv(Duration::from_secs(3)).await? {
+                    Received::Snapshot { tick, .. } => {
+                        if let Some(prev) = last
+                            && tick != prev.wrapping_add(1)
+                        {
+                            bail!("the well-behaved client saw a gap: snapshot {prev} then {tick}");
+                        }
+                        check_matches(&history, &client)?;
+                        first.get_or_insert(tick);
+                        last = Some(tick);
+                        seen += 1;
+                        n.store(seen, Ordering::SeqCst);
+                        let snap = client
+                            .latest
+                            .as_ref()
+                            .map(|(t, s)| (*t, s.as_slice().to_vec()));
+                        tx.send_replace(snap);
+                    }
+                    Received::Close(c) => {
+                        bail!(
+                            "the well-behaved client was closed: {} {}",
+                            c.code,
+                            c.reason
+                        )
+                    }
+                    _ => {}
+                }
+            }
+            Ok(WatchReport {
+                client,
+                snapshots: seen,
+                first_tick: first.unwrap_or(0),
+                last_tick: last.unwrap_or(0),
+            })
+        });
+        Self {
+            stop_after,
+            count,
+            view,
+            task,
+        }
+    }
+
+    /// Snapshots applied so far.
+    pub fn snapshots(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until the watcher's latest view satisfies `pred`; returns the
+    /// tick of that view.
+    pub async fn wait_view(
+        &mut self,
+        deadline: Duration,
+        mut pred: impl FnMut(&[(NetId, TestEntity)]) -> bool,
+    ) -> Result<u32> {
+        let r = tokio::time::timeout(
+            deadline,
+            self.view
+                .wait_for(|v| v.as_ref().is_some_and(|(_, s)| pred(s))),
+        )
+        .await;
+        match r {
+            Ok(Ok(v)) => Ok(v.as_ref().map_or(0, |(t, _)| *t)),
+            // The watcher task ended (a gap, a mismatch, a close): say why.
+            Ok(Err(_)) => match (&mut self.task).await {
+                Ok(Err(e)) => Err(e.context("the watcher failed")),
+                Ok(Ok(_)) => bail!("the watcher stopped"),
+                Err(e) => bail!("the watcher task panicked: {e}"),
+            },
+            Err(_) => bail!("the watcher's view did not reach the condition in time"),
+        }
+    }
+
+    /// Waits until at least `n` snapshots were applied in total.
+    pub async fn wait_snapshots(&mut self, n: usize, deadline: Duration) -> Result<()> {
+        let count = Arc::clone(&self.count);
+        self.wait_view(deadline, move |_| {
+            count.load(std::sync::atomic::Ordering::SeqCst) >= n
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Lets the watcher apply `more` further snapshots, then stops it and
+    /// returns its report. Fails on any gap, mismatch, close or timeout.
+    pub async fn finish(self, more: usize) -> Result<WatchReport> {
+        use std::sync::atomic::Ordering;
+        let target = self.count.load(Ordering::SeqCst) + more;
+        self.stop_after.store(target, Ordering::SeqCst);
+        let report = tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .context("the watcher did not finish in time")?
+            .context("the watcher task panicked")??;
+        if report.snapshots < target {
+            bail!(
+                "the watcher applied {} snapshots, wanted {target}",
+                report.snapshots
+            );
+        }
+        Ok(report)
+    }
+}
+
+/// Reads the server's `Reject` message (the handshake's answer to a refused
+/// hello).
+pub async fn expect_reject(
+    ws: &mut Ws,
+    timeout: Duration,
+) -> Result<tickwire_shared::message::Reject> {
+    let bytes = next_binary(ws, timeout).await?;
+    match ServerMessage::<TestEvent>::decode(&bytes, &Limits::default())? {
+        ServerMessage::Reject(r) => Ok(r),
+        other => bail!("expected a reject, got {other:?}"),
+    }
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl TestServer {
+    /// A TLS connection from a socket whose receive buffer was set to
+    /// `recv_buffer` bytes before connecting (so a client that stops
+    /// reading fills up quickly).
+    pub async fn tls_connect_small(&self, recv_buffer: u32) -> Result<TlsStream<TcpStream>> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_recv_buffer_size(recv_buffer)?;
+        let tcp = socket.connect(self.server.local_addr()).await?;
+        let connector = tokio_rustls::TlsConnector::from(self.client_tls());
+        let name = rustls_pki_types::ServerName::try_from("localhost")?.to_owned();
+        Ok(connector.connect(name, tcp).await?)
+    }
+
+    /// A protocol client over a socket with a small receive buffer.
+    pub async fn client_small(&self, hello: Hello, recv_buffer: u32) -> Result<TestClient> {
+        let tls = self.tls_connect_small(recv_buffer).await?;
+        let (ws, _) = tokio_tungstenite::client_async(self.ws_url(), tls).await?;
+        TestClient::handshake(ws, hello).await
+    }
+
+    /// `GET path` over TLS (one request, `Connection: close`).
+    pub async fn https_get(&self, path: &str) -> Result<HttpResponse> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tls = self.tls_connect().await?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        tls.write_all(req.as_bytes()).await?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let read_all = async {
+            loop {
+                match tls.read(&mut chunk).await {
+                    Ok(0) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    // Some peers end TLS without close_notify; the length
+                    // check below decides whether the response is whole.
+                    Err(_) => break,
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), read_all)
+            .await
+            .context("timed out reading the HTTP response")?;
+        let end = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| anyhow!("no HTTP head in {} bytes", buf.len()))?;
+        let head = std::str::from_utf8(&buf[..end])?;
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .ok_or_else(|| anyhow!("bad status line {status_line:?}"))?
+            .parse()?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let body = buf[end + 4..].to_vec();
+        let res = HttpResponse {
+            status,
+            headers,
+            body,
+        };
+        if let Some(len) = res.header("content-length") {
+            let len: usize = len.parse()?;
+            if res.body.len() != len {
+                bail!("body of {} bytes, content-length {len}", res.body.len());
+            }
+        }
+        Ok(res)
+    }
+}
