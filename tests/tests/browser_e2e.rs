@@ -279,3 +279,88 @@ async fn browser_players_move_shoot_and_see_each_other() -> Result<()> {
     server.shutdown().await;
     Ok(())
 }
+
+/// The demo through `--conditioner latency=100ms,jitter=10ms,loss=2%`: the
+/// player still moves, and the figures a player would feel are printed
+/// (corrections per second, frame rate). Nothing here asserts a timing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_netcode_under_a_bad_link() -> Result<()> {
+    tickwire_tests::init_tracing();
+    let www = www_dir()?;
+    let link = "latency=100ms,jitter=10ms,loss=2%".parse()?;
+    let config = ServerConfig::default()
+        .with_addr("127.0.0.1:0".parse()?)
+        .with_static_dir(Some(www))
+        .with_snapshot_interval(2)
+        .with_conditioner(Some(link));
+    let server = Server::new(config, |_room| ArenaGame::new(2, 11))
+        .start()
+        .await?;
+    let identity = server
+        .tls_identity()
+        .ok_or_else(|| anyhow!("TLS expected"))?;
+    let mut browser = Browser::launch(&identity.spki_sha256_base64()).await?;
+    let page = browser
+        .open(&format!(
+            "https://localhost:{}/?name=lagged&autoplay",
+            server.local_addr().port()
+        ))
+        .await?;
+    browser
+        .wait_for(
+            &page,
+            "window.tickwire && window.tickwire.stats().connected === true",
+            Duration::from_secs(20),
+        )
+        .await?;
+    let start = browser
+        .wait_for(
+            &page,
+            "window.tickwire.stats().my_entity !== null && window.tickwire.stats().tick",
+            Duration::from_secs(10),
+        )
+        .await?;
+    // Walk a square for about four seconds, sampling the figures.
+    let mut samples = Vec::new();
+    for (key, code, kc) in [
+        ("d", "KeyD", 68),
+        ("s", "KeyS", 83),
+        ("a", "KeyA", 65),
+        ("w", "KeyW", 87),
+    ] {
+        browser.key(&page, "keyDown", key, code, kc).await?;
+        let until = Instant::now() + Duration::from_millis(1000);
+        while Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            samples.push(stats(&mut browser, &page).await?);
+        }
+        browser.key(&page, "keyUp", key, code, kc).await?;
+    }
+    let last = samples.last().cloned().unwrap_or_default();
+    ensure!(
+        last["connected"] == Value::Bool(true),
+        "still connected: {last}"
+    );
+    ensure!(
+        last["tick"].as_f64() > start.as_f64(),
+        "the game advanced: {last}"
+    );
+    let mean = |k: &str| {
+        let v: Vec<f64> = samples.iter().filter_map(|s| s[k].as_f64()).collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    println!(
+        "bad link: corrections/s mean {:.2} (max {:.0}), fps mean {:.1}, rtt_ms {:.0}, snapshots/s {:.1}, interp delay {:.0} ms",
+        mean("corrections_per_sec"),
+        samples
+            .iter()
+            .filter_map(|s| s["corrections_per_sec"].as_f64())
+            .fold(0.0, f64::max),
+        mean("fps"),
+        mean("rtt_ms"),
+        mean("snapshots_per_sec"),
+        mean("interp_delay_ms"),
+    );
+    server.shutdown().await;
+    Ok(())
+}
