@@ -413,3 +413,42 @@ fn check_size(bytes: &[u8], max: usize) -> Result<(), DecodeError> {
     }
     Ok(())
 }
+
+/// Encodes a whole snapshot message for one receiver: a delta from `base`
+/// (its tick and state) when given, else a full snapshot. Servers with many
+/// receivers share bodies instead (see `tickwire-server`'s replication);
+/// this is for tools, tests and single-receiver links.
+///
+/// ```
+/// use tickwire_shared::{message::encode_snapshot, Limits, NetId, ServerMessage, Snapshot};
+/// let cur = Snapshot::from_vec(vec![(NetId(1), 5u32)]).unwrap();
+/// let bytes = encode_snapshot(9, 0, None, &cur).unwrap();
+/// let ServerMessage::<()>::Snapshot(f) = ServerMessage::decode(&bytes, &Limits::default()).unwrap()
+/// else { unreachable!() };
+/// assert_eq!(f.decode(None, &Limits::default()).unwrap(), cur);
+/// ```
+///
+/// # Errors
+/// When a state cannot be encoded.
+pub fn encode_snapshot<S: Serialize + PartialEq>(
+    tick: u32,
+    last_input: u32,
+    base: Option<(u32, &Snapshot<S>)>,
+    cur: &Snapshot<S>,
+) -> Result<Vec<u8>, EncodeError> {
+    let mut w = Writer::new();
+    SnapshotHeader {
+        tick,
+        last_input,
+        baseline: base.map(|(t, _)| t),
+    }
+    .encode(&mut w);
+    match base {
+        None => crate::snapshot::write_full(&mut w, cur.iter())?,
+        Some((_, b)) => {
+            let mut scratch = crate::delta::DeltaScratch::default();
+            crate::delta::write_delta(&mut w, b.iter(), cur.iter(), &mut scratch, usize::MAX)?;
+        }
+    }
+    Ok(w.into_vec())
+}

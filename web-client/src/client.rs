@@ -698,12 +698,9 @@ impl Client {
 
 #[cfg(test)]
 mod tests {
-    use tickwire_shared::delta::{DeltaScratch, write_delta};
     use tickwire_shared::message::Reject;
     use tickwire_shared::quantize::QVec2;
-    use tickwire_shared::{
-        ClientMessage, RejectCode, ServerMessage, SnapshotHeader, Welcome, Writer, snapshot,
-    };
+    use tickwire_shared::{ClientMessage, RejectCode, ServerMessage, Welcome};
 
     use super::*;
 
@@ -742,27 +739,7 @@ mod tests {
         base: Option<(u32, &Snapshot<EntityState>)>,
         cur: &Snapshot<EntityState>,
     ) -> Vec<u8> {
-        let mut w = Writer::new();
-        SnapshotHeader {
-            tick,
-            last_input,
-            baseline: base.map(|(t, _)| t),
-        }
-        .encode(&mut w);
-        match base {
-            None => snapshot::write_full(&mut w, cur.iter()).unwrap(),
-            Some((_, b)) => {
-                write_delta(
-                    &mut w,
-                    b.iter(),
-                    cur.iter(),
-                    &mut DeltaScratch::default(),
-                    1024,
-                )
-                .unwrap();
-            }
-        }
-        w.into_vec()
+        tickwire_shared::message::encode_snapshot(tick, last_input, base, cur).unwrap()
     }
 
     fn sent(c: &mut Client, now: f64) -> Vec<ClientMessage<PlayerInput>> {

@@ -548,8 +548,7 @@ impl<G: GameProtocol> Session<G> {
 #[cfg(test)]
 pub(crate) mod tests {
     use serde::{Deserialize, Serialize};
-    use tickwire_shared::delta::{DeltaScratch, write_delta};
-    use tickwire_shared::{CloseCode, NetId, RejectCode, ResumeToken, Writer, snapshot};
+    use tickwire_shared::{CloseCode, NetId, RejectCode, ResumeToken};
 
     use super::*;
 
@@ -596,27 +595,7 @@ pub(crate) mod tests {
         base: Option<(u32, &Snapshot<Pos>)>,
         cur: &Snapshot<Pos>,
     ) -> Vec<u8> {
-        let mut w = Writer::new();
-        SnapshotHeader {
-            tick,
-            last_input,
-            baseline: base.map(|(t, _)| t),
-        }
-        .encode(&mut w);
-        match base {
-            None => snapshot::write_full(&mut w, cur.iter()).unwrap(),
-            Some((_, b)) => {
-                write_delta(
-                    &mut w,
-                    b.iter(),
-                    cur.iter(),
-                    &mut DeltaScratch::default(),
-                    1024,
-                )
-                .unwrap();
-            }
-        }
-        w.into_vec()
+        tickwire_shared::message::encode_snapshot(tick, last_input, base, cur).unwrap()
     }
 
     fn sent(s: &mut Session<TestGame>) -> Vec<ClientMessage<u8>> {
