@@ -1,0 +1,429 @@
+//! Transports: URL parsing, TLS trust, and opening a WebSocket.
+//!
+//! Only WebSocket (`wss://`, and `ws://` for a server in plain development
+//! mode) is implemented. A [`Endpoint`] names the transport, so QUIC
+//! (`quic://host:port`) slots in as another variant of [`Scheme`] and another
+//! branch of [`open`]; today it fails with [`ClientError::Unsupported`].
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use tickwire_shared::Limits;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::error::ClientError;
+
+/// Which server certificates to trust.
+///
+/// There is no "system roots" option: the client must work offline, so the
+/// trust anchor is always given explicitly.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// Trust exactly this certificate as a root (for example the server's
+    /// self-signed leaf, `RunningServer::tls_identity().leaf()`).
+    Certificate(CertificateDer<'static>),
+    /// Trust every certificate in this PEM file as a root.
+    PemFile(PathBuf),
+    /// **DANGER: accepts ANY server certificate, for local development
+    /// only.** The connection is encrypted but not authenticated: anyone on
+    /// the path can impersonate the server. Never use it outside loopback
+    /// testing (the `arena-bots --insecure-dev-cert` flag maps to this).
+    InsecureDevCertificate,
+}
+
+/// How to connect. Build it with [`ConnectOptions::new`] and the `with_*`
+/// methods.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    /// Which certificates to trust (ignored for `ws://`).
+    pub trust: Trust,
+    /// The auth token passed to the game's auth hook (many games use it as
+    /// the player name). Default: none.
+    pub auth_token: Option<String>,
+    /// The room to join; `None` lets the server match one. Default: none.
+    pub room: Option<String>,
+    /// A resume token from an earlier welcome. Default: none.
+    pub resume_token: Option<tickwire_shared::ResumeToken>,
+    /// Decode limits (must match the server's). Default: [`Limits::default`].
+    pub limits: Limits,
+    /// TCP + TLS + WebSocket + hello/welcome must complete within this.
+    /// Default: 10 s.
+    pub handshake_timeout: Duration,
+    /// How many snapshots to keep as delta baselines. Default: 64.
+    pub baseline_capacity: usize,
+    /// A simulated bad network on the client side, for tests and load
+    /// generators: delays, drops, duplicates or reorders inbound snapshots
+    /// (before they are decoded) and outbound `Inputs` messages (before they
+    /// are sent), with this seed. Reliable messages are never conditioned.
+    /// Default: none.
+    pub conditioner: Option<(tickwire_shared::conditioner::ConditionerConfig, u64)>,
+}
+
+impl ConnectOptions {
+    /// Options with the given trust and every default.
+    #[must_use]
+    pub fn new(trust: Trust) -> Self {
+        Self {
+            trust,
+            auth_token: None,
+            room: None,
+            resume_token: None,
+            limits: Limits::default(),
+            handshake_timeout: Duration::from_secs(10),
+            baseline_capacity: 64,
+            conditioner: None,
+        }
+    }
+
+    /// Sets the auth token (often the player name).
+    #[must_use]
+    pub fn with_auth_token(mut self, token: impl Into<String>) -> Self {
+        self.auth_token = Some(token.into());
+        self
+    }
+
+    /// Sets the room to join.
+    #[must_use]
+    pub fn with_room(mut self, room: impl Into<String>) -> Self {
+        self.room = Some(room.into());
+        self
+    }
+
+    /// Sets a resume token.
+    #[must_use]
+    pub fn with_resume_token(mut self, token: tickwire_shared::ResumeToken) -> Self {
+        self.resume_token = Some(token);
+        self
+    }
+
+    /// Sets the decode limits.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the handshake timeout.
+    #[must_use]
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets a client-side link conditioner (see [`ConnectOptions::conditioner`]).
+    #[must_use]
+    pub fn with_conditioner(
+        mut self,
+        config: tickwire_shared::conditioner::ConditionerConfig,
+        seed: u64,
+    ) -> Self {
+        self.conditioner = Some((config, seed));
+        self
+    }
+}
+
+/// A transport scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// WebSocket over TLS.
+    Wss,
+    /// Plain WebSocket (server development mode only).
+    Ws,
+    /// QUIC (planned; not implemented yet).
+    Quic,
+}
+
+/// A parsed server URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The transport.
+    pub scheme: Scheme,
+    /// Host name or IP address (without brackets).
+    pub host: String,
+    /// Port (default 443 for wss/quic, 80 for ws).
+    pub port: u16,
+    /// Path with query (WebSocket only), starting with `/`.
+    pub path: String,
+}
+
+impl Endpoint {
+    /// Parses `wss://host[:port][/path]`, `ws://…` or `quic://host[:port]`.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`].
+    pub fn parse(url: &str) -> Result<Self, ClientError> {
+        let bad = |reason: &str| ClientError::InvalidUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected scheme://host"))?;
+        let (scheme, default_port) = match scheme.to_ascii_lowercase().as_str() {
+            "wss" => (Scheme::Wss, 443),
+            "ws" => (Scheme::Ws, 80),
+            "quic" => (Scheme::Quic, 443),
+            _ => return Err(bad("the scheme must be wss, ws or quic")),
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_owned()),
+            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+            None => (rest, "/".to_owned()),
+        };
+        if authority.contains('@') {
+            return Err(bad("user info is not supported"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
+            };
+            (h, port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = match port {
+            None => default_port,
+            Some(p) => p.parse().map_err(|_| bad("invalid port"))?,
+        };
+        Ok(Self {
+            scheme,
+            host: host.to_owned(),
+            port,
+            path,
+        })
+    }
+
+    /// The URL again, with the port made explicit.
+    #[must_use]
+    pub fn url(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Wss => "wss",
+            Scheme::Ws => "ws",
+            Scheme::Quic => "quic",
+        };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{scheme}://{host}:{}{}", self.port, self.path)
+    }
+}
+
+/// Any byte stream the WebSocket can run on (TCP, or TLS over TCP).
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// The WebSocket, over whichever stream.
+pub(crate) type Ws = WebSocketStream<Pin<Box<dyn Io>>>;
+
+/// WebSocket buffers sized for game traffic (tungstenite's defaults are
+/// 128 KiB each way), with the message limit from `limits`.
+fn ws_config(limits: &Limits) -> WebSocketConfig {
+    let max = limits.max_server_message_bytes;
+    WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_write_buffer_size(4 * 1024 + 2 * (limits.max_client_message_bytes + 14))
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The rustls client config for `trust`.
+///
+/// # Errors
+/// [`ClientError::Tls`] for an unreadable PEM file or an unusable
+/// certificate.
+pub fn tls_config(trust: &Trust) -> Result<Arc<ClientConfig>, ClientError> {
+    let tls = |e: &dyn std::fmt::Display| ClientError::Tls(e.to_string());
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls(&e))?;
+    let config = match trust {
+        Trust::InsecureDevCertificate => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider())))
+            .with_no_client_auth(),
+        Trust::Certificate(cert) => {
+            let mut roots = RootCertStore::empty();
+            roots.add(cert.clone()).map_err(|e| tls(&e))?;
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        Trust::PemFile(path) => {
+            let mut roots = RootCertStore::empty();
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| ClientError::Tls(format!("{}: {e}", path.display())))?;
+            for cert in certs {
+                let cert =
+                    cert.map_err(|e| ClientError::Tls(format!("{}: {e}", path.display())))?;
+                roots.add(cert).map_err(|e| tls(&e))?;
+            }
+            if roots.is_empty() {
+                return Err(ClientError::Tls(format!(
+                    "{}: no certificate found",
+                    path.display()
+                )));
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+/// Opens the transport for `endpoint` and upgrades to a WebSocket (no
+/// tickwire handshake yet).
+pub(crate) async fn open(
+    endpoint: &Endpoint,
+    tls: Option<&Arc<ClientConfig>>,
+    limits: &Limits,
+) -> Result<Ws, ClientError> {
+    let conn = |e: &dyn std::fmt::Display| ClientError::Connection(e.to_string());
+    match endpoint.scheme {
+        Scheme::Quic => {
+            return Err(ClientError::Unsupported(
+                "QUIC transport not implemented yet; use a wss:// URL",
+            ));
+        }
+        Scheme::Wss | Scheme::Ws => {}
+    }
+    let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+        .await
+        .map_err(|e| conn(&e))?;
+    let _ = tcp.set_nodelay(true);
+    let stream: Pin<Box<dyn Io>> = match (endpoint.scheme, tls) {
+        (Scheme::Wss, Some(config)) => {
+            let name = ServerName::try_from(endpoint.host.clone())
+                .map_err(|e| ClientError::Tls(format!("server name {:?}: {e}", endpoint.host)))?;
+            let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| ClientError::Tls(e.to_string()))?;
+            Box::pin(tls)
+        }
+        (Scheme::Wss, None) => return Err(ClientError::Tls("no TLS configuration".into())),
+        _ => Box::pin(tcp),
+    };
+    let request = endpoint.url().into_client_request().map_err(|e| conn(&e))?;
+    let (ws, _response) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config(limits)))
+            .await
+            .map_err(|e| conn(&e))?;
+    Ok(ws)
+}
+
+/// Accepts every certificate (signatures are still checked, so the TLS
+/// handshake itself is sound). See [`Trust::InsecureDevCertificate`].
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse() {
+        let e = Endpoint::parse("wss://127.0.0.1:8443/ws").unwrap();
+        assert_eq!(
+            (e.scheme, e.host.as_str(), e.port, e.path.as_str()),
+            (Scheme::Wss, "127.0.0.1", 8443, "/ws")
+        );
+        let e = Endpoint::parse("ws://localhost").unwrap();
+        assert_eq!((e.port, e.path.as_str()), (80, "/"));
+        let e = Endpoint::parse("wss://[::1]/ws?x=1").unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("::1", 443));
+        assert_eq!(e.url(), "wss://[::1]:443/ws?x=1");
+        assert_eq!(Endpoint::parse("quic://h:9").unwrap().scheme, Scheme::Quic);
+        for bad in [
+            "http://x",
+            "wss://",
+            "wss://h:99999/",
+            "nothing",
+            "wss://[::1",
+        ] {
+            assert!(
+                matches!(Endpoint::parse(bad), Err(ClientError::InvalidUrl { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn quic_is_a_clear_error() {
+        let e = Endpoint::parse("quic://127.0.0.1:4433").unwrap();
+        let err = open(&e, None, &Limits::default()).await.err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("QUIC transport not implemented yet")
+        );
+    }
+}

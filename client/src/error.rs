@@ -1,0 +1,88 @@
+//! The client's error type.
+
+use tickwire_shared::{CloseCode, DecodeError, EncodeError, RejectCode};
+
+/// Everything that can go wrong in a [`crate::Client`].
+///
+/// Kinds are kept apart: local misuse ([`ClientError::InvalidUrl`],
+/// [`ClientError::Unsupported`]), the link ([`ClientError::Connection`],
+/// [`ClientError::Tls`], [`ClientError::Timeout`]), an incompatible or refusing
+/// server ([`ClientError::Rejected`]), a misbehaving server
+/// ([`ClientError::Protocol`], [`ClientError::BaselineMissing`]; the client
+/// closes with `1002`), and the end of the session
+/// ([`ClientError::Closed`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The URL is not `wss://host[:port][/path]` or `ws://…`.
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The URL names a transport this version does not implement (`quic://`).
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// TCP or WebSocket failure (connect, read, write, upgrade).
+    #[error("connection failed: {0}")]
+    Connection(String),
+    /// TLS setup or handshake failure (untrusted certificate, bad PEM file…).
+    #[error("TLS failed: {0}")]
+    Tls(String),
+    /// The connection or the handshake did not complete in time.
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+    /// The server rejected the hello.
+    #[error("rejected by the server: {code}: {message}")]
+    Rejected {
+        /// Why.
+        code: RejectCode,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The server sent something that does not decode or breaks the protocol
+    /// (the client closed the session with `1002`).
+    #[error("protocol error from the server: {0}")]
+    Protocol(String),
+    /// A delta arrived for a baseline tick this client does not keep: the
+    /// server and the client disagree (the client closed with `1002`).
+    #[error(
+        "desync: snapshot of tick {tick} is a delta against tick {baseline}, which is not kept"
+    )]
+    BaselineMissing {
+        /// The snapshot's tick.
+        tick: u32,
+        /// The baseline tick it needs.
+        baseline: u32,
+    },
+    /// An input could not be encoded (local misuse).
+    #[error("cannot encode: {0}")]
+    Encode(#[from] EncodeError),
+    /// The session is over: closed by the server (or by [`crate::Client::leave`]).
+    /// A dropped connection without a close frame reports
+    /// [`CloseCode::Other`]`(1006)`.
+    #[error("session closed: {code}: {reason}")]
+    Closed {
+        /// The close code.
+        code: CloseCode,
+        /// The reason given.
+        reason: String,
+    },
+}
+
+impl From<DecodeError> for ClientError {
+    fn from(e: DecodeError) -> Self {
+        Self::Protocol(e.to_string())
+    }
+}
+
+impl ClientError {
+    /// True for a desync or a protocol violation by the server: the errors a
+    /// load test must count as failures of the implementation.
+    #[must_use]
+    pub fn is_desync(&self) -> bool {
+        matches!(self, Self::Protocol(_) | Self::BaselineMissing { .. })
+    }
+}

@@ -1,0 +1,164 @@
+//! One end-to-end session against a real `tickwire-server` on 127.0.0.1:
+//! connect over WSS trusting the server's self-signed leaf, send inputs, see
+//! them applied and acknowledged, and leave cleanly. Waits have deadlines;
+//! there are no fixed sleeps.
+#![allow(missing_docs)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tickwire_client::{Client, ClientError, ClientEvent, ConnectOptions, Trust};
+use tickwire_server::world::EntityKey;
+use tickwire_server::{AuthError, ClientId, Ctx, Game, LeaveReason, Server, ServerConfig, Target};
+use tickwire_shared::{CloseCode, GameProtocol, RejectCode};
+use tokio::time::{Instant, timeout_at};
+
+/// The tutorial game from the server docs: one dot per player.
+struct Dots;
+impl GameProtocol for Dots {
+    const NAME: &'static str = "dots";
+    const VERSION: u32 = 1;
+    type Input = (i8, i8);
+    type EntityState = Dot;
+    type Event = String;
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Dot {
+    x: i32,
+    y: i32,
+}
+
+#[derive(Default)]
+struct DotsGame {
+    players: HashMap<ClientId, EntityKey>,
+}
+
+impl Game for DotsGame {
+    type Protocol = Dots;
+    type User = String;
+    type View = ();
+
+    fn on_auth(&mut self, token: Option<&str>) -> Result<String, AuthError> {
+        token
+            .map(str::to_owned)
+            .ok_or_else(|| AuthError::failed("send a name"))
+    }
+    fn on_join(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, name: String) {
+        let key = ctx.world.spawn(ctx.tick(), Dot { x: 0, y: 0 });
+        self.players.insert(client, key);
+        ctx.send(Target::All, format!("{name} joined"));
+    }
+    fn on_input(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, (dx, dy): (i8, i8)) {
+        if let Some(dot) = self
+            .players
+            .get(&client)
+            .and_then(|k| ctx.world.get_mut(*k))
+        {
+            dot.x += i32::from(dx.clamp(-1, 1));
+            dot.y += i32::from(dy.clamp(-1, 1));
+        }
+    }
+    fn on_tick(&mut self, _ctx: &mut Ctx<'_, Self>, _dt: f32) {}
+    fn on_leave(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, _why: LeaveReason) {
+        if let Some(key) = self.players.remove(&client) {
+            ctx.world.despawn(ctx.tick(), key);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_are_applied_acked_and_leave_is_clean() {
+    let config = ServerConfig::default()
+        .with_addr("127.0.0.1:0".parse().unwrap())
+        .with_tick_rate(60);
+    let server = Server::new(config, |_room| DotsGame::default())
+        .start()
+        .await
+        .expect("server starts");
+    let leaf = server.tls_identity().expect("TLS").leaf().clone();
+    let url = format!("wss://127.0.0.1:{}/ws", server.local_addr().port());
+
+    // The auth hook wants a name: without one the hello is rejected.
+    let err = Client::<Dots>::connect(&url, ConnectOptions::new(Trust::Certificate(leaf.clone())))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Rejected {
+                code: RejectCode::AuthFailed,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // QUIC is a clear error, not a panic.
+    let err = Client::<Dots>::connect(
+        "quic://127.0.0.1:1",
+        ConnectOptions::new(Trust::InsecureDevCertificate),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("QUIC transport not implemented yet")
+    );
+
+    let options = ConnectOptions::new(Trust::Certificate(leaf)).with_auth_token("ada");
+    let mut client = Client::<Dots>::connect(&url, options)
+        .await
+        .expect("connects");
+    assert!(!client.welcome().resumed);
+
+    const N: u32 = 10;
+    for k in 1..=N {
+        assert_eq!(client.send_input((1, 0)).await.unwrap(), k);
+    }
+    client.ping().await.unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut joined, mut ponged, mut applied) = (false, false, None);
+    while !(joined && ponged && applied.is_some()) {
+        let ev = timeout_at(deadline, client.next_event())
+            .await
+            .expect("inputs applied before the deadline")
+            .expect("no error");
+        match ev {
+            ClientEvent::Events(e) => joined |= e.iter().any(|s| s == "ada joined"),
+            ClientEvent::Pong { rtt } => {
+                ponged = true;
+                assert_eq!(client.rtt(), Some(rtt));
+            }
+            ClientEvent::Snapshot {
+                tick,
+                snapshot,
+                last_input,
+            } => {
+                assert_eq!(snapshot.len(), 1);
+                let dot = snapshot.iter().next().unwrap().1;
+                // The snapshot shows exactly the inputs it acknowledges.
+                assert_eq!(dot.x, last_input as i32, "tick {tick}");
+                if last_input == N {
+                    applied = Some(tick);
+                }
+            }
+            ClientEvent::Closed { code, reason } => panic!("closed: {code} {reason}"),
+        }
+    }
+    assert!(client.pending_inputs().is_empty(), "every input acked");
+    let stats = client.stats();
+    assert!(stats.full_snapshots >= 1 && stats.snapshots_applied > stats.full_snapshots);
+
+    let (code, _) = client.leave().await.expect("clean leave");
+    assert_eq!(code, CloseCode::Normal);
+    assert!(matches!(
+        client.next_event().await,
+        Err(ClientError::Closed {
+            code: CloseCode::Normal,
+            ..
+        })
+    ));
+    server.shutdown().await;
+}
