@@ -10,6 +10,11 @@
 //! it is computed once per tick and copied behind each client's header.
 //! Clients with a view get their own body, computed from the entities visible
 //! to them, so hidden state never enters their bytes.
+//!
+//! A view is kept as the *positions* of the visible entities in the snapshot
+//! of its tick (snapshots in the ring never change), so walking a client's
+//! baseline view and current view is plain indexing: no id lookups per
+//! entity per client per snapshot.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -36,9 +41,9 @@ pub struct Replication<S> {
 #[derive(Debug, Default)]
 pub struct ClientReplication {
     acked: Option<u32>,
-    /// Ticks sent, oldest first, with the ids the client could see (`None`:
-    /// everything).
-    sent: VecDeque<(u32, Option<Arc<[NetId]>>)>,
+    /// Ticks sent, oldest first, with the positions (in that tick's
+    /// snapshot) of the entities the client could see (`None`: everything).
+    sent: VecDeque<(u32, Option<Arc<[u32]>>)>,
 }
 
 impl ClientReplication {
@@ -118,7 +123,8 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
     /// Builds the snapshot message of the newest tick for one client.
     ///
     /// `visible` lists the ids the client may see (sorted), or `None` for
-    /// everything.
+    /// everything. Ids missing from the newest snapshot are skipped. The room
+    /// uses [`Replication::build_indexed`], which saves the id lookups.
     ///
     /// # Errors
     /// [`EncodeError`] when a state cannot be encoded (a game type problem).
@@ -130,13 +136,35 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
         max_sent: usize,
         out: &mut Vec<u8>,
     ) -> Result<Built, EncodeError> {
+        let positions = match (&visible, self.ring.back()) {
+            (Some(ids), Some((_, cur))) => Some(positions_of(cur, ids)),
+            _ => None,
+        };
+        self.build_indexed(client, positions.as_deref(), last_input, max_sent, out)
+    }
+
+    /// [`Replication::build`] with the view given as positions in the newest
+    /// snapshot ([`Replication::latest`]), ascending: entity `i` of
+    /// `latest().1.as_slice()` is visible when `i` is listed. Positions past
+    /// the end are skipped.
+    ///
+    /// # Errors
+    /// [`EncodeError`] when a state cannot be encoded (a game type problem).
+    pub fn build_indexed(
+        &mut self,
+        client: &mut ClientReplication,
+        visible: Option<&[u32]>,
+        last_input: u32,
+        max_sent: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<Built, EncodeError> {
         let Some((tick, cur)) = self.ring.back().map(|(t, s)| (*t, Arc::clone(s))) else {
             return Err(EncodeError::Payload {
                 what: "snapshot",
                 detail: "no world state pushed yet".to_owned(),
             });
         };
-        let visible: Option<Arc<[NetId]>> = visible.map(Into::into);
+        let visible: Option<Arc<[u32]>> = visible.map(Into::into);
         // A baseline is usable when the ring still holds it and the client's
         // view then is known.
         let baseline = client.acked.and_then(|a| {
@@ -220,14 +248,34 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
     }
 }
 
-/// The entities of `snap`, restricted to `view` when given.
+/// The entities of `snap`, restricted to the positions in `view` when given.
 fn view_iter<'a, S>(
     snap: &'a Snapshot<S>,
-    view: Option<&'a [NetId]>,
+    view: Option<&'a [u32]>,
 ) -> impl Iterator<Item = (NetId, &'a S)> + Clone + 'a {
     let all = view.is_none().then(|| snap.iter());
-    let some = view.map(|ids| ids.iter().filter_map(|id| snap.get(*id).map(|s| (*id, s))));
+    let entities = snap.as_slice();
+    let some = view.map(|pos| {
+        pos.iter()
+            .filter_map(|&i| entities.get(i as usize).map(|(id, s)| (*id, s)))
+    });
     all.into_iter().flatten().chain(some.into_iter().flatten())
+}
+
+/// The positions in `snap` of `ids` (both ascending), by one merge walk.
+fn positions_of<S>(snap: &Snapshot<S>, ids: &[NetId]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(ids.len());
+    let mut ids = ids.iter().peekable();
+    for (i, (id, _)) in snap.iter().enumerate() {
+        while ids.next_if(|want| **want < id).is_some() {}
+        if ids.next_if(|want| **want == id).is_some() {
+            out.push(i as u32);
+        }
+        if ids.peek().is_none() {
+            break;
+        }
+    }
+    out
 }
 
 /// An iterator with a known length (for `write_full`).
@@ -306,6 +354,36 @@ mod tests {
         repl.push(1, snap(&[(1, 1)]));
         assert!(!repl.build(&mut a, None, 0, 8, &mut out).unwrap().shared);
         assert!(repl.build(&mut b, None, 5, 8, &mut out).unwrap().shared);
+    }
+
+    #[test]
+    fn positions_and_ids_give_the_same_bytes() {
+        let world = snap(&[(2, 20), (5, 50), (9, 90), (11, 110)]);
+        assert_eq!(
+            positions_of(&world, &[NetId(1), NetId(5), NetId(11), NetId(12)]),
+            [1, 3]
+        );
+        let (mut by_id, mut by_pos) = (Replication::new(8, 64), Replication::new(8, 64));
+        let (mut a, mut b) = (ClientReplication::default(), ClientReplication::default());
+        let (mut out_a, mut out_b) = (Vec::new(), Vec::new());
+        for tick in 1..=3 {
+            let w = snap(&[(2, 20 + tick as i32), (5, 50), (9, 90), (11, 110)]);
+            by_id.push(tick, w.clone());
+            by_pos.push(tick, w);
+            let ids = if tick == 2 {
+                vec![NetId(2), NetId(9)]
+            } else {
+                vec![NetId(5), NetId(9)]
+            };
+            let pos = if tick == 2 { [0u32, 2] } else { [1, 2] };
+            by_id.build(&mut a, Some(ids), 0, 8, &mut out_a).unwrap();
+            by_pos
+                .build_indexed(&mut b, Some(&pos), 0, 8, &mut out_b)
+                .unwrap();
+            assert_eq!(out_a, out_b, "tick {tick}");
+            a.ack(tick);
+            b.ack(tick);
+        }
     }
 
     #[test]

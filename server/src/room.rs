@@ -66,6 +66,8 @@ pub struct Room<G: Game> {
     kicks: Vec<(ClientId, String)>,
     forgotten: Vec<ResumeToken>,
     scratch: Vec<u8>,
+    /// Positions of the entities one client sees (reused per client).
+    visible: Vec<u32>,
     empty_since: Option<Duration>,
 }
 
@@ -91,6 +93,7 @@ impl<G: Game> Room<G> {
             kicks: Vec::new(),
             forgotten: Vec::new(),
             scratch: Vec::new(),
+            visible: Vec::new(),
             empty_since: Some(Duration::ZERO),
         }
     }
@@ -388,7 +391,6 @@ impl<G: Game> Room<G> {
             .iter_by_net_id()
             .map(|(id, s)| (id, s.clone()))
             .collect();
-        let count = entities.len();
         let snapshot = match Snapshot::from_vec(entities) {
             Ok(s) => s,
             Err(e) => {
@@ -401,19 +403,23 @@ impl<G: Game> Room<G> {
         let mut bytes_sent = 0u64;
         for (&id, c) in &mut self.clients {
             let Some(outbox) = &c.outbox else { continue };
-            let visible = self.game.view(&self.world, id).map(|view| {
-                let mut ids = Vec::with_capacity(count.min(256));
-                ids.extend(
-                    self.world
-                        .iter_by_net_id()
-                        .filter(|(nid, s)| G::can_see(&view, *nid, s))
-                        .map(|(nid, _)| nid),
-                );
-                ids
-            });
-            match self.replication.build(
+            // A view is the positions of the visible entities in the snapshot
+            // just pushed: one pass over a contiguous slice, branch-free.
+            let view = self.game.view(&self.world, id);
+            if let (Some(view), Some((_, cur))) = (&view, self.replication.latest()) {
+                let entities = cur.as_slice();
+                self.visible.clear();
+                self.visible.resize(entities.len(), 0);
+                let mut n = 0;
+                for (i, (nid, s)) in entities.iter().enumerate() {
+                    self.visible[n] = i as u32;
+                    n += usize::from(G::can_see(view, *nid, s));
+                }
+                self.visible.truncate(n);
+            }
+            match self.replication.build_indexed(
                 &mut c.repl,
-                visible,
+                view.is_some().then_some(self.visible.as_slice()),
                 c.last_applied,
                 max_sent,
                 &mut self.scratch,

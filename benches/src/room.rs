@@ -1,0 +1,107 @@
+//! `replication-load room`: `Room::tick` alone, in process, without sockets.
+//!
+//! N clients join a [`Room`] through real [`Outbox`]es; after every tick each
+//! client's snapshot is taken out of its outbox and acknowledged, so the next
+//! tick builds deltas against a one-tick-old baseline, as on loopback. Ticks
+//! run back to back (no 60 Hz pacing): the figures are the CPU cost of a
+//! tick, for profiling the room apart from TLS, sockets and the runtime.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use clap::Args;
+use hdrhistogram::Histogram;
+use tickwire_server::ServerConfig;
+use tickwire_server::outbox::Outbox;
+use tickwire_server::room::{JoinRequest, Room};
+use tickwire_shared::{ClientMessage, GameProtocol, Hello, ResumeToken};
+
+use crate::game::{BenchGame, BenchProto};
+use crate::server::Scenario;
+
+/// `replication-load room`.
+#[derive(Args, Debug)]
+pub(crate) struct RoomArgs {
+    #[command(flatten)]
+    scenario: Scenario,
+    /// Clients in the room.
+    #[arg(long, default_value_t = 500)]
+    clients: usize,
+    /// Ticks measured (after 60 warm-up ticks).
+    #[arg(long, default_value_t = 600)]
+    ticks: u32,
+}
+
+pub(crate) fn run(args: RoomArgs) -> Result<()> {
+    let mut config = ServerConfig::default()
+        .with_tick_rate(args.scenario.tick_rate)
+        .with_snapshot_interval(args.scenario.snapshot_interval);
+    config.max_players_per_room = args.clients.max(1);
+    let period = config.tick_period();
+    let game = BenchGame::new(args.scenario.world());
+    let mut room = Room::new("bench", game, Arc::new(config));
+    let mut outboxes = Vec::with_capacity(args.clients);
+    let mut now = Duration::ZERO;
+    for i in 0..args.clients {
+        let outbox = Arc::new(Outbox::new(256, 1_000_000));
+        let id = u32::try_from(i + 1)?;
+        let mut token = [0u8; 16];
+        token[..4].copy_from_slice(&id.to_le_bytes());
+        let req = JoinRequest {
+            hello: Hello::new(BenchProto::PROTOCOL_HASH),
+            client_id: id,
+            new_token: ResumeToken::from_random(token),
+            outbox: Arc::clone(&outbox),
+        };
+        room.join(now, req)
+            .map_err(|r| anyhow!("join refused: {}", r.message))?;
+        outboxes.push((id, outbox));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(100, 60_000_000_000, 3)?;
+    let (mut bytes, mut snaps) = (0u64, 0u64);
+    let t0 = Instant::now();
+    for n in 0..60 + args.ticks {
+        now += period;
+        let start = Instant::now();
+        room.tick(now);
+        let took = start.elapsed();
+        let tick = room.tick_count();
+        for (id, outbox) in &outboxes {
+            let batch = outbox.take();
+            if let Some(s) = batch.snapshot {
+                if n >= 60 {
+                    bytes += s.len() as u64;
+                    snaps += 1;
+                }
+                room.handle(
+                    now,
+                    *id,
+                    ClientMessage::Ack {
+                        snapshot_tick: tick,
+                    },
+                );
+            }
+        }
+        if n >= 60 {
+            hist.saturating_record(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let us = |ns: u64| ns as f64 / 1e3;
+    println!(
+        "room: {} clients, visibility={}, {} ticks in {wall:.2} s",
+        args.clients, args.scenario.visibility, args.ticks
+    );
+    println!(
+        "tick mean={:.1} µs p50={:.1} µs p99={:.1} µs max={:.1} µs; {:.2} µs per client per tick; \
+         {:.0} bytes per client per snapshot",
+        hist.mean() / 1e3,
+        us(hist.value_at_quantile(0.5)),
+        us(hist.value_at_quantile(0.99)),
+        us(hist.max()),
+        hist.mean() / 1e3 / args.clients.max(1) as f64,
+        bytes as f64 / snaps.max(1) as f64,
+    );
+    Ok(())
+}
