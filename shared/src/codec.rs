@@ -203,9 +203,22 @@ impl Writer {
     }
 
     /// A varint `u64` (bincode's encoding: see the module docs).
+    #[inline]
     pub fn u64(&mut self, v: u64) {
-        // bincode's varint writes the same bytes whatever the declared width.
-        self.primitive(&v);
+        // bincode's varint, written directly (the same bytes whatever the
+        // declared width; checked against bincode by the tests).
+        if v <= 250 {
+            self.buf.push(v as u8);
+        } else if v <= u64::from(u16::MAX) {
+            self.buf.push(251);
+            self.buf.extend_from_slice(&(v as u16).to_le_bytes());
+        } else if v <= u64::from(u32::MAX) {
+            self.buf.push(252);
+            self.buf.extend_from_slice(&(v as u32).to_le_bytes());
+        } else {
+            self.buf.push(253);
+            self.buf.extend_from_slice(&v.to_le_bytes());
+        }
     }
 
     /// A varint `u128`.
@@ -214,8 +227,10 @@ impl Writer {
     }
 
     /// A zigzag varint `i64`.
+    #[inline]
     pub fn i64(&mut self, v: i64) {
-        self.primitive(&v);
+        // zigzag: 0, -1, 1, -2, … → 0, 1, 2, 3, …
+        self.u64(((v << 1) ^ (v >> 63)) as u64);
     }
 
     /// A zigzag varint `i128`.
@@ -358,24 +373,30 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// When truncated or out of range.
+    #[inline]
     pub fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
-        self.primitive(what)
+        let v = self.varint(what, 251)?;
+        Ok(v as u16)
     }
 
     /// A varint `u32`.
     ///
     /// # Errors
     /// When truncated or out of range.
+    #[inline]
     pub fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
-        self.primitive(what)
+        let v = self.varint(what, 252)?;
+        Ok(v as u32)
     }
 
     /// A varint `u64`.
     ///
     /// # Errors
     /// When truncated.
+    #[inline]
     pub fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
-        self.primitive(what)
+        let v = self.varint(what, 253)?;
+        Ok(v)
     }
 
     /// A varint `u128`.
@@ -390,8 +411,38 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// When truncated.
+    #[inline]
     pub fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
-        self.primitive(what)
+        let n = self.varint(what, 253)?;
+        Ok(((n >> 1) as i64) ^ -((n & 1) as i64))
+    }
+
+    /// bincode's unsigned varint, accepting width markers up to `max_marker`
+    /// (251: u16, 252: u32, 253: u64), exactly as bincode's decoder does.
+    #[inline]
+    fn varint(&mut self, what: &'static str, max_marker: u8) -> Result<u64, DecodeError> {
+        let rest = &self.buf[self.pos..];
+        let Some(&first) = rest.first() else {
+            return Err(DecodeError::Truncated { what });
+        };
+        if first <= 250 {
+            self.pos += 1;
+            return Ok(u64::from(first));
+        }
+        if first > max_marker {
+            return Err(DecodeError::Invalid {
+                what,
+                detail: format!("varint width marker {first} is too wide for this field"),
+            });
+        }
+        let width = 1usize << (first - 250); // 251: 2, 252: 4, 253: 8
+        let Some(bytes) = rest.get(1..=width) else {
+            return Err(DecodeError::Truncated { what });
+        };
+        let mut le = [0u8; 8];
+        le[..width].copy_from_slice(bytes);
+        self.pos += 1 + width;
+        Ok(u64::from_le_bytes(le))
     }
 
     /// A zigzag varint `i128`.
@@ -524,6 +575,36 @@ mod tests {
         assert_eq!(enc(|w| w.i64(-1)), [1]);
         assert_eq!(enc(|w| w.i64(1)), [2]);
         assert_eq!(enc(|w| w.i64(-126)), [251, 251, 0]);
+    }
+
+    proptest::proptest! {
+        /// The hand-written varints accept and produce exactly bincode's bytes.
+        #[test]
+        fn varints_match_bincode(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..10),
+            v in proptest::prelude::any::<u64>(),
+            shift in 0u32..64,
+        ) {
+            fn reference<T: bincode::Decode<()>>(b: &[u8]) -> Option<(T, usize)> {
+                bincode::decode_from_slice::<T, _>(b, config()).ok()
+            }
+            fn ours<T>(b: &[u8], f: impl Fn(&mut Reader<'_>) -> Result<T, DecodeError>) -> Option<(T, usize)> {
+                let mut r = Reader::new(b);
+                f(&mut r).ok().map(|v| (v, r.position()))
+            }
+            proptest::prop_assert_eq!(ours(&bytes, |r| r.u16("x")), reference::<u16>(&bytes));
+            proptest::prop_assert_eq!(ours(&bytes, |r| r.u32("x")), reference::<u32>(&bytes));
+            proptest::prop_assert_eq!(ours(&bytes, |r| r.u64("x")), reference::<u64>(&bytes));
+            proptest::prop_assert_eq!(ours(&bytes, |r| r.i64("x")), reference::<i64>(&bytes));
+            let v = v >> shift;
+            let mut direct = Vec::new();
+            bincode::encode_into_std_write(v, &mut direct, config()).unwrap();
+            proptest::prop_assert_eq!(enc(|w| w.u64(v)), direct.clone());
+            let s = v as i64;
+            direct.clear();
+            bincode::encode_into_std_write(s, &mut direct, config()).unwrap();
+            proptest::prop_assert_eq!(enc(|w| w.i64(s)), direct);
+        }
     }
 
     #[test]

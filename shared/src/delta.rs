@@ -44,7 +44,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::{DecodeError, EncodeError, Reader, Writer};
-use crate::fields::{Field, flatten, write_fields};
+use crate::fields::{Field, encoded_len, flatten, write_fields};
 use crate::limits::Limits;
 use crate::snapshot::{IdDecoder, IdEncoder, NetId, Snapshot};
 
@@ -55,13 +55,14 @@ pub struct DeltaScratch {
     patched: Writer,
     full: Writer,
     patch: Writer,
-    state: Writer,
     values: Writer,
     /// Every changed or new entity in full: the fallback when splitting the
     /// changes into two sections costs more id bytes than patches save.
     all_full: Writer,
     base_fields: Vec<Field>,
     cur_fields: Vec<Field>,
+    /// The full state of the entity being diffed.
+    state: Writer,
 }
 
 /// What one delta contained.
@@ -252,8 +253,9 @@ fn next_sorted<T>(
     Ok((id, v))
 }
 
-/// Fills `scratch.patch` with the patch (mask + values) and `scratch.state`
-/// with the full state. Returns true when the patch should be sent.
+/// Fills `scratch.state` with the full state of `cur` and `scratch.patch` with
+/// the patch (mask + values). Returns true when the patch should be sent;
+/// otherwise the caller sends `scratch.state`.
 fn write_patch<S: Serialize>(
     scratch: &mut DeltaScratch,
     base: &S,
@@ -297,7 +299,7 @@ fn write_patch<S: Serialize>(
     }
     p.raw(mask);
     p.raw(values.as_slice());
-    Ok(p.len() < scratch.state.len())
+    Ok(p.len() < encoded_len(cf))
 }
 
 fn write_field_change(w: &mut Writer, old: &Field, new: &Field) {
@@ -403,12 +405,27 @@ pub fn read_delta<S: Serialize + DeserializeOwned + Clone>(
         detail: format!("entity {id} is not in the baseline"),
     };
 
+    let base_s = base.as_slice();
+    // Ids in each section ascend, so each section finds its entities with a
+    // cursor that only moves forward: O(base) per section in total, with
+    // predictable branches (a binary search per entity costs more).
+    let seek = |cursor: &mut usize, id: NetId| -> Option<usize> {
+        while base_s.get(*cursor).is_some_and(|(i, _)| *i < id) {
+            *cursor += 1;
+        }
+        base_s
+            .get(*cursor)
+            .filter(|(i, _)| *i == id)
+            .map(|_| *cursor)
+    };
+
     let n_removed = r.count("removed entities", max, 1)?;
     let mut removed = Vec::with_capacity(n_removed);
     let mut ids = IdDecoder::default();
+    let mut cursor = 0;
     for _ in 0..n_removed {
         let id = ids.read(r)?;
-        base.get(id).ok_or_else(|| missing(id, "removed entity"))?;
+        seek(&mut cursor, id).ok_or_else(|| missing(id, "removed entity"))?;
         removed.push(id);
     }
 
@@ -418,9 +435,11 @@ pub fn read_delta<S: Serialize + DeserializeOwned + Clone>(
     let mut ids = IdDecoder::default();
     let mut fields = Vec::new();
     let mut bytes = Writer::new();
+    let mut cursor = 0;
     for _ in 0..n_patched {
         let id = ids.read(r)?;
-        let old = base.get(id).ok_or_else(|| missing(id, "patched entity"))?;
+        let at = seek(&mut cursor, id).ok_or_else(|| missing(id, "patched entity"))?;
+        let old = &base_s[at].1;
         fields.clear();
         flatten(old, &mut fields, limits.max_fields_per_entity).map_err(|e| {
             DecodeError::Invalid {
@@ -461,29 +480,31 @@ pub fn read_delta<S: Serialize + DeserializeOwned + Clone>(
     let mut out = Vec::with_capacity(base.len() + upserts.len());
     let mut removed = removed.into_iter().peekable();
     let mut upserts = upserts.into_iter().peekable();
-    for (id, state) in base.iter() {
-        while let Some((uid, _)) = upserts.peek() {
-            if *uid >= id {
-                break;
-            }
-            out.push(upserts.next().expect("peeked"));
-        }
-        if removed.peek() == Some(&id) {
+    // Copy the unchanged runs of the baseline in bulk between the edits.
+    let mut next = 0;
+    loop {
+        let edit = match (removed.peek(), upserts.peek()) {
+            (None, None) => break,
+            (Some(&id), None) => id,
+            (None, Some((id, _))) => *id,
+            (Some(&a), Some((b, _))) => a.min(*b),
+        };
+        let at = next + base_s[next..].partition_point(|(id, _)| *id < edit);
+        out.extend_from_slice(&base_s[next..at]);
+        next = at + usize::from(base_s.get(at).is_some_and(|(id, _)| *id == edit));
+        if removed.peek() == Some(&edit) {
             removed.next();
-            if upserts.peek().is_some_and(|(u, _)| *u == id) {
+            if upserts.peek().is_some_and(|(u, _)| *u == edit) {
                 return Err(DecodeError::Invalid {
                     what: "delta",
-                    detail: format!("entity {id} is both removed and updated"),
+                    detail: format!("entity {edit} is both removed and updated"),
                 });
             }
-            continue;
-        }
-        match upserts.peek() {
-            Some((uid, _)) if *uid == id => out.push(upserts.next().expect("peeked")),
-            _ => out.push((id, state.clone())),
+        } else {
+            out.push(upserts.next().expect("peeked"));
         }
     }
-    out.extend(upserts);
+    out.extend_from_slice(&base_s[next..]);
     if out.len() > max {
         return Err(DecodeError::TooMany {
             what: "entities after applying the delta",

@@ -100,12 +100,47 @@ pub(crate) fn write_fields(fields: &[Field], w: &mut Writer) {
     }
 }
 
+/// The number of bytes [`write_fields`] writes for `fields`, without writing.
+pub(crate) fn encoded_len(fields: &[Field]) -> usize {
+    fn varint(v: u128) -> usize {
+        match v {
+            0..=250 => 1,
+            251..=0xffff => 3,
+            0x1_0000..=0xffff_ffff => 5,
+            0x1_0000_0000..=0xffff_ffff_ffff_ffff => 9,
+            _ => 17,
+        }
+    }
+    fn zigzag(v: i128) -> u128 {
+        ((v << 1) ^ (v >> 127)) as u128
+    }
+    fields
+        .iter()
+        .map(|f| match *f {
+            Field::Bool(_) | Field::U8(_) | Field::I8(_) | Field::OptTag(_) => 1,
+            Field::U16(v) => varint(v.into()),
+            Field::U32(v) | Field::Variant(v) => varint(v.into()),
+            Field::U64(v) | Field::Len(v) => varint(v.into()),
+            Field::U128(v) => varint(v),
+            Field::I16(v) => varint(zigzag(v.into())),
+            Field::I32(v) => varint(zigzag(v.into())),
+            Field::I64(v) => varint(zigzag(v.into())),
+            Field::I128(v) => varint(zigzag(v)),
+            Field::F32(_) => 4,
+            Field::F64(_) => 8,
+            Field::Char(c) => c.len_utf8(),
+            Field::Bytes(ref b) => varint(b.len() as u128) + b.len(),
+        })
+        .sum()
+}
+
 struct Flattener<'a> {
     out: &'a mut Vec<Field>,
     limit: usize,
 }
 
 impl Flattener<'_> {
+    #[inline(always)]
     fn push(&mut self, f: Field) -> Result<(), FlattenError> {
         if self.out.len() >= self.limit {
             return Err(FlattenError(format!(
@@ -384,6 +419,7 @@ mod tests {
             let mut direct = Writer::new();
             direct.value("everything", &value).unwrap();
             prop_assert_eq!(via_fields.as_slice(), direct.as_slice());
+            prop_assert_eq!(encoded_len(&fields), direct.len());
         }
     }
 
