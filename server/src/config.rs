@@ -79,6 +79,11 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// The server pings every session this often. Default 2 s.
     pub ping_interval: Duration,
+    /// The kernel send buffer of each connection, in bytes (`None`: the OS
+    /// default, which autotunes to megabytes). Small keeps a slow client's
+    /// backlog short: once it is full, the outbox replaces unsent snapshots
+    /// with newer ones instead of queueing stale state. Default 128 KiB.
+    pub tcp_send_buffer: Option<usize>,
     /// A write to a session's socket that takes longer than this closes the
     /// session as a slow consumer. Default 5 s.
     pub write_timeout: Duration,
@@ -141,6 +146,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(15),
             ping_interval: Duration::from_secs(2),
             write_timeout: Duration::from_secs(5),
+            tcp_send_buffer: Some(128 << 10),
             resume_grace: Duration::from_secs(10),
             max_connections: 10_000,
             max_connections_per_ip: 64,

@@ -148,6 +148,11 @@ async fn connection<G: Game>(
     shared: Arc<Shared<G>>,
 ) {
     let _ = tcp.set_nodelay(true);
+    if let Some(bytes) = shared.config.tcp_send_buffer
+        && let Err(e) = socket2::SockRef::from(&tcp).set_send_buffer_size(bytes)
+    {
+        tracing::debug!(%peer, error = %e, "cannot set the send buffer size");
+    }
     let deadline = Instant::now() + shared.config.handshake_timeout;
     match tls {
         Some(acceptor) => {
