@@ -62,6 +62,11 @@ struct Args {
     #[arg(long)]
     conditioner: Option<ConditionerConfig>,
 
+    /// Write the server's certificate (PEM) to this file, so native clients
+    /// can trust it, e.g. `arena-bots --ca-cert FILE`.
+    #[arg(long)]
+    cert_out: Option<PathBuf>,
+
     /// Seed for spawns, bots and the conditioner.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -130,6 +135,11 @@ async fn main() -> Result<()> {
                 id.spki_sha256_base64()
             );
         }
+    }
+    if let (Some(path), Some(id)) = (&args.cert_out, server.tls_identity()) {
+        std::fs::write(path, id.cert_pem())
+            .with_context(|| format!("writing the certificate to {}", path.display()))?;
+        println!("certificate written to {}", path.display());
     }
     if let Some(c) = &args.conditioner {
         println!("simulating a bad network per client: {c}");
