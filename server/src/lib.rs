@@ -90,6 +90,8 @@ pub mod room;
 mod rooms;
 mod server;
 mod session;
+#[cfg(test)]
+mod test_util;
 pub mod tick;
 pub mod tls;
 mod transport;

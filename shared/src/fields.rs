@@ -322,35 +322,26 @@ compound!(SerializeTupleStruct, serialize_field);
 compound!(SerializeTupleVariant, serialize_field);
 compound!(SerializeMap, serialize_value, serialize_key);
 
-impl ser::SerializeStruct for &mut Flattener<'_> {
-    type Ok = ();
-    type Error = FlattenError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), FlattenError> {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), FlattenError> {
-        Ok(())
-    }
+macro_rules! named_fields {
+    ($trait:ident) => {
+        impl ser::$trait for &mut Flattener<'_> {
+            type Ok = ();
+            type Error = FlattenError;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                _: &'static str,
+                value: &T,
+            ) -> Result<(), FlattenError> {
+                value.serialize(&mut **self)
+            }
+            fn end(self) -> Result<(), FlattenError> {
+                Ok(())
+            }
+        }
+    };
 }
-
-impl ser::SerializeStructVariant for &mut Flattener<'_> {
-    type Ok = ();
-    type Error = FlattenError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), FlattenError> {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), FlattenError> {
-        Ok(())
-    }
-}
+named_fields!(SerializeStruct);
+named_fields!(SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {
