@@ -66,6 +66,10 @@ pub struct ServerConfig {
     pub snapshot_interval: u16,
     /// Snapshots kept for delta baselines (ticks). Default 64.
     pub baseline_ring: usize,
+    /// Send deltas against each client's newest acknowledged snapshot.
+    /// When false, every snapshot is sent full (no baseline): more bytes,
+    /// for measuring what deltas save or for debugging. Default true.
+    pub deltas: bool,
 
     /// Protocol decode limits (message sizes, counts). See [`Limits`].
     pub limits: Limits,
@@ -140,6 +144,7 @@ impl Default for ServerConfig {
             tick_rate: 60,
             snapshot_interval: 1,
             baseline_ring: 64,
+            deltas: true,
             limits: Limits::default(),
             max_ws_message_bytes: 4096,
             handshake_timeout: Duration::from_secs(10),
@@ -189,6 +194,8 @@ with! {
     with_snapshot_interval: snapshot_interval: u16,
     /// Sets [`ServerConfig::max_players_per_room`].
     with_max_players_per_room: max_players_per_room: usize,
+    /// Sets [`ServerConfig::deltas`].
+    with_deltas: deltas: bool,
     /// Sets [`ServerConfig::handshake_timeout`].
     with_handshake_timeout: handshake_timeout: Duration,
     /// Sets [`ServerConfig::idle_timeout`].

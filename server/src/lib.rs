@@ -90,6 +90,7 @@ pub mod room;
 mod rooms;
 mod server;
 mod session;
+pub mod stats;
 #[cfg(test)]
 mod test_util;
 pub mod tick;
@@ -100,4 +101,5 @@ pub mod world;
 pub use config::{ConfigError, ServerConfig, TlsMode};
 pub use game::{AuthError, ClientId, Ctx, Game, LeaveReason, Target};
 pub use server::{RunningServer, Server, ServerError};
+pub use stats::ServerStats;
 pub use tickwire_shared;

@@ -31,6 +31,7 @@ pub struct Replication<S> {
     ring: VecDeque<(u32, Arc<Snapshot<S>>)>,
     capacity: usize,
     max_fields: usize,
+    deltas: bool,
     scratch: DeltaScratch,
     body: Writer,
     /// Bodies for see-everything clients of the current tick, by baseline.
@@ -90,10 +91,19 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
             ring: VecDeque::with_capacity(capacity),
             capacity: capacity.max(2),
             max_fields,
+            deltas: true,
             scratch: DeltaScratch::default(),
             body: Writer::new(),
             shared: HashMap::new(),
         }
+    }
+
+    /// Turns deltas off (or back on, the default): without them every
+    /// message is a full snapshot, whatever the client acknowledged.
+    #[must_use]
+    pub fn with_deltas(mut self, on: bool) -> Self {
+        self.deltas = on;
+        self
     }
 
     /// Adds the world state of `tick` and starts a new round of builds.
@@ -165,9 +175,9 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
             });
         };
         let visible: Option<Arc<[u32]>> = visible.map(Into::into);
-        // A baseline is usable when the ring still holds it and the client's
-        // view then is known.
-        let baseline = client.acked.and_then(|a| {
+        // A baseline is usable when deltas are on, the ring still holds it
+        // and the client's view then is known.
+        let baseline = client.acked.filter(|_| self.deltas).and_then(|a| {
             let base = self.get(a)?;
             let (_, base_view) = client.sent.iter().find(|(t, _)| *t == a)?;
             Some((a, Arc::clone(base), base_view.clone()))
@@ -344,6 +354,34 @@ mod tests {
             let built = repl.build(&mut client, None, 0, 8, &mut out).unwrap();
             assert_eq!(built.delta, tick < 6, "tick {tick}");
         }
+    }
+
+    #[test]
+    fn without_deltas_every_message_is_full_and_decodes_to_the_world() {
+        let mut repl = Replication::new(8, 64).with_deltas(false);
+        let (mut all, mut viewer) = (ClientReplication::default(), ClientReplication::default());
+        let mut out = Vec::new();
+        for tick in 1..=5u32 {
+            let v = tick as i32;
+            let world = snap(&[(1, v), (2, 20), (3, 30 + v)]);
+            repl.push(tick, world.clone());
+            let built = repl.build(&mut all, None, 0, 8, &mut out).unwrap();
+            assert!(!built.delta, "tick {tick}");
+            let (t, got) = receive(&out, &HashMap::new());
+            assert_eq!((t, &got), (tick, &world));
+            all.ack(tick);
+            let built = repl
+                .build(&mut viewer, Some(vec![NetId(1), NetId(3)]), 0, 8, &mut out)
+                .unwrap();
+            assert!(!built.delta, "tick {tick}");
+            let (_, got) = receive(&out, &HashMap::new());
+            assert_eq!(got, snap(&[(1, v), (3, 30 + v)]));
+            viewer.ack(tick);
+        }
+        // Switched back on, the acknowledged snapshot is a baseline again.
+        let mut repl = repl.with_deltas(true);
+        repl.push(6, snap(&[(1, 6), (2, 20), (3, 36)]));
+        assert!(repl.build(&mut all, None, 0, 8, &mut out).unwrap().delta);
     }
 
     #[test]

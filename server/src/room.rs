@@ -20,6 +20,7 @@ use crate::game::{ClientId, Ctx, EventOf, Game, InputOf, LeaveReason, StateOf, T
 use crate::metrics as m;
 use crate::outbox::Outbox;
 use crate::replication::{ClientReplication, Replication};
+use crate::stats::SentCounters;
 use crate::world::World;
 
 /// A request to join (or resume) this room.
@@ -69,6 +70,7 @@ pub struct Room<G: Game> {
     /// Positions of the entities one client sees (reused per client).
     visible: Vec<u32>,
     empty_since: Option<Duration>,
+    sent: SentCounters,
 }
 
 impl<G: Game> Room<G> {
@@ -82,7 +84,8 @@ impl<G: Game> Room<G> {
             .saturating_mul(u32::from(config.snapshot_interval));
         Self {
             name: name.into(),
-            replication: Replication::new(ring, config.limits.max_fields_per_entity),
+            replication: Replication::new(ring, config.limits.max_fields_per_entity)
+                .with_deltas(config.deltas),
             world: World::new(reuse),
             config,
             game,
@@ -95,7 +98,14 @@ impl<G: Game> Room<G> {
             scratch: Vec::new(),
             visible: Vec::new(),
             empty_since: Some(Duration::ZERO),
+            sent: SentCounters::default(),
         }
+    }
+
+    /// The snapshots queued since the previous call (counts and bytes), for
+    /// [`crate::stats`].
+    pub fn take_sent(&mut self) -> SentCounters {
+        core::mem::take(&mut self.sent)
     }
 
     /// The room's name.
@@ -424,8 +434,10 @@ impl<G: Game> Room<G> {
                 max_sent,
                 &mut self.scratch,
             ) {
-                Ok(_) => {
+                Ok(built) => {
                     bytes_sent += self.scratch.len() as u64;
+                    self.sent.snapshots += 1;
+                    self.sent.full_snapshots += u64::from(!built.delta);
                     outbox.push_snapshot(Bytes::copy_from_slice(&self.scratch));
                 }
                 Err(e) => {
@@ -438,6 +450,7 @@ impl<G: Game> Room<G> {
             }
         }
         m::snapshot_bytes(bytes_sent);
+        self.sent.bytes += bytes_sent;
     }
 
     fn send_events(&mut self) {

@@ -16,6 +16,7 @@ use crate::game::{ClientId, Game, InputOf, LeaveReason};
 use crate::metrics as m;
 use crate::outbox::Outbox;
 use crate::room::{JoinRequest, Joined, Room};
+use crate::stats::StatsCollector;
 use crate::tick::TickSchedule;
 
 /// A command from a session to its room.
@@ -63,6 +64,7 @@ pub(crate) struct Rooms<G: Game> {
     factory: Box<dyn Fn(&str) -> G + Send + Sync>,
     config: Arc<ServerConfig>,
     epoch: Instant,
+    stats: Arc<StatsCollector>,
 }
 
 /// Longest room name accepted from a client.
@@ -80,6 +82,7 @@ impl<G: Game> Rooms<G> {
     pub(crate) fn new(
         config: Arc<ServerConfig>,
         factory: Box<dyn Fn(&str) -> G + Send + Sync>,
+        stats: Arc<StatsCollector>,
     ) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Inner {
@@ -91,7 +94,13 @@ impl<G: Game> Rooms<G> {
             factory,
             config,
             epoch: Instant::now(),
+            stats,
         })
+    }
+
+    /// The server's statistics window.
+    pub(crate) fn stats(&self) -> &StatsCollector {
+        &self.stats
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner<G>> {
@@ -317,7 +326,11 @@ async fn run_room<G: Game>(
         }
         let t0 = std::time::Instant::now();
         room.tick(now);
-        m::tick_seconds(t0.elapsed().as_secs_f64());
+        let took = t0.elapsed();
+        m::tick_seconds(took.as_secs_f64());
+        rooms
+            .stats
+            .record_tick(took, period, start.overrun, room.take_sent());
         rooms.forget(room.take_forgotten_tokens());
         players.store(room.client_count(), Ordering::Relaxed);
         let idle = room

@@ -14,6 +14,7 @@ use crate::game::Game;
 use crate::http::{HttpContext, HttpError, OriginPolicy, StaticFiles, websocket_config};
 use crate::rooms::{Rooms, RoomsControl};
 use crate::session::Shared;
+use crate::stats::{ServerStats, StatsCollector};
 use crate::tls::{TlsError, TlsIdentity};
 use crate::transport::wss;
 
@@ -140,7 +141,8 @@ impl<G: Game> Server<G> {
         };
         let config = Arc::new(config);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let rooms = Rooms::new(Arc::clone(&config), self.factory);
+        let stats = Arc::new(StatsCollector::new(std::time::Instant::now()));
+        let rooms = Rooms::new(Arc::clone(&config), self.factory, Arc::clone(&stats));
         let shared = Arc::new(Shared {
             config: Arc::clone(&config),
             rooms: Arc::clone(&rooms),
@@ -155,6 +157,7 @@ impl<G: Game> Server<G> {
             identity,
             shutdown: shutdown_tx,
             rooms,
+            stats,
             task,
         })
     }
@@ -166,6 +169,7 @@ pub struct RunningServer {
     identity: Option<TlsIdentity>,
     shutdown: watch::Sender<bool>,
     rooms: Arc<dyn RoomsControl>,
+    stats: Arc<StatsCollector>,
     task: JoinHandle<()>,
 }
 
@@ -197,6 +201,25 @@ impl RunningServer {
     #[must_use]
     pub fn room_count(&self) -> usize {
         self.rooms.room_count()
+    }
+
+    /// What happened since the previous call (or since the start): tick
+    /// durations of every room, overruns, snapshots and bytes queued, and
+    /// the sessions connected now. Starts a new window; see [`crate::stats`].
+    ///
+    /// ```no_run
+    /// # async fn f(server: tickwire_server::RunningServer) {
+    /// let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    /// loop {
+    ///     every.tick().await;
+    ///     let s = server.take_stats();
+    ///     println!("{} ticks, p99 {:?}, {} snapshots", s.ticks(), s.tick_quantile(0.99), s.sent.snapshots);
+    /// }
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn take_stats(&self) -> ServerStats {
+        self.stats.take(std::time::Instant::now())
     }
 
     /// Stops accepting, closes every session with "server shutting down",

@@ -134,8 +134,10 @@ pub(crate) async fn run<G: Game, S>(
     };
     let (client, room_tx) = joined;
     m::clients(1.0);
+    shared.rooms.stats().clients(1);
     let end = drive(&mut ws, &shared, &outbox, client, &room_tx).await;
     m::clients(-1.0);
+    shared.rooms.stats().clients(-1);
     tracing::info!(%peer, client, code = %end.code, reason = %end.reason, "session closed");
     // Tell the room, unless the room itself closed this session.
     let reason = match end.code {

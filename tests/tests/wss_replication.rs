@@ -229,3 +229,51 @@ async fn replication_converges_through_a_lossy_reordering_link() -> Result<()> {
     server.server.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_deltas_off_every_snapshot_is_full_and_clients_still_converge() -> Result<()> {
+    let server = TestServer::start(test_config().with_deltas(false)).await?;
+    let _ = server.server.take_stats();
+    let mut a = server.client(hello()).await?;
+    let t = a.until_tick(1, DEADLINE).await?;
+    let mut full = 0;
+    for i in 0..30 {
+        a.input(TestInput::Move { dx: 2, dy: 1 }).await?;
+        if i % 10 == 0 {
+            a.input(TestInput::SpawnCrate).await?;
+        }
+        let Received::Snapshot { bytes, .. } = a.recv(DEADLINE).await? else {
+            continue;
+        };
+        check(&server, &a)?;
+        let Ok(tickwire_shared::ServerMessage::<TestEvent>::Snapshot(f)) =
+            tickwire_shared::ServerMessage::decode(&bytes, &a.limits)
+        else {
+            unreachable!("recv returned a snapshot")
+        };
+        ensure!(
+            f.header.baseline.is_none(),
+            "tick {}: a delta against {:?} although deltas are off",
+            f.header.tick,
+            f.header.baseline
+        );
+        full += 1;
+    }
+    follow(&server, &mut a, t + 40).await?;
+    ensure!(
+        a.last_input > 0,
+        "inputs were applied while snapshots were full"
+    );
+    ensure!(full > 0, "snapshots arrived");
+    // The statistics window saw the same: every snapshot queued was full.
+    let stats = server.server.take_stats();
+    ensure!(stats.ticks() > 0, "ticks were recorded");
+    ensure!(
+        stats.sent.snapshots >= full && stats.sent.full_snapshots == stats.sent.snapshots,
+        "stats: {:?}",
+        stats.sent
+    );
+    ensure!(stats.sent.bytes > 0 && stats.connected_clients == 1);
+    server.server.shutdown().await;
+    Ok(())
+}
