@@ -9,8 +9,8 @@ use tickwire_server::{AuthError, ClientId, Ctx, Game, LeaveReason, Target};
 use tickwire_shared::NetId;
 
 use crate::{
-    Arena, ArenaEvent, ArenaSim, BOT_ID_BASE, EntityState, PlayerInput, SimEvent, SimId, bot,
-    in_view, sanitize_name,
+    Arena, ArenaEvent, ArenaSim, BOT_ID_BASE, EntityState, PlayerInput, SimEvent, SimId, Wanderers,
+    bot, in_view, sanitize_name,
 };
 
 /// One room of the arena.
@@ -21,6 +21,10 @@ pub struct ArenaGame {
     bots_added: bool,
     seed: u64,
     interest: bool,
+    npcs: Wanderers,
+    /// The store keys of the NPCs, in [`Wanderers::iter`] order (spawned on
+    /// the first tick).
+    npc_keys: Vec<EntityKey>,
 }
 
 impl ArenaGame {
@@ -34,7 +38,17 @@ impl ArenaGame {
             bots_added: false,
             seed,
             interest: true,
+            npcs: Wanderers::new(0, seed),
+            npc_keys: Vec::new(),
         }
+    }
+
+    /// Adds `count` wandering NPCs ([`Wanderers`]) that move every tick: a
+    /// known number of moving entities for load tests.
+    #[must_use]
+    pub fn with_npcs(mut self, count: usize) -> Self {
+        self.npcs = Wanderers::new(count, self.seed);
+        self
     }
 
     /// Turns interest management off or on (default on): with it, a client
@@ -123,6 +137,19 @@ impl Game for ArenaGame {
             self.bots_added = true;
             for i in 0..self.bots {
                 self.add_player(ctx, BOT_ID_BASE + i, "");
+            }
+            self.npc_keys = self
+                .npcs
+                .iter()
+                .map(|npc| ctx.world.spawn(tick, npc.state()))
+                .collect();
+        }
+        self.npcs.step(tick, dt);
+        for (npc, key) in self.npcs.iter().zip(&self.npc_keys) {
+            if let Some(slot) = ctx.world.get_mut(*key) {
+                let moved = npc.state();
+                slot.pos = moved.pos;
+                slot.angle = moved.angle;
             }
         }
         for i in 0..self.bots {

@@ -8,7 +8,8 @@
 //!   [`ArenaEvent`]) and the game's constants;
 //! * the **rules**: [`step_player`] (movement, shared by server and client
 //!   prediction), the map ([`walls`], [`spawn_points`]), the authoritative
-//!   simulation [`ArenaSim`], the [`bot`] AI and the [`in_view`] interest test.
+//!   simulation [`ArenaSim`], the [`bot`] AI, the [`in_view`] interest test
+//!   and the wandering NPCs of load tests ([`Wanderers`]).
 //!
 //! Nothing here does IO, reads a clock or draws unseeded randomness: ticks,
 //! `dt` and seeds are arguments, so the same inputs always give the same
@@ -54,12 +55,15 @@ use tickwire_shared::snapshot::NetId;
 mod rules;
 
 #[cfg(feature = "server")]
+pub mod cli;
+#[cfg(feature = "server")]
 pub mod host;
 
 pub use rules::bot;
 pub use rules::collision::{Wall, position_is_free, spawn_points, walls};
 pub use rules::movement::{movement_dir, step_player};
 pub use rules::names::{MAX_CHAT_CHARS, MAX_NAME_CHARS, sanitize_chat, sanitize_name};
+pub use rules::npc::{NPC_MAX_TURN, NPC_SPEED, Npc, Wanderers};
 pub use rules::visibility::{VIEW_RADIUS, in_view};
 pub use rules::world::{ArenaSim, MAX_MOVE_BUDGET, Player, Projectile, SimEvent, SimId};
 
@@ -69,7 +73,8 @@ pub struct Arena;
 
 impl GameProtocol for Arena {
     const NAME: &'static str = "arena";
-    const VERSION: u32 = 1;
+    /// 2: [`EntityKind::Npc`].
+    const VERSION: u32 = 2;
     type Input = PlayerInput;
     type EntityState = EntityState;
     type Event = ArenaEvent;
@@ -130,6 +135,9 @@ pub enum EntityKind {
     Player,
     /// A flying projectile.
     Projectile,
+    /// A server-side wandering NPC ([`Wanderers`], for load tests); it
+    /// neither fights nor collides.
+    Npc,
 }
 
 /// The replicated state of one entity, as sent in snapshots.
@@ -231,8 +239,8 @@ mod tests {
     #[test]
     fn protocol_identity() {
         assert_eq!(Arena::NAME, "arena");
-        assert_eq!(Arena::VERSION, 1);
-        assert_eq!(Arena::PROTOCOL_HASH, protocol_hash("arena", 1));
+        assert_eq!(Arena::VERSION, 2);
+        assert_eq!(Arena::PROTOCOL_HASH, protocol_hash("arena", 2));
     }
 
     #[test]

@@ -100,6 +100,6 @@ pub mod world;
 
 pub use config::{ConfigError, ServerConfig, TlsMode};
 pub use game::{AuthError, ClientId, Ctx, Game, LeaveReason, Target};
-pub use server::{RunningServer, Server, ServerError};
+pub use server::{RunningServer, Server, ServerError, wait_for_signal};
 pub use stats::ServerStats;
 pub use tickwire_shared;

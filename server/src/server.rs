@@ -240,7 +240,10 @@ impl RunningServer {
     }
 }
 
-async fn wait_for_signal() {
+/// Waits for Ctrl-C or SIGTERM (Ctrl-C only where there is no SIGTERM), for
+/// programs that do other work while the server runs and then call
+/// [`RunningServer::shutdown`].
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -62,6 +62,20 @@ pub struct ServerStats {
     pub sent: SentCounters,
 }
 
+impl Default for ServerStats {
+    /// An empty window (no ticks, nothing sent).
+    fn default() -> Self {
+        Self {
+            elapsed: Duration::ZERO,
+            tick_us: new_histogram(),
+            overruns: 0,
+            ticks_over_budget: 0,
+            connected_clients: 0,
+            sent: SentCounters::default(),
+        }
+    }
+}
+
 impl ServerStats {
     /// The tick duration at quantile `q` (0.0–1.0); zero without ticks.
     #[must_use]

@@ -573,7 +573,8 @@ impl Client {
                 };
                 let sample = self.samples[i];
                 match state.kind {
-                    EntityKind::Player => scene.players.push(PlayerSprite {
+                    // NPCs (load tests) are drawn as nameless players.
+                    EntityKind::Player | EntityKind::Npc => scene.players.push(PlayerSprite {
                         pos: sample.pos,
                         angle: sample.angle,
                         name: state.name.clone(),

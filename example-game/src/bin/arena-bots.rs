@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use arena::cli::parse_duration;
 use arena::{Arena, ArenaEvent, EntityKind, EntityState, PlayerInput, buttons};
 use clap::Parser;
 use hdrhistogram::Histogram;
@@ -73,24 +74,6 @@ struct Args {
     /// Seed for the bots' random walks and the conditioner.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number and a unit (ms, s, m)"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "" | "s" => v,
-        "m" => v * 60.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m)")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 
 /// Counters shared by all bots (the progress line reads them).

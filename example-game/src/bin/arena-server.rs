@@ -3,8 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use arena::cli::{parse_duration, stats_line};
 use arena::host::ArenaGame;
 use clap::Parser;
 use tickwire_server::{Server, ServerConfig, TlsMode};
@@ -67,9 +69,36 @@ struct Args {
     #[arg(long)]
     cert_out: Option<PathBuf>,
 
-    /// Seed for spawns, bots and the conditioner.
+    /// Seed for spawns, bots, NPCs and the conditioner.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+
+    /// Wandering NPCs per room: server-side entities that move every tick
+    /// (a known number of moving entities for load tests).
+    #[arg(long, default_value_t = 0)]
+    npcs: usize,
+
+    /// Turn interest management off: every client receives every entity.
+    #[arg(long)]
+    no_interest: bool,
+
+    /// Send every snapshot full (no deltas), to measure what deltas save.
+    #[arg(long)]
+    full_snapshots: bool,
+
+    /// Print one `STATS {json}` line per interval on stdout: tick
+    /// percentiles, overruns, clients, snapshots and bytes (see
+    /// `arena::cli::stats_line`). E.g. `1s`.
+    #[arg(long, value_parser = parse_duration)]
+    stats_interval: Option<Duration>,
+
+    /// Total connection cap.
+    #[arg(long, default_value_t = ServerConfig::default().max_connections)]
+    max_connections: usize,
+
+    /// Connections per IP address (load tests from one host raise it).
+    #[arg(long, default_value_t = ServerConfig::default().max_connections_per_ip)]
+    max_connections_per_ip: usize,
 }
 
 #[tokio::main]
@@ -112,13 +141,20 @@ async fn main() -> Result<()> {
         .with_static_dir(args.static_dir.clone())
         .with_metrics_addr(args.metrics_addr)
         .with_max_players_per_room(args.max_players_per_room)
-        .with_conditioner(args.conditioner.clone());
+        .with_conditioner(args.conditioner.clone())
+        .with_deltas(!args.full_snapshots);
     config.conditioner_seed = args.seed;
-    let (bots, seed) = (args.bots, args.seed);
-    let server = Server::new(config, move |_room| ArenaGame::new(bots, seed))
-        .start()
-        .await
-        .context("starting the arena server")?;
+    config.max_connections = args.max_connections;
+    config.max_connections_per_ip = args.max_connections_per_ip;
+    let (bots, seed, npcs, interest) = (args.bots, args.seed, args.npcs, !args.no_interest);
+    let server = Server::new(config, move |_room| {
+        ArenaGame::new(bots, seed)
+            .with_npcs(npcs)
+            .with_interest_management(interest)
+    })
+    .start()
+    .await
+    .context("starting the arena server")?;
     if let Some(id) = server.tls_identity() {
         println!(
             "certificate SHA-256 fingerprint: {}",
@@ -157,6 +193,23 @@ async fn main() -> Result<()> {
             server.local_addr().ip().to_string()
         };
     println!("\nopen  {scheme}://{host}:{port}/\n");
-    server.run_until_signal().await;
+    let started = std::time::Instant::now();
+    let stats = async {
+        let Some(every) = args.stats_interval else {
+            return std::future::pending().await;
+        };
+        let mut ticker = tokio::time::interval(every.max(Duration::from_millis(10)));
+        ticker.tick().await;
+        let _ = server.take_stats();
+        loop {
+            ticker.tick().await;
+            println!("{}", stats_line(&server.take_stats(), started.elapsed()));
+        }
+    };
+    tokio::select! {
+        () = stats => {}
+        () = tickwire_server::wait_for_signal() => {}
+    }
+    server.shutdown().await;
     Ok(())
 }

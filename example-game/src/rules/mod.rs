@@ -6,6 +6,7 @@ pub(crate) mod collision;
 pub(crate) mod combat;
 pub(crate) mod movement;
 pub(crate) mod names;
+pub(crate) mod npc;
 pub(crate) mod visibility;
 pub(crate) mod world;
 

@@ -1,0 +1,130 @@
+//! Helpers shared by the `arena-server` and `arena-bots` command lines (only
+//! with the `server` feature).
+
+use std::time::Duration;
+
+/// Parses a duration such as `500ms`, `30s`, `2.5s`, `10m` or `30` (seconds),
+/// for clap's `value_parser`.
+///
+/// ```
+/// use std::time::Duration;
+/// use arena::cli::parse_duration;
+/// assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+/// assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+/// assert!(parse_duration("5h").is_err());
+/// ```
+///
+/// # Errors
+/// A message naming the input when it is not a number and a unit.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number and a unit (ms, s, m)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "" | "s" => v,
+        "m" => v * 60.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// The prefix of [`stats_line`]'s lines.
+pub const STATS_PREFIX: &str = "STATS ";
+
+/// One machine-readable line for a [`ServerStats`] window, printed by
+/// `arena-server --stats-interval`: `STATS ` and a JSON object with
+///
+/// | key | meaning |
+/// |---|---|
+/// | `t_s` | seconds since the server started, at the end of the window |
+/// | `elapsed_s` | the window's length |
+/// | `ticks`, `tick_mean_us`, `tick_p50_us`, `tick_p99_us`, `tick_max_us` | room tick durations |
+/// | `overruns` | ticks that started more than a period late |
+/// | `over_budget` | ticks that took longer than a period |
+/// | `clients` | sessions connected at the end of the window |
+/// | `snapshots`, `full_snapshots`, `snapshot_bytes` | snapshots queued in the window |
+/// | `tick_hist` | the tick histogram (µs), hdrhistogram V2 serialized, base64 (standard alphabet), so windows can be merged exactly |
+///
+/// [`ServerStats`]: tickwire_server::ServerStats
+#[must_use]
+pub fn stats_line(stats: &tickwire_server::ServerStats, since_start: Duration) -> String {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::{Serializer as _, V2Serializer};
+    let h = &stats.tick_us;
+    let mut raw = Vec::new();
+    let hist = match V2Serializer::new().serialize(h, &mut raw) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(&raw),
+        Err(_) => String::new(),
+    };
+    let line = serde_json::json!({
+        "t_s": since_start.as_secs_f64(),
+        "elapsed_s": stats.elapsed.as_secs_f64(),
+        "ticks": stats.ticks(),
+        "tick_mean_us": if h.is_empty() { 0.0 } else { h.mean() },
+        "tick_p50_us": h.value_at_quantile(0.5),
+        "tick_p99_us": h.value_at_quantile(0.99),
+        "tick_max_us": h.max(),
+        "overruns": stats.overruns,
+        "over_budget": stats.ticks_over_budget,
+        "clients": stats.connected_clients,
+        "snapshots": stats.sent.snapshots,
+        "full_snapshots": stats.sent.full_snapshots,
+        "snapshot_bytes": stats.sent.bytes,
+        "tick_hist": hist,
+    });
+    format!("{STATS_PREFIX}{line}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use hdrhistogram::serialization::Deserializer;
+
+    #[test]
+    fn durations_need_a_known_unit() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration(" 2 "), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn a_stats_line_is_json_with_a_mergeable_histogram() {
+        let mut stats = tickwire_server::ServerStats::default();
+        for us in [900, 1_100, 1_000, 25_000] {
+            stats.tick_us.record(us).unwrap();
+        }
+        stats.overruns = 1;
+        stats.connected_clients = 7;
+        stats.sent.snapshots = 70;
+        stats.sent.bytes = 7_000;
+        stats.elapsed = Duration::from_secs(1);
+        let line = stats_line(&stats, Duration::from_secs(12));
+        let json = line.strip_prefix(STATS_PREFIX).expect("prefix");
+        assert!(!json.contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(v["ticks"], 4);
+        assert_eq!(v["clients"], 7);
+        assert_eq!(v["snapshots"], 70);
+        assert_eq!(v["snapshot_bytes"], 7_000);
+        assert_eq!(v["overruns"], 1);
+        assert_eq!(v["t_s"], 12.0);
+        let max = v["tick_max_us"].as_u64().unwrap();
+        assert!(max.abs_diff(25_000) <= 25, "{max}");
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(v["tick_hist"].as_str().unwrap())
+            .unwrap();
+        let h: hdrhistogram::Histogram<u64> = Deserializer::new()
+            .deserialize(&mut raw.as_slice())
+            .unwrap();
+        assert_eq!(h.len(), 4);
+        assert_eq!(h.max(), stats.tick_us.max());
+    }
+}
