@@ -1,5 +1,6 @@
 //! tickwire build tasks, run as `cargo xtask <task>` from anywhere in the workspace.
 
+mod bench;
 mod play;
 mod setup;
 mod test;
@@ -46,6 +47,15 @@ enum Task {
         #[arg(long)]
         dev: bool,
     },
+    /// Measure capacity: run arena-server against arena-bots on this machine and
+    /// write the five tables (client scale, entity scale, delta vs full, WSS vs QUIC,
+    /// idle and churn).
+    ///
+    /// Builds the release binaries, pins the server to CPU 0 and the bots to CPU 1
+    /// (taskset), loopback only. Raw results and logs go to target/bench/; a complete
+    /// full run also rewrites the generated region of BENCHMARKS.md. A full run takes
+    /// about 20 minutes plus the soak (default 10 minutes); `--quick` about 2.
+    Bench(bench::BenchArgs),
     /// Build the browser client and run the arena server serving it from target/www/.
     Play {
         /// Arguments passed on to arena-server, after `--`.
@@ -60,6 +70,7 @@ fn main() -> ExitCode {
         Task::Test { quick } => Ok(test::run(quick)),
         Task::Web { release: _, dev } => web::build_web(!dev).map(|_| ExitCode::SUCCESS),
         Task::Play { server_args } => play::run(&server_args),
+        Task::Bench(args) => bench::run(&args),
     };
     outcome.unwrap_or_else(|err| {
         eprintln!("error: {}", util::chain(&err));

@@ -1,8 +1,14 @@
 //! `arena-bots`: a load generator for the arena. Runs N concurrent native
 //! clients (`tickwire-client`) in one process; each plays (random walk, aims
 //! at the nearest living player it sees, fires) at 60 inputs/s and applies
-//! every snapshot. Prints progress each second and a report at the end; any
-//! desync (missing baseline, decode error) makes it exit non-zero.
+//! every snapshot (or, with `--idle`, only applies snapshots). Prints
+//! progress each second and a report at the end; any desync (missing
+//! baseline, decode error) makes it exit non-zero.
+//!
+//! Measurements cover the time after `--warmup`: snapshot inter-arrival
+//! times, input→ack latency, staleness (see [`STALENESS`]), bytes, and the
+//! entities per snapshot (a sample of snapshots is compared with the one
+//! before it to count the entities that changed).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -74,45 +80,158 @@ struct Args {
     /// Seed for the bots' random walks and the conditioner.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+
+    /// Measure only after this long from the start (the ramp and the first
+    /// full snapshots are then left out of the report).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    warmup: Duration,
+
+    /// Idle bots: connect and join, then send no inputs; snapshots are still
+    /// applied and acknowledged and pings answered (as a connected player
+    /// who does nothing).
+    #[arg(long, conflicts_with = "churn")]
+    idle: bool,
 }
 
-/// Counters shared by all bots (the progress line reads them).
-#[derive(Default)]
+/// How the report defines staleness.
+const STALENESS: &str = "staleness: for each applied snapshot, (arrival time - tick x tick period) \
+    minus the smallest such value of the same connection: how much older than on the \
+    connection's best-case path a snapshot's state is when the bot applies it";
+
+/// Every this many snapshots, a bot compares the snapshot with the previous
+/// one to count the entities that changed (sampling keeps the cost low).
+const CHANGE_SAMPLE_EVERY: u64 = 16;
+
+/// Staleness samples kept per connection (about 73 min at 60 Hz).
+const MAX_STALENESS_SAMPLES: usize = 1 << 18;
+
+/// Counters shared by all bots (the progress line reads them). Those marked
+/// "measured" count only after the warm-up.
 struct Counters {
+    /// The start of the run: the bots' common clock for staleness.
+    epoch: Instant,
+    /// When measuring starts.
+    measure_from: Instant,
     connected_now: AtomicU64,
     connects: AtomicU64,
+    /// Connects after the warm-up.
+    measured_connects: AtomicU64,
     failed: AtomicU64,
+    /// Measured: snapshots applied, and of them full ones.
     snapshots: AtomicU64,
+    full_snapshots: AtomicU64,
+    /// Measured: WebSocket payload bytes received.
     bytes: AtomicU64,
+    /// Measured: entities in applied snapshots.
+    entities: AtomicU64,
+    /// Measured, sampled: snapshots compared with their predecessor, the
+    /// entities in them, those that changed, and the NPCs among them.
+    sampled: AtomicU64,
+    sampled_entities: AtomicU64,
+    sampled_changed: AtomicU64,
+    sampled_npcs: AtomicU64,
+    /// Every snapshot and byte (warm-up included), for the progress line.
+    all_snapshots: AtomicU64,
+    all_bytes: AtomicU64,
+    /// Measured: time connected, in µs, summed over bots.
+    connected_us: AtomicU64,
     desyncs: AtomicU64,
     abnormal_closes: AtomicU64,
     resumed: AtomicU64,
     errors: Mutex<Vec<String>>,
+    hist: Mutex<Histograms>,
 }
 
 impl Counters {
+    fn new(epoch: Instant, measure_from: Instant) -> Self {
+        Self {
+            epoch,
+            measure_from,
+            connected_now: AtomicU64::new(0),
+            connects: AtomicU64::new(0),
+            measured_connects: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            snapshots: AtomicU64::new(0),
+            full_snapshots: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            entities: AtomicU64::new(0),
+            sampled: AtomicU64::new(0),
+            sampled_entities: AtomicU64::new(0),
+            sampled_changed: AtomicU64::new(0),
+            sampled_npcs: AtomicU64::new(0),
+            all_snapshots: AtomicU64::new(0),
+            all_bytes: AtomicU64::new(0),
+            connected_us: AtomicU64::new(0),
+            desyncs: AtomicU64::new(0),
+            abnormal_closes: AtomicU64::new(0),
+            resumed: AtomicU64::new(0),
+            errors: Mutex::new(Vec::new()),
+            hist: Mutex::new(Histograms::default()),
+        }
+    }
+
     fn error(&self, msg: String) {
         let mut e = self.errors.lock().unwrap_or_else(|p| p.into_inner());
         if e.len() < 10 {
             e.push(msg);
         }
     }
+
+    fn measuring(&self, now: Instant) -> bool {
+        now >= self.measure_from
+    }
+
+    fn hist(&self) -> std::sync::MutexGuard<'_, Histograms> {
+        self.hist.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds the measured part of a connection that lasted `from..to`.
+    fn connected(&self, from: Instant, to: Instant) {
+        let d = to.saturating_duration_since(from.max(self.measure_from));
+        self.connected_us.fetch_add(d.as_micros() as u64, Relaxed);
+    }
 }
 
-/// What one bot measured.
-struct BotResult {
+/// The histograms of all bots (one set, shared: a set per bot would cost
+/// hundreds of KiB per bot).
+struct Histograms {
     /// Snapshot inter-arrival time, µs.
     interval: Histogram<u64>,
     /// |inter-arrival − nominal interval|, µs.
     jitter: Histogram<u64>,
     /// Input sent → first snapshot acknowledging it, µs.
     ack_latency: Histogram<u64>,
-    /// Time spent connected.
-    connected_for: Duration,
+    /// See [`STALENESS`], µs.
+    staleness: Histogram<u64>,
+}
+
+impl Default for Histograms {
+    fn default() -> Self {
+        Self {
+            interval: histogram(),
+            jitter: histogram(),
+            ack_latency: histogram(),
+            staleness: histogram(),
+        }
+    }
 }
 
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Counts, between two snapshots sorted by id, the entities of `cur` whose
+/// state differs from `prev` (new ones included) and the NPCs of `cur`.
+fn changed_entities(prev: &Snapshot<EntityState>, cur: &Snapshot<EntityState>) -> (u64, u64) {
+    let (mut changed, mut npcs) = (0, 0);
+    let mut old = prev.iter().peekable();
+    for (id, s) in cur.iter() {
+        while old.next_if(|(o, _)| *o < id).is_some() {}
+        let same = old.next_if(|(o, _)| *o == id).is_some_and(|(_, o)| o == s);
+        changed += u64::from(!same);
+        npcs += u64::from(s.kind == EntityKind::Npc);
+    }
+    (changed, npcs)
 }
 
 /// A tiny deterministic PRNG (xorshift64*), one per bot.
@@ -201,10 +320,13 @@ async fn main() -> Result<()> {
     tickwire_client::connect::tls_config(&trust).context("TLS configuration")?;
     tickwire_client::Endpoint::parse(&args.url)?;
 
-    let counters = Arc::new(Counters::default());
-    let connecting = Arc::new(Semaphore::new(args.max_connecting.max(1)));
     let start = Instant::now();
     let stop = start + args.duration;
+    if args.warmup >= args.duration {
+        bail!("--warmup must be shorter than --duration");
+    }
+    let counters = Arc::new(Counters::new(start, start + args.warmup));
+    let connecting = Arc::new(Semaphore::new(args.max_connecting.max(1)));
 
     let progress = tokio::spawn(progress_lines(Arc::clone(&counters), start, stop));
     let mut tasks = Vec::with_capacity(args.bots as usize);
@@ -220,19 +342,26 @@ async fn main() -> Result<()> {
             stop,
         )));
     }
-    let (mut interval, mut jitter, mut ack) = (histogram(), histogram(), histogram());
-    let mut connected_secs = 0.0;
     for t in tasks {
-        let r = t.await.context("bot task panicked")?;
-        interval.add(&r.interval).ok();
-        jitter.add(&r.jitter).ok();
-        ack.add(&r.ack_latency).ok();
-        connected_secs += r.connected_for.as_secs_f64();
+        t.await.context("bot task panicked")?;
     }
     progress.abort();
     let elapsed = start.elapsed().as_secs_f64();
+    let measured = (elapsed - args.warmup.as_secs_f64()).max(1e-9);
 
     let c = &counters;
+    let h = c.hist();
+    let (interval, jitter, ack, staleness) = (&h.interval, &h.jitter, &h.ack_latency, &h.staleness);
+    let connected_secs = c.connected_us.load(Relaxed) as f64 / 1e6;
+    let snapshots = c.snapshots.load(Relaxed);
+    let ratio = |a: u64, b: u64| {
+        if b > 0 {
+            Some(a as f64 / b as f64)
+        } else {
+            None
+        }
+    };
+    let sampled = c.sampled.load(Relaxed);
     let per_bot_sec = |v: u64| {
         if connected_secs > 0.0 {
             v as f64 / connected_secs
@@ -251,26 +380,43 @@ async fn main() -> Result<()> {
         "url": args.url,
         "bots": args.bots,
         "duration_s": elapsed,
+        "warmup_s": args.warmup.as_secs_f64(),
+        "measured_s": measured,
         "churn": args.churn,
+        "idle": args.idle,
         "conditioner": args.conditioner.as_ref().map(ToString::to_string),
         "connects": c.connects.load(Relaxed),
+        "connects_per_s": c.measured_connects.load(Relaxed) as f64 / measured,
         "resumed": c.resumed.load(Relaxed),
         "failed": c.failed.load(Relaxed),
         "abnormal_closes": c.abnormal_closes.load(Relaxed),
         "desync_errors": c.desyncs.load(Relaxed),
-        "snapshots": c.snapshots.load(Relaxed),
-        "snapshots_per_bot_per_s": per_bot_sec(c.snapshots.load(Relaxed)),
+        "snapshots": snapshots,
+        "full_snapshots": c.full_snapshots.load(Relaxed),
+        "connected_bot_s": connected_secs,
+        "snapshots_per_bot_per_s": per_bot_sec(snapshots),
         "bytes_per_bot_per_s": per_bot_sec(c.bytes.load(Relaxed)),
-        "snapshot_interval_ms": { "p50": ms(&interval, 0.5), "p99": ms(&interval, 0.99) },
-        "snapshot_jitter_ms": { "p50": ms(&jitter, 0.5), "p99": ms(&jitter, 0.99) },
-        "input_ack_latency_ms": { "p50": ms(&ack, 0.5), "p99": ms(&ack, 0.99), "samples": ack.len() },
+        "bytes_per_snapshot": ratio(c.bytes.load(Relaxed), snapshots),
+        "entities_per_snapshot": ratio(c.entities.load(Relaxed), snapshots),
+        "sampled_snapshots": sampled,
+        "sampled_entities_per_snapshot": ratio(c.sampled_entities.load(Relaxed), sampled),
+        "changed_entities_per_snapshot": ratio(c.sampled_changed.load(Relaxed), sampled),
+        "npcs_per_snapshot": ratio(c.sampled_npcs.load(Relaxed), sampled),
+        "snapshot_interval_ms": { "p50": ms(interval, 0.5), "p99": ms(interval, 0.99), "max": ms(interval, 1.0) },
+        "snapshot_jitter_ms": { "p50": ms(jitter, 0.5), "p99": ms(jitter, 0.99) },
+        "input_ack_latency_ms": { "p50": ms(ack, 0.5), "p99": ms(ack, 0.99), "samples": ack.len() },
+        "staleness_ms": { "p50": ms(staleness, 0.5), "p99": ms(staleness, 0.99), "max": ms(staleness, 1.0), "samples": staleness.len() },
+        "staleness_definition": STALENESS,
         "errors": *c.errors.lock().unwrap_or_else(|p| p.into_inner()),
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         let f = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
-        println!("arena-bots report ({elapsed:.1} s, {} bots)", args.bots);
+        println!(
+            "arena-bots report ({elapsed:.1} s, measured the last {measured:.1} s, {} bots)",
+            args.bots
+        );
         println!(
             "  connects {}  (resumed {})  failed {}  abnormal closes {}",
             c.connects.load(Relaxed),
@@ -285,16 +431,26 @@ async fn main() -> Result<()> {
         );
         println!(
             "  snapshot interval p50 {} ms  p99 {} ms;  jitter p50 {} ms  p99 {} ms",
-            f(ms(&interval, 0.5)),
-            f(ms(&interval, 0.99)),
-            f(ms(&jitter, 0.5)),
-            f(ms(&jitter, 0.99))
+            f(ms(interval, 0.5)),
+            f(ms(interval, 0.99)),
+            f(ms(jitter, 0.5)),
+            f(ms(jitter, 0.99))
         );
         println!(
             "  input→ack latency p50 {} ms  p99 {} ms  ({} samples)",
-            f(ms(&ack, 0.5)),
-            f(ms(&ack, 0.99)),
+            f(ms(ack, 0.5)),
+            f(ms(ack, 0.99)),
             ack.len()
+        );
+        println!(
+            "  staleness p50 {} ms  p99 {} ms  ({STALENESS})",
+            f(ms(staleness, 0.5)),
+            f(ms(staleness, 0.99)),
+        );
+        println!(
+            "  entities per snapshot {}   changed per snapshot {} (sampled)",
+            f(ratio(c.entities.load(Relaxed), snapshots)),
+            f(ratio(c.sampled_changed.load(Relaxed), sampled)),
         );
         println!("  desync errors {}", c.desyncs.load(Relaxed));
         for e in c.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
@@ -304,6 +460,7 @@ async fn main() -> Result<()> {
     if c.desyncs.load(Relaxed) > 0 {
         bail!("{} desync error(s)", c.desyncs.load(Relaxed));
     }
+    drop(h);
     Ok(())
 }
 
@@ -312,7 +469,7 @@ async fn progress_lines(c: Arc<Counters>, start: Instant, stop: Instant) {
     let (mut snaps, mut bytes) = (0, 0);
     loop {
         tick.tick().await;
-        let (s, b) = (c.snapshots.load(Relaxed), c.bytes.load(Relaxed));
+        let (s, b) = (c.all_snapshots.load(Relaxed), c.all_bytes.load(Relaxed));
         eprintln!(
             "[{:>4.0}s] connected {:>5}  failed {:>4}  snapshots/s {:>7}  KB/s {:>9.1}{}",
             start
@@ -326,6 +483,10 @@ async fn progress_lines(c: Arc<Counters>, start: Instant, stop: Instant) {
             match c.desyncs.load(Relaxed) {
                 0 => String::new(),
                 n => format!("  DESYNC {n}"),
+            } + if c.measuring(Instant::now()) {
+                ""
+            } else {
+                "  (warm-up)"
             }
         );
         (snaps, bytes) = (s, b);
@@ -342,14 +503,8 @@ async fn run_bot(
     connecting: Arc<Semaphore>,
     start_at: Instant,
     stop: Instant,
-) -> BotResult {
+) {
     tokio::time::sleep_until(start_at).await;
-    let mut result = BotResult {
-        interval: histogram(),
-        jitter: histogram(),
-        ack_latency: histogram(),
-        connected_for: Duration::ZERO,
-    };
     let seed = args.seed ^ (u64::from(i) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut rng = Rng(seed | 1);
     let mut options = ConnectOptions::new(trust).with_auth_token(format!("bot{i}"));
@@ -393,6 +548,9 @@ async fn run_bot(
             }
         };
         c.connects.fetch_add(1, Relaxed);
+        if c.measuring(Instant::now()) {
+            c.measured_connects.fetch_add(1, Relaxed);
+        }
         if resume && bot.welcome().resumed {
             c.resumed.fetch_add(1, Relaxed);
         }
@@ -409,9 +567,9 @@ async fn run_bot(
             heading: 0,
             replan_at: began,
         };
-        let alive = play(&mut bot, brain, until, &c, &mut result, i).await;
+        let alive = play(&mut bot, brain, until, &c, i, args.idle).await;
         c.connected_now.fetch_sub(1, Relaxed);
-        result.connected_for += began.elapsed();
+        c.connected(began, Instant::now());
         if !alive {
             if !args.churn {
                 break;
@@ -429,7 +587,6 @@ async fn run_bot(
             break;
         }
     }
-    result
 }
 
 fn note(c: &Counters, e: &ClientError, bot: u32) {
@@ -439,29 +596,77 @@ fn note(c: &Counters, e: &ClientError, bot: u32) {
     c.error(format!("bot{bot}: {e}"));
 }
 
+/// What one connection measured of its snapshots, before it is added to
+/// the shared counters.
+struct Watch {
+    nominal: Duration,
+    tick_period_us: f64,
+    last_snapshot: Option<Instant>,
+    /// (arrival − tick × period) in µs, measured snapshots only.
+    staleness: Vec<f64>,
+    /// The smallest (arrival − tick × period) of the connection.
+    best: f64,
+    applied: u64,
+}
+
+impl Watch {
+    /// Records the measured part of the staleness samples.
+    fn finish(self, c: &Counters) {
+        if self.staleness.is_empty() {
+            return;
+        }
+        let mut h = c.hist();
+        for v in self.staleness {
+            h.staleness
+                .saturating_record(((v - self.best).round() as u64).max(1));
+        }
+    }
+}
+
 /// Plays until `until`. Returns false when the session ended or failed.
 async fn play(
     client: &mut Client<Arena>,
     mut brain: Brain,
     until: Instant,
     c: &Counters,
-    r: &mut BotResult,
     i: u32,
+    idle: bool,
 ) -> bool {
     let w = client.welcome();
-    let nominal = Duration::from_secs_f64(f64::from(w.snapshot_interval) / f64::from(w.tick_rate));
+    let mut watch = Watch {
+        nominal: Duration::from_secs_f64(f64::from(w.snapshot_interval) / f64::from(w.tick_rate)),
+        tick_period_us: 1e6 / f64::from(w.tick_rate.max(1)),
+        last_snapshot: None,
+        staleness: Vec::new(),
+        best: f64::INFINITY,
+        applied: 0,
+    };
+    let alive = play_loop(client, &mut brain, until, c, i, idle, &mut watch).await;
+    watch.finish(c);
+    alive
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn play_loop(
+    client: &mut Client<Arena>,
+    brain: &mut Brain,
+    until: Instant,
+    c: &Counters,
+    i: u32,
+    idle: bool,
+    watch: &mut Watch,
+) -> bool {
     let mut inputs = tokio::time::interval(Duration::from_micros(16_667));
     inputs.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut sent: VecDeque<(u32, Instant)> = VecDeque::new();
     let mut world: Option<Arc<Snapshot<EntityState>>> = None;
-    let mut last_snapshot: Option<Instant> = None;
-    let mut bytes_seen = 0;
+    let (mut bytes_seen, mut full_seen) = (0, 0);
     let end = tokio::time::sleep_until(until);
     tokio::pin!(end);
     loop {
         tokio::select! {
             () = &mut end => return true,
-            _ = inputs.tick() => {
+            _ = inputs.tick(), if !idle => {
                 let input = brain.input(Instant::now(), world.as_deref());
                 match client.send_input(input).await {
                     Ok(seq) => {
@@ -479,26 +684,30 @@ async fn play(
             }
             ev = client.next_event() => {
                 let now = Instant::now();
-                let b = client.stats().bytes_received;
-                c.bytes.fetch_add(b - bytes_seen, Relaxed);
-                bytes_seen = b;
+                let measuring = c.measuring(now);
+                let stats = client.stats();
+                let b = stats.bytes_received;
+                c.all_bytes.fetch_add(b - bytes_seen, Relaxed);
+                if measuring {
+                    c.bytes.fetch_add(b - bytes_seen, Relaxed);
+                    c.full_snapshots.fetch_add(stats.full_snapshots - full_seen, Relaxed);
+                }
+                (bytes_seen, full_seen) = (b, stats.full_snapshots);
                 match ev {
-                    Ok(ClientEvent::Snapshot { snapshot, last_input, .. }) => {
-                        c.snapshots.fetch_add(1, Relaxed);
-                        if let Some(prev) = last_snapshot {
-                            let dt = now - prev;
-                            let us = |d: Duration| (d.as_micros() as u64).max(1);
-                            r.interval.saturating_record(us(dt));
-                            r.jitter.saturating_record(us(dt.abs_diff(nominal)));
-                        }
-                        last_snapshot = Some(now);
-                        while let Some(&(seq, at)) = sent.front() {
-                            if seq > last_input {
-                                break;
+                    Ok(ClientEvent::Snapshot { tick, snapshot, last_input }) => {
+                        c.all_snapshots.fetch_add(1, Relaxed);
+                        watch.applied += 1;
+                        let age = (now - c.epoch).as_secs_f64() * 1e6
+                            - f64::from(tick) * watch.tick_period_us;
+                        watch.best = watch.best.min(age);
+                        if measuring {
+                            measure_snapshot(c, i, watch, now, age, &snapshot, world.as_deref(), last_input, &mut sent);
+                        } else {
+                            while sent.front().is_some_and(|&(seq, _)| seq <= last_input) {
+                                sent.pop_front();
                             }
-                            r.ack_latency.saturating_record(((now - at).as_micros() as u64).max(1));
-                            sent.pop_front();
                         }
+                        watch.last_snapshot = Some(now);
                         world = Some(snapshot);
                     }
                     Ok(ClientEvent::Events(events)) => {
@@ -523,5 +732,49 @@ async fn play(
                 }
             }
         }
+    }
+}
+
+/// Adds one applied snapshot (after the warm-up) to the counters.
+#[allow(clippy::too_many_arguments)]
+fn measure_snapshot(
+    c: &Counters,
+    i: u32,
+    watch: &mut Watch,
+    now: Instant,
+    age: f64,
+    snapshot: &Snapshot<EntityState>,
+    previous: Option<&Snapshot<EntityState>>,
+    last_input: u32,
+    sent: &mut VecDeque<(u32, Instant)>,
+) {
+    c.snapshots.fetch_add(1, Relaxed);
+    c.entities.fetch_add(snapshot.len() as u64, Relaxed);
+    if watch.staleness.len() < MAX_STALENESS_SAMPLES {
+        watch.staleness.push(age);
+    }
+    // Each bot samples different snapshots of the cycle.
+    if let Some(prev) = previous
+        && (watch.applied + u64::from(i)).is_multiple_of(CHANGE_SAMPLE_EVERY)
+    {
+        let (changed, npcs) = changed_entities(prev, snapshot);
+        c.sampled.fetch_add(1, Relaxed);
+        c.sampled_entities.fetch_add(snapshot.len() as u64, Relaxed);
+        c.sampled_changed.fetch_add(changed, Relaxed);
+        c.sampled_npcs.fetch_add(npcs, Relaxed);
+    }
+    let us = |d: Duration| (d.as_micros() as u64).max(1);
+    let mut h = c.hist();
+    if let Some(prev) = watch.last_snapshot {
+        let dt = now - prev;
+        h.interval.saturating_record(us(dt));
+        h.jitter.saturating_record(us(dt.abs_diff(watch.nominal)));
+    }
+    while let Some(&(seq, at)) = sent.front() {
+        if seq > last_input {
+            break;
+        }
+        h.ack_latency.saturating_record(us(now - at));
+        sent.pop_front();
     }
 }

@@ -1,0 +1,704 @@
+//! The five tables of the capacity report: what each one runs, and how its
+//! results read, with the issue's targets and a verdict where it gives one.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use super::report::{Verdict, f0, f1, f2, mib};
+use super::scenario::{self, Ctx, Outcome, Plan, args};
+
+/// The nominal snapshot rate of every table but the idle one.
+const RATE: f64 = 60.0;
+/// A tick period at 60 Hz, in ms.
+const TICK_MS: f64 = 1000.0 / 60.0;
+
+/// One table, rendered.
+pub(crate) struct Section {
+    pub(crate) json: Value,
+    pub(crate) markdown: String,
+    /// Runs that could not be measured (a missing QUIC is not a failure).
+    pub(crate) failures: usize,
+}
+
+fn failures<'a>(list: impl IntoIterator<Item = &'a Outcome>) -> usize {
+    list.into_iter()
+        .filter(|o| o.error.is_some() && !quic_missing(o))
+        .count()
+}
+
+/// Counts and timings, full or quick (smoke).
+pub(crate) struct Sizes {
+    pub(crate) quick: bool,
+    pub(crate) clients: Vec<u32>,
+    /// The client-scale row that gets the perf profile.
+    pub(crate) perf_at: u32,
+    pub(crate) entity_bots: u32,
+    pub(crate) npcs: Vec<usize>,
+    pub(crate) delta_npcs: usize,
+    pub(crate) transport_bots: u32,
+    pub(crate) idle: u32,
+    pub(crate) churn_bots: u32,
+    pub(crate) soak: Duration,
+    pub(crate) warmup: Duration,
+    pub(crate) measure: Duration,
+}
+
+impl Sizes {
+    pub(crate) fn new(quick: bool, soak: Duration) -> Self {
+        let s = Duration::from_secs;
+        if quick {
+            Self {
+                quick,
+                clients: vec![20, 50],
+                perf_at: 50,
+                entity_bots: 20,
+                npcs: vec![1000],
+                delta_npcs: 500,
+                transport_bots: 20,
+                idle: 500,
+                churn_bots: 60,
+                soak: s(20),
+                warmup: s(2),
+                measure: s(4),
+            }
+        } else {
+            Self {
+                quick,
+                clients: vec![100, 250, 500, 1000],
+                perf_at: 500,
+                entity_bots: 100,
+                npcs: vec![1000, 5000, 10_000],
+                delta_npcs: 1000,
+                transport_bots: 100,
+                idle: 10_000,
+                churn_bots: 175,
+                soak,
+                warmup: s(5),
+                measure: s(20),
+            }
+        }
+    }
+
+    /// Connects spread over about 40 per second (TLS handshakes are CPU).
+    fn ramp(&self, bots: u32) -> Duration {
+        let min = if self.quick { 1.0 } else { 3.0 };
+        Duration::from_secs_f64((f64::from(bots) / 40.0).max(min))
+    }
+
+    fn plan(&self, name: String, bots: u32, server: Vec<String>) -> Plan {
+        Plan {
+            name,
+            server_args: server,
+            bots_args: Vec::new(),
+            bots,
+            quic: false,
+            ramp: self.ramp(bots),
+            warmup: self.warmup,
+            measure: self.measure,
+            perf: false,
+        }
+    }
+}
+
+/// Server arguments of a one-room run at 60 Hz with a snapshot every tick
+/// and no server-side AI players.
+fn one_room(players: u32) -> Vec<String> {
+    let cap = (players + 100).to_string();
+    let mut a = args(&[
+        "--tick-rate",
+        "60",
+        "--snapshot-rate",
+        "60",
+        "--bots",
+        "0",
+        "--max-players-per-room",
+    ]);
+    a.extend([cap.clone(), "--max-connections".into(), cap.clone()]);
+    a.extend(["--max-connections-per-ip".into(), cap]);
+    a
+}
+
+fn with(mut a: Vec<String>, more: &[&str]) -> Vec<String> {
+    a.extend(more.iter().map(|s| (*s).to_owned()));
+    a
+}
+
+/// Whether the bots could not keep up: their core ≥ 90 % busy, or fewer
+/// than 90 % of the nominal snapshots arrived.
+fn bots_saturated(o: &Outcome) -> bool {
+    let busy = o
+        .window
+        .as_ref()
+        .and_then(|w| w.bots_cpu_pct())
+        .is_some_and(|c| c >= 90.0);
+    let slow = o
+        .bots_f64(&["snapshots_per_bot_per_s"])
+        .is_some_and(|r| r < 0.9 * RATE);
+    busy || slow
+}
+
+fn error_row(o: &Outcome, cols: usize) -> Option<String> {
+    let e = o.error.as_ref()?;
+    let first = e.lines().next().unwrap_or(e);
+    Some(format!(
+        "| {} | failed: {} |{}",
+        o.name,
+        first.replace('|', "\\|"),
+        " |".repeat(cols.saturating_sub(2))
+    ))
+}
+
+fn commands(out: &mut String, plans: &[&Plan]) {
+    let _ = writeln!(out, "\nRuns (server on CPU 0, bots on CPU 1):\n");
+    for p in plans {
+        let _ = writeln!(
+            out,
+            "- `{}`: `arena-server {}`; `arena-bots --bots {} {}` (ramp {:.0} s, warm-up {:.0} s, measured {:.0} s)",
+            p.name,
+            p.server_args.join(" "),
+            p.bots,
+            p.bots_args.join(" "),
+            p.ramp.as_secs_f64(),
+            p.warmup.as_secs_f64(),
+            p.measure.as_secs_f64()
+        );
+    }
+}
+
+fn outcomes_json(list: &[Outcome]) -> Value {
+    Value::Array(list.iter().map(Outcome::to_json).collect())
+}
+
+/// Table 1: 100 / 250 / 500 / 1,000 bots in one room.
+pub(crate) fn client_scale(ctx: &Ctx, z: &Sizes) -> Result<Section> {
+    let plans: Vec<Plan> = z
+        .clients
+        .iter()
+        .map(|&n| {
+            let mut p = z.plan(format!("client-{n}"), n, one_room(n));
+            p.perf = n == z.perf_at;
+            p
+        })
+        .collect();
+    let mut done = Vec::new();
+    for p in &plans {
+        done.push(scenario::run(ctx, p)?);
+    }
+    let mut md = String::from(
+        "### 1. Client scale\n\nWSS + TLS, all bots in one room, 60 Hz tick, a snapshot every tick \
+         (`--snapshot-rate 60`), interest management on, no server-side AI players. The bots play \
+         (random walk, aim and fire at the nearest player).\n\n\
+         | bots | connected | tick p50 / p99 / max (ms) | overruns | server CPU | server CPU µs / client / snapshot | server peak RSS (MiB) | bytes / client / s | snapshots / client / s | bots CPU |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut saturated = false;
+    for (p, o) in plans.iter().zip(&done) {
+        if let Some(row) = error_row(o, 10) {
+            let _ = writeln!(md, "{row}");
+            continue;
+        }
+        let Some(w) = &o.window else { continue };
+        let sat = bots_saturated(o);
+        saturated |= sat;
+        let _ = writeln!(
+            md,
+            "| {}{} | {}–{} | {} / {} / {} | {} | {} % | {} | {} | {} | {} | {} % |",
+            p.bots,
+            if sat { " ¹" } else { "" },
+            w.clients_min,
+            w.clients_max,
+            f2(Some(w.tick_ms(0.5))),
+            f2(Some(w.tick_ms(0.99))),
+            f2(Some(w.tick_ms(1.0))),
+            w.overruns,
+            f0(Some(w.server_cpu_pct())),
+            f1(w.cpu_us_per_snapshot()),
+            mib(w.end.hwm_kib),
+            f0(o.bots_f64(&["bytes_per_bot_per_s"])),
+            f1(o.bots_f64(&["snapshots_per_bot_per_s"])),
+            f0(w.bots_cpu_pct()),
+        );
+    }
+    if saturated {
+        md.push_str(
+            "\n¹ The bots could not keep up (their core ≥ 90 % busy, or < 90 % of 60 snapshots/s \
+             arrived): the server's figures are real, but the bots' bytes/s and snapshot rate are \
+             limited by the single bots core, and the server skips snapshots a slow client has not \
+             taken yet.\n",
+        );
+    }
+    // Targets.
+    let thousand = plans.iter().zip(&done).find(|(p, _)| p.bots == 1000);
+    let t1 = match thousand {
+        Some((_, o)) => match &o.window {
+            Some(w) if w.clients_min >= 1000 => Verdict::from_bool(
+                w.tick_ms(0.99) < TICK_MS,
+                format!(
+                    "p99 {:.2} ms with {} connected",
+                    w.tick_ms(0.99),
+                    w.clients_min
+                ),
+            ),
+            Some(w) => Verdict::NotMet(format!(
+                "only {}–{} of 1,000 bots were connected in the window (p99 {:.2} ms)",
+                w.clients_min,
+                w.clients_max,
+                w.tick_ms(0.99)
+            )),
+            None => Verdict::NotMeasured(o.error.clone().unwrap_or_default()),
+        },
+        None => Verdict::NotMeasured("this run has no 1,000-bot row".into()),
+    };
+    let per: Vec<String> = plans
+        .iter()
+        .zip(&done)
+        .filter_map(|(p, o)| Some((p.bots, o.window.as_ref()?.cpu_us_per_snapshot()?)))
+        .map(|(n, us)| format!("{us:.1} µs at {n}"))
+        .collect();
+    let all_met = plans.iter().zip(&done).all(|(_, o)| {
+        o.window
+            .as_ref()
+            .and_then(|w| w.cpu_us_per_snapshot())
+            .is_some_and(|us| us <= 8.0)
+    });
+    let t2 = if per.is_empty() {
+        Verdict::NotMeasured("no row measured".into())
+    } else {
+        Verdict::from_bool(all_met, per.join(", "))
+    };
+    md.push_str("\n| target | result | verdict |\n|---|---|---|\n");
+    md.push_str(&t1.row("1,000 WSS bots at 60 Hz with server tick p99 < 16.7 ms"));
+    md.push_str(&t2.row("≤ 8 µs of server CPU per client per snapshot (every row)"));
+    md.push_str(
+        "\nServer CPU µs per client per snapshot = the server's CPU time over the window \
+         (`/proc/<pid>/stat` utime + stime) ÷ the snapshots it queued in that window (one per \
+         client per snapshot tick). Tick times are the wall time of the whole room tick, snapshot \
+         encoding for every client included; sending happens in the session tasks, outside the tick.\n",
+    );
+    if let Some(perf) = done.iter().find_map(|o| o.perf.as_ref()) {
+        let _ = write!(
+            md,
+            "\nServer profile during the {}-bot window (`perf record -e cpu-clock -g`, \
+             `perf report --no-children --sort symbol`, top 25 by self time):\n\n```text\n{perf}\n```\n",
+            z.perf_at
+        );
+    } else if plans.iter().any(|p| p.perf) && ctx.perf.is_none() {
+        md.push_str("\nNo profile: `--perf` was not given, or `perf` is not installed.\n");
+    }
+    commands(&mut md, &plans.iter().collect::<Vec<_>>());
+    Ok(Section {
+        json: json!({ "table": "client-scale", "runs": outcomes_json(&done),
+                      "targets": [t1.to_json("tick p99 < 16.7 ms at 1,000 bots"), t2.to_json("≤ 8 µs CPU per client per snapshot")] }),
+        markdown: md,
+        failures: failures(&done),
+    })
+}
+
+/// Bytes per changed entity per snapshot (an upper bound for the bytes per
+/// moving entity in view: every byte received is charged to them).
+fn bytes_per_moving(o: &Outcome) -> Option<f64> {
+    let per_snapshot = o.bots_f64(&["bytes_per_snapshot"])?;
+    let moving = o.bots_f64(&["changed_entities_per_snapshot"])?;
+    (moving > 0.0).then(|| per_snapshot / moving)
+}
+
+/// Table 2: bots with 1,000 / 5,000 / 10,000 moving NPCs, interest on and off.
+pub(crate) fn entity_scale(ctx: &Ctx, z: &Sizes) -> Result<Section> {
+    let mut plans = Vec::new();
+    for &n in &z.npcs {
+        for interest in [true, false] {
+            let mut server = with(one_room(z.entity_bots), &["--npcs", &n.to_string()]);
+            if !interest {
+                server.push("--no-interest".into());
+            }
+            let tag = if interest { "interest" } else { "all" };
+            plans.push((
+                n,
+                interest,
+                z.plan(format!("entity-{n}-{tag}"), z.entity_bots, server),
+            ));
+        }
+    }
+    let mut done = Vec::new();
+    for (_, _, p) in &plans {
+        done.push(scenario::run(ctx, p)?);
+    }
+    let mut md = format!(
+        "### 2. Entity scale\n\n{} bots in one room, 60 Hz, a snapshot every tick, with N wandering \
+         NPCs (`--npcs N`) that each move every tick, with interest management (each client gets \
+         what is within 900 units of its player, in a 1,600 × 1,000 arena) and without \
+         (`--no-interest`).\n\n\
+         | NPCs | interest | tick p99 (ms) | bytes / client / s | entities in view / snapshot | changed in view / snapshot | bytes / changed entity / snapshot | snapshots / client / s | server CPU | bots CPU |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+        z.entity_bots
+    );
+    let mut verdicts = Vec::new();
+    let mut saturated = false;
+    for ((n, interest, _), o) in plans.iter().zip(&done) {
+        if let Some(row) = error_row(o, 10) {
+            let _ = writeln!(md, "{row}");
+            continue;
+        }
+        let Some(w) = &o.window else { continue };
+        let sat = bots_saturated(o);
+        saturated |= sat;
+        let per = bytes_per_moving(o);
+        if let Some(b) = per {
+            verdicts.push((b, format!("{b:.1} B ({n}, interest {})", on(*interest))));
+        }
+        let _ = writeln!(
+            md,
+            "| {n}{} | {} | {} | {} | {} | {} | {} | {} | {} % | {} % |",
+            if sat { " ¹" } else { "" },
+            on(*interest),
+            f2(Some(w.tick_ms(0.99))),
+            f0(o.bots_f64(&["bytes_per_bot_per_s"])),
+            f0(o.bots_f64(&["entities_per_snapshot"])),
+            f0(o.bots_f64(&["changed_entities_per_snapshot"])),
+            f2(per),
+            f1(o.bots_f64(&["snapshots_per_bot_per_s"])),
+            f0(Some(w.server_cpu_pct())),
+            f0(w.bots_cpu_pct()),
+        );
+    }
+    if saturated {
+        md.push_str("\n¹ The bots could not keep up (see table 1's note).\n");
+    }
+    let t = if verdicts.is_empty() {
+        Verdict::NotMeasured("no row measured".into())
+    } else {
+        let ok = verdicts.iter().all(|(b, _)| *b <= 8.0);
+        let text: Vec<_> = verdicts.into_iter().map(|(_, t)| t).collect();
+        Verdict::from_bool(ok, text.join("; "))
+    };
+    md.push_str("\n| target | result | verdict |\n|---|---|---|\n");
+    md.push_str(&t.row("≤ 8 bytes per moving entity per tick in view (every row)"));
+    md.push_str(
+        "\nHow the per-entity figure is derived: the bots count, in every applied snapshot, the \
+         entities it holds (the ones in view), and in a sample of snapshots (1 in 16 per bot) the \
+         entities whose state differs from the bot's previous snapshot (the moving ones in view). \
+         Bytes per changed entity = bytes received per snapshot ÷ changed entities per snapshot. All \
+         bytes received (snapshot headers, players, projectiles, events, pings) are charged to the \
+         moving entities, so it is an upper bound. Bytes are WebSocket payload; TLS and WebSocket \
+         framing add about 25 bytes per message.\n",
+    );
+    let list: Vec<&Plan> = plans.iter().map(|(_, _, p)| p).collect();
+    commands(&mut md, &list);
+    Ok(Section {
+        json: json!({ "table": "entity-scale", "runs": outcomes_json(&done), "target": t.to_json("≤ 8 B per moving entity in view") }),
+        markdown: md,
+        failures: failures(&done),
+    })
+}
+
+fn on(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+/// Table 3: the same scene with deltas and with full snapshots.
+pub(crate) fn delta_vs_full(ctx: &Ctx, z: &Sizes) -> Result<Section> {
+    let n = z.delta_npcs.to_string();
+    let base = with(one_room(z.entity_bots), &["--npcs", &n]);
+    let plans = [
+        z.plan("delta-on".into(), z.entity_bots, base.clone()),
+        z.plan(
+            "delta-off".into(),
+            z.entity_bots,
+            with(base, &["--full-snapshots"]),
+        ),
+    ];
+    let mut done = Vec::new();
+    for p in &plans {
+        done.push(scenario::run(ctx, p)?);
+    }
+    let mut md = format!(
+        "### 3. Delta vs full snapshots\n\n{} bots, {} moving NPCs, interest management on, 60 Hz, a \
+         snapshot every tick; deltas on (the default) and off (`--full-snapshots`: every snapshot \
+         full).\n\n\
+         | snapshots | bytes / client / s | server CPU | server CPU µs / client / snapshot | tick p99 (ms) | bots CPU |\n\
+         |---|---|---|---|---|---|\n",
+        z.entity_bots, z.delta_npcs
+    );
+    let mut figures = Vec::new();
+    for (label, o) in ["deltas", "full"].iter().zip(&done) {
+        if let Some(row) = error_row(o, 6) {
+            let _ = writeln!(md, "{row}");
+            figures.push(None);
+            continue;
+        }
+        let w = o.window.as_ref();
+        let bytes = o.bots_f64(&["bytes_per_bot_per_s"]);
+        let cpu = w.map(|w| w.server_cpu_pct());
+        let us = w.and_then(|w| w.cpu_us_per_snapshot());
+        figures.push(Some((bytes, cpu, us)));
+        let _ = writeln!(
+            md,
+            "| {label}{} | {} | {} % | {} | {} | {} % |",
+            if bots_saturated(o) { " ¹" } else { "" },
+            f0(bytes),
+            f0(cpu),
+            f1(us),
+            f2(w.map(|w| w.tick_ms(0.99))),
+            f0(w.and_then(|w| w.bots_cpu_pct())),
+        );
+    }
+    if let [Some((b1, c1, u1)), Some((b2, c2, u2))] = figures.as_slice() {
+        let r = |a: &Option<f64>, b: &Option<f64>| a.zip(*b).map(|(a, b)| b / a);
+        let _ = writeln!(
+            md,
+            "| **full ÷ deltas** | **{}×** | **{}×** | **{}×** | | |",
+            f2(r(b1, b2)),
+            f2(r(c1, c2)),
+            f2(r(u1, u2))
+        );
+    }
+    if done.iter().any(bots_saturated) {
+        md.push_str("\n¹ The bots could not keep up (see table 1's note).\n");
+    }
+    commands(&mut md, &plans.iter().collect::<Vec<_>>());
+    Ok(Section {
+        json: json!({ "table": "delta-vs-full", "runs": outcomes_json(&done) }),
+        markdown: md,
+        failures: failures(&done),
+    })
+}
+
+/// Why a QUIC run has no figures, if it is because QUIC is missing.
+fn quic_missing(o: &Outcome) -> bool {
+    let e = o.error.as_deref().unwrap_or("");
+    let bots_errors = o
+        .bots
+        .as_ref()
+        .map(|b| b["errors"].to_string())
+        .unwrap_or_default();
+    e.contains("quic-addr")
+        || e.contains("QUIC")
+        || (o.bots_f64(&["snapshots"]) == Some(0.0) && bots_errors.contains("QUIC"))
+}
+
+/// Table 4: WSS and QUIC through the server's link conditioner.
+pub(crate) fn transport(ctx: &Ctx, z: &Sizes) -> Result<Section> {
+    let mut plans = Vec::new();
+    for quic in [false, true] {
+        for loss in [0, 5] {
+            let link = if loss == 0 {
+                "latency=50ms".to_owned()
+            } else {
+                format!("latency=50ms,loss={loss}%")
+            };
+            let server = with(one_room(z.transport_bots), &["--conditioner", &link]);
+            let name = format!("{}-loss{loss}", if quic { "quic" } else { "wss" });
+            let mut p = z.plan(name, z.transport_bots, server);
+            p.quic = quic;
+            plans.push((quic, loss, p));
+        }
+    }
+    let mut done = Vec::new();
+    for (_, _, p) in &plans {
+        done.push(scenario::run(ctx, p)?);
+    }
+    let mut md = format!(
+        "### 4. WSS vs QUIC under loss\n\n{} bots, one room, 60 Hz, a snapshot every tick, through \
+         the server's link conditioner (`--conditioner latency=50ms[,loss=5%]`, in the session \
+         layer, so the same for both transports: snapshots and client messages get latency and \
+         loss, reliable server messages the latency only).\n\n\
+         | transport | loss | snapshot interval p50 / p99 (ms) | staleness p50 / p99 (ms) | snapshots / client / s | bots CPU |\n\
+         |---|---|---|---|---|---|\n",
+        z.transport_bots
+    );
+    let mut p99 = std::collections::HashMap::new();
+    for ((quic, loss, _), o) in plans.iter().zip(&done) {
+        let t = if *quic { "QUIC" } else { "WSS" };
+        if *quic && quic_missing(o) {
+            let _ = writeln!(
+                md,
+                "| {t} | {loss} % | QUIC not available in this build | | | |"
+            );
+            continue;
+        }
+        if let Some(row) = error_row(o, 6) {
+            let _ = writeln!(md, "{row}");
+            continue;
+        }
+        p99.insert((*quic, *loss), o.bots_f64(&["snapshot_interval_ms", "p99"]));
+        let _ = writeln!(
+            md,
+            "| {t} | {loss} % | {} / {} | {} / {} | {} | {} % |",
+            f2(o.bots_f64(&["snapshot_interval_ms", "p50"])),
+            f2(o.bots_f64(&["snapshot_interval_ms", "p99"])),
+            f2(o.bots_f64(&["staleness_ms", "p50"])),
+            f2(o.bots_f64(&["staleness_ms", "p99"])),
+            f1(o.bots_f64(&["snapshots_per_bot_per_s"])),
+            f0(o.window.as_ref().and_then(|w| w.bots_cpu_pct())),
+        );
+    }
+    let compare = |quic: bool| match (p99.get(&(quic, 0)), p99.get(&(quic, 5))) {
+        (Some(Some(a)), Some(Some(b))) => Some((*a, *b)),
+        _ => None,
+    };
+    let t = match compare(true) {
+        Some((a, b)) => Verdict::from_bool(
+            b <= 1.5 * a,
+            format!("p99 {b:.2} ms at 5 % vs {a:.2} ms at 0 % ({:.2}×)", b / a),
+        ),
+        None => Verdict::NotMeasured("QUIC not available in this build".into()),
+    };
+    md.push_str("\n| target | result | verdict |\n|---|---|---|\n");
+    md.push_str(
+        &t.row("QUIC snapshot interval p99 at 5 % loss ≤ 1.5 × the p99 interval at 0 % loss"),
+    );
+    if let Some((a, b)) = compare(false) {
+        let _ = writeln!(
+            md,
+            "\nFor comparison, WSS: p99 {b:.2} ms at 5 % vs {a:.2} ms at 0 % ({:.2}×).",
+            b / a
+        );
+    }
+    md.push_str(
+        "\nSnapshot interval: the time between two snapshots a bot applies. Staleness: for each \
+         applied snapshot, (arrival time − tick × tick period) minus the smallest such value of the \
+         same connection, i.e. how much older than on the connection's best-case path the state is \
+         when the bot applies it (no synchronized clocks needed; the 50 ms of base latency is in \
+         the best case and so not in the figure).\n",
+    );
+    let list: Vec<&Plan> = plans.iter().map(|(_, _, p)| p).collect();
+    commands(&mut md, &list);
+    Ok(Section {
+        json: json!({ "table": "wss-vs-quic", "runs": outcomes_json(&done), "target": t.to_json("QUIC p99 at 5 % ≤ 1.5 × p99 at 0 %") }),
+        markdown: md,
+        failures: failures(&done),
+    })
+}
+
+fn pct_change(a: u64, b: u64) -> Option<f64> {
+    (a > 0).then(|| (b as f64 - a as f64) / a as f64 * 100.0)
+}
+
+/// Table 5: idle connections, and the churn soak.
+pub(crate) fn idle_and_churn(ctx: &Ctx, z: &Sizes) -> Result<Section> {
+    // Idle: rooms of 100, one snapshot per second.
+    let cap = (z.idle + 100).to_string();
+    let idle_server = args(&[
+        "--bots",
+        "0",
+        "--snapshot-rate",
+        "1",
+        "--max-players-per-room",
+        "100",
+        "--max-connections",
+        &cap,
+        "--max-connections-per-ip",
+        &cap,
+    ]);
+    let mut idle_plan = z.plan(format!("idle-{}", z.idle), z.idle, idle_server);
+    idle_plan.ramp = Duration::from_secs_f64((f64::from(z.idle) / 400.0).max(2.0));
+    idle_plan.bots_args = args(&["--max-connecting", "64"]);
+    eprintln!("\n--> {} idle connections", z.idle);
+    let settle = Duration::from_secs(if z.quick { 3 } else { 10 });
+    let idle = match scenario::run_idle(ctx, &idle_plan, settle) {
+        Ok(i) => Ok(i),
+        Err(e) => {
+            ctx.stop.check()?;
+            Err(crate::util::chain(&e))
+        }
+    };
+    // Churn: connect, play 2–5 s, leave or drop and resume, again.
+    let mut churn = z.plan("churn".into(), z.churn_bots, one_room(z.churn_bots));
+    churn.bots_args = args(&["--churn"]);
+    churn.warmup = Duration::from_secs(if z.quick { 4 } else { 15 });
+    churn.measure = z.soak;
+    let soak = scenario::run(ctx, &churn)?;
+
+    let mut md = String::from("### 5. Idle connections and churn\n\n");
+    let _ = writeln!(
+        md,
+        "**Idle.** {} WSS connections, each joined (rooms of 100, `--max-players-per-room 100`, no \
+         server AI), then idle: `arena-bots --idle` sends no inputs but still applies and acks the \
+         snapshots (one per second, `--snapshot-rate 1`) and answers pings, as a connected player \
+         who does nothing; the server's idle timeout (15 s) never fires. RSS per connection = \
+         (server RSS after all connected and {} s of settling − RSS before any) ÷ connections.\n",
+        z.idle,
+        settle.as_secs()
+    );
+    md.push_str("| connections | server RSS before (MiB) | after (MiB) | KiB / connection | open fds after | connect time (s) |\n|---|---|---|---|---|---|\n");
+    let idle_json = match &idle {
+        Ok(i) => {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} |",
+                i.connections,
+                mib(i.before.rss_kib),
+                mib(i.after.rss_kib),
+                f1(i.kib_per_connection()),
+                i.after.fds,
+                f1(Some(i.connect_secs))
+            );
+            i.to_json()
+        }
+        Err(e) => {
+            let _ = writeln!(
+                md,
+                "| failed: {} | | | | | |",
+                e.lines().next().unwrap_or(e)
+            );
+            json!({ "error": e })
+        }
+    };
+    let _ = writeln!(
+        md,
+        "\n**Churn soak.** {} bots in one room, each connecting, playing 2–5 s, then alternately \
+         leaving or dropping the connection and resuming it, for {:.0} s after a {:.0} s warm-up. \
+         Server RSS (`VmRSS`) and open descriptors (`/proc/<pid>/fd`) at the start and the end of \
+         the soak.\n",
+        z.churn_bots,
+        z.soak.as_secs_f64(),
+        (churn.ramp + churn.warmup).as_secs_f64()
+    );
+    md.push_str("| connects / s | RSS start → end (MiB) | RSS change | peak RSS in soak (MiB) | fds start → end | fds change | failed connects | abnormal closes |\n|---|---|---|---|---|---|---|---|\n");
+    let mut targets = Vec::new();
+    if let Some(row) = error_row(&soak, 8) {
+        let _ = writeln!(md, "{row}");
+    }
+    if let Some(w) = &soak.window {
+        let rss = pct_change(w.start.rss_kib, w.end.rss_kib);
+        let fds = pct_change(w.start.fds, w.end.fds);
+        let _ = writeln!(
+            md,
+            "| {} | {} → {} | {} % | {} | {} → {} | {} % | {} | {} |",
+            f1(soak.bots_f64(&["connects_per_s"])),
+            mib(w.start.rss_kib),
+            mib(w.end.rss_kib),
+            f1(rss),
+            mib(w.rss_max_kib),
+            w.start.fds,
+            w.end.fds,
+            f1(fds),
+            f0(soak.bots_f64(&["failed"])),
+            f0(soak.bots_f64(&["abnormal_closes"])),
+        );
+        for (what, v) in [("RSS", rss), ("open fds", fds)] {
+            targets.push(match v {
+                Some(v) => Verdict::from_bool(v.abs() <= 10.0, format!("{what} {v:+.1} %")),
+                None => Verdict::NotMeasured(format!("{what}: no start value")),
+            });
+        }
+    } else {
+        targets.push(Verdict::NotMeasured(
+            soak.error.clone().unwrap_or_else(|| "no window".into()),
+        ));
+    }
+    md.push_str("\n| target | result | verdict |\n|---|---|---|\n");
+    for t in &targets {
+        md.push_str(&t.row("memory and fds flat (within 10 %) across the churn soak"));
+    }
+    commands(&mut md, &[&idle_plan, &churn]);
+    Ok(Section {
+        json: json!({ "table": "idle-and-churn", "idle": idle_json, "churn": soak.to_json(),
+                      "targets": targets.iter().map(|t| t.to_json("flat within 10 %")).collect::<Vec<_>>() }),
+        markdown: md,
+        failures: failures([&soak]) + usize::from(idle.is_err()),
+    })
+}
