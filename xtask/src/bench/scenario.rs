@@ -219,8 +219,13 @@ pub(crate) fn run(ctx: &Ctx, plan: &Plan) -> Result<Outcome> {
     };
     if let Err(e) = run_inner(ctx, plan, &mut outcome) {
         ctx.stop.check()?;
-        eprintln!("    failed: {}", crate::util::chain(&e));
-        outcome.error = Some(crate::util::chain(&e));
+        let text = crate::util::chain(&e);
+        if plan.quic && text.contains("--quic-addr") {
+            eprintln!("    QUIC not available in this build (arena-server has no --quic-addr)");
+        } else {
+            eprintln!("    failed: {text}");
+        }
+        outcome.error = Some(text);
     }
     if let Some(w) = &outcome.window {
         eprintln!(
@@ -374,7 +379,9 @@ pub(crate) fn top_symbols(report: &str, n: usize) -> String {
         if pct.trim().parse::<f64>().is_err() {
             continue;
         }
+        // perf pads the symbol column and may add columns after it.
         let sym = sym.trim();
+        let sym = sym.split("  ").next().unwrap_or(sym);
         let mut short: String = sym.chars().take(110).collect();
         if short.len() < sym.len() {
             short.push('…');
@@ -525,7 +532,7 @@ mod tests {
 
     #[test]
     fn perf_lines_are_condensed() {
-        let report = "# Samples: 1K of event 'cpu-clock'\n#\n    31.50%  [k] tcp_sendmsg\n     2.00%  [.] tickwire_server::room::Room<G>::tick\n\n     1.00%  [.] c\n";
+        let report = "# Samples: 1K of event 'cpu-clock'\n#\n    31.50%  [k] tcp_sendmsg          \n     2.00%  [.] tickwire_server::room::Room<G>::tick        -      -   \n\n     1.00%  [.] c\n";
         let top = top_symbols(report, 2);
         assert_eq!(
             top,

@@ -151,16 +151,27 @@ fn error_row(o: &Outcome, cols: usize) -> Option<String> {
     ))
 }
 
+/// The runs' command lines. The bench adds `--addr 127.0.0.1:0
+/// --stats-interval 1s --cert-out FILE` (and `--quic-addr` for QUIC) to the
+/// server's, and `--url --ca-cert --ramp --warmup --duration --json` to the
+/// bots'.
 fn commands(out: &mut String, plans: &[&Plan]) {
-    let _ = writeln!(out, "\nRuns (server on CPU 0, bots on CPU 1):\n");
+    let _ = writeln!(
+        out,
+        "\nRuns (server on CPU 0, bots on CPU 1; the bench adds the address, `--stats-interval 1s` \
+         and the certificate to the server's arguments, and the URL, trust and timings to the bots'):\n"
+    );
     for p in plans {
+        let bots: Vec<String> = ["--bots".to_owned(), p.bots.to_string()]
+            .into_iter()
+            .chain(p.bots_args.iter().cloned())
+            .collect();
         let _ = writeln!(
             out,
-            "- `{}`: `arena-server {}`; `arena-bots --bots {} {}` (ramp {:.0} s, warm-up {:.0} s, measured {:.0} s)",
+            "- `{}`: `arena-server {}`; `arena-bots {}`; bots connect over {:.0} s, then {:.0} s of warm-up, then {:.0} s measured",
             p.name,
             p.server_args.join(" "),
-            p.bots,
-            p.bots_args.join(" "),
+            bots.join(" "),
             p.ramp.as_secs_f64(),
             p.warmup.as_secs_f64(),
             p.measure.as_secs_f64()
@@ -623,7 +634,7 @@ pub(crate) fn idle_and_churn(ctx: &Ctx, z: &Sizes) -> Result<Section> {
         z.idle,
         settle.as_secs()
     );
-    md.push_str("| connections | server RSS before (MiB) | after (MiB) | KiB / connection | open fds after | connect time (s) |\n|---|---|---|---|---|---|\n");
+    md.push_str("| connections | server RSS before (MiB) | after (MiB) | KiB / connection | open fds after | all connected after (s, ±1) |\n|---|---|---|---|---|---|\n");
     let idle_json = match &idle {
         Ok(i) => {
             let _ = writeln!(
@@ -694,7 +705,17 @@ pub(crate) fn idle_and_churn(ctx: &Ctx, z: &Sizes) -> Result<Section> {
     for t in &targets {
         md.push_str(&t.row("memory and fds flat (within 10 %) across the churn soak"));
     }
-    commands(&mut md, &[&idle_plan, &churn]);
+    let _ = writeln!(
+        md,
+        "\nRuns: `idle-{n}`: `arena-server {}`; `arena-bots --bots {n} --idle {}`, connects spread \
+         over {:.0} s, sampled when all were connected (or 120 s later) plus {} s.",
+        idle_plan.server_args.join(" "),
+        idle_plan.bots_args.join(" "),
+        idle_plan.ramp.as_secs_f64(),
+        settle.as_secs(),
+        n = z.idle,
+    );
+    commands(&mut md, &[&churn]);
     Ok(Section {
         json: json!({ "table": "idle-and-churn", "idle": idle_json, "churn": soak.to_json(),
                       "targets": targets.iter().map(|t| t.to_json("flat within 10 %")).collect::<Vec<_>>() }),
