@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 use super::report::{Verdict, f0, f1, f2, mib};
-use super::scenario::{self, Ctx, Outcome, Plan, args};
+use super::scenario::{self, Ctx, Outcome, Plan, Window, args};
 
 /// The nominal snapshot rate of every table but the idle one.
 const RATE: f64 = 60.0;
@@ -155,6 +155,25 @@ fn error_row(o: &Outcome, cols: usize) -> Option<String> {
 /// --stats-interval 1s --cert-out FILE` (and `--quic-addr` for QUIC) to the
 /// server's, and `--url --ca-cert --ramp --warmup --duration --json` to the
 /// bots'.
+/// For one row: writes the error row of a failed run and returns `None`,
+/// or returns the window and whether the bots were saturated (noted in
+/// `saturated`).
+fn measured<'a>(
+    md: &mut String,
+    o: &'a Outcome,
+    cols: usize,
+    saturated: &mut bool,
+) -> Option<(&'a Window, bool)> {
+    if let Some(row) = error_row(o, cols) {
+        let _ = writeln!(md, "{row}");
+        return None;
+    }
+    let w = o.window.as_ref()?;
+    let sat = bots_saturated(o);
+    *saturated |= sat;
+    Some((w, sat))
+}
+
 fn commands(out: &mut String, plans: &[&Plan]) {
     let _ = writeln!(
         out,
@@ -207,13 +226,9 @@ pub(crate) fn client_scale(ctx: &Ctx, z: &Sizes) -> Result<Section> {
     );
     let mut saturated = false;
     for (p, o) in plans.iter().zip(&done) {
-        if let Some(row) = error_row(o, 10) {
-            let _ = writeln!(md, "{row}");
+        let Some((w, sat)) = measured(&mut md, o, 10, &mut saturated) else {
             continue;
-        }
-        let Some(w) = &o.window else { continue };
-        let sat = bots_saturated(o);
-        saturated |= sat;
+        };
         let _ = writeln!(
             md,
             "| {}{} | {}–{} | {} / {} / {} | {} | {} % | {} | {} | {} | {} | {} % |",
@@ -349,13 +364,9 @@ pub(crate) fn entity_scale(ctx: &Ctx, z: &Sizes) -> Result<Section> {
     let mut verdicts = Vec::new();
     let mut saturated = false;
     for ((n, interest, _), o) in plans.iter().zip(&done) {
-        if let Some(row) = error_row(o, 10) {
-            let _ = writeln!(md, "{row}");
+        let Some((w, sat)) = measured(&mut md, o, 10, &mut saturated) else {
             continue;
-        }
-        let Some(w) = &o.window else { continue };
-        let sat = bots_saturated(o);
-        saturated |= sat;
+        };
         let per = bytes_per_moving(o);
         if let Some(b) = per {
             verdicts.push((b, format!("{b:.1} B ({n}, interest {})", on(*interest))));
