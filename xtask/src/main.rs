@@ -54,7 +54,7 @@ enum Task {
     /// Builds the release binaries, pins the server to CPU 0 and the bots to CPU 1
     /// (taskset), loopback only. Raw results and logs go to target/bench/; a complete
     /// full run also rewrites the generated region of BENCHMARKS.md. A full run takes
-    /// about 20 minutes plus the soak (default 10 minutes); `--quick` about 2.
+    /// about 12 minutes plus the soak (default 10 minutes); `--quick` about 2.
     Bench(bench::BenchArgs),
     /// Build the browser client and run the arena server serving it from target/www/.
     Play {

@@ -142,6 +142,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
         out: out.clone(),
         stop,
         perf,
+        perf_asked: args.perf,
     };
     let machine = report::Machine::probe();
     let command = format!(

@@ -27,6 +27,8 @@ pub(crate) struct Ctx {
     pub(crate) stop: Interrupt,
     /// The `perf` binary, when `--perf` was asked and perf is installed.
     pub(crate) perf: Option<PathBuf>,
+    /// Whether `--perf` was asked.
+    pub(crate) perf_asked: bool,
 }
 
 /// One run to make.
