@@ -97,7 +97,7 @@ pub mod tls;
 mod transport;
 pub mod world;
 
-pub use config::{ConfigError, ServerConfig, TlsMode};
+pub use config::{ConfigError, QuicConfig, RetryPolicy, ServerConfig, TlsMode};
 pub use game::{AuthError, ClientId, Ctx, Game, LeaveReason, Target};
 pub use server::{RunningServer, Server, ServerError};
 pub use tickwire_shared;
