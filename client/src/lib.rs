@@ -125,8 +125,11 @@ pub enum ClientEvent<P: GameProtocol> {
 /// Byte and message counters of the current connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClientStats {
-    /// WebSocket payload bytes received.
+    /// Message bytes received (WebSocket payloads, QUIC stream messages
+    /// and datagrams; without transport overhead).
     pub bytes_received: u64,
+    /// Messages that arrived as QUIC datagrams (snapshots that fit the path).
+    pub datagrams_received: u64,
     /// Snapshots applied.
     pub snapshots_applied: u64,
     /// Snapshots ignored as stale.
@@ -371,8 +374,9 @@ impl<P: GameProtocol> Client<P> {
                 () = sleep_until_opt(wake) => continue,
             };
             match next {
-                Ok(Received::Message(bytes)) => {
+                Ok(Received::Message { bytes, datagram }) => {
                     self.stats.bytes_received += bytes.len() as u64;
+                    self.stats.datagrams_received += u64::from(datagram);
                     match self.handle_bytes(&bytes, false) {
                         Ok(Some(ev)) => {
                             self.flush().await?;
@@ -423,7 +427,7 @@ impl<P: GameProtocol> Client<P> {
                     let _ = tokio::time::timeout_at(deadline, self.transport.finish_close()).await;
                     return Ok((code, reason));
                 }
-                Ok(Received::Message(bytes)) => {
+                Ok(Received::Message { bytes, .. }) => {
                     // The protocol Close before the transport's close.
                     if let Ok(ServerMessage::Close(c)) =
                         ServerMessage::<P::Event>::decode(&bytes, &self.options.limits)
@@ -627,8 +631,11 @@ async fn handshake<P: GameProtocol>(
         let mut close_message = None;
         loop {
             match transport.recv().await? {
-                Received::Message(b) => {
-                    let msg = ServerMessage::<P::Event>::decode(&b, &options.limits)?;
+                // A snapshot datagram can overtake the welcome on the stream;
+                // the server resends full snapshots until one is acked.
+                Received::Message { datagram: true, .. } => {}
+                Received::Message { bytes, .. } => {
+                    let msg = ServerMessage::<P::Event>::decode(&bytes, &options.limits)?;
                     if let ServerMessage::Close(c) = &msg {
                         // Wait for the transport's close that follows.
                         close_message = Some((c.code, c.reason.clone()));

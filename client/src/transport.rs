@@ -39,8 +39,8 @@ pub(crate) struct Outgoing {
 /// What [`Transport::recv`] yields.
 #[derive(Debug)]
 pub(crate) enum Received {
-    /// A tickwire message.
-    Message(Bytes),
+    /// A tickwire message; `datagram`: it came as a QUIC datagram.
+    Message { bytes: Bytes, datagram: bool },
     /// The server closed with this code and reason.
     Closed { code: u16, reason: String },
     /// The connection broke without a close.
@@ -75,7 +75,10 @@ impl Transport {
             Self::Ws(ws) => Ok(match ws.next().await {
                 None => Received::Lost("connection lost".into()),
                 Some(Err(e)) => Received::Lost(format!("connection lost: {e}")),
-                Some(Ok(Message::Binary(b))) => Received::Message(b),
+                Some(Ok(Message::Binary(bytes))) => Received::Message {
+                    bytes,
+                    datagram: false,
+                },
                 Some(Ok(Message::Close(frame))) => match frame {
                     Some(CloseFrame { code, reason }) => Received::Closed {
                         code: u16::from(code),
@@ -221,7 +224,7 @@ impl QuicTransport {
             tokio::select! {
                 datagram = self.conn.read_datagram() => {
                     return Ok(match datagram {
-                        Ok(bytes) => Received::Message(bytes),
+                        Ok(bytes) => Received::Message { bytes, datagram: true },
                         Err(e) => connection_end(e),
                     });
                 }
@@ -233,7 +236,10 @@ impl QuicTransport {
                                 .push(&chunk.bytes)
                                 .map_err(|e| ClientError::Protocol(e.to_string()))?;
                             if let Some(message) = frame {
-                                return Ok(Received::Message(message.into()));
+                                return Ok(Received::Message {
+                                    bytes: message.into(),
+                                    datagram: false,
+                                });
                             }
                         }
                         // The server finished its stream; its close follows.

@@ -157,6 +157,11 @@ async fn handshake<G: Game, C: Connection>(
             Err(_) => return Err((timeout, None)),
             Ok(Err(end)) => return Err((end, None)),
             Ok(Ok(Incoming::Control)) => continue,
+            // Datagrams are not ordered with the stream: one sent after the
+            // hello may arrive first. Before the hello they mean nothing.
+            Ok(Ok(Incoming::Message {
+                unreliable: true, ..
+            })) => continue,
             Ok(Ok(Incoming::Message { bytes, .. })) => bytes,
         };
         match ClientMessage::<InputOf<G>>::decode(&bytes, &shared.config.limits) {

@@ -19,6 +19,15 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8443")]
     addr: SocketAddr,
 
+    /// UDP address for QUIC (native clients and `arena-bots --url quic://…`;
+    /// ALPN `tickwire/1`, the same certificate). Off with --no-quic or --plain.
+    #[arg(long, default_value = "127.0.0.1:8444")]
+    quic_addr: SocketAddr,
+
+    /// Do not listen for QUIC.
+    #[arg(long)]
+    no_quic: bool,
+
     /// Simulation ticks per second.
     #[arg(long, default_value_t = arena::TICK_RATE)]
     tick_rate: u16,
@@ -112,7 +121,8 @@ async fn main() -> Result<()> {
         .with_static_dir(args.static_dir.clone())
         .with_metrics_addr(args.metrics_addr)
         .with_max_players_per_room(args.max_players_per_room)
-        .with_conditioner(args.conditioner.clone());
+        .with_conditioner(args.conditioner.clone())
+        .with_quic_addr((!args.no_quic && !args.plain).then_some(args.quic_addr));
     config.conditioner_seed = args.seed;
     let (bots, seed) = (args.bots, args.seed);
     let server = Server::new(config, move |_room| ArenaGame::new(bots, seed))
@@ -156,7 +166,14 @@ async fn main() -> Result<()> {
         } else {
             server.local_addr().ip().to_string()
         };
-    println!("\nopen  {scheme}://{host}:{port}/\n");
+    println!("\nopen  {scheme}://{host}:{port}/");
+    if let Some(quic) = server.quic_addr() {
+        println!(
+            "QUIC  quic://{host}:{}  (native clients, arena-bots)",
+            quic.port()
+        );
+    }
+    println!();
     server.run_until_signal().await;
     Ok(())
 }
