@@ -388,6 +388,7 @@ impl<G: Game> Peer<'_, G> {
                     self.ping_sent = None;
                 }
             }
+            Ok(ClientMessage::Ack { snapshot_tick }) => self.outbox.record_ack(snapshot_tick),
             Ok(ClientMessage::Leave) => {
                 // The room removes the client and closes the outbox with "goodbye".
                 let msg = ClientMessage::Leave;
