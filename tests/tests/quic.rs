@@ -341,3 +341,28 @@ async fn quic_shutdown_sends_the_close_code() -> Result<()> {
     stop.await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_reconnect_resumes_the_same_player() -> Result<()> {
+    let server = TestServer::start(quic_config()).await?;
+    let mut c = TestClient::connect(&quic_url(&server), trust(&server)).await?;
+    let id = c.welcome().client_id;
+    c.send_input(TestInput::Move { dx: 7, dy: 0 }).await?;
+    let t = newest(&c);
+    follow(&server, &mut c, t + 10).await?;
+    let welcome = c.reconnect().await?.clone();
+    ensure!(welcome.resumed, "the session resumed: {welcome:?}");
+    ensure!(welcome.client_id == id, "same client id");
+    // The new connection starts from a full snapshot that still holds the
+    // player's entity where it was.
+    let t = newest(&c).max(welcome.tick);
+    follow(&server, &mut c, t + 10).await?;
+    let x = c.latest().and_then(|(_, s)| {
+        s.iter()
+            .find(|(_, e)| e.owner == id && !e.crate_)
+            .map(|(_, e)| e.x)
+    });
+    ensure!(x == Some(7), "the entity kept its position: {x:?}");
+    server.server.shutdown().await;
+    Ok(())
+}
