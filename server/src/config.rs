@@ -176,6 +176,13 @@ pub struct QuicConfig {
     /// Bytes buffered for one connection attempt that is not accepted yet.
     /// Default 16 KiB.
     pub incoming_buffer: u64,
+    /// Send each snapshot datagram a second time, half a snapshot interval
+    /// later, unless a newer snapshot went out first. A single lost datagram
+    /// then costs half an interval instead of a whole one (at 5 % loss the
+    /// snapshot-interval p99 stays near one interval instead of two), for
+    /// twice the snapshot packets. Clients ignore the copy they already
+    /// applied. Default true.
+    pub redundant_snapshots: bool,
 }
 
 impl Default for QuicConfig {
@@ -188,6 +195,7 @@ impl Default for QuicConfig {
             datagram_receive_buffer: 16 << 10,
             datagram_send_buffer: 128 << 10,
             incoming_buffer: 16 << 10,
+            redundant_snapshots: true,
         }
     }
 }
@@ -197,6 +205,13 @@ impl QuicConfig {
     #[must_use]
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Sets [`QuicConfig::redundant_snapshots`].
+    #[must_use]
+    pub fn with_redundant_snapshots(mut self, on: bool) -> Self {
+        self.redundant_snapshots = on;
         self
     }
 }

@@ -447,6 +447,11 @@ async fn drive_inner<G: Game, C: Connection>(
         .conditioner
         .as_ref()
         .map(|c| Link::new(c, config.conditioner_seed ^ u64::from(client), C::DATAGRAMS));
+    // QuicConfig::redundant_snapshots: a second copy of each snapshot
+    // datagram, half a snapshot interval later.
+    let redundancy = (C::DATAGRAMS && config.quic.redundant_snapshots)
+        .then(|| config.tick_period() * u32::from(config.snapshot_interval) / 2);
+    let mut copy: Option<(Instant, Bytes)> = None;
     let mut peer = Peer {
         shared,
         outbox,
@@ -464,6 +469,13 @@ async fn drive_inner<G: Game, C: Connection>(
             }
             () = outbox.changed() => {
                 let batch = outbox.take();
+                if let (Some(delay), Some(snapshot)) = (redundancy, &batch.snapshot) {
+                    // A newer snapshot supersedes the pending copy.
+                    copy = conn
+                        .max_datagram_size()
+                        .filter(|max| snapshot.len() <= *max)
+                        .map(|_| (Instant::now() + delay, snapshot.clone()));
+                }
                 match &mut link {
                     None => send(conn, batch.reliable, batch.snapshot, config.write_timeout).await?,
                     Some(link) => link.outbound(batch.reliable, batch.snapshot),
@@ -472,12 +484,15 @@ async fn drive_inner<G: Game, C: Connection>(
                     return Err(End::new(code, reason));
                 }
             }
-            () = async {
-                match link_wakeup {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
+            () = sleep_until_opt(copy.as_ref().map(|(at, _)| *at)) => {
+                if let Some((_, bytes)) = copy.take() {
+                    match &mut link {
+                        None => send(conn, Vec::new(), Some(bytes), config.write_timeout).await?,
+                        Some(link) => link.outbound(Vec::new(), Some(bytes)),
+                    }
                 }
-            } => {
+            }
+            () = sleep_until_opt(link_wakeup) => {
                 if let Some(link) = &mut link {
                     let released = link.release();
                     send(conn, released.reliable, None, config.write_timeout).await?;
@@ -536,6 +551,13 @@ async fn close<C: Connection>(conn: &mut C, end: &End, config: &ServerConfig) {
         conn.close(last, end),
     )
     .await;
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn server_bytes<G: Game>(

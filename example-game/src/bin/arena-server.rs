@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use arena::host::ArenaGame;
 use clap::Parser;
-use tickwire_server::{Server, ServerConfig, TlsMode};
+use tickwire_server::{QuicConfig, Server, ServerConfig, TlsMode};
 use tickwire_shared::conditioner::ConditionerConfig;
 
 /// The tickwire arena: a top-down multiplayer shooter. Open the printed URL
@@ -27,6 +27,11 @@ struct Args {
     /// Do not listen for QUIC.
     #[arg(long)]
     no_quic: bool,
+
+    /// On QUIC, send each snapshot datagram once only (by default a copy
+    /// follows half a snapshot interval later, to mask datagram loss).
+    #[arg(long)]
+    no_redundant_snapshots: bool,
 
     /// Simulation ticks per second.
     #[arg(long, default_value_t = arena::TICK_RATE)]
@@ -122,7 +127,8 @@ async fn main() -> Result<()> {
         .with_metrics_addr(args.metrics_addr)
         .with_max_players_per_room(args.max_players_per_room)
         .with_conditioner(args.conditioner.clone())
-        .with_quic_addr((!args.no_quic && !args.plain).then_some(args.quic_addr));
+        .with_quic_addr((!args.no_quic && !args.plain).then_some(args.quic_addr))
+        .with_quic(QuicConfig::default().with_redundant_snapshots(!args.no_redundant_snapshots));
     config.conditioner_seed = args.seed;
     let (bots, seed) = (args.bots, args.seed);
     let server = Server::new(config, move |_room| ArenaGame::new(bots, seed))

@@ -61,6 +61,10 @@ pub(crate) trait Connection: Send {
     /// Whether snapshots can travel as unreliable datagrams.
     const DATAGRAMS: bool;
 
+    /// The largest snapshot that travels as one datagram now (`None`: no
+    /// datagrams; snapshots share the reliable path).
+    fn max_datagram_size(&self) -> Option<usize>;
+
     /// Receives the next message. Cancel-safe: it is polled in `select!`.
     ///
     /// # Errors

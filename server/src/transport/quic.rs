@@ -270,6 +270,10 @@ impl Connection for QuicConnection {
     const NAME: &'static str = "quic";
     const DATAGRAMS: bool = true;
 
+    fn max_datagram_size(&self) -> Option<usize> {
+        self.conn.max_datagram_size()
+    }
+
     async fn recv(&mut self) -> Result<Incoming, End> {
         loop {
             // Both branches are cancel-safe: a datagram or a chunk is taken
@@ -314,7 +318,6 @@ impl Connection for QuicConnection {
         }
         if let Some(snapshot) = snapshot {
             let fits = self
-                .conn
                 .max_datagram_size()
                 .is_some_and(|max| snapshot.len() <= max);
             let on_stream = if fits {

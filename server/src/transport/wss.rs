@@ -155,6 +155,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection for WsConnection<S> {
     const NAME: &'static str = "wss";
     const DATAGRAMS: bool = false;
 
+    fn max_datagram_size(&self) -> Option<usize> {
+        None
+    }
+
     async fn recv(&mut self) -> Result<Incoming, End> {
         match self.0.next().await {
             None => Err(End::new(CloseCode::Normal, "connection closed")),
