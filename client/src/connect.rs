@@ -1,9 +1,6 @@
-//! Transports: URL parsing, TLS trust, and opening a WebSocket.
-//!
-//! Only WebSocket (`wss://`, and `ws://` for a server in plain development
-//! mode) is implemented. A [`Endpoint`] names the transport, so QUIC
-//! (`quic://host:port`) slots in as another variant of [`Scheme`] and another
-//! branch of [`open`]; today it fails with [`ClientError::Unsupported`].
+//! Transports: URL parsing, TLS trust, and opening a connection: a
+//! WebSocket (`wss://`, and `ws://` for a server in plain development mode)
+//! or QUIC (`quic://host:port`, ALPN `tickwire/1`).
 
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -23,6 +20,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::error::ClientError;
+use crate::transport::Transport;
 
 /// Which server certificates to trust.
 ///
@@ -142,7 +140,7 @@ pub enum Scheme {
     Wss,
     /// Plain WebSocket (server development mode only).
     Ws,
-    /// QUIC (planned; not implemented yet).
+    /// QUIC (quinn): a reliable stream plus datagrams for snapshots.
     Quic,
 }
 
@@ -295,21 +293,18 @@ pub fn tls_config(trust: &Trust) -> Result<Arc<ClientConfig>, ClientError> {
     Ok(Arc::new(config))
 }
 
-/// Opens the transport for `endpoint` and upgrades to a WebSocket (no
-/// tickwire handshake yet).
+/// Opens the transport for `endpoint`: TCP, TLS and the WebSocket upgrade,
+/// or a QUIC connection and its stream (no tickwire handshake yet).
 pub(crate) async fn open(
     endpoint: &Endpoint,
     tls: Option<&Arc<ClientConfig>>,
     limits: &Limits,
-) -> Result<Ws, ClientError> {
+) -> Result<Transport, ClientError> {
     let conn = |e: &dyn std::fmt::Display| ClientError::Connection(e.to_string());
-    match endpoint.scheme {
-        Scheme::Quic => {
-            return Err(ClientError::Unsupported(
-                "QUIC transport not implemented yet; use a wss:// URL",
-            ));
-        }
-        Scheme::Wss | Scheme::Ws => {}
+    if endpoint.scheme == Scheme::Quic {
+        let tls = tls.ok_or_else(|| ClientError::Tls("no TLS configuration".into()))?;
+        let quic = crate::transport::open_quic(endpoint, tls, limits).await?;
+        return Ok(Transport::Quic(Box::new(quic)));
     }
     let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
         .await
@@ -333,7 +328,7 @@ pub(crate) async fn open(
         tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config(limits)))
             .await
             .map_err(|e| conn(&e))?;
-    Ok(ws)
+    Ok(Transport::Ws(Box::new(ws)))
 }
 
 /// Accepts every certificate (signatures are still checked, so the TLS
@@ -415,15 +410,5 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[tokio::test]
-    async fn quic_is_a_clear_error() {
-        let e = Endpoint::parse("quic://127.0.0.1:4433").unwrap();
-        let err = open(&e, None, &Limits::default()).await.err().unwrap();
-        assert!(
-            err.to_string()
-                .contains("QUIC transport not implemented yet")
-        );
     }
 }

@@ -4,8 +4,7 @@ use tickwire_shared::{CloseCode, DecodeError, EncodeError, RejectCode};
 
 /// Everything that can go wrong in a [`crate::Client`].
 ///
-/// Kinds are kept apart: local misuse ([`ClientError::InvalidUrl`],
-/// [`ClientError::Unsupported`]), the link ([`ClientError::Connection`],
+/// Kinds are kept apart: local misuse ([`ClientError::InvalidUrl`]), the link ([`ClientError::Connection`],
 /// [`ClientError::Tls`], [`ClientError::Timeout`]), an incompatible or refusing
 /// server ([`ClientError::Rejected`]), a misbehaving server
 /// ([`ClientError::Protocol`], [`ClientError::BaselineMissing`]; the client
@@ -14,7 +13,7 @@ use tickwire_shared::{CloseCode, DecodeError, EncodeError, RejectCode};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The URL is not `wss://host[:port][/path]` or `ws://…`.
+    /// The URL is not `wss://host[:port][/path]`, `quic://host[:port]` or `ws://…`.
     #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {
         /// The URL given.
@@ -22,10 +21,7 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The URL names a transport this version does not implement (`quic://`).
-    #[error("{0}")]
-    Unsupported(&'static str),
-    /// TCP or WebSocket failure (connect, read, write, upgrade).
+    /// TCP, WebSocket or QUIC failure (connect, read, write, upgrade).
     #[error("connection failed: {0}")]
     Connection(String),
     /// TLS setup or handshake failure (untrusted certificate, bad PEM file…).

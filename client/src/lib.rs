@@ -1,8 +1,9 @@
 //! # tickwire-client: the native tickwire client
 //!
 //! Connects to a tickwire server over WebSocket Secure (rustls with the ring
-//! provider + tokio-tungstenite), performs the hello/welcome handshake, and
-//! then does the bookkeeping every game client needs:
+//! provider + tokio-tungstenite) or QUIC (quinn; snapshots as datagrams),
+//! performs the hello/welcome handshake, and then does the bookkeeping every
+//! game client needs:
 //!
 //! * inputs get sequence numbers from 1, and every `Inputs` message resends
 //!   all inputs the server has not applied yet (at most the newest 32);
@@ -16,13 +17,13 @@
 //! ```text
 //!  send_input ─▶ InputBuffer ─▶ Inputs (all unacked) ──┐
 //!                                                       ▼
-//!                                     WebSocket (wss://, ws://; quic:// planned)
+//!                              WebSocket (wss://, ws://) or QUIC (quic://)
 //!                                                       │
 //!  next_event ◀─ ClientEvent ◀─ BaselineRing ◀─ decode ◀┘ ─▶ Ack / Pong (automatic)
 //! ```
 //!
-//! Only WebSocket is implemented; a `quic://` URL fails with
-//! [`ClientError::Unsupported`] ("QUIC transport not implemented yet").
+//! The same code runs over either transport: pass `quic://127.0.0.1:8444`
+//! instead of the `wss://` URL below to use QUIC.
 //!
 //! ```no_run
 //! use tickwire_client::{Client, ClientEvent, ConnectOptions, Trust};
@@ -66,12 +67,12 @@
 pub mod connect;
 mod error;
 pub mod session;
+mod transport;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt as _, StreamExt as _};
 use rustls::ClientConfig;
 use tickwire_shared::conditioner::LinkConditioner;
 use tickwire_shared::message::SnapshotFrame;
@@ -79,20 +80,14 @@ use tickwire_shared::{
     ClientMessage, CloseCode, GameProtocol, Hello, ServerMessage, Snapshot, Welcome,
 };
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 
 pub use connect::{ConnectOptions, Endpoint, Scheme, Trust};
 pub use error::ClientError;
 pub use session::{BaselineRing, InputBuffer};
 pub use tickwire_shared;
 
-use connect::Ws;
 use session::Refusal;
-
-/// Close code reported when the connection ended without a close frame.
-const ABNORMAL_CLOSURE: u16 = 1006;
+use transport::{ABNORMAL_CLOSURE, Outgoing, Received, Transport};
 /// Most pings awaiting their pong.
 const MAX_PINGS_IN_FLIGHT: usize = 16;
 /// How long [`Client::leave`] waits for the server's close.
@@ -130,8 +125,11 @@ pub enum ClientEvent<P: GameProtocol> {
 /// Byte and message counters of the current connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClientStats {
-    /// WebSocket payload bytes received.
+    /// Message bytes received (WebSocket payloads, QUIC stream messages
+    /// and datagrams; without transport overhead).
     pub bytes_received: u64,
+    /// Messages that arrived as QUIC datagrams (snapshots that fit the path).
+    pub datagrams_received: u64,
     /// Snapshots applied.
     pub snapshots_applied: u64,
     /// Snapshots ignored as stale.
@@ -145,12 +143,12 @@ pub struct Client<P: GameProtocol> {
     endpoint: Endpoint,
     options: ConnectOptions,
     tls: Option<Arc<ClientConfig>>,
-    ws: Ws,
+    transport: Transport,
     welcome: Welcome,
     inputs: InputBuffer<P::Input>,
     baselines: BaselineRing<P::EntityState>,
     last_input: u32,
-    outbox: VecDeque<Message>,
+    outbox: VecDeque<Outgoing>,
     pings: VecDeque<(u32, Instant)>,
     next_nonce: u32,
     rtt: Option<Duration>,
@@ -174,22 +172,22 @@ impl<P: GameProtocol> std::fmt::Debug for Client<P> {
 }
 
 impl<P: GameProtocol> Client<P> {
-    /// Connects to `url` (`wss://host:port/path`, or `ws://` for a server in
-    /// plain development mode) and completes the handshake.
+    /// Connects to `url` (`wss://host:port/path`, `quic://host:port`, or
+    /// `ws://` for a server in plain development mode) and completes the
+    /// handshake.
     ///
     /// # Errors
-    /// [`ClientError::InvalidUrl`], [`ClientError::Unsupported`] for
-    /// `quic://`, [`ClientError::Connection`], [`ClientError::Tls`],
+    /// [`ClientError::InvalidUrl`], [`ClientError::Connection`], [`ClientError::Tls`],
     /// [`ClientError::Timeout`], [`ClientError::Rejected`],
     /// [`ClientError::Closed`] (closed during the handshake) or
     /// [`ClientError::Protocol`].
     pub async fn connect(url: &str, options: ConnectOptions) -> Result<Self, ClientError> {
         let endpoint = Endpoint::parse(url)?;
         let tls = match endpoint.scheme {
-            Scheme::Wss => Some(connect::tls_config(&options.trust)?),
+            Scheme::Wss | Scheme::Quic => Some(connect::tls_config(&options.trust)?),
             _ => None,
         };
-        let (ws, welcome) = handshake::<P>(&endpoint, tls.as_ref(), &options).await?;
+        let (transport, welcome) = handshake::<P>(&endpoint, tls.as_ref(), &options).await?;
         let epoch = Instant::now();
         let conditioner = |salt: u64| {
             options
@@ -205,7 +203,7 @@ impl<P: GameProtocol> Client<P> {
             endpoint,
             options,
             tls,
-            ws,
+            transport,
             welcome,
             last_input: 0,
             outbox: VecDeque::new(),
@@ -283,8 +281,12 @@ impl<P: GameProtocol> Client<P> {
     }
 
     fn queue(&mut self, msg: &ClientMessage<P::Input>) -> Result<(), ClientError> {
-        self.outbox
-            .push_back(Message::Binary(msg.to_bytes()?.into()));
+        // Acks are cumulative: one lost costs nothing, so it may be a datagram.
+        let unreliable = matches!(msg, ClientMessage::Ack { .. });
+        self.outbox.push_back(Outgoing {
+            bytes: msg.to_bytes()?.into(),
+            unreliable,
+        });
         Ok(())
     }
 
@@ -305,7 +307,11 @@ impl<P: GameProtocol> Client<P> {
             let now = self.now();
             match &mut self.outbound {
                 Some(link) => link.condition(bytes, now),
-                None => self.outbox.push_back(Message::Binary(bytes.into())),
+                // Inputs are resent until applied: they may be datagrams.
+                None => self.outbox.push_back(Outgoing {
+                    bytes: bytes.into(),
+                    unreliable: true,
+                }),
             }
         }
         self.release_outbound();
@@ -364,19 +370,13 @@ impl<P: GameProtocol> Client<P> {
                 .min()
                 .map(|d| self.epoch + d);
             let next = tokio::select! {
-                next = self.ws.next() => next,
+                next = self.transport.recv() => next,
                 () = sleep_until_opt(wake) => continue,
             };
-            let msg = match next {
-                None => return Ok(self.end(ABNORMAL_CLOSURE, "connection lost".into())),
-                Some(Err(e)) => {
-                    return Ok(self.end(ABNORMAL_CLOSURE, format!("connection lost: {e}")));
-                }
-                Some(Ok(m)) => m,
-            };
-            match msg {
-                Message::Binary(bytes) => {
+            match next {
+                Ok(Received::Message { bytes, datagram }) => {
                     self.stats.bytes_received += bytes.len() as u64;
+                    self.stats.datagrams_received += u64::from(datagram);
                     match self.handle_bytes(&bytes, false) {
                         Ok(Some(ev)) => {
                             self.flush().await?;
@@ -386,18 +386,10 @@ impl<P: GameProtocol> Client<P> {
                         Err(e) => return Err(self.fail_flush(e).await),
                     }
                 }
-                Message::Close(frame) => {
-                    let (code, reason) = match frame {
-                        Some(CloseFrame { code, reason }) => (u16::from(code), reason.to_string()),
-                        None => (1005, String::new()),
-                    };
-                    return Ok(self.end(code, reason));
-                }
-                Message::Text(_) => {
-                    let e = ClientError::Protocol("the server sent a text message".into());
-                    return Err(self.fail_flush(e).await);
-                }
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                Ok(Received::Closed { code, reason }) => return Ok(self.end(code, reason)),
+                Ok(Received::Lost(reason)) => return Ok(self.end(ABNORMAL_CLOSURE, reason)),
+                Ok(Received::Nothing) => {}
+                Err(e) => return Err(self.fail_flush(e).await),
             }
         }
     }
@@ -415,11 +407,11 @@ impl<P: GameProtocol> Client<P> {
         self.flush().await?;
         let deadline = Instant::now() + LEAVE_TIMEOUT;
         loop {
-            let next = tokio::time::timeout_at(deadline, self.ws.next())
+            let next = tokio::time::timeout_at(deadline, self.transport.recv())
                 .await
                 .map_err(|_| ClientError::Timeout("waiting for the server's close after Leave"))?;
             match next {
-                None | Some(Err(_)) => {
+                Ok(Received::Lost(_)) | Err(_) => {
                     let (code, reason) = self
                         .close_message
                         .clone()
@@ -427,19 +419,23 @@ impl<P: GameProtocol> Client<P> {
                     self.closed = Some((code, reason.clone()));
                     return Ok((code, reason));
                 }
-                Some(Ok(Message::Close(frame))) => {
-                    let (code, reason) = match frame {
-                        Some(CloseFrame { code, reason }) => (u16::from(code), reason.to_string()),
-                        None => (1005, String::new()),
-                    };
+                Ok(Received::Closed { code, reason }) => {
                     let ClientEvent::<P>::Closed { code, reason } = self.end(code, reason) else {
                         unreachable!("end returns Closed")
                     };
-                    // Let tungstenite answer the close frame.
-                    let _ = tokio::time::timeout_at(deadline, self.ws.close(None)).await;
+                    // Answer the close (WebSocket).
+                    let _ = tokio::time::timeout_at(deadline, self.transport.finish_close()).await;
                     return Ok((code, reason));
                 }
-                Some(Ok(_)) => {}
+                Ok(Received::Message { bytes, .. }) => {
+                    // The protocol Close before the transport's close.
+                    if let Ok(ServerMessage::Close(c)) =
+                        ServerMessage::<P::Event>::decode(&bytes, &self.options.limits)
+                    {
+                        self.close_message = Some((c.code, c.reason));
+                    }
+                }
+                Ok(Received::Nothing) => {}
             }
         }
     }
@@ -455,8 +451,9 @@ impl<P: GameProtocol> Client<P> {
     pub async fn reconnect(&mut self) -> Result<&Welcome, ClientError> {
         let mut options = self.options.clone();
         options.resume_token = Some(self.welcome.resume_token);
-        let (ws, welcome) = handshake::<P>(&self.endpoint, self.tls.as_ref(), &options).await?;
-        self.ws = ws;
+        let (transport, welcome) =
+            handshake::<P>(&self.endpoint, self.tls.as_ref(), &options).await?;
+        self.transport = transport;
         self.welcome = welcome;
         self.inputs = InputBuffer::new(self.options.limits.max_inputs_per_message);
         self.baselines.clear();
@@ -491,11 +488,12 @@ impl<P: GameProtocol> Client<P> {
             _ => "protocol error".to_owned(),
         };
         self.outbox.clear();
-        self.outbox.push_back(Message::Close(Some(CloseFrame {
-            code: WsCloseCode::Protocol,
-            reason: reason.clone().into(),
-        })));
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.flush()).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            self.transport
+                .close(CloseCode::ProtocolError.to_u16(), &reason),
+        )
+        .await;
         self.closed = Some((CloseCode::ProtocolError, reason));
         e
     }
@@ -505,7 +503,10 @@ impl<P: GameProtocol> Client<P> {
         let now = self.epoch.elapsed();
         if let Some(link) = &mut self.outbound {
             while let Some(bytes) = link.poll(now) {
-                self.outbox.push_back(Message::Binary(bytes.into()));
+                self.outbox.push_back(Outgoing {
+                    bytes: bytes.into(),
+                    unreliable: true,
+                });
             }
         }
     }
@@ -513,22 +514,12 @@ impl<P: GameProtocol> Client<P> {
     /// Writes the outbox. Cancel-safe: a message leaves the outbox only once
     /// the WebSocket has taken it.
     async fn flush(&mut self) -> Result<(), ClientError> {
-        let res = async {
-            while !self.outbox.is_empty() {
-                std::future::poll_fn(|cx| self.ws.poll_ready_unpin(cx)).await?;
-                if let Some(m) = self.outbox.pop_front() {
-                    self.ws.start_send_unpin(m)?;
-                }
-            }
-            std::future::poll_fn(|cx| self.ws.poll_flush_unpin(cx)).await
-        }
-        .await;
-        res.map_err(|e| {
+        let res = self.transport.flush(&mut self.outbox).await;
+        res.inspect_err(|e| {
             self.closed = Some((
                 CloseCode::Other(ABNORMAL_CLOSURE),
                 format!("connection lost: {e}"),
             ));
-            ClientError::Connection(e.to_string())
         })
     }
 
@@ -623,68 +614,61 @@ async fn handshake<P: GameProtocol>(
     endpoint: &Endpoint,
     tls: Option<&Arc<ClientConfig>>,
     options: &ConnectOptions,
-) -> Result<(Ws, Welcome), ClientError> {
+) -> Result<(Transport, Welcome), ClientError> {
     let run = async {
-        let mut ws = connect::open(endpoint, tls, &options.limits).await?;
+        let mut transport = connect::open(endpoint, tls, &options.limits).await?;
         let mut hello = Hello::new(P::PROTOCOL_HASH);
         hello.room.clone_from(&options.room);
         hello.auth_token.clone_from(&options.auth_token);
         hello.resume_token = options.resume_token;
         let bytes = ClientMessage::<P::Input>::Hello(hello.clone()).to_bytes()?;
-        ws.send(Message::Binary(bytes.into()))
-            .await
-            .map_err(|e| ClientError::Connection(e.to_string()))?;
+        let mut queue = VecDeque::from([Outgoing {
+            bytes: bytes.into(),
+            unreliable: false,
+        }]);
+        transport.flush(&mut queue).await?;
         let hs = tickwire_shared::handshake::ClientHandshake::new(hello);
         let mut close_message = None;
         loop {
-            let msg = match ws.next().await {
-                None => {
-                    return Err(match close_message {
-                        Some((code, reason)) => ClientError::Closed { code, reason },
-                        None => {
-                            ClientError::Connection("connection ended during the handshake".into())
-                        }
-                    });
-                }
-                Some(Err(e)) => return Err(ClientError::Connection(e.to_string())),
-                Some(Ok(m)) => m,
-            };
-            match msg {
-                Message::Binary(b) => {
-                    let msg = ServerMessage::<P::Event>::decode(&b, &options.limits)?;
+            match transport.recv().await? {
+                // A snapshot datagram can overtake the welcome on the stream;
+                // the server resends full snapshots until one is acked.
+                Received::Message { datagram: true, .. } => {}
+                Received::Message { bytes, .. } => {
+                    let msg = ServerMessage::<P::Event>::decode(&bytes, &options.limits)?;
                     if let ServerMessage::Close(c) = &msg {
-                        // Wait for the close frame that follows.
+                        // Wait for the transport's close that follows.
                         close_message = Some((c.code, c.reason.clone()));
                         continue;
                     }
                     return match hs.handle(msg) {
-                        Ok(welcome) => Ok((ws, welcome)),
+                        Ok(welcome) => Ok((transport, welcome)),
                         Err(tickwire_shared::handshake::HandshakeError::Rejected {
                             code,
                             message,
                         }) => Err(ClientError::Rejected { code, message }),
                         Err(e) => {
-                            let _ = ws
-                                .close(Some(CloseFrame {
-                                    code: WsCloseCode::Protocol,
-                                    reason: "protocol error".into(),
-                                }))
+                            transport
+                                .close(CloseCode::ProtocolError.to_u16(), "protocol error")
                                 .await;
                             Err(ClientError::Protocol(e.to_string()))
                         }
                     };
                 }
-                Message::Close(frame) => {
-                    let (code, reason) = match (frame, close_message) {
-                        (_, Some(m)) => m,
-                        (Some(f), None) => {
-                            (CloseCode::from_u16(u16::from(f.code)), f.reason.to_string())
-                        }
-                        (None, None) => (CloseCode::Other(1005), String::new()),
-                    };
+                Received::Closed { code, reason } => {
+                    let (code, reason) =
+                        close_message.unwrap_or((CloseCode::from_u16(code), reason));
                     return Err(ClientError::Closed { code, reason });
                 }
-                _ => {}
+                Received::Lost(reason) => {
+                    return Err(match close_message {
+                        Some((code, reason)) => ClientError::Closed { code, reason },
+                        None => ClientError::Connection(format!(
+                            "connection ended during the handshake: {reason}"
+                        )),
+                    });
+                }
+                Received::Nothing => {}
             }
         }
     };

@@ -1,6 +1,6 @@
-//! One end-to-end session against a real `tickwire-server` on 127.0.0.1:
-//! connect over WSS trusting the server's self-signed leaf, send inputs, see
-//! them applied and acknowledged, and leave cleanly. Waits have deadlines;
+//! One end-to-end session against a real `tickwire-server` on 127.0.0.1,
+//! over WSS and over QUIC: connect trusting the server's self-signed leaf,
+//! send inputs, see them applied and acknowledged, and leave cleanly. Waits have deadlines;
 //! there are no fixed sleeps.
 #![allow(missing_docs)]
 
@@ -69,16 +69,33 @@ impl Game for DotsGame {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inputs_are_applied_acked_and_leave_is_clean() {
+async fn over_wss_inputs_are_applied_acked_and_leave_is_clean() {
+    inputs_are_applied_acked_and_leave_is_clean(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_quic_inputs_are_applied_acked_and_leave_is_clean() {
+    inputs_are_applied_acked_and_leave_is_clean(true).await;
+}
+
+async fn inputs_are_applied_acked_and_leave_is_clean(quic: bool) {
     let config = ServerConfig::default()
         .with_addr("127.0.0.1:0".parse().unwrap())
+        .with_quic_addr(Some("127.0.0.1:0".parse().unwrap()))
         .with_tick_rate(60);
     let server = Server::new(config, |_room| DotsGame::default())
         .start()
         .await
         .expect("server starts");
     let leaf = server.tls_identity().expect("TLS").leaf().clone();
-    let url = format!("wss://127.0.0.1:{}/ws", server.local_addr().port());
+    let url = if quic {
+        format!(
+            "quic://127.0.0.1:{}",
+            server.quic_addr().expect("QUIC on").port()
+        )
+    } else {
+        format!("wss://127.0.0.1:{}/ws", server.local_addr().port())
+    };
 
     // The auth hook wants a name: without one the hello is rejected.
     let err = Client::<Dots>::connect(&url, ConnectOptions::new(Trust::Certificate(leaf.clone())))
@@ -94,17 +111,16 @@ async fn inputs_are_applied_acked_and_leave_is_clean() {
         ),
         "{err:?}"
     );
-    // QUIC is a clear error, not a panic.
+    // A server that does not answer is a clear error, not a hang or a panic.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let err = Client::<Dots>::connect(
-        "quic://127.0.0.1:1",
-        ConnectOptions::new(Trust::InsecureDevCertificate),
+        &format!("quic://{}", silent.local_addr().unwrap()),
+        ConnectOptions::new(Trust::InsecureDevCertificate)
+            .with_handshake_timeout(Duration::from_millis(500)),
     )
     .await
     .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("QUIC transport not implemented yet")
-    );
+    assert!(matches!(err, ClientError::Timeout(_)), "{err:?}");
 
     let options = ConnectOptions::new(Trust::Certificate(leaf)).with_auth_token("ada");
     let mut client = Client::<Dots>::connect(&url, options)

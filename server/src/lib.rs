@@ -5,10 +5,13 @@
 //! snapshot against the last snapshot that client acknowledged. Clients speak
 //! the [`tickwire_shared`] protocol over WebSocket Secure (rustls +
 //! tokio-tungstenite), on the same origin as the static files of your web
-//! client.
+//! client, and, when [`ServerConfig::quic_addr`] is set, over QUIC (quinn:
+//! one stream for reliable messages, datagrams for snapshots). Your game
+//! cannot tell the transports apart.
 //!
 //! ```text
 //!  TLS ─▶ http (static files, /healthz, upgrade + Origin check) ─▶ session (one task per connection)
+//!  QUIC (ALPN tickwire/1, Retry under load) ─▶ stream + datagrams ─────▶ session
 //!                                                                    │ bounded channel        ▲ outbox (bounded,
 //!                                                                    ▼                        │ snapshots replaceable)
 //!                                                   room task ─▶ Room::tick(now): inputs ─▶ Game hooks ─▶ replication
@@ -98,7 +101,7 @@ pub mod tls;
 mod transport;
 pub mod world;
 
-pub use config::{ConfigError, ServerConfig, TlsMode};
+pub use config::{ConfigError, QuicConfig, RetryPolicy, ServerConfig, TlsMode};
 pub use game::{AuthError, ClientId, Ctx, Game, LeaveReason, Target};
 pub use server::{RunningServer, Server, ServerError, wait_for_signal};
 pub use stats::ServerStats;

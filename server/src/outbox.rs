@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tickwire_shared::CloseCode;
@@ -38,6 +39,11 @@ pub struct Outbox {
     notify: Notify,
     max_reliable: usize,
     max_skipped: u32,
+    /// The newest snapshot tick the client acknowledged, plus one (0: none).
+    /// Acks flow session → room through here, not the room channel: the room
+    /// reads the newest one when it builds the next snapshot, so acks never
+    /// wake the room and a burst of them costs one store each.
+    acked: AtomicU64,
 }
 
 impl Outbox {
@@ -50,6 +56,22 @@ impl Outbox {
             notify: Notify::new(),
             max_reliable,
             max_skipped,
+            acked: AtomicU64::new(0),
+        }
+    }
+
+    /// Records the client's acknowledgement of snapshot `tick` (the newest
+    /// one recorded wins; acks that arrive out of order cannot move it back).
+    pub fn record_ack(&self, tick: u32) {
+        self.acked.fetch_max(u64::from(tick) + 1, Ordering::Relaxed);
+    }
+
+    /// The newest acknowledged snapshot tick, if any.
+    #[must_use]
+    pub fn latest_ack(&self) -> Option<u32> {
+        match self.acked.load(Ordering::Relaxed) {
+            0 => None,
+            n => u32::try_from(n - 1).ok(),
         }
     }
 
@@ -166,5 +188,18 @@ mod tests {
         let b = o.take();
         assert_eq!(b.reliable.len(), 2);
         assert_eq!(b.close.map(|c| c.0), Some(CloseCode::SlowConsumer));
+    }
+
+    #[test]
+    fn the_newest_ack_wins_and_order_does_not_matter() {
+        let o = Outbox::new(2, 10);
+        assert_eq!(o.latest_ack(), None);
+        o.record_ack(0);
+        assert_eq!(o.latest_ack(), Some(0));
+        o.record_ack(7);
+        o.record_ack(5); // a reordered datagram
+        assert_eq!(o.latest_ack(), Some(7));
+        o.record_ack(u32::MAX);
+        assert_eq!(o.latest_ack(), Some(u32::MAX));
     }
 }

@@ -413,6 +413,9 @@ impl<G: Game> Room<G> {
         let mut bytes_sent = 0u64;
         for (&id, c) in &mut self.clients {
             let Some(outbox) = &c.outbox else { continue };
+            if let Some(tick) = outbox.latest_ack() {
+                c.repl.ack(tick);
+            }
             // A view is the positions of the visible entities in the snapshot
             // just pushed: one pass over a contiguous slice, branch-free.
             let view = self.game.view(&self.world, id);

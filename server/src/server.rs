@@ -16,7 +16,8 @@ use crate::rooms::{Rooms, RoomsControl};
 use crate::session::Shared;
 use crate::stats::{ServerStats, StatsCollector};
 use crate::tls::{TlsError, TlsIdentity};
-use crate::transport::wss;
+use crate::transport::caps::ConnectionLimits;
+use crate::transport::{quic, wss};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +32,7 @@ pub enum ServerError {
     /// The static directory could not be loaded.
     #[error("static files: {0}")]
     Static(#[from] HttpError),
-    /// The listener could not bind.
+    /// A listener (TCP, or UDP for QUIC) could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         /// The address.
@@ -139,6 +140,19 @@ impl<G: Game> Server<G> {
                 None
             }
         };
+        let quic_endpoint = match (config.quic_addr, &identity) {
+            (Some(addr), Some(id)) => {
+                let server_config = quic::server_config(&config, id)?;
+                let endpoint = quinn::Endpoint::server(server_config, addr)
+                    .map_err(|source| ServerError::Bind { addr, source })?;
+                let bound = endpoint
+                    .local_addr()
+                    .map_err(|source| ServerError::Bind { addr, source })?;
+                tracing::info!(%bound, "listening on quic://{bound} (ALPN tickwire/1)");
+                Some((endpoint, bound))
+            }
+            _ => None,
+        };
         let config = Arc::new(config);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let stats = Arc::new(StatsCollector::new(std::time::Instant::now()));
@@ -149,16 +163,34 @@ impl<G: Game> Server<G> {
             next_client_id: AtomicU32::new(1),
             shutdown: shutdown_rx.clone(),
         });
-        let task = tokio::spawn(wss::accept_loop(listener, tls, http, shared, shutdown_rx));
+        let limits = ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
+        let mut tasks = vec![tokio::spawn(wss::accept_loop(
+            listener,
+            Arc::clone(&limits),
+            tls,
+            http,
+            Arc::clone(&shared),
+            shutdown_rx.clone(),
+        ))];
+        let quic_addr = quic_endpoint.as_ref().map(|(_, a)| *a);
+        if let Some((endpoint, _)) = quic_endpoint {
+            tasks.push(tokio::spawn(quic::accept_loop(
+                endpoint,
+                limits,
+                shared,
+                shutdown_rx,
+            )));
+        }
         let scheme = if identity.is_some() { "https" } else { "http" };
         tracing::info!(%local_addr, "listening on {scheme}://{local_addr}/");
         Ok(RunningServer {
             local_addr,
+            quic_addr,
             identity,
             shutdown: shutdown_tx,
             rooms,
             stats,
-            task,
+            tasks,
         })
     }
 }
@@ -166,11 +198,12 @@ impl<G: Game> Server<G> {
 /// A running server.
 pub struct RunningServer {
     local_addr: SocketAddr,
+    quic_addr: Option<SocketAddr>,
     identity: Option<TlsIdentity>,
     shutdown: watch::Sender<bool>,
     rooms: Arc<dyn RoomsControl>,
     stats: Arc<StatsCollector>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -178,6 +211,12 @@ impl RunningServer {
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound QUIC (UDP) address, when [`ServerConfig::quic_addr`] is set.
+    #[must_use]
+    pub fn quic_addr(&self) -> Option<SocketAddr> {
+        self.quic_addr
     }
 
     /// The TLS identity, unless in plain mode.
@@ -228,8 +267,10 @@ impl RunningServer {
         tracing::info!("shutting down");
         self.rooms.shutdown();
         let _ = self.shutdown.send(true);
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "accept loop failed");
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "accept loop failed");
+            }
         }
     }
 

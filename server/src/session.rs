@@ -1,12 +1,15 @@
-//! One driver task per connection: owns the WebSocket and the protocol state,
-//! talks to its room through bounded channels.
+//! One driver task per connection: owns the connection (any
+//! [`Connection`]: WSS or QUIC) and the protocol state, talks to its room
+//! through bounded channels.
 //!
 //! ```text
 //!  socket ──▶ decode (tickwire-shared, limits) ──▶ rate limit ──▶ room channel (bounded, try_send)
 //!  socket ◀── write (timeout) ◀── outbox (snapshot replaceable, reliable bounded) ◀── room tick
 //! ```
 //!
-//! Every way a session ends sends a close frame with a code and a reason.
+//! Every way a session ends sends a protocol `Close` and the transport's
+//! close (WebSocket close frame, QUIC `CONNECTION_CLOSE`) with a code and a
+//! reason.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,26 +17,21 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use rand_core::{OsRng, TryRngCore};
-use tickwire_shared::conditioner::{ConditionerConfig, LinkConditioner, LossModel, PacketSize};
+use tickwire_shared::conditioner::{ConditionerConfig, LinkConditioner, PacketSize};
 use tickwire_shared::handshake::{Rejection, ServerHandshake};
 use tickwire_shared::{
     ClientMessage, CloseCode, DecodeError, GameProtocol, ResumeToken, ServerMessage,
 };
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 
 use crate::config::ServerConfig;
 use crate::game::{ClientId, EventOf, Game, InputOf, LeaveReason};
 use crate::metrics as m;
 use crate::outbox::Outbox;
 use crate::rooms::{RoomCommand, Rooms};
+use crate::transport::{Connection, End, Incoming};
 
 /// What sessions share.
 pub(crate) struct Shared<G: Game> {
@@ -44,21 +42,6 @@ pub(crate) struct Shared<G: Game> {
 }
 
 type Proto<G> = <G as Game>::Protocol;
-
-/// How a session ended.
-struct End {
-    code: CloseCode,
-    reason: String,
-}
-
-impl End {
-    fn new(code: CloseCode, reason: impl Into<String>) -> Self {
-        Self {
-            code,
-            reason: reason.into(),
-        }
-    }
-}
 
 /// A token bucket for incoming messages.
 struct Bucket {
@@ -92,53 +75,49 @@ impl Bucket {
     }
 }
 
-fn decode_end(e: &DecodeError) -> End {
+pub(crate) fn decode_end(e: &DecodeError) -> End {
     match e {
         DecodeError::MessageTooLong { .. } => End::new(CloseCode::MessageTooBig, e.to_string()),
         _ => End::new(CloseCode::ProtocolError, format!("malformed message: {e}")),
     }
 }
 
-/// Runs a session on an upgraded WebSocket until it ends. `deadline` is when
-/// the protocol handshake must be complete.
-pub(crate) async fn run<G: Game, S>(
-    mut ws: WebSocketStream<S>,
+/// Runs a session on a connection until it ends. `deadline` is when the
+/// protocol handshake must be complete.
+pub(crate) async fn run<G: Game, C: Connection>(
+    mut conn: C,
     shared: Arc<Shared<G>>,
     peer: SocketAddr,
     deadline: Instant,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) {
     let outbox = Arc::new(Outbox::new(
         shared.config.max_queued_reliable,
         shared.config.max_skipped_snapshots,
     ));
-    let joined = match handshake(&mut ws, &shared, &outbox, deadline).await {
+    let joined = match handshake(&mut conn, &shared, &outbox, deadline).await {
         Ok(j) => j,
         Err((end, reject)) => {
             if let Some(r) = reject
                 && let Ok(bytes) = r.to_message::<EventOf<G>>().to_bytes()
             {
-                {
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(1),
-                        ws.send(Message::Binary(bytes.into())),
-                    )
-                    .await;
-                }
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    conn.send(vec![bytes.into()], None),
+                )
+                .await;
             }
-            tracing::info!(%peer, code = %end.code, reason = %end.reason, "handshake failed");
-            close(&mut ws, &end, &shared.config).await;
+            tracing::info!(%peer, transport = C::NAME, code = %end.code, reason = %end.reason, "handshake failed");
+            close(&mut conn, &end, &shared.config).await;
             return;
         }
     };
     let (client, room_tx) = joined;
     m::clients(1.0);
     shared.rooms.stats().clients(1);
-    let end = drive(&mut ws, &shared, &outbox, client, &room_tx).await;
+    let end = drive(&mut conn, &shared, &outbox, client, &room_tx).await;
     m::clients(-1.0);
     shared.rooms.stats().clients(-1);
-    tracing::info!(%peer, client, code = %end.code, reason = %end.reason, "session closed");
+    tracing::info!(%peer, transport = C::NAME, client, code = %end.code, reason = %end.reason, "session closed");
     // Tell the room, unless the room itself closed this session.
     let reason = match end.code {
         CloseCode::ProtocolError
@@ -156,20 +135,17 @@ pub(crate) async fn run<G: Game, S>(
             reason,
         })
         .await;
-    close(&mut ws, &end, &shared.config).await;
+    close(&mut conn, &end, &shared.config).await;
 }
 
 type Joined<G> = (ClientId, mpsc::Sender<RoomCommand<G>>);
 
-async fn handshake<G: Game, S>(
-    ws: &mut WebSocketStream<S>,
+async fn handshake<G: Game, C: Connection>(
+    conn: &mut C,
     shared: &Arc<Shared<G>>,
     outbox: &Arc<Outbox>,
     deadline: Instant,
-) -> Result<Joined<G>, (End, Option<Rejection>)>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Result<Joined<G>, (End, Option<Rejection>)> {
     let timeout = End::new(
         CloseCode::HandshakeTimeout,
         "handshake not completed in time",
@@ -179,41 +155,29 @@ where
         deadline.saturating_duration_since(Instant::now()),
     );
     let hello = loop {
-        let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
+        let bytes = match tokio::time::timeout_at(deadline, conn.recv()).await {
             Err(_) => return Err((timeout, None)),
-            Ok(None) => return Err((End::new(CloseCode::Normal, "closed during handshake"), None)),
-            Ok(Some(Err(e))) => return Err((ws_error_end(&e), None)),
-            Ok(Some(Ok(m))) => m,
+            Ok(Err(end)) => return Err((end, None)),
+            Ok(Ok(Incoming::Control)) => continue,
+            // Datagrams are not ordered with the stream: one sent after the
+            // hello may arrive first. Before the hello they mean nothing.
+            Ok(Ok(Incoming::Message {
+                unreliable: true, ..
+            })) => continue,
+            Ok(Ok(Incoming::Message { bytes, .. })) => bytes,
         };
-        match msg {
-            Message::Binary(b) => {
-                match ClientMessage::<InputOf<G>>::decode(&b, &shared.config.limits) {
-                    Ok(ClientMessage::Hello(h)) => break h,
-                    Ok(_) => {
-                        return Err((
-                            End::new(
-                                CloseCode::ProtocolError,
-                                "the first message must be a hello",
-                            ),
-                            None,
-                        ));
-                    }
-                    Err(e) => return Err((decode_end(&e), None)),
-                }
-            }
-            Message::Text(_) => {
+        match ClientMessage::<InputOf<G>>::decode(&bytes, &shared.config.limits) {
+            Ok(ClientMessage::Hello(h)) => break h,
+            Ok(_) => {
                 return Err((
                     End::new(
-                        CloseCode::UnsupportedData,
-                        "text frames are not supported; send binary",
+                        CloseCode::ProtocolError,
+                        "the first message must be a hello",
                     ),
                     None,
                 ));
             }
-            Message::Close(_) => {
-                return Err((End::new(CloseCode::Normal, "closed during handshake"), None));
-            }
-            _ => {}
+            Err(e) => return Err((decode_end(&e), None)),
         }
     };
     let pending = state
@@ -244,7 +208,7 @@ where
     let bytes = welcome
         .to_bytes()
         .map_err(|e| (End::new(CloseCode::InternalError, e.to_string()), None))?;
-    let sent = tokio::time::timeout_at(deadline, ws.send(Message::Binary(bytes.into()))).await;
+    let sent = tokio::time::timeout_at(deadline, conn.send(vec![bytes.into()], None)).await;
     if !matches!(sent, Ok(Ok(()))) {
         let _ = tx
             .send(RoomCommand::Disconnected {
@@ -273,28 +237,38 @@ impl Clone for Pkt {
     }
 }
 
-/// The simulated bad network of `ServerConfig::conditioner`: snapshots and
-/// client messages get the full model (latency, jitter, loss, duplication,
-/// reordering); reliable server messages get only the delays, as on TCP.
+/// The simulated bad network of `ServerConfig::conditioner`, shaped by the
+/// transport. What travels on a reliable stream (everything on WSS; the
+/// reliable stream of QUIC) goes through a [stream-mode
+/// conditioner](LinkConditioner::new_stream): a loss costs a round trip and
+/// holds back what follows, as on TCP. What travels as datagrams (QUIC
+/// snapshots, and QUIC client datagrams) gets the full model: loss,
+/// duplication and reordering.
 struct Link {
     epoch: Instant,
-    snapshots: LinkConditioner<Pkt>,
-    reliable: LinkConditioner<Pkt>,
-    inbound: LinkConditioner<Pkt>,
+    out_stream: LinkConditioner<Pkt>,
+    /// `None`: snapshots share the stream (WSS).
+    out_datagrams: Option<LinkConditioner<Pkt>>,
+    in_stream: LinkConditioner<Pkt>,
+    in_datagrams: LinkConditioner<Pkt>,
+}
+
+/// What the link releases at one instant.
+#[derive(Default)]
+struct Released {
+    reliable: Vec<Bytes>,
+    snapshots: Vec<Bytes>,
+    inbound: Vec<Bytes>,
 }
 
 impl Link {
-    fn new(config: &ConditionerConfig, seed: u64) -> Self {
-        let delay_only = config
-            .clone()
-            .with_loss(LossModel::None)
-            .with_duplicate(0.0)
-            .with_reorder(0.0);
+    fn new(config: &ConditionerConfig, seed: u64, datagrams: bool) -> Self {
         Self {
             epoch: Instant::now(),
-            snapshots: LinkConditioner::new(config.clone(), seed),
-            reliable: LinkConditioner::new(delay_only, seed ^ 0x5eed),
-            inbound: LinkConditioner::new(config.clone(), seed ^ 0x1b0b),
+            out_stream: LinkConditioner::new_stream(config.clone(), seed),
+            out_datagrams: datagrams.then(|| LinkConditioner::new(config.clone(), seed ^ 0x5eed)),
+            in_stream: LinkConditioner::new_stream(config.clone(), seed ^ 0x1b0b),
+            in_datagrams: LinkConditioner::new(config.clone(), seed ^ 0xd6),
         }
     }
 
@@ -302,11 +276,55 @@ impl Link {
         self.epoch.elapsed()
     }
 
+    fn outbound(&mut self, reliable: Vec<Bytes>, snapshot: Option<Bytes>) {
+        let now = self.now();
+        for b in reliable {
+            self.out_stream.condition(Pkt(b), now);
+        }
+        if let Some(b) = snapshot {
+            match &mut self.out_datagrams {
+                Some(d) => d.condition(Pkt(b), now),
+                None => self.out_stream.condition(Pkt(b), now),
+            }
+        }
+    }
+
+    fn inbound(&mut self, bytes: Bytes, unreliable: bool) {
+        let now = self.now();
+        if unreliable {
+            self.in_datagrams.condition(Pkt(bytes), now);
+        } else {
+            self.in_stream.condition(Pkt(bytes), now);
+        }
+    }
+
+    fn release(&mut self) -> Released {
+        let now = self.now();
+        let mut out = Released::default();
+        while let Some(p) = self.out_stream.poll(now) {
+            out.reliable.push(p.0);
+        }
+        if let Some(d) = &mut self.out_datagrams {
+            while let Some(p) = d.poll(now) {
+                out.snapshots.push(p.0);
+            }
+        }
+        for link in [&mut self.in_stream, &mut self.in_datagrams] {
+            while let Some(p) = link.poll(now) {
+                out.inbound.push(p.0);
+            }
+        }
+        out
+    }
+
     fn next_wakeup(&self) -> Option<Instant> {
         [
-            self.snapshots.poll_timeout(),
-            self.reliable.poll_timeout(),
-            self.inbound.poll_timeout(),
+            self.out_stream.poll_timeout(),
+            self.out_datagrams
+                .as_ref()
+                .and_then(LinkConditioner::poll_timeout),
+            self.in_stream.poll_timeout(),
+            self.in_datagrams.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -315,34 +333,24 @@ impl Link {
     }
 }
 
-/// Writes messages with the write timeout.
-async fn write_all<S>(
-    ws: &mut WebSocketStream<S>,
-    items: Vec<Bytes>,
+/// Sends with the write timeout.
+async fn send<C: Connection>(
+    conn: &mut C,
+    reliable: Vec<Bytes>,
+    snapshot: Option<Bytes>,
     timeout: Duration,
-) -> Result<(), End>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    if items.is_empty() {
+) -> Result<(), End> {
+    if reliable.is_empty() && snapshot.is_none() {
         return Ok(());
     }
-    let write = async {
-        for b in items {
-            ws.feed(Message::Binary(b)).await?;
-        }
-        ws.flush().await
-    };
-    match tokio::time::timeout(timeout, write).await {
+    match tokio::time::timeout(timeout, conn.send(reliable, snapshot)).await {
         Err(_) => Err(End::new(
             CloseCode::SlowConsumer,
             "not reading; write timed out",
         )),
-        Ok(Err(e)) => Err(ws_error_end(&e)),
-        Ok(Ok(())) => Ok(()),
+        Ok(r) => r,
     }
 }
-
 /// Per-session protocol state after the handshake.
 struct Peer<'a, G: Game> {
     shared: &'a Shared<G>,
@@ -382,6 +390,7 @@ impl<G: Game> Peer<'_, G> {
                     self.ping_sent = None;
                 }
             }
+            Ok(ClientMessage::Ack { snapshot_tick }) => self.outbox.record_ack(snapshot_tick),
             Ok(ClientMessage::Leave) => {
                 // The room removes the client and closes the outbox with "goodbye".
                 let msg = ClientMessage::Leave;
@@ -409,32 +418,26 @@ impl<G: Game> Peer<'_, G> {
     }
 }
 
-async fn drive<G: Game, S>(
-    ws: &mut WebSocketStream<S>,
+async fn drive<G: Game, C: Connection>(
+    conn: &mut C,
     shared: &Arc<Shared<G>>,
     outbox: &Arc<Outbox>,
     client: ClientId,
     room: &mpsc::Sender<RoomCommand<G>>,
-) -> End
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    match drive_inner(ws, shared, outbox, client, room).await {
+) -> End {
+    match drive_inner(conn, shared, outbox, client, room).await {
         Ok(()) => End::new(CloseCode::Normal, "closed"),
         Err(end) => end,
     }
 }
 
-async fn drive_inner<G: Game, S>(
-    ws: &mut WebSocketStream<S>,
+async fn drive_inner<G: Game, C: Connection>(
+    conn: &mut C,
     shared: &Arc<Shared<G>>,
     outbox: &Arc<Outbox>,
     client: ClientId,
     room: &mpsc::Sender<RoomCommand<G>>,
-) -> Result<(), End>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Result<(), End> {
     let config = &shared.config;
     let mut shutdown = shared.shutdown.clone();
     let mut bucket = Bucket::new(config.max_messages_per_sec);
@@ -445,7 +448,12 @@ where
     let mut link = config
         .conditioner
         .as_ref()
-        .map(|c| Link::new(c, config.conditioner_seed ^ u64::from(client)));
+        .map(|c| Link::new(c, config.conditioner_seed ^ u64::from(client), C::DATAGRAMS));
+    // QuicConfig::redundant_snapshots: a second copy of each snapshot
+    // datagram, half a snapshot interval later.
+    let redundancy = (C::DATAGRAMS && config.quic.redundant_snapshots)
+        .then(|| config.tick_period() * u32::from(config.snapshot_interval) / 2);
+    let mut copy: Option<(Instant, Bytes)> = None;
     let mut peer = Peer {
         shared,
         outbox,
@@ -463,57 +471,43 @@ where
             }
             () = outbox.changed() => {
                 let batch = outbox.take();
+                if let (Some(delay), Some(snapshot)) = (redundancy, &batch.snapshot) {
+                    // A newer snapshot supersedes the pending copy.
+                    copy = conn
+                        .max_datagram_size()
+                        .filter(|max| snapshot.len() <= *max)
+                        .map(|_| (Instant::now() + delay, snapshot.clone()));
+                }
                 match &mut link {
-                    None => {
-                        let mut items = batch.reliable;
-                        items.extend(batch.snapshot);
-                        write_all(ws, items, config.write_timeout).await?;
-                    }
-                    Some(link) => {
-                        let now = link.now();
-                        for b in batch.reliable {
-                            link.reliable.condition(Pkt(b), now);
-                        }
-                        if let Some(b) = batch.snapshot {
-                            link.snapshots.condition(Pkt(b), now);
-                        }
-                    }
+                    None => send(conn, batch.reliable, batch.snapshot, config.write_timeout).await?,
+                    Some(link) => link.outbound(batch.reliable, batch.snapshot),
                 }
                 if let Some((code, reason)) = batch.close {
                     return Err(End::new(code, reason));
                 }
             }
-            () = async {
-                match link_wakeup {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
+            () = sleep_until_opt(copy.as_ref().map(|(at, _)| *at)) => {
+                if let Some((_, bytes)) = copy.take() {
+                    match &mut link {
+                        None => send(conn, Vec::new(), Some(bytes), config.write_timeout).await?,
+                        Some(link) => link.outbound(Vec::new(), Some(bytes)),
+                    }
                 }
-            } => {
+            }
+            () = sleep_until_opt(link_wakeup) => {
                 if let Some(link) = &mut link {
-                    let now = link.now();
-                    let mut items = Vec::new();
-                    while let Some(p) = link.reliable.poll(now) {
-                        items.push(p.0);
+                    let released = link.release();
+                    send(conn, released.reliable, None, config.write_timeout).await?;
+                    for s in released.snapshots {
+                        send(conn, Vec::new(), Some(s), config.write_timeout).await?;
                     }
-                    while let Some(p) = link.snapshots.poll(now) {
-                        items.push(p.0);
-                    }
-                    let mut inbound = Vec::new();
-                    while let Some(p) = link.inbound.poll(now) {
-                        inbound.push(p.0);
-                    }
-                    write_all(ws, items, config.write_timeout).await?;
-                    for b in inbound {
+                    for b in released.inbound {
                         peer.handle(&b).await?;
                     }
                 }
             }
-            msg = ws.next() => {
-                let msg = match msg {
-                    None => return Err(End::new(CloseCode::Normal, "connection closed")),
-                    Some(Err(e)) => return Err(ws_error_end(&e)),
-                    Some(Ok(m)) => m,
-                };
+            incoming = conn.recv() => {
+                let incoming = incoming?;
                 last_heard = Instant::now();
                 if !bucket.take(last_heard) {
                     return Err(End::new(
@@ -521,24 +515,11 @@ where
                         format!("more than {} messages per second", config.max_messages_per_sec),
                     ));
                 }
-                match msg {
-                    Message::Binary(b) => match &mut link {
-                        Some(link) => {
-                            let now = link.now();
-                            link.inbound.condition(Pkt(b), now);
-                        }
-                        None => peer.handle(&b).await?,
-                    },
-                    Message::Text(_) => {
-                        return Err(End::new(
-                            CloseCode::UnsupportedData,
-                            "text frames are not supported; send binary",
-                        ));
+                if let Incoming::Message { bytes, unreliable } = incoming {
+                    match &mut link {
+                        Some(link) => link.inbound(bytes, unreliable),
+                        None => peer.handle(&bytes).await?,
                     }
-                    Message::Close(_) => {
-                        return Err(End::new(CloseCode::Normal, "client closed the connection"));
-                    }
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 }
             }
             _ = ping.tick() => {
@@ -559,58 +540,26 @@ where
     }
 }
 
-fn ws_error_end(e: &tokio_tungstenite::tungstenite::Error) -> End {
-    use tokio_tungstenite::tungstenite::Error as E;
-    use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
-    match e {
-        E::Capacity(CapacityError::MessageTooLong { size, max_size }) => End::new(
-            CloseCode::MessageTooBig,
-            format!("message of {size} bytes exceeds the limit of {max_size}"),
-        ),
-        E::Capacity(c) => End::new(CloseCode::MessageTooBig, c.to_string()),
-        // The transport ended cleanly (TCP FIN, or TLS close_notify) without a
-        // WebSocket close: a lost connection, as when a proxy in front drops
-        // it or a client process exits, not a protocol violation. It must stay
-        // resumable like any other dropped connection.
-        E::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::new(
-            CloseCode::Normal,
-            "connection lost without a closing handshake",
-        ),
-        E::Protocol(p) => End::new(
-            CloseCode::ProtocolError,
-            format!("websocket protocol error: {p}"),
-        ),
-        E::ConnectionClosed | E::AlreadyClosed => End::new(CloseCode::Normal, "connection closed"),
-        other => End::new(CloseCode::Normal, format!("connection lost: {other}")),
-    }
-}
-
-/// Sends the protocol close message and the WebSocket close frame, bounded in time.
-async fn close<S>(ws: &mut WebSocketStream<S>, end: &End, config: &ServerConfig)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+/// Sends the protocol close message and the transport's close, bounded in time.
+async fn close<C: Connection>(conn: &mut C, end: &End, config: &ServerConfig) {
     m::disconnect(end.code);
-    let mut reason = end.reason.clone();
-    // A close frame's reason is at most 123 bytes.
-    while reason.len() > 123 {
-        reason.pop();
-    }
     let msg = ServerMessage::<()>::Close(tickwire_shared::message::Close {
         code: end.code,
-        reason: reason.clone(),
+        reason: end.reason_within(123),
     });
-    let frame = CloseFrame {
-        code: WsCloseCode::from(end.code.to_u16()),
-        reason: reason.into(),
-    };
-    let send = async {
-        if let Ok(bytes) = msg.to_bytes() {
-            ws.feed(Message::Binary(bytes.into())).await?;
-        }
-        ws.close(Some(frame)).await
-    };
-    let _ = tokio::time::timeout(config.write_timeout.min(Duration::from_secs(2)), send).await;
+    let last = msg.to_bytes().ok().map(Bytes::from);
+    let _ = tokio::time::timeout(
+        config.write_timeout.min(Duration::from_secs(2)),
+        conn.close(last, end),
+    )
+    .await;
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn server_bytes<G: Game>(

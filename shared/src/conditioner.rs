@@ -437,6 +437,9 @@ pub struct ConditionerStats {
     /// Packets (copies included) dropped because the conditioner already held
     /// [`max_queue`](ConditionerConfig::max_queue) packets.
     pub dropped_by_queue: u64,
+    /// Losses repaired by retransmission in [stream mode](LinkConditioner::new_stream)
+    /// (each repair of one packet counts once; the packet itself is delivered).
+    pub retransmitted: u64,
 }
 
 /// A packet waiting in the heap, ordered so that the earliest `(deliver_at, seq)`
@@ -487,6 +490,10 @@ pub struct LinkConditioner<P> {
     link_free_at: Duration,
     /// Gilbert–Elliott state: `true` while in the bad state.
     in_bad_state: bool,
+    /// Stream mode (see [`LinkConditioner::new_stream`]).
+    stream: bool,
+    /// Stream mode: the latest delivery time handed out, so that nothing overtakes.
+    last_delivery: Duration,
     stats: ConditionerStats,
 }
 
@@ -501,8 +508,32 @@ impl<P> LinkConditioner<P> {
             next_seq: 0,
             link_free_at: Duration::ZERO,
             in_bad_state: false,
+            stream: false,
+            last_delivery: Duration::ZERO,
             stats: ConditionerStats::default(),
         }
+    }
+
+    /// A conditioner for a **reliable, ordered byte stream** such as TCP (a
+    /// WebSocket) or a QUIC stream, on the same network as [`new`](Self::new).
+    ///
+    /// Nothing is lost: a packet the loss model drops is retransmitted and
+    /// arrives one round trip (`2 × latency`, at least 1 ms) later per loss,
+    /// as with TCP's fast retransmit. Nothing is reordered or duplicated: a
+    /// packet is never delivered before one sent earlier, so a repaired loss
+    /// holds back every packet behind it (head-of-line blocking). Latency,
+    /// jitter, the bandwidth cap and the queue limit apply as in datagram mode.
+    #[must_use]
+    pub fn new_stream(config: ConditionerConfig, seed: u64) -> Self {
+        let mut link = Self::new(config, seed);
+        link.stream = true;
+        link
+    }
+
+    /// Whether this conditioner models a stream ([`new_stream`](Self::new_stream)).
+    #[must_use]
+    pub fn is_stream(&self) -> bool {
+        self.stream
     }
 
     /// The (clamped) config in use.
@@ -646,6 +677,11 @@ impl<P: PacketSize + Clone> LinkConditioner<P> {
             }
         };
 
+        if self.stream {
+            self.condition_stream(packet, departs_at);
+            return;
+        }
+
         if self.is_lost() {
             self.stats.dropped = self.stats.dropped.saturating_add(1);
             return;
@@ -667,6 +703,29 @@ impl<P: PacketSize + Clone> LinkConditioner<P> {
         } else {
             self.push(deliver_at, packet);
         }
+    }
+}
+
+impl<P> LinkConditioner<P> {
+    /// Stream mode: losses become retransmission delays; delivery stays in order.
+    fn condition_stream(&mut self, packet: P, departs_at: Duration) {
+        /// A retransmission can be lost again; give up counting after this many.
+        const MAX_RETRANSMISSIONS: u32 = 16;
+        let round_trip = self
+            .config
+            .latency
+            .saturating_mul(2)
+            .max(Duration::from_millis(1));
+        let mut deliver_at = departs_at.saturating_add(self.propagation_delay());
+        let mut tries = 0;
+        while tries < MAX_RETRANSMISSIONS && self.is_lost() {
+            tries += 1;
+            self.stats.retransmitted = self.stats.retransmitted.saturating_add(1);
+            deliver_at = deliver_at.saturating_add(round_trip);
+        }
+        deliver_at = deliver_at.max(self.last_delivery);
+        self.last_delivery = deliver_at;
+        self.push(deliver_at, packet);
     }
 }
 
@@ -1063,6 +1122,47 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn stream_mode_loses_nothing_keeps_order_and_delays_losses_by_a_round_trip() {
+        let config = ConditionerConfig::default()
+            .with_latency(50 * MS)
+            .with_jitter(5 * MS)
+            .with_uniform_loss(0.1)
+            .with_duplicate(0.5)
+            .with_reorder(0.5);
+        let mut link = LinkConditioner::new_stream(config, 7);
+        assert!(link.is_stream());
+        for id in 0..1000 {
+            let at = 16 * MS * u32::try_from(id).unwrap();
+            link.condition(pkt(id, at), at);
+        }
+        let out = drain(&mut link, Duration::ZERO);
+        let ids: Vec<u64> = out.iter().map(|(p, _)| p.id).collect();
+        assert_eq!(
+            ids,
+            (0..1000).collect::<Vec<_>>(),
+            "all delivered, in order"
+        );
+        let stats = link.stats();
+        assert_eq!(
+            (stats.dropped, stats.duplicated, stats.reordered),
+            (0, 0, 0)
+        );
+        assert!(
+            (60..=150).contains(&stats.retransmitted),
+            "about 10 % retransmitted: {}",
+            stats.retransmitted
+        );
+        // A repaired loss arrives at least a round trip late, and holds back
+        // the packets behind it.
+        let late = out
+            .iter()
+            .filter(|(p, at)| *at - p.sent_at >= 45 * MS + 100 * MS)
+            .count();
+        assert!(late as u64 >= stats.retransmitted, "{late} late packets");
+        assert_eq!(stats.sent, stats.delivered);
     }
 
     /// Sends `n` packets, one per `gap`, polling as the clock advances.

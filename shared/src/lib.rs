@@ -18,6 +18,7 @@
 //! * [`snapshot`] and [`delta`]: full snapshots and field-level deltas.
 //! * [`quantize`]: glam helpers that make snapshots small.
 //! * [`conditioner`]: a seeded link simulator for tests and bots.
+//! * [`framing`]: the length prefix of messages on a byte stream (QUIC).
 //! * [`game`]: the [`GameProtocol`] trait that plugs a game's types in.
 //!
 //! The byte-level format is specified in `docs/PROTOCOL.md`.
@@ -27,6 +28,7 @@ pub mod codec;
 pub mod conditioner;
 pub mod delta;
 mod fields;
+pub mod framing;
 pub mod game;
 pub mod handshake;
 pub mod limits;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use arena::cli::{parse_duration, stats_line};
 use arena::host::ArenaGame;
 use clap::Parser;
-use tickwire_server::{Server, ServerConfig, TlsMode};
+use tickwire_server::{QuicConfig, Server, ServerConfig, TlsMode};
 use tickwire_shared::conditioner::ConditionerConfig;
 
 /// The tickwire arena: a top-down multiplayer shooter. Open the printed URL
@@ -20,6 +20,20 @@ struct Args {
     /// Address for HTTPS (the page) and WSS (the game) on one port.
     #[arg(long, default_value = "127.0.0.1:8443")]
     addr: SocketAddr,
+
+    /// UDP address for QUIC (native clients and `arena-bots --url quic://…`;
+    /// ALPN `tickwire/1`, the same certificate). Off with --no-quic or --plain.
+    #[arg(long, default_value = "127.0.0.1:8444")]
+    quic_addr: SocketAddr,
+
+    /// Do not listen for QUIC.
+    #[arg(long)]
+    no_quic: bool,
+
+    /// On QUIC, send each snapshot datagram once only (by default a copy
+    /// follows half a snapshot interval later, to mask datagram loss).
+    #[arg(long)]
+    no_redundant_snapshots: bool,
 
     /// Simulation ticks per second.
     #[arg(long, default_value_t = arena::TICK_RATE)]
@@ -142,6 +156,8 @@ async fn main() -> Result<()> {
         .with_metrics_addr(args.metrics_addr)
         .with_max_players_per_room(args.max_players_per_room)
         .with_conditioner(args.conditioner.clone())
+        .with_quic_addr((!args.no_quic && !args.plain).then_some(args.quic_addr))
+        .with_quic(QuicConfig::default().with_redundant_snapshots(!args.no_redundant_snapshots))
         .with_deltas(!args.full_snapshots);
     config.conditioner_seed = args.seed;
     config.max_connections = args.max_connections;
@@ -192,7 +208,14 @@ async fn main() -> Result<()> {
         } else {
             server.local_addr().ip().to_string()
         };
-    println!("\nopen  {scheme}://{host}:{port}/\n");
+    println!("\nopen  {scheme}://{host}:{port}/");
+    if let Some(quic) = server.quic_addr() {
+        println!(
+            "QUIC  quic://{host}:{}  (native clients, arena-bots)",
+            quic.port()
+        );
+    }
+    println!();
     let started = std::time::Instant::now();
     let stats = async {
         let Some(every) = args.stats_interval else {

@@ -6,9 +6,17 @@
 //! nor tungstenite has a timeout of its own). Plain HTTP use of a connection
 //! is bounded to three times that.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tickwire_shared::CloseCode;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -20,76 +28,19 @@ use crate::game::Game;
 use crate::http::{self, HttpContext, HttpOutcome};
 use crate::metrics as m;
 use crate::session::{self, Shared};
-
-/// Counts connections in total and per IP address.
-#[derive(Debug, Default)]
-pub(crate) struct ConnectionLimits {
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-    max_total: usize,
-    max_per_ip: usize,
-}
-
-/// Releases a connection slot when dropped.
-pub(crate) struct Slot {
-    limits: Arc<ConnectionLimits>,
-    ip: IpAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut map = self.limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.ip);
-            }
-        }
-        m::connections(-1.0);
-    }
-}
-
-impl ConnectionLimits {
-    pub(crate) fn new(max_total: usize, max_per_ip: usize) -> Arc<Self> {
-        Arc::new(Self {
-            per_ip: Mutex::new(HashMap::new()),
-            max_total,
-            max_per_ip,
-        })
-    }
-
-    /// Takes a slot for `ip`, or says which cap refused it.
-    pub(crate) fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, &'static str> {
-        let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        let total: usize = map.values().sum();
-        if total >= self.max_total {
-            return Err("total connection cap");
-        }
-        let n = map.entry(ip).or_insert(0);
-        if *n >= self.max_per_ip {
-            return Err("per-IP connection cap");
-        }
-        *n += 1;
-        m::connections(1.0);
-        Ok(Slot {
-            limits: Arc::clone(self),
-            ip,
-        })
-    }
-}
+use crate::transport::caps::ConnectionLimits;
+use crate::transport::{Connection, End, Incoming};
 
 /// Accepts connections until `shutdown` turns true, then waits for the
 /// sessions (bounded by the shutdown timeout) and returns.
 pub(crate) async fn accept_loop<G: Game>(
     listener: TcpListener,
+    limits: Arc<ConnectionLimits>,
     tls: Option<TlsAcceptor>,
     http: Arc<HttpContext>,
     shared: Arc<Shared<G>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let limits = ConnectionLimits::new(
-        shared.config.max_connections,
-        shared.config.max_connections_per_ip,
-    );
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
@@ -189,10 +140,93 @@ async fn serve<G: Game, IO>(
     match tokio::time::timeout(http_budget, http::serve(io, http)).await {
         Ok(Ok(HttpOutcome::WebSocket(ws, _info))) => {
             let deadline = Instant::now() + shared.config.handshake_timeout;
-            session::run(*ws, shared, peer, deadline).await;
+            session::run(WsConnection(*ws), shared, peer, deadline).await;
         }
         Ok(Ok(HttpOutcome::Closed)) => {}
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTP connection error"),
         Err(_) => tracing::debug!(%peer, "HTTP connection idle too long"),
+    }
+}
+
+/// A session's upgraded WebSocket: one tickwire message per binary message.
+pub(crate) struct WsConnection<S>(pub(crate) WebSocketStream<S>);
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection for WsConnection<S> {
+    const NAME: &'static str = "wss";
+    const DATAGRAMS: bool = false;
+
+    fn max_datagram_size(&self) -> Option<usize> {
+        None
+    }
+
+    async fn recv(&mut self) -> Result<Incoming, End> {
+        match self.0.next().await {
+            None => Err(End::new(CloseCode::Normal, "connection closed")),
+            Some(Err(e)) => Err(ws_error_end(&e)),
+            Some(Ok(Message::Binary(bytes))) => Ok(Incoming::Message {
+                bytes,
+                unreliable: false,
+            }),
+            Some(Ok(Message::Text(_))) => Err(End::new(
+                CloseCode::UnsupportedData,
+                "text frames are not supported; send binary",
+            )),
+            Some(Ok(Message::Close(_))) => {
+                Err(End::new(CloseCode::Normal, "client closed the connection"))
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                Ok(Incoming::Control)
+            }
+        }
+    }
+
+    async fn send(&mut self, reliable: Vec<Bytes>, snapshot: Option<Bytes>) -> Result<(), End> {
+        let write = async {
+            for b in reliable.into_iter().chain(snapshot) {
+                self.0.feed(Message::Binary(b)).await?;
+            }
+            self.0.flush().await
+        };
+        write.await.map_err(|e| ws_error_end(&e))
+    }
+
+    async fn close(&mut self, last: Option<Bytes>, end: &End) {
+        let frame = CloseFrame {
+            code: WsCloseCode::from(end.code.to_u16()),
+            // A close frame's reason is at most 123 bytes.
+            reason: end.reason_within(123).into(),
+        };
+        if let Some(bytes) = last
+            && self.0.feed(Message::Binary(bytes)).await.is_err()
+        {
+            return;
+        }
+        let _ = self.0.close(Some(frame)).await;
+    }
+}
+
+fn ws_error_end(e: &tokio_tungstenite::tungstenite::Error) -> End {
+    use tokio_tungstenite::tungstenite::Error as E;
+    use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+    match e {
+        E::Capacity(CapacityError::MessageTooLong { size, max_size }) => End::new(
+            CloseCode::MessageTooBig,
+            format!("message of {size} bytes exceeds the limit of {max_size}"),
+        ),
+        E::Capacity(c) => End::new(CloseCode::MessageTooBig, c.to_string()),
+        // The transport ended cleanly (TCP FIN, or TLS close_notify) without a
+        // WebSocket close: a lost connection, as when a proxy in front drops
+        // it or a client process exits, not a protocol violation. It must stay
+        // resumable like any other dropped connection.
+        E::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::new(
+            CloseCode::Normal,
+            "connection lost without a closing handshake",
+        ),
+        E::Protocol(p) => End::new(
+            CloseCode::ProtocolError,
+            format!("websocket protocol error: {p}"),
+        ),
+        E::ConnectionClosed | E::AlreadyClosed => End::new(CloseCode::Normal, "connection closed"),
+        other => End::new(CloseCode::Normal, format!("connection lost: {other}")),
     }
 }

@@ -244,11 +244,13 @@ pub(crate) fn run(ctx: &Ctx, plan: &Plan) -> Result<Outcome> {
 fn run_inner(ctx: &Ctx, plan: &Plan, outcome: &mut Outcome) -> Result<()> {
     let cert = ctx.out.join(format!("{}-cert.pem", plan.name));
     let mut server_args = plan.server_args.clone();
+    // WSS runs leave QUIC off (no UDP listener); QUIC runs get a free port.
     let quic_port = if plan.quic {
         let port = free_udp_port()?;
         server_args.extend(["--quic-addr".to_owned(), format!("127.0.0.1:{port}")]);
         Some(port)
     } else {
+        server_args.push("--no-quic".to_owned());
         None
     };
     let server = Server::start(
@@ -429,10 +431,12 @@ impl Idle {
 /// (at most ramp + 120 s) and `settle` more, and samples the server.
 pub(crate) fn run_idle(ctx: &Ctx, plan: &Plan, settle: Duration) -> Result<Idle> {
     let cert = ctx.out.join(format!("{}-cert.pem", plan.name));
+    let mut server_args = plan.server_args.clone();
+    server_args.push("--no-quic".to_owned());
     let server = Server::start(
         &ctx.launcher,
         &ctx.server_bin,
-        &plan.server_args,
+        &server_args,
         &cert,
         &ctx.out.join(format!("{}-server.log", plan.name)),
         &ctx.stop,

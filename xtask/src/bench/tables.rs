@@ -190,8 +190,9 @@ fn measured<'a>(
 fn commands(out: &mut String, plans: &[&Plan]) {
     let _ = writeln!(
         out,
-        "\nRuns (server on CPU 0, bots on CPU 1; the bench adds the address, `--stats-interval 1s` \
-         and the certificate to the server's arguments, and the URL, trust and timings to the bots'):\n"
+        "\nRuns (server on CPU 0, bots on CPU 1; the bench adds the address, `--stats-interval 1s`, \
+         the certificate and `--no-quic` (WSS runs) or `--quic-addr` (QUIC runs) to the server's \
+         arguments, and the URL, trust and timings to the bots'):\n"
     );
     for p in plans {
         let bots: Vec<String> = ["--bots".to_owned(), p.bots.to_string()]
@@ -547,8 +548,10 @@ pub(crate) fn transport(ctx: &Ctx, z: &Sizes) -> Result<Section> {
     let mut md = format!(
         "### 4. WSS vs QUIC under loss\n\n{} bots, one room, 60 Hz, a snapshot every tick, through \
          the server's link conditioner (`--conditioner latency=50ms[,loss=5%]`, in the session \
-         layer, so the same for both transports: snapshots and client messages get latency and \
-         loss, reliable server messages the latency only).\n\n\
+         layer, so the same settings for both transports, shaped by each: what travels on a \
+         reliable stream (everything on WSS) loses a round trip per loss and holds back what \
+         follows, as on TCP; QUIC's snapshot datagrams get plain loss, and the server sends a \
+         redundant copy half an interval later unless a newer snapshot supersedes it).\n\n\
          | transport | loss | snapshot interval p50 / p99 (ms) | staleness p50 / p99 (ms) | snapshots / client / s | bots CPU |\n\
          |---|---|---|---|---|---|\n",
         z.transport_bots
