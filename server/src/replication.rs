@@ -21,7 +21,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Serialize;
-use tickwire_shared::delta::{DeltaScratch, write_delta};
+use tickwire_shared::delta::{
+    DeltaMemo, DeltaScratch, write_delta, write_delta_memo, write_full_memo,
+};
 use tickwire_shared::snapshot::write_full;
 use tickwire_shared::{EncodeError, NetId, Snapshot, SnapshotHeader, Writer};
 
@@ -33,6 +35,9 @@ pub struct Replication<S> {
     max_fields: usize,
     deltas: bool,
     scratch: DeltaScratch,
+    /// Per-entity diffs and encoded states of the current tick, shared by
+    /// the clients with a view.
+    memo: DeltaMemo,
     body: Writer,
     /// Bodies for see-everything clients of the current tick, by baseline.
     shared: HashMap<Option<u32>, Bytes>,
@@ -93,6 +98,7 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
             max_fields,
             deltas: true,
             scratch: DeltaScratch::default(),
+            memo: DeltaMemo::default(),
             body: Writer::new(),
             shared: HashMap::new(),
         }
@@ -111,6 +117,7 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
         if self.ring.len() == self.capacity {
             self.ring.pop_front();
         }
+        self.memo.reset(snapshot.len());
         self.ring.push_back((tick, Arc::new(snapshot)));
         self.shared.clear();
     }
@@ -210,21 +217,22 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
                 let body = self.shared_body(None, |_, w| write_full(w, cur.iter()), &mut built)?;
                 w.raw(&body);
             }
-            (view, Some((_, base, base_view))) => {
+            (view, Some((bt, base, base_view))) => {
                 let base_iter = view_iter(&base, base_view.as_deref());
-                let cur_iter = view_iter(&cur, view.as_deref());
-                write_delta(
+                write_delta_memo(
                     &mut w,
                     base_iter,
-                    cur_iter,
+                    slot_iter(&cur, view.as_deref()),
+                    bt,
+                    &mut self.memo,
                     &mut self.scratch,
                     self.max_fields,
                 )?;
             }
             (Some(view), None) => {
-                let cur_iter = view_iter(&cur, Some(view));
+                let cur_iter = slot_iter(&cur, Some(view));
                 let n = cur_iter.clone().count();
-                write_full(&mut w, ExactLen(cur_iter, n))?;
+                write_full_memo(&mut w, ExactLen(cur_iter, n), &mut self.memo)?;
             }
         }
         client.sent.push_back((tick, visible));
@@ -268,6 +276,25 @@ fn view_iter<'a, S>(
     let some = view.map(|pos| {
         pos.iter()
             .filter_map(|&i| entities.get(i as usize).map(|(id, s)| (*id, s)))
+    });
+    all.into_iter().flatten().chain(some.into_iter().flatten())
+}
+
+/// Like [`view_iter`], with each entity's position in `snap` (its slot in
+/// the tick's [`DeltaMemo`]).
+fn slot_iter<'a, S>(
+    snap: &'a Snapshot<S>,
+    view: Option<&'a [u32]>,
+) -> impl Iterator<Item = (NetId, &'a S, usize)> + Clone + 'a {
+    let entities = snap.as_slice();
+    let all = view
+        .is_none()
+        .then(|| entities.iter().enumerate().map(|(i, (id, s))| (*id, s, i)));
+    let some = view.map(|pos| {
+        pos.iter().filter_map(|&i| {
+            let i = i as usize;
+            entities.get(i).map(|(id, s)| (*id, s, i))
+        })
     });
     all.into_iter().flatten().chain(some.into_iter().flatten())
 }

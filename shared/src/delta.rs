@@ -135,6 +135,188 @@ pub fn write_delta<'a, S: Serialize + PartialEq + 'a>(
     scratch: &mut DeltaScratch,
     max_fields: usize,
 ) -> Result<DeltaStats, EncodeError> {
+    let cur = cur.into_iter().map(|(id, s)| (id, (s, None)));
+    write_delta_core(w, base, cur, scratch, max_fields, None)
+}
+
+/// What one entity's diff against one baseline came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Unknown,
+    Unchanged,
+    /// A patch, at this span of the baseline's bytes.
+    Patch(Span),
+    /// Sent whole (layout changed, or the patch was not smaller).
+    Full,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    const UNKNOWN: Self = Self {
+        start: 0,
+        len: u32::MAX,
+    };
+
+    fn get(self, bytes: &[u8]) -> &[u8] {
+        &bytes[self.start as usize..self.start as usize + self.len as usize]
+    }
+
+    fn push(bytes: &mut Vec<u8>, data: &[u8]) -> Self {
+        let start = bytes.len() as u32;
+        bytes.extend_from_slice(data);
+        Self {
+            start,
+            len: data.len() as u32,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct BaselineMemo {
+    tick: u32,
+    outcomes: Vec<Outcome>,
+    bytes: Vec<u8>,
+}
+
+/// The per-entity work of one snapshot tick, done once and shared by every
+/// client: each entity's encoded state, and per baseline tick each entity's
+/// diff (unchanged, patch bytes, or whole). With interest management every
+/// client's delta has its own set of entities, but an entity's patch from
+/// baseline `b` to the current tick is the same bytes for every client that
+/// has baseline `b`; only the id gaps differ.
+///
+/// Contract: between two [`reset`](Self::reset)s, every
+/// [`write_delta_memo`] / [`write_full_memo`] call uses the same current
+/// snapshot (slots are positions in it), and calls that name the same
+/// baseline tick use the same baseline snapshot.
+#[derive(Debug, Default)]
+pub struct DeltaMemo {
+    states: Vec<Span>,
+    state_bytes: Vec<u8>,
+    baselines: Vec<BaselineMemo>,
+    used: usize,
+}
+
+impl DeltaMemo {
+    /// Starts a new tick whose snapshot holds `entities` entities, forgetting
+    /// everything (allocations are kept).
+    pub fn reset(&mut self, entities: usize) {
+        self.states.clear();
+        self.states.resize(entities, Span::UNKNOWN);
+        self.state_bytes.clear();
+        self.used = 0;
+    }
+
+    fn baseline(&mut self, tick: u32) -> usize {
+        if let Some(i) = self.baselines[..self.used]
+            .iter()
+            .position(|b| b.tick == tick)
+        {
+            return i;
+        }
+        if self.used == self.baselines.len() {
+            self.baselines.push(BaselineMemo::default());
+        }
+        let b = &mut self.baselines[self.used];
+        b.tick = tick;
+        b.outcomes.clear();
+        b.outcomes.resize(self.states.len(), Outcome::Unknown);
+        b.bytes.clear();
+        self.used += 1;
+        self.used - 1
+    }
+
+    fn slot(&self, slot: usize) -> Result<(), EncodeError> {
+        if slot < self.states.len() {
+            Ok(())
+        } else {
+            Err(EncodeError::Payload {
+                what: "delta memo",
+                detail: format!(
+                    "slot {slot} is outside the {} entities it was reset for",
+                    self.states.len()
+                ),
+            })
+        }
+    }
+
+    /// The encoded state of the entity at `slot`, encoding it on first use.
+    fn state<S: Serialize>(&mut self, slot: usize, state: &S) -> Result<Span, EncodeError> {
+        self.slot(slot)?;
+        if self.states[slot] == Span::UNKNOWN {
+            let mut w = Writer::from_vec(core::mem::take(&mut self.state_bytes));
+            let start = w.len();
+            let encoded = w.value("entity state", state);
+            let len = w.len() - start;
+            self.state_bytes = w.into_vec();
+            encoded?;
+            self.states[slot] = Span {
+                start: start as u32,
+                len: len as u32,
+            };
+        }
+        Ok(self.states[slot])
+    }
+}
+
+/// [`write_delta`] for one client of a tick, sharing per-entity work with the
+/// other clients through `memo` (see [`DeltaMemo`]). `cur` yields each
+/// entity with its position in the tick's snapshot; `base` comes from the
+/// snapshot of `baseline_tick`. The bytes written are exactly those of
+/// [`write_delta`].
+///
+/// # Errors
+/// As [`write_delta`], and when a slot is outside the memo.
+pub fn write_delta_memo<'a, S: Serialize + PartialEq + 'a>(
+    w: &mut Writer,
+    base: impl IntoIterator<Item = (NetId, &'a S)>,
+    cur: impl IntoIterator<Item = (NetId, &'a S, usize)>,
+    baseline_tick: u32,
+    memo: &mut DeltaMemo,
+    scratch: &mut DeltaScratch,
+    max_fields: usize,
+) -> Result<DeltaStats, EncodeError> {
+    let baseline = memo.baseline(baseline_tick);
+    let cur = cur.into_iter().map(|(id, s, slot)| (id, (s, Some(slot))));
+    write_delta_core(w, base, cur, scratch, max_fields, Some((memo, baseline)))
+}
+
+/// [`crate::snapshot::write_full`] for one client of a tick, with each
+/// entity's state encoded once per tick through `memo`. `entities` yields
+/// each entity with its position in the tick's snapshot.
+///
+/// # Errors
+/// As `write_full`, and when a slot is outside the memo.
+pub fn write_full_memo<'a, S: Serialize + 'a>(
+    w: &mut Writer,
+    entities: impl ExactSizeIterator<Item = (NetId, &'a S, usize)>,
+    memo: &mut DeltaMemo,
+) -> Result<(), EncodeError> {
+    w.len_prefix(entities.len());
+    let mut ids = IdEncoder::default();
+    for (id, state, slot) in entities {
+        ids.write(w, id)?;
+        let span = memo.state(slot, state)?;
+        w.raw(span.get(&memo.state_bytes));
+    }
+    Ok(())
+}
+
+type MemoRef<'m> = Option<(&'m mut DeltaMemo, usize)>;
+
+fn write_delta_core<'a, S: Serialize + PartialEq + 'a>(
+    w: &mut Writer,
+    base: impl IntoIterator<Item = (NetId, &'a S)>,
+    cur: impl IntoIterator<Item = (NetId, (&'a S, Option<usize>))>,
+    scratch: &mut DeltaScratch,
+    max_fields: usize,
+    mut memo: MemoRef<'_>,
+) -> Result<DeltaStats, EncodeError> {
     scratch.removed.clear();
     scratch.patched.clear();
     scratch.full.clear();
@@ -164,33 +346,96 @@ pub fn write_delta<'a, S: Serialize + PartialEq + 'a>(
                 stats.removed += 1;
             }
             core::cmp::Ordering::Greater => {
-                let (id, state) = next_sorted(&mut cur, &mut last_cur)?;
-                scratch.state.clear();
-                scratch.state.value("entity state", state)?;
+                let (id, (state, slot)) = next_sorted(&mut cur, &mut last_cur)?;
+                let state = match (&mut memo, slot) {
+                    (Some((m, _)), Some(slot)) => Some(m.state(slot, state)?),
+                    _ => {
+                        scratch.state.clear();
+                        scratch.state.value("entity state", state)?;
+                        None
+                    }
+                };
+                let bytes = match (state, &memo) {
+                    (Some(span), Some((m, _))) => span.get(&m.state_bytes),
+                    _ => scratch.state.as_slice(),
+                };
                 full_ids.write(&mut scratch.full, id)?;
-                scratch.full.raw(scratch.state.as_slice());
+                scratch.full.raw(bytes);
                 all_full_ids.write(&mut scratch.all_full, id)?;
-                scratch.all_full.raw(scratch.state.as_slice());
+                scratch.all_full.raw(bytes);
                 stats.full += 1;
             }
             core::cmp::Ordering::Equal => {
                 let (id, b) = next_sorted(&mut base, &mut last_base)?;
-                let (_, c) = next_sorted(&mut cur, &mut last_cur)?;
-                if b == c {
-                    stats.unchanged += 1;
-                } else if write_patch(scratch, b, c, max_fields)? {
-                    patched_ids.write(&mut scratch.patched, id)?;
-                    scratch.patched.raw(scratch.patch.as_slice());
-                    stats.patched += 1;
+                let (_, (c, slot)) = next_sorted(&mut cur, &mut last_cur)?;
+                let known = match (&mut memo, slot) {
+                    (Some((m, bi)), Some(slot)) => {
+                        m.slot(slot)?;
+                        m.baselines[*bi].outcomes[slot]
+                    }
+                    _ => Outcome::Unknown,
+                };
+                // `from_memo`: the state (and patch) bytes are in the memo;
+                // otherwise they are in `scratch.state` (and `scratch.patch`).
+                let (outcome, from_memo) = if known == Outcome::Unknown {
+                    let outcome = if b == c {
+                        Outcome::Unchanged
+                    } else if write_patch(scratch, b, c, max_fields)? {
+                        Outcome::Patch(Span::UNKNOWN)
+                    } else {
+                        Outcome::Full
+                    };
+                    match (&mut memo, slot) {
+                        (Some((m, bi)), Some(slot)) => {
+                            let outcome = match outcome {
+                                Outcome::Patch(_) => Outcome::Patch(Span::push(
+                                    &mut m.baselines[*bi].bytes,
+                                    scratch.patch.as_slice(),
+                                )),
+                                o => o,
+                            };
+                            if outcome != Outcome::Unchanged && m.states[slot] == Span::UNKNOWN {
+                                m.states[slot] =
+                                    Span::push(&mut m.state_bytes, scratch.state.as_slice());
+                            }
+                            m.baselines[*bi].outcomes[slot] = outcome;
+                            (outcome, true)
+                        }
+                        _ => (outcome, false),
+                    }
                 } else {
-                    full_ids.write(&mut scratch.full, id)?;
-                    scratch.full.raw(scratch.state.as_slice());
-                    stats.full += 1;
+                    (known, true)
+                };
+                let (state, patch): (&[u8], &[u8]) = match (&memo, slot, from_memo) {
+                    (Some((m, bi)), Some(slot), true) => {
+                        let state = match outcome {
+                            Outcome::Unchanged | Outcome::Unknown => &[][..],
+                            _ => m.states[slot].get(&m.state_bytes),
+                        };
+                        let patch = match outcome {
+                            Outcome::Patch(span) => span.get(&m.baselines[*bi].bytes),
+                            _ => &[][..],
+                        };
+                        (state, patch)
+                    }
+                    _ => (scratch.state.as_slice(), scratch.patch.as_slice()),
+                };
+                match outcome {
+                    Outcome::Unchanged | Outcome::Unknown => stats.unchanged += 1,
+                    Outcome::Patch(_) => {
+                        patched_ids.write(&mut scratch.patched, id)?;
+                        scratch.patched.raw(patch);
+                        stats.patched += 1;
+                    }
+                    Outcome::Full => {
+                        full_ids.write(&mut scratch.full, id)?;
+                        scratch.full.raw(state);
+                        stats.full += 1;
+                    }
                 }
-                if b != c {
-                    // `write_patch` left the full state in `scratch.state`.
+                if matches!(outcome, Outcome::Patch(_) | Outcome::Full) {
                     all_full_ids.write(&mut scratch.all_full, id)?;
-                    scratch.all_full.raw(scratch.state.as_slice());
+                    scratch.all_full.raw(state);
                 }
             }
         }

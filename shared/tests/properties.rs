@@ -18,7 +18,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use serde::{Deserialize, Serialize};
 use tickwire_shared::codec::{Reader, Writer};
-use tickwire_shared::delta::{self, DeltaScratch, DeltaStats};
+use tickwire_shared::delta::{self, DeltaMemo, DeltaScratch, DeltaStats};
 use tickwire_shared::handshake::{ClientHandshake, HandshakeError, ServerHandshake};
 use tickwire_shared::message::{Close, Reject};
 use tickwire_shared::quantize::{Angle16, QVec2};
@@ -601,6 +601,62 @@ proptest! {
             c.iter().filter(|(id, e)| b.get(*id) == Some(e)).count()
         );
         prop_assert_eq!(delta::apply(&b, &bytes, &Limits::default()).unwrap(), c);
+    }
+
+    /// The server shares per-entity work between clients through a
+    /// `DeltaMemo`: whatever the views, the baselines and the order of the
+    /// clients, the bytes are exactly those of the plain encoders.
+    #[test]
+    fn memoized_deltas_and_full_snapshots_equal_the_plain_ones(
+        (base, cur) in derived_pair(true, 300),
+        other in world(300),
+        clients in vec((vec(any::<bool>(), 340), vec(any::<bool>(), 340), any::<bool>()), 1..6),
+    ) {
+        let (b1, c, b2) = (snapshot(&base), snapshot(&cur), snapshot(&other));
+        let max = Limits::default().max_fields_per_entity;
+        let mut memo = DeltaMemo::default();
+        memo.reset(c.len());
+        let mut scratch = DeltaScratch::default();
+        for (cur_mask, base_mask, second) in clients {
+            let (tick, b) = if second { (2, &b2) } else { (1, &b1) };
+            let base_view: Vec<(NetId, &Ent)> = b
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| base_mask.get(*i).copied().unwrap_or(true))
+                .map(|(_, e)| e)
+                .collect();
+            let cur_view: Vec<(NetId, &Ent, usize)> = c
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| cur_mask.get(*i).copied().unwrap_or(true))
+                .map(|(i, (id, e))| (id, e, i))
+                .collect();
+            let (mut plain, mut memoized) = (Writer::new(), Writer::new());
+            let plain_stats = delta::write_delta(
+                &mut plain,
+                base_view.iter().copied(),
+                cur_view.iter().map(|(id, e, _)| (*id, *e)),
+                &mut DeltaScratch::default(),
+                max,
+            )
+            .unwrap();
+            let memo_stats = delta::write_delta_memo(
+                &mut memoized,
+                base_view.iter().copied(),
+                cur_view.iter().copied(),
+                tick,
+                &mut memo,
+                &mut scratch,
+                max,
+            )
+            .unwrap();
+            prop_assert_eq!(plain.as_slice(), memoized.as_slice());
+            prop_assert_eq!(plain_stats, memo_stats);
+            let (mut plain, mut memoized) = (Writer::new(), Writer::new());
+            write_full(&mut plain, cur_view.iter().map(|(id, e, _)| (*id, *e))).unwrap();
+            delta::write_full_memo(&mut memoized, cur_view.iter().copied(), &mut memo).unwrap();
+            prop_assert_eq!(plain.as_slice(), memoized.as_slice());
+        }
     }
 
     #[test]
