@@ -46,6 +46,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+use std::sync::Arc;
+
 use glam::Vec2;
 use serde::{Deserialize, Serialize};
 use tickwire_shared::GameProtocol;
@@ -158,12 +160,21 @@ pub struct EntityState {
     /// Client id of the player (players: itself; projectiles: the shooter);
     /// bots use ids `>= BOT_ID_BASE`.
     pub owner: u32,
-    /// The player's name; empty for projectiles.
-    pub name: String,
+    /// The player's name; empty for projectiles. Shared (`Arc<str>`, a
+    /// string on the wire): snapshots clone every state every tick, and a
+    /// reference count is cheaper than a string copy.
+    pub name: Arc<str>,
     /// Scoreboard: kills (players; 0 for projectiles).
     pub kills: u16,
     /// Scoreboard: deaths (players; 0 for projectiles).
     pub deaths: u16,
+}
+
+/// The empty name of projectiles and NPCs, shared (no allocation per state).
+#[must_use]
+pub fn no_name() -> Arc<str> {
+    static EMPTY: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
+    Arc::clone(&EMPTY)
 }
 
 /// A reliable game event.

@@ -142,7 +142,7 @@ impl Observer {
 fn player<'a>(snap: &'a Snapshot<EntityState>, name: &str) -> Option<&'a EntityState> {
     snap.iter()
         .map(|(_, s)| s)
-        .find(|s| s.kind == EntityKind::Player && s.name == name)
+        .find(|s| s.kind == EntityKind::Player && &*s.name == name)
 }
 
 async fn stats(browser: &mut Browser, page: &tickwire_tests::cdp::Page) -> Result<Value> {

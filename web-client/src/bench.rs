@@ -164,9 +164,9 @@ pub fn arena_snapshot_decode(
                 health: MAX_HEALTH,
                 owner: i,
                 name: if i % 4 == 3 {
-                    String::new()
+                    arena::no_name()
                 } else {
-                    format!("player-{i}")
+                    format!("player-{i}").into()
                 },
                 kills: (i % 13) as u16,
                 deaths: (i % 7) as u16,

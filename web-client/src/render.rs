@@ -95,7 +95,7 @@ pub struct PlayerSprite {
     /// Aim, radians.
     pub angle: f32,
     /// Display name.
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     /// Health in `[0, 1]`.
     pub health: f32,
     /// False while waiting to respawn.

@@ -145,7 +145,7 @@ pub fn banner_text(status: &Status, now_ms: f64) -> Option<(String, Tone)> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScoreRow {
     /// The player's name.
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     /// Kills.
     pub kills: u16,
     /// Deaths.
@@ -312,7 +312,7 @@ impl Hud {
                     li.set_class_name("me");
                 }
                 for (class, text) in [
-                    ("name", row.name.clone()),
+                    ("name", row.name.to_string()),
                     ("k", row.kills.to_string()),
                     ("d", row.deaths.to_string()),
                 ] {
@@ -372,7 +372,7 @@ mod tests {
             row("ab", 3, 2),
         ];
         rank(&mut rows);
-        let names: Vec<_> = rows.iter().map(|r| r.name.as_str()).collect();
+        let names: Vec<_> = rows.iter().map(|r| &*r.name).collect();
         assert_eq!(names, ["bo", "ab", "al", "cy"]);
     }
 

@@ -101,11 +101,11 @@ fn hit(
     v.respawn_at = Some(tick.wrapping_add(RESPAWN_TICKS));
     v.input = PlayerInput::default();
     v.fire_latched = false;
-    let victim_name = v.name.clone();
+    let victim_name = v.name.to_string();
     let killer_name = match players.get_mut(&shooter) {
         Some(k) => {
             k.kills = k.kills.saturating_add(1);
-            k.name.clone()
+            k.name.to_string()
         }
         None => String::new(),
     };

@@ -41,7 +41,7 @@ impl Npc {
             angle: Angle16::from_radians(self.heading),
             health: MAX_HEALTH,
             owner: 0,
-            name: String::new(),
+            name: crate::no_name(),
             kills: 0,
             deaths: 0,
         }

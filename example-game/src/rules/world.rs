@@ -2,6 +2,7 @@
 //! by a sequential id, one [`ArenaSim::step`] per tick.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use glam::Vec2;
 use tickwire_shared::quantize::{Angle16, QVec2};
@@ -40,7 +41,7 @@ pub struct Player {
     /// `0..=MAX_HEALTH`; 0 while dead.
     pub health: u8,
     /// Display name (sanitized).
-    pub name: String,
+    pub name: Arc<str>,
     /// Players killed.
     pub kills: u16,
     /// Times killed.
@@ -65,7 +66,7 @@ pub struct Player {
 pub const MAX_MOVE_BUDGET: u8 = 3;
 
 impl Player {
-    fn new(name: String, pos: Vec2) -> Self {
+    fn new(name: Arc<str>, pos: Vec2) -> Self {
         Self {
             pos,
             aim: Angle16::default(),
@@ -130,7 +131,7 @@ impl Projectile {
             angle: self.heading,
             health: 0,
             owner: self.owner,
-            name: String::new(),
+            name: crate::no_name(),
             kills: 0,
             deaths: 0,
         }
@@ -286,11 +287,11 @@ impl ArenaSim {
             name = default_name(client);
         }
         if let Some(p) = self.players.get_mut(&client) {
-            p.name = name;
+            p.name = name.into();
             return p.pos;
         }
         let pos = self.pick_spawn(client, hash_words(&[seed, u64::from(client)]));
-        self.players.insert(client, Player::new(name, pos));
+        self.players.insert(client, Player::new(name.into(), pos));
         pos
     }
 
@@ -474,12 +475,12 @@ mod tests {
                 assert!(a.distance(*b) >= SPAWN_CLEARANCE, "{a} {b}");
             }
         }
-        assert_eq!(sim.player(3).unwrap().name, "player-3");
+        assert_eq!(&*sim.player(3).unwrap().name, "player-3");
         assert_eq!(sim.player(3).unwrap().health, MAX_HEALTH);
         // Joining again keeps the player, renames it.
         sim.place(3, Vec2::new(500.0, 600.0));
         assert_eq!(sim.add_player(3, " neo ", 5), Vec2::new(500.0, 600.0));
-        assert_eq!(sim.player(3).unwrap().name, "neo");
+        assert_eq!(&*sim.player(3).unwrap().name, "neo");
         assert!(sim.remove_player(3));
         assert!(!sim.remove_player(3));
         assert!(!sim.apply_input(3, &PlayerInput::default()));
@@ -522,7 +523,7 @@ mod tests {
         assert!(shot.name.is_empty());
         let (_, bot) = &all[1];
         assert_eq!((bot.kind, bot.owner), (EntityKind::Player, BOT_ID_BASE));
-        assert_eq!(bot.name, "bot-0");
+        assert_eq!(&*bot.name, "bot-0");
     }
 
     #[test]
