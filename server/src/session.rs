@@ -276,15 +276,23 @@ impl Link {
         self.epoch.elapsed()
     }
 
-    fn outbound(&mut self, reliable: Vec<Bytes>, snapshot: Option<Bytes>) {
+    /// `max_datagram`: the transport's datagram size now; a snapshot that
+    /// does not fit travels on the stream, so it is conditioned as such.
+    fn outbound(
+        &mut self,
+        reliable: Vec<Bytes>,
+        snapshot: Option<Bytes>,
+        max_datagram: Option<usize>,
+    ) {
         let now = self.now();
         for b in reliable {
             self.out_stream.condition(Pkt(b), now);
         }
         if let Some(b) = snapshot {
+            let fits = max_datagram.is_some_and(|max| b.len() <= max);
             match &mut self.out_datagrams {
-                Some(d) => d.condition(Pkt(b), now),
-                None => self.out_stream.condition(Pkt(b), now),
+                Some(d) if fits => d.condition(Pkt(b), now),
+                _ => self.out_stream.condition(Pkt(b), now),
             }
         }
     }
@@ -480,7 +488,9 @@ async fn drive_inner<G: Game, C: Connection>(
                 }
                 match &mut link {
                     None => send(conn, batch.reliable, batch.snapshot, config.write_timeout).await?,
-                    Some(link) => link.outbound(batch.reliable, batch.snapshot),
+                    Some(link) => {
+                        link.outbound(batch.reliable, batch.snapshot, conn.max_datagram_size());
+                    }
                 }
                 if let Some((code, reason)) = batch.close {
                     return Err(End::new(code, reason));
@@ -490,7 +500,9 @@ async fn drive_inner<G: Game, C: Connection>(
                 if let Some((_, bytes)) = copy.take() {
                     match &mut link {
                         None => send(conn, Vec::new(), Some(bytes), config.write_timeout).await?,
-                        Some(link) => link.outbound(Vec::new(), Some(bytes)),
+                        Some(link) => {
+                            link.outbound(Vec::new(), Some(bytes), conn.max_datagram_size());
+                        }
                     }
                 }
             }
