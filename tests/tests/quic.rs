@@ -392,3 +392,42 @@ async fn quic_reconnect_resumes_the_same_player() -> Result<()> {
     server.server.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_without_a_stream_times_out_and_caps_are_shared_with_wss() -> Result<()> {
+    let mut config = quic_config();
+    config.max_connections_per_ip = 2;
+    let server = TestServer::start(config).await?;
+
+    // A connection that never opens its stream is closed at the handshake
+    // deadline (2 s in the test config), with the code.
+    let (_e1, idle) = raw_quic(&server, &[QUIC_ALPN]).await?;
+    // One WSS connection takes the second slot of this IP.
+    let _wss = TestClient::connect(&server.ws_url(), trust(&server)).await?;
+    // A third connection, over QUIC, is over the per-IP cap: refused.
+    let third = raw_quic(&server, &[QUIC_ALPN]).await;
+    ensure!(
+        third.is_err(),
+        "a third connection from one IP was accepted"
+    );
+
+    let (code, reason) = closed_with(&idle).await?;
+    ensure!(
+        code == u64::from(CloseCode::HandshakeTimeout.to_u16()),
+        "no stream: {code} {reason}"
+    );
+    // Its slot is free again.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match TestClient::connect(&quic_url(&server), trust(&server)).await {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, "slot not free yet");
+                tokio::task::yield_now().await;
+            }
+            Err(e) => bail!("the slot was not released: {e}"),
+        }
+    }
+    server.server.shutdown().await;
+    Ok(())
+}
