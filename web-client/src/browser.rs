@@ -20,6 +20,8 @@ use crate::ui::{self, Hud};
 
 /// How often the HUD's slower parts (figures, scores, feed) refresh.
 const HUD_REFRESH_MS: f64 = 250.0;
+/// Room above a player's circle for its name and health bar, in CSS pixels.
+const LABEL_CLEARANCE_PX: f32 = 24.0;
 /// The background timer's period: keeps pings, inputs and reconnects going
 /// while animation frames are throttled (a hidden tab).
 const BACKGROUND_MS: i32 = 250;
@@ -251,6 +253,13 @@ impl Driver {
         let view = self.renderer.fit_to(&self.window);
         let scene = self.client.frame(now, view);
         let _ = self.renderer.draw(scene);
+        // The player's circle with its name and health bar above it.
+        let me = scene.players.iter().find(|p| p.is_me).map(|p| {
+            let c = scene.camera.to_screen(p.pos);
+            let r = scene.player_radius * scene.camera.scale + LABEL_CLEARANCE_PX;
+            ((f64::from(c.x), f64::from(c.y)), f64::from(r))
+        });
+        self.hud.keep_clear(me);
         self.hud.set_banner(self.client.banner(now));
         if now - self.last_hud >= HUD_REFRESH_MS {
             self.last_hud = now;

@@ -235,6 +235,19 @@ pub fn net_overlay(f: &NetFigures) -> String {
     s
 }
 
+/// Whether a circle overlaps a rectangle given as `[left, top, right,
+/// bottom]` (all in the same units).
+#[must_use]
+pub fn circle_overlaps(rect: [f64; 4], center: (f64, f64), radius: f64) -> bool {
+    let [left, top, right, bottom] = rect;
+    if right < left || bottom < top {
+        return false;
+    }
+    let dx = center.0 - center.0.clamp(left, right);
+    let dy = center.1 - center.1.clamp(top, bottom);
+    dx * dx + dy * dy <= radius * radius
+}
+
 /// The overlay elements of the page, found by id (`banner`, `net`, `scores`,
 /// `feed`); missing ones are skipped.
 #[derive(Debug)]
@@ -244,6 +257,9 @@ pub struct Hud {
     net: Option<Element>,
     scores: Option<Element>,
     feed: Option<Element>,
+    /// The corner panels that fade while the player is under them, and
+    /// whether each is faded now.
+    panels: Vec<(Element, bool)>,
     shown_banner: Option<(String, Tone)>,
     shown_net: String,
     shown_scores: Vec<ScoreRow>,
@@ -260,6 +276,11 @@ impl Hud {
             net: get("net"),
             scores: get("scores"),
             feed: get("feed"),
+            panels: ["net", "score-panel"]
+                .into_iter()
+                .filter_map(get)
+                .map(|el| (el, false))
+                .collect(),
             document,
             shown_banner: Some((String::new(), Tone::Info)),
             shown_net: String::new(),
@@ -283,6 +304,21 @@ impl Hud {
             }
         }
         self.shown_banner = banner;
+    }
+
+    /// Fades the corner panels that would hide the player's own circle at
+    /// `spot` (centre and radius in CSS pixels), so that a player standing
+    /// in a corner stays visible; `None` un-fades them all.
+    pub fn keep_clear(&mut self, spot: Option<((f64, f64), f64)>) {
+        for (el, faded) in &mut self.panels {
+            let under = spot.is_some_and(|(center, radius)| {
+                let b = el.get_bounding_client_rect();
+                circle_overlaps([b.left(), b.top(), b.right(), b.bottom()], center, radius)
+            });
+            if under != *faded && el.class_list().toggle_with_force("under", under).is_ok() {
+                *faded = under;
+            }
+        }
     }
 
     /// Replaces the network overlay text.
@@ -353,6 +389,21 @@ impl Hud {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_circle_overlaps_a_panel_only_when_it_touches_it() {
+        let panel = [1000.0, 16.0, 1232.0, 140.0];
+        // Inside, beside the edge within the radius, and at a corner.
+        assert!(circle_overlaps(panel, (1100.0, 60.0), 10.0));
+        assert!(circle_overlaps(panel, (990.0, 60.0), 12.0));
+        assert!(circle_overlaps(panel, (995.0, 10.0), 8.0));
+        // Clear of it: left of it, below it, and diagonally off the corner.
+        assert!(!circle_overlaps(panel, (900.0, 60.0), 50.0));
+        assert!(!circle_overlaps(panel, (1100.0, 200.0), 50.0));
+        assert!(!circle_overlaps(panel, (990.0, 6.0), 10.0));
+        // A collapsed (hidden) panel hides nothing.
+        assert!(!circle_overlaps([0.0, 0.0, -1.0, -1.0], (0.0, 0.0), 5.0));
+    }
 
     fn row(name: &str, kills: u16, deaths: u16) -> ScoreRow {
         ScoreRow {
