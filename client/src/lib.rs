@@ -382,7 +382,11 @@ impl<P: GameProtocol> Client<P> {
                             self.flush().await?;
                             return Ok(ev);
                         }
-                        Ok(None) => {}
+                        Ok(None) => {
+                            if let Some(ev) = self.answer_close_message().await {
+                                return Ok(ev);
+                            }
+                        }
                         Err(e) => return Err(self.fail_flush(e).await),
                     }
                 }
@@ -433,6 +437,11 @@ impl<P: GameProtocol> Client<P> {
                         ServerMessage::<P::Event>::decode(&bytes, &self.options.limits)
                     {
                         self.close_message = Some((c.code, c.reason));
+                        if let Some(ClientEvent::Closed { code, reason }) =
+                            self.answer_close_message().await
+                        {
+                            return Ok((code, reason));
+                        }
                     }
                 }
                 Ok(Received::Nothing) => {}
@@ -469,6 +478,18 @@ impl<P: GameProtocol> Client<P> {
             self.outbound = Some(LinkConditioner::new(c.clone(), seed ^ salt ^ 1));
         }
         Ok(&self.welcome)
+    }
+
+    /// After the server's protocol `Close`, on a transport where the client
+    /// closes first (QUIC): closes with the same code and ends the session.
+    async fn answer_close_message(&mut self) -> Option<ClientEvent<P>> {
+        let (code, _) = self.close_message.as_ref()?;
+        if !self.transport.closes_on_close_message() {
+            return None;
+        }
+        let code = code.to_u16();
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.transport.close(code, "")).await;
+        Some(self.end(code, String::new()))
     }
 
     /// Records the end of the session.
@@ -637,6 +658,13 @@ async fn handshake<P: GameProtocol>(
                 Received::Message { bytes, .. } => {
                     let msg = ServerMessage::<P::Event>::decode(&bytes, &options.limits)?;
                     if let ServerMessage::Close(c) = &msg {
+                        if transport.closes_on_close_message() {
+                            transport.close(c.code.to_u16(), "").await;
+                            return Err(ClientError::Closed {
+                                code: c.code,
+                                reason: c.reason.clone(),
+                            });
+                        }
                         // Wait for the transport's close that follows.
                         close_message = Some((c.code, c.reason.clone()));
                         continue;

@@ -146,6 +146,14 @@ impl Transport {
         }
     }
 
+    /// Whether the client closes the connection itself once it has read the
+    /// server's protocol `Close` (QUIC: the server waits for that before its
+    /// `CONNECTION_CLOSE`, so that no unread stream data is lost). On WSS the
+    /// server's close frame follows and is answered instead.
+    pub(crate) fn closes_on_close_message(&self) -> bool {
+        matches!(self, Self::Quic(_))
+    }
+
     /// Answers the server's close (WebSocket) once the session has ended.
     pub(crate) async fn finish_close(&mut self) {
         if let Self::Ws(ws) = self {

@@ -38,8 +38,8 @@ use crate::tls::{TlsError, TlsIdentity};
 use crate::transport::caps::ConnectionLimits;
 use crate::transport::{Connection, End, Incoming};
 
-/// How long a closing session waits for the client to acknowledge its last
-/// stream bytes (the protocol `Close`) before sending `CONNECTION_CLOSE`.
+/// How long a closing session waits for the client to read its last stream
+/// bytes (the protocol `Close`) and close, before sending `CONNECTION_CLOSE`.
 const CLOSE_LINGER: Duration = Duration::from_millis(500);
 
 /// The quinn server configuration for `config`, with `identity`'s certificate.
@@ -350,10 +350,12 @@ impl Connection for QuicConnection {
                     let _ = self.write(chunks).await;
                 }
             }
-            if self.send.finish().is_ok() {
-                // Resolves once the client has every byte of the stream.
-                let _ = self.send.stopped().await;
-            }
+            let _ = self.send.finish();
+            // A client closes the connection once it has read the protocol
+            // `Close` (or a `Reject`). Closing first would make it drop
+            // stream data it has received but not read yet, so wait for that
+            // (or the linger time).
+            let _ = self.conn.closed().await;
         };
         let _ = tokio::time::timeout(CLOSE_LINGER, linger).await;
         self.conn
