@@ -571,7 +571,7 @@ fn write_field_change(w: &mut Writer, old: &Field, new: &Field) {
     }
 }
 
-fn read_field_change(
+pub(crate) fn read_field_change(
     r: &mut Reader<'_>,
     field: &mut Field,
     limits: &Limits,
@@ -678,38 +678,12 @@ pub fn read_delta<S: Serialize + DeserializeOwned + Clone>(
     let n_patched = r.count("patched entities", max, 2)?;
     let mut upserts: Vec<(NetId, S)> = Vec::with_capacity(n_patched);
     let mut ids = IdDecoder::default();
-    let mut fields = Vec::new();
-    let mut bytes = Writer::new();
+    let mut scratch = crate::patch::PatchScratch::default();
     let mut cursor = 0;
     for _ in 0..n_patched {
         let id = ids.read(r)?;
         let at = seek(&mut cursor, id).ok_or_else(|| missing(id, "patched entity"))?;
-        let old = &base_s[at].1;
-        fields.clear();
-        flatten(old, &mut fields, limits.max_fields_per_entity).map_err(|e| {
-            DecodeError::Invalid {
-                what: "baseline entity",
-                detail: e.to_string(),
-            }
-        })?;
-        let mask = r.raw(fields.len().div_ceil(8), "field mask")?;
-        let spare_bits = mask.len() * 8 - fields.len();
-        if spare_bits > 0 && mask[mask.len() - 1] >> (8 - spare_bits) != 0 {
-            return Err(DecodeError::Invalid {
-                what: "field mask",
-                detail: format!("bits set beyond the entity's {} fields", fields.len()),
-            });
-        }
-        for (i, field) in fields.iter_mut().enumerate() {
-            if mask[i / 8] & (1 << (i % 8)) != 0 {
-                read_field_change(r, field, limits)?;
-            }
-        }
-        bytes.clear();
-        write_fields(&fields, &mut bytes);
-        let mut state_reader = Reader::new(bytes.as_slice());
-        let state = state_reader.value::<S>("patched entity state")?;
-        state_reader.finish()?;
+        let state = crate::patch::patched_with_serde(&base_s[at].1, r, limits, &mut scratch)?;
         upserts.push((id, state));
     }
 

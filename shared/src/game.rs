@@ -5,6 +5,10 @@ use core::fmt::Debug;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::codec::Reader;
+use crate::limits::Limits;
+use crate::patch::PatchError;
+
 /// The tickwire protocol version spoken by this crate (sent in the hello).
 pub const PROTOCOL_VERSION: u16 = 1;
 
@@ -60,6 +64,35 @@ pub trait GameProtocol: Send + Sync + 'static {
         + 'static;
     /// A reliable game event (chat line, kill feed, score change…).
     type Event: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static;
+
+    /// The in-place patch path for [`Self::EntityState`] (see
+    /// [`crate::patch`]), used by the client's world to apply a delta
+    /// without decoding whole states. The default has none, so every patch
+    /// takes the serde path. A game whose state implements
+    /// [`crate::patch::Patch`] (derive it with `tickwire_derive::Patch`)
+    /// overrides it:
+    ///
+    /// ```ignore
+    /// fn patch_in_place(s: &mut Self::EntityState, r: &mut Reader<'_>, l: &Limits)
+    ///     -> Result<(), PatchError> {
+    ///     tickwire_shared::patch::patch_in_place(s, r, l)
+    /// }
+    /// ```
+    ///
+    /// On [`PatchError::Layout`] the caller retries the same bytes on an
+    /// unmodified copy with the serde path.
+    ///
+    /// # Errors
+    /// [`PatchError::Decode`] for malformed bytes, [`PatchError::Layout`] to
+    /// ask for the serde path.
+    fn patch_in_place(
+        state: &mut Self::EntityState,
+        r: &mut Reader<'_>,
+        limits: &Limits,
+    ) -> Result<(), PatchError> {
+        let _ = (state, r, limits);
+        Err(PatchError::Layout)
+    }
 }
 
 /// The 64-bit FNV-1a hash of the UTF-8 string

@@ -33,6 +33,7 @@ pub mod game;
 pub mod handshake;
 pub mod limits;
 pub mod message;
+pub mod patch;
 pub mod quantize;
 pub mod snapshot;
 

@@ -1,0 +1,665 @@
+//! Applying one entity's field patch (PROTOCOL.md §8.5) to its state **in
+//! place**.
+//!
+//! A patch is a field mask over the flattened fields of the baseline state
+//! (see [`crate::delta`]) followed by the marked fields' payloads. The
+//! reference decoder ([`crate::delta::read_delta`]) flattens the baseline
+//! through serde, applies the payloads, writes the fields back to bytes and
+//! decodes a new state with bincode: correct for any serde type, but it costs
+//! a serializer walk, a full decode and the state's allocations per patched
+//! entity.
+//!
+//! [`Patch`] is the fast path: a state that knows its own field layout reads
+//! the mask with [`Patcher::begin`] and then hands each of its fields, in
+//! flattening order, to the matching [`Patcher`] method, which updates the
+//! field only when its bit is set. Nothing is allocated unless a string
+//! field is marked. Games derive it (`#[derive(tickwire_derive::Patch)]`) or
+//! keep the serde fallback, [`patch_with_serde`], which is what
+//! [`crate::GameProtocol::patch_state`] does by default.
+//!
+//! A patch whose payload would change the field layout (an option that
+//! becomes `Some`, a sequence that changes length, an enum that changes
+//! variant) cannot be applied field by field: the fast path reports
+//! [`PatchError::Layout`] and the caller retries the same bytes with the serde
+//! fallback, which handles every layout the reference decoder handles.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::fields::{Field, flatten, write_fields};
+use crate::limits::Limits;
+
+/// Why a patch could not be applied in place.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatchError {
+    /// The bytes are malformed: the peer misbehaved.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The patch changes the state's layout (or the state's type has no
+    /// in-place path for it): apply it with [`patch_with_serde`] instead.
+    #[error("the patch changes the layout of the state; use the serde path")]
+    Layout,
+}
+
+/// A state that can apply a field patch to itself, field by field.
+///
+/// Implement it with `#[derive(tickwire_derive::Patch)]`; a manual impl must
+/// visit exactly the fields serde would serialize, in the same order, with
+/// the same kinds (bincode's view: an `Option` is a tag then its value, a
+/// sequence is a length then its items, a newtype is its inner value).
+pub trait Patch {
+    /// The number of flattened fields of this value (PROTOCOL.md §8.4).
+    fn field_count(&self) -> usize;
+
+    /// Applies the marked fields, in order. Call [`Patcher::begin`] first
+    /// (only at the top level: [`patch_in_place`] does it).
+    ///
+    /// # Errors
+    /// [`PatchError::Decode`] for malformed bytes, [`PatchError::Layout`]
+    /// when the patch changes this value's layout.
+    fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError>;
+}
+
+/// Reads one patch: the mask, then each marked field's payload.
+#[derive(Debug)]
+pub struct Patcher<'a, 'r> {
+    r: &'r mut Reader<'a>,
+    limits: &'r Limits,
+    mask: &'a [u8],
+    fields: usize,
+    next: usize,
+}
+
+const DIFF: &str = "field difference";
+
+fn narrow<T: TryFrom<i64>>(d: i64) -> Result<T, DecodeError> {
+    T::try_from(d).map_err(|_| DecodeError::Invalid {
+        what: DIFF,
+        detail: format!("difference {d} does not fit the field's width"),
+    })
+}
+
+impl<'a, 'r> Patcher<'a, 'r> {
+    /// A patcher reading from `r` (positioned at the field mask).
+    pub fn new(r: &'r mut Reader<'a>, limits: &'r Limits) -> Self {
+        Self {
+            r,
+            limits,
+            mask: &[],
+            fields: 0,
+            next: 0,
+        }
+    }
+
+    /// Reads the mask of a state with `fields` flattened fields.
+    ///
+    /// # Errors
+    /// More fields than [`Limits::max_fields_per_entity`], a truncated mask,
+    /// or bits set beyond the last field.
+    pub fn begin(&mut self, fields: usize) -> Result<(), DecodeError> {
+        if fields > self.limits.max_fields_per_entity {
+            return Err(DecodeError::Invalid {
+                what: "baseline entity",
+                detail: format!(
+                    "value has more fields than the limit of {}",
+                    self.limits.max_fields_per_entity
+                ),
+            });
+        }
+        let mask = self.r.raw(fields.div_ceil(8), "field mask")?;
+        let spare_bits = mask.len() * 8 - fields;
+        if spare_bits > 0 && mask[mask.len() - 1] >> (8 - spare_bits) != 0 {
+            return Err(DecodeError::Invalid {
+                what: "field mask",
+                detail: format!("bits set beyond the entity's {fields} fields"),
+            });
+        }
+        self.mask = mask;
+        self.fields = fields;
+        self.next = 0;
+        Ok(())
+    }
+
+    /// Checks that every field of the mask was visited.
+    ///
+    /// # Errors
+    /// [`PatchError::Layout`] when the visit and the mask disagree (a
+    /// manual [`Patch`] impl that does not match serde's view).
+    pub fn finish(&self) -> Result<(), PatchError> {
+        if self.next == self.fields {
+            Ok(())
+        } else {
+            Err(PatchError::Layout)
+        }
+    }
+
+    /// Moves to the next field; true when its bit is set.
+    fn marked(&mut self) -> Result<bool, PatchError> {
+        let i = self.next;
+        if i >= self.fields {
+            return Err(PatchError::Layout);
+        }
+        self.next += 1;
+        Ok(self.mask[i / 8] & (1 << (i % 8)) != 0)
+    }
+
+    /// A `bool` field: a marked bool is flipped.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn bool(&mut self, v: &mut bool) -> Result<(), PatchError> {
+        if self.marked()? {
+            *v = !*v;
+        }
+        Ok(())
+    }
+
+    /// A `u8` field: the new byte.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn u8(&mut self, v: &mut u8) -> Result<(), PatchError> {
+        if self.marked()? {
+            *v = self.r.u8("u8 field")?;
+        }
+        Ok(())
+    }
+
+    /// An `i8` field: the new byte.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn i8(&mut self, v: &mut i8) -> Result<(), PatchError> {
+        if self.marked()? {
+            *v = self.r.u8("i8 field")? as i8;
+        }
+        Ok(())
+    }
+
+    /// A `u16` field: a wrapping difference.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn u16(&mut self, v: &mut u16) -> Result<(), PatchError> {
+        if self.marked()? {
+            *v = v.wrapping_add(narrow::<i16>(self.r.i64(DIFF)?)? as u16);
+        }
+        Ok(())
+    }
+
+    /// An `i16` field: a wrapping difference.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn i16(&mut self, v: &mut i16) -> Result<(), PatchError> {
+        if self.marked()? {
+            *v = v.wrapping_add(narrow::<i16>(self.r.i64(DIFF)?)?);
+        }
+        Ok(())
+    }
+
+    /// A `u32` field: a wrapping difference.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn u32(&mut self, v: &mut u32) -> Result<(), PatchError> {
+        if self.marked()? {
+            *v = v.wrapping_add(narrow::<i32>(self.r.i64(DIFF)?)? as u32);
+        }
+        Ok(())
+    }
+
+    /// An `i32` field: a wrapping difference.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn i32(&mut self, v: &mut i32) -> Result<(), PatchError> {
+        if self.marked()? {
+            *v = v.wrapping_add(narrow::<i32>(self.r.i64(DIFF)?)?);
+        }
+        Ok(())
+    }
+
+    /// A `u64` field: a wrapping difference.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn u64(&mut self, v: &mut u64) -> Result<(), PatchError> {
+        if self.marked()? {
+            *v = v.wrapping_add(self.r.i64(DIFF)? as u64);
+        }
+        Ok(())
+    }
+
+    /// An `i64` field: a wrapping difference.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn i64(&mut self, v: &mut i64) -> Result<(), PatchError> {
+        if self.marked()? {
+            *v = v.wrapping_add(self.r.i64(DIFF)?);
+        }
+        Ok(())
+    }
+
+    /// A `u128` field: a wrapping difference.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn u128(&mut self, v: &mut u128) -> Result<(), PatchError> {
+        if self.marked()? {
+            *v = v.wrapping_add(self.r.i128(DIFF)? as u128);
+        }
+        Ok(())
+    }
+
+    /// An `i128` field: a wrapping difference.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn i128(&mut self, v: &mut i128) -> Result<(), PatchError> {
+        if self.marked()? {
+            *v = v.wrapping_add(self.r.i128(DIFF)?);
+        }
+        Ok(())
+    }
+
+    /// An `f32` field: the new value, raw little endian.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn f32(&mut self, v: &mut f32) -> Result<(), PatchError> {
+        if self.marked()? {
+            let b = self.r.raw(4, "f32 field")?;
+            *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        Ok(())
+    }
+
+    /// An `f64` field: the new value, raw little endian.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn f64(&mut self, v: &mut f64) -> Result<(), PatchError> {
+        if self.marked()? {
+            let b = self.r.raw(8, "f64 field")?;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            *v = f64::from_le_bytes(a);
+        }
+        Ok(())
+    }
+
+    /// A `char` field: the new scalar value.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn char(&mut self, v: &mut char) -> Result<(), PatchError> {
+        if self.marked()? {
+            let n = self.r.u32("char field")?;
+            *v = char::from_u32(n).ok_or_else(|| DecodeError::Invalid {
+                what: "char field",
+                detail: format!("{n:#x} is not a Unicode scalar value"),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn new_str(&mut self) -> Result<&'a str, PatchError> {
+        let b = self
+            .r
+            .bytes("string field", self.limits.max_server_message_bytes)?;
+        Ok(core::str::from_utf8(b).map_err(|_| DecodeError::Invalid {
+            what: "string field",
+            detail: "not valid UTF-8".to_owned(),
+        })?)
+    }
+
+    /// A string field: the new string (its buffer is reused).
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn string(&mut self, v: &mut String) -> Result<(), PatchError> {
+        if self.marked()? {
+            let s = self.new_str()?;
+            v.clear();
+            v.push_str(s);
+        }
+        Ok(())
+    }
+
+    /// A shared string field (`Arc<str>`): the new string.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn arc_str(&mut self, v: &mut Arc<str>) -> Result<(), PatchError> {
+        if self.marked()? {
+            *v = Arc::from(self.new_str()?);
+        }
+        Ok(())
+    }
+
+    /// A byte-string field: the new bytes.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`].
+    pub fn bytes(&mut self, v: &mut Vec<u8>) -> Result<(), PatchError> {
+        if self.marked()? {
+            let b = self
+                .r
+                .bytes("bytes field", self.limits.max_server_message_bytes)?;
+            v.clear();
+            v.extend_from_slice(b);
+        }
+        Ok(())
+    }
+
+    /// A structural field whose value fixes the layout (option tag, enum
+    /// variant index, sequence length), currently `value`. A marked one that
+    /// keeps its value is a no-op; one that changes it changes the layout.
+    fn structural(
+        &mut self,
+        value: u64,
+        read: impl FnOnce(&mut Reader<'a>) -> Result<u64, DecodeError>,
+    ) -> Result<(), PatchError> {
+        if self.marked()? && read(self.r)? != value {
+            return Err(PatchError::Layout);
+        }
+        Ok(())
+    }
+
+    /// An `Option`'s tag (0 = `None`, 1 = `Some`). Visit the value's fields
+    /// after it when it is `Some`.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`]; a tag that changes is [`PatchError::Layout`].
+    pub fn option_tag(&mut self, is_some: bool) -> Result<(), PatchError> {
+        self.structural(u64::from(is_some), |r| {
+            let t = r.u8("option tag")?;
+            if t > 1 {
+                return Err(DecodeError::Invalid {
+                    what: "option tag",
+                    detail: format!("{t} is neither 0 nor 1"),
+                });
+            }
+            Ok(u64::from(t))
+        })
+    }
+
+    /// An enum's variant index. Visit the variant's fields after it.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`]; an index that changes is [`PatchError::Layout`].
+    pub fn variant(&mut self, index: u32) -> Result<(), PatchError> {
+        self.structural(u64::from(index), |r| {
+            r.u32("variant index").map(u64::from)
+        })
+    }
+
+    /// A sequence or map length. Visit the items after it.
+    ///
+    /// # Errors
+    /// As [`Patch::patch`]; a length that changes is [`PatchError::Layout`].
+    pub fn len(&mut self, len: usize) -> Result<(), PatchError> {
+        self.structural(len as u64, |r| r.u64("length"))
+    }
+}
+
+/// Applies the patch at `r` to `state` through its [`Patch`] impl: the mask,
+/// then the fields. On [`PatchError::Layout`] nothing is promised about
+/// `state` (patch a copy) or about `r`'s position (rewind it).
+///
+/// # Errors
+/// As [`Patch::patch`].
+pub fn patch_in_place<S: Patch>(
+    state: &mut S,
+    r: &mut Reader<'_>,
+    limits: &Limits,
+) -> Result<(), PatchError> {
+    let mut p = Patcher::new(r, limits);
+    p.begin(state.field_count())?;
+    state.patch(&mut p)?;
+    p.finish()
+}
+
+/// The reference path for any serde state (PROTOCOL.md §8.7 step 2): flatten
+/// `state`, read the mask and the marked fields' payloads, write the fields
+/// back to bytes and decode them as the new state.
+///
+/// `fields` and `bytes` are scratch buffers, reused between calls.
+///
+/// # Errors
+/// [`DecodeError`] for a malformed patch or one whose result does not decode.
+pub fn patch_with_serde<S: Serialize + DeserializeOwned>(
+    state: &mut S,
+    r: &mut Reader<'_>,
+    limits: &Limits,
+    scratch: &mut PatchScratch,
+) -> Result<(), DecodeError> {
+    *state = patched_with_serde(&*state, r, limits, scratch)?;
+    Ok(())
+}
+
+/// [`patch_with_serde`] into a new value, leaving `old` as it is.
+pub(crate) fn patched_with_serde<S: Serialize + DeserializeOwned>(
+    old: &S,
+    r: &mut Reader<'_>,
+    limits: &Limits,
+    scratch: &mut PatchScratch,
+) -> Result<S, DecodeError> {
+    let fields = &mut scratch.fields;
+    fields.clear();
+    flatten(old, fields, limits.max_fields_per_entity).map_err(|e| DecodeError::Invalid {
+        what: "baseline entity",
+        detail: e.to_string(),
+    })?;
+    let mut p = Patcher::new(r, limits);
+    p.begin(fields.len())?;
+    for field in fields.iter_mut() {
+        if p.marked().map_err(|_| unreachable_layout())? {
+            crate::delta::read_field_change(p.r, field, limits)?;
+        }
+    }
+    scratch.bytes.clear();
+    write_fields(fields, &mut scratch.bytes);
+    let mut state_reader = Reader::new(scratch.bytes.as_slice());
+    let state = state_reader.value::<S>("patched entity state")?;
+    state_reader.finish()?;
+    Ok(state)
+}
+
+fn unreachable_layout() -> DecodeError {
+    DecodeError::Invalid {
+        what: "field mask",
+        detail: "mask shorter than the fields".to_owned(),
+    }
+}
+
+/// Scratch buffers for [`patch_with_serde`].
+#[derive(Debug, Default)]
+pub struct PatchScratch {
+    fields: Vec<Field>,
+    bytes: Writer,
+}
+
+macro_rules! patch_primitive {
+    ($($t:ty => $m:ident),* $(,)?) => {$(
+        impl Patch for $t {
+            fn field_count(&self) -> usize { 1 }
+            fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> { p.$m(self) }
+        }
+    )*};
+}
+
+patch_primitive! {
+    bool => bool, u8 => u8, i8 => i8, u16 => u16, i16 => i16, u32 => u32, i32 => i32,
+    u64 => u64, i64 => i64, u128 => u128, i128 => i128, f32 => f32, f64 => f64,
+    char => char, String => string, Arc<str> => arc_str,
+}
+
+impl Patch for () {
+    fn field_count(&self) -> usize {
+        0
+    }
+    fn patch(&mut self, _: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
+        Ok(())
+    }
+}
+
+impl<T: Patch> Patch for Option<T> {
+    fn field_count(&self) -> usize {
+        1 + self.as_ref().map_or(0, Patch::field_count)
+    }
+    fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
+        p.option_tag(self.is_some())?;
+        match self {
+            Some(v) => v.patch(p),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<T: Patch> Patch for Vec<T> {
+    fn field_count(&self) -> usize {
+        1 + self.iter().map(Patch::field_count).sum::<usize>()
+    }
+    fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
+        p.len(self.len())?;
+        self.iter_mut().try_for_each(|v| v.patch(p))
+    }
+}
+
+impl<T: Patch, const N: usize> Patch for [T; N] {
+    fn field_count(&self) -> usize {
+        self.iter().map(Patch::field_count).sum()
+    }
+    fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
+        self.iter_mut().try_for_each(|v| v.patch(p))
+    }
+}
+
+macro_rules! patch_tuple {
+    ($($n:tt $t:ident),+) => {
+        impl<$($t: Patch),+> Patch for ($($t,)+) {
+            fn field_count(&self) -> usize { 0 $(+ self.$n.field_count())+ }
+            fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
+                $(self.$n.patch(p)?;)+
+                Ok(())
+            }
+        }
+    };
+}
+
+patch_tuple!(0 A);
+patch_tuple!(0 A, 1 B);
+patch_tuple!(0 A, 1 B, 2 C);
+patch_tuple!(0 A, 1 B, 2 C, 3 D);
+
+macro_rules! patch_glam {
+    ($($t:ty => [$($f:ident),+]),* $(,)?) => {$(
+        impl Patch for $t {
+            fn field_count(&self) -> usize { [$(stringify!($f)),+].len() }
+            fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
+                $(p.f32(&mut self.$f)?;)+
+                Ok(())
+            }
+        }
+    )*};
+}
+
+// glam serializes its vectors as tuple structs of f32 (`serde` feature).
+patch_glam! {
+    glam::Vec2 => [x, y],
+    glam::Vec3 => [x, y, z],
+    glam::Vec4 => [x, y, z, w],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delta;
+    use crate::snapshot::{NetId, Snapshot};
+
+    /// Applies the single patched entity of `delta` (from `base` to `cur`)
+    /// both ways and checks they agree with `cur`.
+    fn check<S>(base: S, cur: S)
+    where
+        S: Patch + Serialize + DeserializeOwned + Clone + PartialEq + core::fmt::Debug,
+    {
+        let b = Snapshot::from_vec(vec![(NetId(1), base.clone())]).unwrap();
+        let c = Snapshot::from_vec(vec![(NetId(1), cur.clone())]).unwrap();
+        let bytes = delta::diff(&b, &c).unwrap();
+        let limits = Limits::default();
+        // removed: 0; patched: 1, id 1; then the patch.
+        assert_eq!(&bytes[..3], [0, 1, 1], "expected one patch: {bytes:?}");
+        let mut r = Reader::new(&bytes[3..]);
+        let mut fast = base.clone();
+        patch_in_place(&mut fast, &mut r, &limits).unwrap();
+        assert_eq!(r.u8("full count").unwrap(), 0);
+        r.finish().unwrap();
+        assert_eq!(fast, cur);
+        let mut r = Reader::new(&bytes[3..]);
+        let mut slow = base;
+        patch_with_serde(&mut slow, &mut r, &limits, &mut PatchScratch::default()).unwrap();
+        assert_eq!(slow, cur);
+    }
+
+    #[test]
+    fn primitives_tuples_options_and_strings_patch_in_place() {
+        check((1u32, -5i32, 7u64, true), (3u32, -9i32, 7u64, false));
+        check(
+            (1.5f32, 2u8, Some(9i16), String::from("ann")),
+            (2.5f32, 2u8, Some(-3i16), String::from("ann")),
+        );
+        check(
+            (String::from("ann"), [u64::MAX; 4]),
+            (String::from("anna"), [u64::MAX; 4]),
+        );
+        check(
+            (String::from("a"), [1u16, 2, 3], glam::Vec2::new(1.0, 2.0), 'x'),
+            (String::from("b"), [1u16, 9, 3], glam::Vec2::new(1.0, 3.0), 'y'),
+        );
+        check((vec![1i64, 2, 3], 0u128), (vec![1i64, 5, 3], 1u128 << 100));
+    }
+
+    #[test]
+    fn a_layout_change_asks_for_the_serde_path() {
+        // Some(()) <-> None: same kinds ([OptTag]), so the encoder patches
+        // the tag; the in-place path cannot build the new value.
+        let b = Snapshot::from_vec(vec![(NetId(1), (Some(()), 1u8))]).unwrap();
+        let c = Snapshot::from_vec(vec![(NetId(1), (None, 1u8))]).unwrap();
+        let bytes = delta::diff(&b, &c).unwrap();
+        let limits = Limits::default();
+        let mut r = Reader::new(&bytes[3..]);
+        let mut fast = (Some(()), 1u8);
+        assert_eq!(
+            patch_in_place(&mut fast, &mut r, &limits),
+            Err(PatchError::Layout)
+        );
+        let mut r = Reader::new(&bytes[3..]);
+        let mut slow = (Some(()), 1u8);
+        patch_with_serde(&mut slow, &mut r, &limits, &mut PatchScratch::default()).unwrap();
+        assert_eq!(slow, (None, 1u8));
+    }
+
+    #[test]
+    fn hostile_masks_are_errors() {
+        let limits = Limits::default();
+        // 3 fields, but bit 7 set.
+        let mut r = Reader::new(&[0x80]);
+        let mut s = (1u8, 2u8, 3u8);
+        assert!(matches!(
+            patch_in_place(&mut s, &mut r, &limits),
+            Err(PatchError::Decode(_))
+        ));
+        // Truncated payload.
+        let mut r = Reader::new(&[0x01]);
+        assert!(matches!(
+            patch_in_place(&mut s, &mut r, &limits),
+            Err(PatchError::Decode(_))
+        ));
+    }
+}
