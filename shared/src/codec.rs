@@ -130,7 +130,7 @@ pub enum EncodeError {
 }
 
 /// Appends bincode-encoded primitives to a byte buffer.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Writer {
     buf: Vec<u8>,
 }

@@ -24,6 +24,7 @@
 //! The byte-level format is specified in `docs/PROTOCOL.md`.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod codec;
 pub mod conditioner;
 pub mod delta;

@@ -394,9 +394,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     /// # Errors
     /// As [`Patch::patch`]; an index that changes is [`PatchError::Layout`].
     pub fn variant(&mut self, index: u32) -> Result<(), PatchError> {
-        self.structural(u64::from(index), |r| {
-            r.u32("variant index").map(u64::from)
-        })
+        self.structural(u64::from(index), |r| r.u32("variant index").map(u64::from))
     }
 
     /// A sequence or map length. Visit the items after it.
@@ -479,7 +477,7 @@ fn unreachable_layout() -> DecodeError {
 }
 
 /// Scratch buffers for [`patch_with_serde`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct PatchScratch {
     fields: Vec<Field>,
     bytes: Writer,
@@ -619,8 +617,18 @@ mod tests {
             (String::from("anna"), [u64::MAX; 4]),
         );
         check(
-            (String::from("a"), [1u16, 2, 3], glam::Vec2::new(1.0, 2.0), 'x'),
-            (String::from("b"), [1u16, 9, 3], glam::Vec2::new(1.0, 3.0), 'y'),
+            (
+                String::from("a"),
+                [1u16, 2, 3],
+                glam::Vec2::new(1.0, 2.0),
+                'x',
+            ),
+            (
+                String::from("b"),
+                [1u16, 9, 3],
+                glam::Vec2::new(1.0, 3.0),
+                'y',
+            ),
         );
         check((vec![1i64, 2, 3], 0u128), (vec![1i64, 5, 3], 1u128 << 100));
     }

@@ -1,0 +1,645 @@
+//! [`ClientWorld`]: the entities a client sees, patched in place by each
+//! applied snapshot, with the older ticks the server may still use as delta
+//! baselines kept as per-entity versions instead of whole copies.
+//!
+//! ```text
+//!  entity slot:  id  versions [(tick, Some(state) | None = absent), …]  ascending ticks
+//!  kept ticks:   [(tick, entity count, slots that got a version at tick), …]  oldest = prune point
+//! ```
+//!
+//! The state of an entity at a kept tick `t` is its last version at or before
+//! `t`. Applying a delta of tick `N` against baseline `B`:
+//!
+//! 1. decodes the three sections against the states at `B` (removed and
+//!    patched ids must exist at `B`) into a list of updates, checking every
+//!    rule before touching the world, so a bad delta changes nothing;
+//! 2. commits each update as a version at `N` (skipped when equal to the
+//!    newest state);
+//! 3. *reverts* the entities that changed after `B` and that the delta does
+//!    not mention: the server says they are as at `B`. They are found through
+//!    the kept ticks' change lists, so the cost is what changed, not the
+//!    world;
+//! 4. drops the kept ticks older than `B` (the server never goes back,
+//!    PROTOCOL.md §8.7), trimming those entities' old versions.
+//!
+//! A patched entity costs a clone of its state at `B` and an in-place patch
+//! ([`crate::GameProtocol::patch_in_place`], or the serde path). Nothing is
+//! rebuilt: applying a delta costs the changed entities and their bytes.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::codec::{DecodeError, Reader};
+use crate::game::GameProtocol;
+use crate::limits::Limits;
+use crate::patch::{PatchError, PatchScratch, patched_with_serde};
+use crate::snapshot::{IdDecoder, NetId, Snapshot};
+
+/// One entity's versions, oldest first (never empty).
+#[derive(Debug, Clone)]
+struct Slot<S> {
+    id: NetId,
+    versions: Vec<(u32, Option<S>)>,
+    /// The tick of the apply that last visited this slot (dedup of reverts).
+    stamp: u32,
+}
+
+impl<S> Slot<S> {
+    /// The state at `tick`: the last version at or before it.
+    fn at(&self, tick: u32) -> Option<&S> {
+        self.versions
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= tick)
+            .and_then(|(_, s)| s.as_ref())
+    }
+
+    fn newest(&self) -> Option<&S> {
+        self.versions.last().and_then(|(_, s)| s.as_ref())
+    }
+}
+
+/// An applied tick that may still serve as a baseline.
+#[derive(Debug, Clone)]
+struct Kept {
+    tick: u32,
+    /// Entities present at this tick.
+    len: usize,
+    /// Slots that got a version at this tick.
+    changed: Vec<u32>,
+}
+
+/// What the newest applied snapshot changed, relative to the one before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Entities that appeared.
+    pub added: Vec<NetId>,
+    /// Entities whose state changed.
+    pub changed: Vec<NetId>,
+    /// Entities that disappeared.
+    pub removed: Vec<NetId>,
+}
+
+impl Changes {
+    fn clear(&mut self) {
+        self.added.clear();
+        self.changed.clear();
+        self.removed.clear();
+    }
+
+    /// True when the snapshot changed nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// Why a snapshot was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// Its tick is not newer than the newest applied one: ignore it.
+    #[error("snapshot of tick {tick} is not newer than the applied tick {newest}")]
+    Stale {
+        /// The snapshot's tick.
+        tick: u32,
+        /// The newest applied tick.
+        newest: u32,
+    },
+    /// A delta against a tick this world does not keep (the server broke
+    /// PROTOCOL.md §8.7).
+    #[error("delta of tick {tick} is based on tick {baseline}, which is not kept")]
+    BaselineMissing {
+        /// The snapshot's tick.
+        tick: u32,
+        /// Its baseline.
+        baseline: u32,
+    },
+    /// The body is malformed or does not fit its baseline.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+/// The entities one client sees, by [`NetId`], at the newest applied tick,
+/// plus what the server may still diff against. See the module docs.
+///
+/// ```
+/// use tickwire_shared::client::ClientWorld;
+/// use tickwire_shared::{message::encode_snapshot, Limits, NetId, ServerMessage, Snapshot};
+/// # use serde::{Serialize, Deserialize};
+/// # #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)] struct P(i32);
+/// # struct G;
+/// # impl tickwire_shared::GameProtocol for G {
+/// #     const NAME: &'static str = "g"; const VERSION: u32 = 1;
+/// #     type Input = (); type EntityState = P; type Event = ();
+/// # }
+/// let limits = Limits::default();
+/// let mut world = ClientWorld::<P>::new(64);
+/// let s1 = Snapshot::from_vec(vec![(NetId(1), P(0)), (NetId(2), P(5))]).unwrap();
+/// let s2 = Snapshot::from_vec(vec![(NetId(1), P(3))]).unwrap();
+/// for bytes in [
+///     encode_snapshot(10, 0, None, &s1).unwrap(),
+///     encode_snapshot(11, 0, Some((10, &s1)), &s2).unwrap(),
+/// ] {
+///     let ServerMessage::<()>::Snapshot(f) = ServerMessage::decode(&bytes, &limits).unwrap()
+///     else { unreachable!() };
+///     world.apply::<G>(f.header.tick, f.header.baseline, f.body, &limits).unwrap();
+/// }
+/// assert_eq!(world.get(NetId(1)), Some(&P(3)));
+/// assert_eq!(world.changes().removed, [NetId(2)]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientWorld<S> {
+    slots: Vec<Slot<S>>,
+    free: Vec<u32>,
+    index: BTreeMap<NetId, u32>,
+    kept: VecDeque<Kept>,
+    capacity: usize,
+    changes: Changes,
+    /// Per-apply scratch: (id, slot if known, new state or None = removed).
+    updates: Vec<(NetId, Option<u32>, Option<S>)>,
+    spare_lists: Vec<Vec<u32>>,
+    patch: PatchScratch,
+}
+
+impl<S: Clone + PartialEq> ClientWorld<S> {
+    /// An empty world keeping at most `capacity` ticks as baselines (at
+    /// least 1).
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: BTreeMap::new(),
+            kept: VecDeque::new(),
+            capacity: capacity.max(1),
+            changes: Changes::default(),
+            updates: Vec::new(),
+            spare_lists: Vec::new(),
+            patch: PatchScratch::default(),
+        }
+    }
+
+    /// The newest applied tick.
+    #[must_use]
+    pub fn tick(&self) -> Option<u32> {
+        self.kept.back().map(|k| k.tick)
+    }
+
+    /// Entities present at the newest tick.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.kept.back().map_or(0, |k| k.len)
+    }
+
+    /// True when no entity is present.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The state of entity `id` at the newest tick.
+    #[must_use]
+    pub fn get(&self, id: NetId) -> Option<&S> {
+        let slot = *self.index.get(&id)?;
+        self.slots[slot as usize].newest()
+    }
+
+    /// The entities present at the newest tick, sorted by id.
+    pub fn iter(&self) -> impl Iterator<Item = (NetId, &S)> + '_ {
+        self.index
+            .iter()
+            .filter_map(|(id, &slot)| self.slots[slot as usize].newest().map(|s| (*id, s)))
+    }
+
+    /// What the newest applied snapshot changed.
+    #[must_use]
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    /// The ticks kept as possible baselines, oldest first.
+    pub fn kept_ticks(&self) -> impl Iterator<Item = u32> + '_ {
+        self.kept.iter().map(|k| k.tick)
+    }
+
+    /// A copy of the newest state as a [`Snapshot`] (for tests and tools;
+    /// it clones every state).
+    #[must_use]
+    pub fn to_snapshot(&self) -> Snapshot<S> {
+        Snapshot::from_sorted_unchecked(self.iter().map(|(id, s)| (id, s.clone())).collect())
+    }
+
+    /// Forgets everything (a new connection: baselines do not survive it).
+    pub fn clear(&mut self) {
+        self.slots.clear();
+        self.free.clear();
+        self.index.clear();
+        self.kept.clear();
+        self.changes.clear();
+    }
+
+    /// Applies the body of a snapshot of `tick` (a delta against `baseline`,
+    /// or full when `None`), as received in a
+    /// [`crate::message::SnapshotFrame`]. On any error the world is
+    /// unchanged.
+    ///
+    /// # Errors
+    /// [`ApplyError::Stale`] (ignore it), [`ApplyError::BaselineMissing`] and
+    /// [`ApplyError::Decode`] (the server misbehaved: close with 1002).
+    pub fn apply<P: GameProtocol<EntityState = S>>(
+        &mut self,
+        tick: u32,
+        baseline: Option<u32>,
+        body: &[u8],
+        limits: &Limits,
+    ) -> Result<(), ApplyError>
+    where
+        S: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        if let Some(newest) = self.tick()
+            && tick <= newest
+        {
+            return Err(ApplyError::Stale { tick, newest });
+        }
+        let mut r = Reader::new(body);
+        let len = match baseline {
+            None => self.decode_full(&mut r, limits),
+            Some(b) => {
+                let Some(base) = self.kept.iter().position(|k| k.tick == b) else {
+                    return Err(ApplyError::BaselineMissing { tick, baseline: b });
+                };
+                self.decode_delta::<P>(&mut r, b, self.kept[base].len, limits)
+            }
+        };
+        let len = match len.and_then(|len| r.finish().map(|()| len)) {
+            Ok(len) => len,
+            Err(e) => {
+                self.updates.clear();
+                return Err(e.into());
+            }
+        };
+        self.commit(tick, baseline, len);
+        Ok(())
+    }
+
+    /// Reads a full body into `updates`: every listed entity, and a removal
+    /// for every present entity it does not list. Returns the new count.
+    fn decode_full(&mut self, r: &mut Reader<'_>, limits: &Limits) -> Result<usize, DecodeError>
+    where
+        S: serde::de::DeserializeOwned,
+    {
+        self.updates.clear();
+        let count = r.count("entities", limits.max_entities_per_snapshot, 1)?;
+        let mut ids = IdDecoder::default();
+        let mut present = self.index.iter().peekable();
+        for _ in 0..count {
+            let id = ids.read(r)?;
+            let state: S = r.value("entity state")?;
+            // Present entities below `id` are not listed: removed.
+            while let Some((&pid, &slot)) = present.next_if(|(pid, _)| **pid < id) {
+                if self.slots[slot as usize].newest().is_some() {
+                    self.updates.push((pid, Some(slot), None));
+                }
+            }
+            let slot = present.next_if(|(pid, _)| **pid == id).map(|(_, &s)| s);
+            self.updates.push((id, slot, Some(state)));
+        }
+        for (&pid, &slot) in present {
+            if self.slots[slot as usize].newest().is_some() {
+                self.updates.push((pid, Some(slot), None));
+            }
+        }
+        Ok(count)
+    }
+
+    /// Reads a delta body against the states at tick `base` (which had
+    /// `base_len` entities) into `updates`. Returns the new count.
+    fn decode_delta<P: GameProtocol<EntityState = S>>(
+        &mut self,
+        r: &mut Reader<'_>,
+        base: u32,
+        base_len: usize,
+        limits: &Limits,
+    ) -> Result<usize, DecodeError>
+    where
+        S: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        self.updates.clear();
+        let max = limits.max_entities_per_snapshot;
+        let missing = |id: NetId, what: &'static str| DecodeError::Invalid {
+            what,
+            detail: format!("entity {id} is not in the baseline"),
+        };
+        let mut len = base_len as i64;
+
+        let n_removed = r.count("removed entities", max, 1)?;
+        let mut ids = IdDecoder::default();
+        for _ in 0..n_removed {
+            let id = ids.read(r)?;
+            let slot = self
+                .slot_at(id, base)
+                .ok_or_else(|| missing(id, "removed entity"))?;
+            self.updates.push((id, Some(slot), None));
+            len -= 1;
+        }
+
+        let n_patched = r.count("patched entities", max, 2)?;
+        let mut ids = IdDecoder::default();
+        for _ in 0..n_patched {
+            let id = ids.read(r)?;
+            let slot = self
+                .slot_at(id, base)
+                .ok_or_else(|| missing(id, "patched entity"))?;
+            let old = self.slots[slot as usize].at(base).expect("slot_at checked");
+            let mut state = old.clone();
+            let start = r.clone();
+            match P::patch_in_place(&mut state, r, limits) {
+                Ok(()) => {}
+                Err(PatchError::Decode(e)) => return Err(e),
+                Err(PatchError::Layout) => {
+                    *r = start;
+                    state = patched_with_serde(old, r, limits, &mut self.patch)?;
+                }
+            }
+            self.updates.push((id, Some(slot), Some(state)));
+        }
+
+        let n_full = r.count("full entities", max, 1)?;
+        let mut ids = IdDecoder::default();
+        for _ in 0..n_full {
+            let id = ids.read(r)?;
+            let state = r.value("entity state")?;
+            let slot = self.index.get(&id).copied();
+            let existed = slot.is_some_and(|s| self.slots[s as usize].at(base).is_some());
+            len += i64::from(!existed);
+            self.updates.push((id, slot, Some(state)));
+        }
+
+        // Sections are each sorted; an id in two of them is an error.
+        self.updates.sort_unstable_by_key(|(id, _, _)| *id);
+        if let Some(w) = self.updates.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(DecodeError::Invalid {
+                what: "delta",
+                detail: format!("entity {} is in two sections", w[0].0),
+            });
+        }
+        let len = usize::try_from(len).unwrap_or(0);
+        if len > max {
+            return Err(DecodeError::TooMany {
+                what: "entities after applying the delta",
+                count: len as u64,
+                max,
+            });
+        }
+        Ok(len)
+    }
+
+    /// The slot of `id` when the entity exists at tick `tick`.
+    fn slot_at(&self, id: NetId, tick: u32) -> Option<u32> {
+        let slot = *self.index.get(&id)?;
+        self.slots[slot as usize].at(tick).map(|_| slot)
+    }
+
+    fn new_slot(&mut self, id: NetId) -> u32 {
+        let slot = Slot {
+            id,
+            versions: Vec::new(),
+            stamp: 0,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(id, i);
+        i
+    }
+
+    /// Writes `updates` (and, for a delta, the reverts) as versions at
+    /// `tick`, records the changes, then prunes.
+    fn commit(&mut self, tick: u32, baseline: Option<u32>, len: usize) {
+        self.changes.clear();
+        let mut changed = self.spare_lists.pop().unwrap_or_default();
+        changed.clear();
+        let mut updates = core::mem::take(&mut self.updates);
+        for (id, slot, state) in updates.drain(..) {
+            let slot = match slot {
+                Some(s) => s,
+                None => self.new_slot(id),
+            };
+            self.set(slot, tick, state, &mut changed);
+        }
+        self.updates = updates;
+        if let Some(b) = baseline {
+            // Entities that changed after `b` and that the delta did not
+            // mention are as they were at `b`.
+            if let Some(first) = self.kept.iter().position(|k| k.tick > b) {
+                for ki in first..self.kept.len() {
+                    for i in 0..self.kept[ki].changed.len() {
+                        let slot = self.kept[ki].changed[i];
+                        let s = &self.slots[slot as usize];
+                        if s.stamp == tick {
+                            continue;
+                        }
+                        let state = s.at(b).cloned();
+                        self.set(slot, tick, state, &mut changed);
+                    }
+                }
+            }
+        }
+        self.kept.push_back(Kept { tick, len, changed });
+        if let Some(b) = baseline {
+            self.prune_before(b);
+        }
+        while self.kept.len() > self.capacity {
+            let next = self.kept[1].tick;
+            self.prune_before(next);
+        }
+    }
+
+    /// Makes `state` the slot's state at `tick` unless it already is.
+    fn set(&mut self, slot: u32, tick: u32, state: Option<S>, changed: &mut Vec<u32>) {
+        let s = &mut self.slots[slot as usize];
+        s.stamp = tick;
+        let before = s.newest();
+        if before == state.as_ref() {
+            return;
+        }
+        match (before.is_some(), state.is_some()) {
+            (false, true) => self.changes.added.push(s.id),
+            (true, false) => self.changes.removed.push(s.id),
+            _ => self.changes.changed.push(s.id),
+        }
+        s.versions.push((tick, state));
+        changed.push(slot);
+    }
+
+    /// Drops the kept ticks older than `tick`, trimming each entity that got
+    /// a version at one of them down to its state at `tick`.
+    fn prune_before(&mut self, tick: u32) {
+        while self.kept.front().is_some_and(|k| k.tick < tick) {
+            let Some(mut k) = self.kept.pop_front() else {
+                break;
+            };
+            for &slot in &k.changed {
+                self.trim(slot, tick);
+            }
+            k.changed.clear();
+            self.spare_lists.push(k.changed);
+        }
+    }
+
+    /// Keeps only the slot's versions from its state at `tick` on; frees a
+    /// slot that is absent at `tick` and has no later version.
+    fn trim(&mut self, slot: u32, tick: u32) {
+        let s = &mut self.slots[slot as usize];
+        let at_or_before = s.versions.iter().take_while(|(t, _)| *t <= tick).count();
+        if at_or_before > 1 {
+            s.versions.drain(..at_or_before - 1);
+        }
+        if s.versions.len() == 1 && s.versions[0].1.is_none() && s.versions[0].0 <= tick {
+            let id = s.id;
+            s.versions.clear();
+            self.index.remove(&id);
+            self.free.push(slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{ServerMessage, encode_snapshot};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct P {
+        x: i32,
+        y: i32,
+    }
+
+    struct G;
+    impl GameProtocol for G {
+        const NAME: &'static str = "world-test";
+        const VERSION: u32 = 1;
+        type Input = ();
+        type EntityState = P;
+        type Event = ();
+    }
+
+    fn snap(entries: &[(u32, i32)]) -> Snapshot<P> {
+        Snapshot::from_vec(
+            entries
+                .iter()
+                .map(|&(id, x)| (NetId(id), P { x, y: -x }))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    fn apply(
+        w: &mut ClientWorld<P>,
+        tick: u32,
+        base: Option<(u32, &Snapshot<P>)>,
+        cur: &Snapshot<P>,
+    ) -> Result<(), ApplyError> {
+        let bytes = encode_snapshot(tick, 0, base, cur).unwrap();
+        let limits = Limits::default();
+        let ServerMessage::<()>::Snapshot(f) = ServerMessage::decode(&bytes, &limits).unwrap()
+        else {
+            unreachable!()
+        };
+        w.apply::<G>(f.header.tick, f.header.baseline, f.body, &limits)
+    }
+
+    #[test]
+    fn deltas_against_older_baselines_revert_what_they_do_not_mention() {
+        let mut w = ClientWorld::new(64);
+        let s10 = snap(&[(1, 0), (2, 0), (3, 0)]);
+        let s11 = snap(&[(1, 1), (2, 0), (4, 4)]);
+        let s12 = snap(&[(1, 2), (2, 0), (3, 0), (5, 5)]);
+        apply(&mut w, 10, None, &s10).unwrap();
+        apply(&mut w, 11, Some((10, &s10)), &s11).unwrap();
+        assert_eq!(w.to_snapshot(), s11);
+        assert_eq!(w.changes().added, [NetId(4)]);
+        assert_eq!(w.changes().removed, [NetId(3)]);
+        // The server still diffs against 10: 3 is back, 4 is gone again.
+        apply(&mut w, 12, Some((10, &s10)), &s12).unwrap();
+        assert_eq!(w.to_snapshot(), s12);
+        assert_eq!(w.kept_ticks().collect::<Vec<_>>(), [10, 11, 12]);
+        let mut c = w.changes().clone();
+        c.added.sort();
+        assert_eq!(c.added, [NetId(3), NetId(5)]);
+        assert_eq!(c.removed, [NetId(4)]);
+        assert_eq!(c.changed, [NetId(1)]);
+        // A delta against 12 prunes 10 and 11.
+        let s13 = snap(&[(1, 3), (5, 5)]);
+        apply(&mut w, 13, Some((12, &s12)), &s13).unwrap();
+        assert_eq!(w.to_snapshot(), s13);
+        assert_eq!(w.kept_ticks().collect::<Vec<_>>(), [12, 13]);
+        assert_eq!(
+            apply(&mut w, 14, Some((11, &s11)), &s13),
+            Err(ApplyError::BaselineMissing {
+                tick: 14,
+                baseline: 11
+            })
+        );
+        assert_eq!(
+            apply(&mut w, 13, None, &s13),
+            Err(ApplyError::Stale {
+                tick: 13,
+                newest: 13
+            })
+        );
+        // Trimmed: removed entities leave the index once no kept tick has them.
+        let s14 = snap(&[(5, 6)]);
+        apply(&mut w, 14, Some((13, &s13)), &s14).unwrap();
+        apply(&mut w, 15, Some((14, &s14)), &s14).unwrap();
+        apply(&mut w, 16, Some((15, &s14)), &s14).unwrap();
+        assert_eq!(w.index.len(), 1);
+        assert!(w.slots.iter().all(|s| s.versions.len() <= 1));
+    }
+
+    #[test]
+    fn a_full_snapshot_replaces_the_view_and_a_bad_delta_changes_nothing() {
+        let mut w = ClientWorld::new(64);
+        let s1 = snap(&[(1, 1), (2, 2)]);
+        apply(&mut w, 1, None, &s1).unwrap();
+        let s2 = snap(&[(2, 3), (7, 7)]);
+        apply(&mut w, 2, None, &s2).unwrap();
+        assert_eq!(w.to_snapshot(), s2);
+        assert_eq!(w.changes().removed, [NetId(1)]);
+        // Patch entity 9, which is not at tick 2.
+        let limits = Limits::default();
+        let err = w.apply::<G>(3, Some(2), &[0, 1, 9, 1, 2, 0], &limits);
+        assert!(matches!(err, Err(ApplyError::Decode(_))), "{err:?}");
+        // Remove and patch the same entity.
+        let err = w.apply::<G>(3, Some(2), &[1, 2, 1, 2, 1, 2, 0], &limits);
+        assert!(matches!(err, Err(ApplyError::Decode(_))), "{err:?}");
+        assert_eq!(w.to_snapshot(), s2);
+        assert_eq!(w.tick(), Some(2));
+    }
+
+    #[test]
+    fn kept_ticks_are_bounded() {
+        let mut w = ClientWorld::new(4);
+        let s = snap(&[(1, 1)]);
+        apply(&mut w, 1, None, &s).unwrap();
+        for t in 2..=10 {
+            let cur = snap(&[(1, t as i32)]);
+            // Always against tick 1 while it is kept, else a full one.
+            let base = w.kept_ticks().next().filter(|&b| b == 1);
+            match base {
+                Some(_) => apply(&mut w, t, Some((1, &s)), &cur).unwrap(),
+                None => apply(&mut w, t, None, &cur).unwrap(),
+            }
+            assert_eq!(w.to_snapshot(), cur);
+        }
+        assert_eq!(w.kept_ticks().collect::<Vec<_>>(), [7, 8, 9, 10]);
+        assert!(w.slots[0].versions.len() <= 4);
+    }
+}
