@@ -4,7 +4,6 @@
 //! answers pings; nothing else. A run measures a window through the server's
 //! control port and prints the figures.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +15,8 @@ use clap::{Args, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
-use tickwire_shared::{ClientMessage, GameProtocol, Hello, Limits, ServerMessage, Snapshot};
+use tickwire_shared::client::{Channel, ClientConfig, ClientSession, Event};
+use tickwire_shared::{ClientMessage, GameProtocol, Hello, Limits, ServerMessage};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::game::{BenchProto, Ent};
+use crate::game::BenchProto;
 use crate::procfs;
 
 /// What the clients do.
@@ -166,95 +166,96 @@ impl Target {
     }
 }
 
-async fn send(ws: &mut Ws, msg: &ClientMessage<()>) -> Result<()> {
-    ws.send(Message::Binary(msg.to_bytes()?.into())).await?;
+/// The bench clients' session settings: no pings, no idle timeout (the
+/// server's own policy applies).
+fn session_config() -> ClientConfig {
+    ClientConfig::default()
+        .with_ping_interval(None)
+        .with_idle_timeout(None)
+        .with_handshake_timeout(Duration::from_secs(30))
+}
+
+/// Sends what the session wants to send.
+async fn flush(
+    ws: &mut Ws,
+    session: &mut ClientSession<BenchProto>,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    while session.poll_transmit(Duration::ZERO, buf).is_some() {
+        ws.send(Message::Binary(buf.clone().into())).await?;
+    }
     Ok(())
 }
 
 /// Hello → welcome.
-async fn join(ws: &mut Ws) -> Result<()> {
+async fn join(ws: &mut Ws) -> Result<ClientSession<BenchProto>> {
     let mut hello = Hello::new(BenchProto::PROTOCOL_HASH);
     hello.room = Some("bench".to_owned());
-    send(ws, &ClientMessage::Hello(hello)).await?;
-    let limits = Limits::default();
+    let mut session = ClientSession::new(Duration::ZERO, hello, session_config());
+    let mut buf = Vec::new();
+    flush(ws, &mut session, &mut buf).await?;
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
             .await
             .context("no welcome within 30 s")?
             .ok_or_else(|| anyhow!("closed before the welcome"))??;
         if let Message::Binary(b) = msg {
-            return match ServerMessage::<()>::decode(&b, &limits)? {
-                ServerMessage::Welcome(_) => Ok(()),
+            session.handle_message(Duration::ZERO, &b, Channel::Reliable);
+            return match session.poll_event() {
+                Some(Event::Welcome(_)) => Ok(session),
                 other => Err(anyhow!("expected a welcome, got {other:?}")),
             };
         }
     }
 }
 
-/// Receives until the connection ends: apply snapshots, ack, pong.
-async fn replicate(mut ws: Ws, stats: &Stats, header_only: bool) -> Result<()> {
+/// Receives until the connection ends: the session applies snapshots, acks
+/// and pongs. `header_only` acks each snapshot after reading its header
+/// alone (a measurement knob that spares the clients' CPU; the server's
+/// work is the same).
+async fn replicate(
+    mut ws: Ws,
+    mut session: ClientSession<BenchProto>,
+    stats: &Stats,
+    header_only: bool,
+) -> Result<()> {
     let limits = Limits::default();
-    let mut kept: VecDeque<(u32, Snapshot<Ent>)> = VecDeque::new();
+    let mut buf = Vec::new();
     while let Some(msg) = ws.next().await {
         let Message::Binary(b) = msg? else { continue };
-        match ServerMessage::<()>::decode(&b, &limits)? {
-            ServerMessage::Snapshot(frame) if header_only => {
-                let tick = frame.header.tick;
-                if frame.header.baseline.is_none() {
-                    stats.full.fetch_add(1, Ordering::Relaxed);
-                }
-                stats.snapshots.fetch_add(1, Ordering::Relaxed);
-                stats.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
-                send(
-                    &mut ws,
-                    &ClientMessage::Ack {
-                        snapshot_tick: tick,
-                    },
-                )
-                .await?;
+        if header_only
+            && let Ok(ServerMessage::<()>::Snapshot(frame)) = ServerMessage::decode(&b, &limits)
+        {
+            let tick = frame.header.tick;
+            if frame.header.baseline.is_none() {
+                stats.full.fetch_add(1, Ordering::Relaxed);
             }
-            ServerMessage::Snapshot(frame) => {
-                let tick = frame.header.tick;
-                let snap = match frame.header.baseline {
-                    None => frame.decode(None, &limits)?,
-                    Some(t) => {
-                        let base = kept
-                            .iter()
-                            .find(|(k, _)| *k == t)
-                            .map(|(_, s)| s)
-                            .ok_or_else(|| anyhow!("baseline {t} not kept"))?;
-                        frame.decode(Some(base), &limits)?
-                    }
-                };
-                if let Some(t) = frame.header.baseline {
-                    // Older baselines can never be used again.
-                    while kept.front().is_some_and(|(k, _)| *k < t) {
-                        kept.pop_front();
-                    }
-                } else {
-                    stats.full.fetch_add(1, Ordering::Relaxed);
-                }
-                stats.snapshots.fetch_add(1, Ordering::Relaxed);
-                stats.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
-                stats
-                    .entities
-                    .fetch_add(snap.len() as u64, Ordering::Relaxed);
-                kept.push_back((tick, snap));
-                if kept.len() > 128 {
-                    kept.pop_front();
-                }
-                send(
-                    &mut ws,
-                    &ClientMessage::Ack {
-                        snapshot_tick: tick,
-                    },
-                )
-                .await?;
-            }
-            ServerMessage::Ping { nonce } => send(&mut ws, &ClientMessage::Pong { nonce }).await?,
-            ServerMessage::Close(c) => bail!("server closed: {} {}", c.code, c.reason),
-            _ => {}
+            stats.snapshots.fetch_add(1, Ordering::Relaxed);
+            stats.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+            let ack = ClientMessage::<()>::Ack {
+                snapshot_tick: tick,
+            };
+            ws.send(Message::Binary(ack.to_bytes()?.into())).await?;
+            continue;
         }
+        session.handle_message(Duration::ZERO, &b, Channel::Reliable);
+        while let Some(ev) = session.poll_event() {
+            match ev {
+                Event::Snapshot(a) => {
+                    if a.baseline.is_none() {
+                        stats.full.fetch_add(1, Ordering::Relaxed);
+                    }
+                    stats.snapshots.fetch_add(1, Ordering::Relaxed);
+                    stats.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                    stats
+                        .entities
+                        .fetch_add(session.world().len() as u64, Ordering::Relaxed);
+                }
+                Event::Closed(c) => bail!("session closed: {} {}", c.code, c.reason),
+                _ => {}
+            }
+        }
+        flush(&mut ws, &mut session, &mut buf).await?;
     }
     Ok(())
 }
@@ -269,9 +270,11 @@ async fn client(
 ) -> Result<()> {
     let permit = gate.acquire_owned().await?;
     let mut ws = target.connect().await?;
-    if mode != Mode::IdleUpgraded {
-        join(&mut ws).await?;
-    }
+    let session = if mode == Mode::IdleUpgraded {
+        None
+    } else {
+        Some(join(&mut ws).await?)
+    };
     drop(permit);
     stats.joined.fetch_add(1, Ordering::Relaxed);
     match mode {
@@ -282,7 +285,10 @@ async fn client(
             }
             Ok(())
         }
-        Mode::Replicate | Mode::IdleJoined => replicate(ws, &stats, header_only).await,
+        Mode::Replicate | Mode::IdleJoined => {
+            let session = session.ok_or_else(|| anyhow!("joined modes have a session"))?;
+            replicate(ws, session, &stats, header_only).await
+        }
     }
 }
 

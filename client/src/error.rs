@@ -7,8 +7,8 @@ use tickwire_shared::{CloseCode, DecodeError, EncodeError, RejectCode};
 /// Kinds are kept apart: local misuse ([`ClientError::InvalidUrl`]), the link ([`ClientError::Connection`],
 /// [`ClientError::Tls`], [`ClientError::Timeout`]), an incompatible or refusing
 /// server ([`ClientError::Rejected`]), a misbehaving server
-/// ([`ClientError::Protocol`], [`ClientError::BaselineMissing`]; the client
-/// closes with `1002`), and the end of the session
+/// ([`ClientError::Protocol`], a desync included; the client closes with
+/// `1002`), and the end of the session
 /// ([`ClientError::Closed`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -42,17 +42,6 @@ pub enum ClientError {
     /// (the client closed the session with `1002`).
     #[error("protocol error from the server: {0}")]
     Protocol(String),
-    /// A delta arrived for a baseline tick this client does not keep: the
-    /// server and the client disagree (the client closed with `1002`).
-    #[error(
-        "desync: snapshot of tick {tick} is a delta against tick {baseline}, which is not kept"
-    )]
-    BaselineMissing {
-        /// The snapshot's tick.
-        tick: u32,
-        /// The baseline tick it needs.
-        baseline: u32,
-    },
     /// An input could not be encoded (local misuse).
     #[error("cannot encode: {0}")]
     Encode(#[from] EncodeError),
@@ -79,6 +68,6 @@ impl ClientError {
     /// load test must count as failures of the implementation.
     #[must_use]
     pub fn is_desync(&self) -> bool {
-        matches!(self, Self::Protocol(_) | Self::BaselineMissing { .. })
+        matches!(self, Self::Protocol(_))
     }
 }

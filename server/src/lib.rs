@@ -96,6 +96,7 @@ mod session;
 pub mod stats;
 #[cfg(test)]
 mod test_util;
+pub mod testkit;
 pub mod tick;
 pub mod tls;
 mod transport;

@@ -404,6 +404,13 @@ impl<'a, E: Serialize + DeserializeOwned> ServerMessage<'a, E> {
     }
 }
 
+/// True when `bytes` start with the snapshot tag: lets a driver treat
+/// snapshots apart (a link simulator, a datagram path) without decoding.
+#[must_use]
+pub fn is_snapshot(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&stag::SNAPSHOT)
+}
+
 fn check_size(bytes: &[u8], max: usize) -> Result<(), DecodeError> {
     if bytes.len() > max {
         return Err(DecodeError::MessageTooLong {

@@ -1,8 +1,7 @@
 //! Shared helpers for the integration tests: a small test game, a server
 //! launcher on a free loopback port, and a real WSS test client
 //! (tokio-tungstenite over rustls, trusting the server's generated
-//! certificate) that keeps baselines, acks and applies snapshots exactly as a
-//! game client must.
+//! certificate) driving the protocol's client core, `ClientSession`.
 #![allow(missing_docs)]
 
 pub mod cdp;
@@ -18,10 +17,10 @@ use tickwire_server::world::EntityKey;
 use tickwire_server::{
     AuthError, ClientId, Ctx, Game, LeaveReason, RunningServer, Server, ServerConfig, Target,
 };
+use tickwire_shared::client::{Channel, ClientConfig, ClientSession, Event};
 use tickwire_shared::message::Close;
 use tickwire_shared::{
-    ClientMessage, GameProtocol, Hello, InputFrame, Inputs, Limits, NetId, ServerMessage, Snapshot,
-    Welcome,
+    ClientMessage, GameProtocol, Hello, Limits, NetId, ServerMessage, Snapshot, Welcome,
 };
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -299,46 +298,87 @@ pub enum Received {
     Other,
 }
 
-/// A real client: keeps baselines, acks, applies snapshots.
+/// A real client: a thin driver of the protocol's client core
+/// ([`ClientSession`]) over a WebSocket, with test knobs (acks can be
+/// withheld, raw messages sent, received snapshot bytes recorded).
 pub struct TestClient {
     pub ws: Ws,
     pub welcome: Welcome,
     pub limits: Limits,
-    /// Snapshots received, by tick (the baselines).
-    pub kept: BTreeMap<u32, Snapshot<TestEntity>>,
+    pub session: ClientSession<TestProto>,
+    epoch: Instant,
+    /// The newest applied snapshot, copied out of the session's world.
     pub latest: Option<(u32, Snapshot<TestEntity>)>,
     pub last_input: u32,
     pub events: Vec<TestEvent>,
-    pub next_seq: u32,
+    /// When false, the client applies snapshots but sends no acks.
     pub ack: bool,
     /// Raw snapshot bytes received (for "never reaches the client" checks).
     pub raw: Vec<Vec<u8>>,
 }
 
+/// The test client's session settings: no pings (tests count messages).
+pub fn test_session_config() -> ClientConfig {
+    ClientConfig::default()
+        .with_ping_interval(None)
+        .with_idle_timeout(None)
+}
+
 impl TestClient {
-    pub async fn handshake(mut ws: Ws, hello: Hello) -> Result<Self> {
-        let bytes = ClientMessage::<TestInput>::Hello(hello).to_bytes()?;
-        ws.send(Message::Binary(bytes.into())).await?;
-        let limits = Limits::default();
-        let msg = next_binary(&mut ws, Duration::from_secs(5)).await?;
-        let welcome = match ServerMessage::<TestEvent>::decode(&msg, &limits)? {
-            ServerMessage::Welcome(w) => w,
-            other => bail!("expected welcome, got {other:?}"),
-        };
-        Ok(Self {
+    pub async fn handshake(ws: Ws, hello: Hello) -> Result<Self> {
+        let epoch = Instant::now();
+        let session = ClientSession::new(Duration::ZERO, hello, test_session_config());
+        let mut c = Self {
             ws,
-            welcome,
-            limits,
-            kept: BTreeMap::new(),
+            welcome: Welcome {
+                client_id: 0,
+                tick_rate: 1,
+                tick: 0,
+                snapshot_interval: 1,
+                resume_token: tickwire_shared::ResumeToken([0; 16]),
+                room: String::new(),
+                resumed: false,
+            },
+            limits: Limits::default(),
+            session,
+            epoch,
             latest: None,
             last_input: 0,
             events: Vec::new(),
-            next_seq: 1,
             ack: true,
             raw: Vec::new(),
-        })
+        };
+        c.flush().await?;
+        let msg = next_binary(&mut c.ws, Duration::from_secs(5)).await?;
+        c.session
+            .handle_message(c.epoch.elapsed(), &msg, Channel::Reliable);
+        match c.session.poll_event() {
+            Some(Event::Welcome(w)) => c.welcome = w,
+            other => bail!("expected welcome, got {other:?}"),
+        }
+        Ok(c)
     }
 
+    /// Sends what the session wants to send (acks withheld when `ack` is
+    /// false).
+    async fn flush(&mut self) -> Result<()> {
+        let mut buf = Vec::new();
+        let now = self.epoch.elapsed();
+        while self.session.poll_transmit(now, &mut buf).is_some() {
+            if !self.ack
+                && matches!(
+                    ClientMessage::<TestInput>::decode(&buf, &self.limits),
+                    Ok(ClientMessage::Ack { .. })
+                )
+            {
+                continue;
+            }
+            self.ws.send(Message::Binary(buf.clone().into())).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends a raw message, bypassing the session (for hostile tests).
     pub async fn send(&mut self, msg: ClientMessage<TestInput>) -> Result<()> {
         self.ws
             .send(Message::Binary(msg.to_bytes()?.into()))
@@ -346,75 +386,52 @@ impl TestClient {
         Ok(())
     }
 
-    /// Sends one input with the next sequence number.
+    /// Sends one input with the next sequence number (and every input the
+    /// server has not applied yet).
     pub async fn input(&mut self, input: TestInput) -> Result<u32> {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let tick = self.latest.as_ref().map_or(0, |(t, _)| *t);
-        self.send(ClientMessage::Inputs(Inputs {
-            first_seq: seq,
-            frames: vec![InputFrame { tick, input }],
-        }))
-        .await?;
+        let seq = self
+            .session
+            .push_input(self.epoch.elapsed(), input)
+            .ok_or_else(|| anyhow!("the session is not established"))?;
+        self.flush().await?;
         Ok(seq)
     }
 
     /// Receives and processes one message (decode, apply, ack, pong).
     pub async fn recv(&mut self, timeout: Duration) -> Result<Received> {
         let bytes = next_binary(&mut self.ws, timeout).await?;
-        let msg = ServerMessage::<TestEvent>::decode(&bytes, &self.limits)?;
-        match msg {
-            ServerMessage::Snapshot(frame)
-                if self
-                    .latest
-                    .as_ref()
-                    .is_some_and(|(t, _)| frame.header.tick <= *t) =>
-            {
-                // Stale (reordered): ignore, neither apply nor ack (PROTOCOL.md §8.7).
-                Ok(Received::Other)
-            }
-            ServerMessage::Snapshot(frame) => {
-                let base = match frame.header.baseline {
-                    Some(t) => Some(self.kept.get(&t).ok_or_else(|| {
-                        anyhow!("server used baseline {t} which this client does not have")
-                    })?),
-                    None => None,
-                };
-                let snap = frame.decode(base, &self.limits)?;
-                let tick = frame.header.tick;
-                self.last_input = frame.header.last_input;
-                self.raw.push(bytes.to_vec());
-                if let Some(b) = frame.header.baseline {
-                    // Older baselines can never be used again.
-                    self.kept.retain(|t, _| *t >= b);
+        self.session
+            .handle_message(self.epoch.elapsed(), &bytes, Channel::Reliable);
+        let mut out = Received::Other;
+        while let Some(ev) = self.session.poll_event() {
+            match ev {
+                Event::Snapshot(a) => {
+                    self.last_input = a.last_input;
+                    self.raw.push(bytes.to_vec());
+                    self.latest = Some((a.tick, self.session.world().to_snapshot()));
+                    out = Received::Snapshot {
+                        tick: a.tick,
+                        bytes: bytes.to_vec(),
+                    };
                 }
-                self.kept.insert(tick, snap.clone());
-                while self.kept.len() > 256 {
-                    self.kept.pop_first();
+                Event::Events(e) => {
+                    self.events.extend(e.iter().cloned());
+                    out = Received::Events(e);
                 }
-                self.latest = Some((tick, snap));
-                if self.ack {
-                    self.send(ClientMessage::Ack {
-                        snapshot_tick: tick,
-                    })
-                    .await?;
+                Event::Closed(c) if c.local => {
+                    bail!("the client closed the session: {} {}", c.code, c.reason)
                 }
-                Ok(Received::Snapshot {
-                    tick,
-                    bytes: bytes.to_vec(),
-                })
+                Event::Closed(c) => {
+                    out = Received::Close(Close {
+                        code: c.code,
+                        reason: c.reason,
+                    });
+                }
+                Event::Welcome(_) | Event::Rtt(_) => {}
             }
-            ServerMessage::Events(e) => {
-                self.events.extend(e.iter().cloned());
-                Ok(Received::Events(e))
-            }
-            ServerMessage::Ping { nonce } => {
-                self.send(ClientMessage::Pong { nonce }).await?;
-                Ok(Received::Other)
-            }
-            ServerMessage::Close(c) => Ok(Received::Close(c)),
-            _ => Ok(Received::Other),
         }
+        self.flush().await?;
+        Ok(out)
     }
 
     /// Processes messages until a snapshot of tick ≥ `tick` was applied.
@@ -572,22 +589,20 @@ impl TestClient {
         snap.iter().find(|(n, _)| *n == id).map(|(_, e)| e)
     }
 
-    /// Sends one `Inputs` message carrying `inputs` with consecutive
-    /// sequence numbers; returns the last sequence number.
+    /// Pushes `inputs` and sends them in one `Inputs` message (with any
+    /// input the server has not applied yet); returns the last sequence
+    /// number.
     pub async fn inputs(&mut self, inputs: Vec<TestInput>) -> Result<u32> {
-        let first_seq = self.next_seq;
-        let n = u32::try_from(inputs.len())?;
-        self.next_seq += n;
-        let tick = self.latest.as_ref().map_or(0, |(t, _)| *t);
-        self.send(ClientMessage::Inputs(Inputs {
-            first_seq,
-            frames: inputs
-                .into_iter()
-                .map(|input| InputFrame { tick, input })
-                .collect(),
-        }))
-        .await?;
-        Ok(self.next_seq - 1)
+        let now = self.epoch.elapsed();
+        let mut last = 0;
+        for input in inputs {
+            last = self
+                .session
+                .push_input(now, input)
+                .ok_or_else(|| anyhow!("the session is not established"))?;
+        }
+        self.flush().await?;
+        Ok(last)
     }
 }
 

@@ -37,7 +37,8 @@ fn trust(server: &TestServer) -> ConnectOptions {
 /// The client's newest snapshot equals the server's world at that tick, as
 /// this client may see it.
 fn check(server: &TestServer, c: &TestClient) -> Result<()> {
-    let (tick, snap) = c.latest().ok_or_else(|| anyhow!("no snapshot yet"))?;
+    let tick = c.world().tick().ok_or_else(|| anyhow!("no snapshot yet"))?;
+    let snap = c.world().to_snapshot();
     let want = expected_view(&server.history, tick, c.welcome().client_id)
         .ok_or_else(|| anyhow!("server has no record of tick {tick}"))?;
     ensure!(
@@ -60,7 +61,8 @@ async fn follow(server: &TestServer, c: &mut TestClient, upto: u32) -> Result<us
             .await
             .with_context(|| format!("no snapshot at tick {upto} in time"))??;
         match ev {
-            ClientEvent::Snapshot { tick, .. } => {
+            ClientEvent::Snapshot(a) => {
+                let tick = a.tick;
                 check(server, c)?;
                 checked += 1;
                 if tick >= upto {
@@ -68,21 +70,20 @@ async fn follow(server: &TestServer, c: &mut TestClient, upto: u32) -> Result<us
                 }
             }
             ClientEvent::Closed { code, reason } => bail!("closed: {code} {reason}"),
-            ClientEvent::Events(_) | ClientEvent::Pong { .. } => {}
+            ClientEvent::Events(_) | ClientEvent::Rtt(_) => {}
         }
     }
 }
 
 fn newest(c: &TestClient) -> u32 {
-    c.latest().map_or(0, |(t, _)| t)
+    c.world().tick().unwrap_or(0)
 }
 
 fn my_entity_count(c: &TestClient, owner: u32) -> usize {
-    c.latest().map_or(0, |(_, s)| {
-        s.iter()
-            .filter(|(_, e)| e.owner == owner && e.crate_)
-            .count()
-    })
+    c.world()
+        .iter()
+        .filter(|(_, e)| e.owner == owner && e.crate_)
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +173,8 @@ async fn lossy_link(redundant: bool) -> Result<()> {
             .await
             .context("the lossy link stalled")?;
         match ev {
-            Ok(ClientEvent::Snapshot { tick, .. }) => {
+            Ok(ClientEvent::Snapshot(a)) => {
+                let tick = a.tick;
                 check(&server, &c)?;
                 first.get_or_insert(tick);
                 last = tick;
@@ -180,7 +182,7 @@ async fn lossy_link(redundant: bool) -> Result<()> {
             }
             Ok(ClientEvent::Closed { code, reason }) => bail!("closed: {code} {reason}"),
             Ok(_) => {}
-            Err(e @ ClientError::BaselineMissing { .. }) => bail!("baseline error: {e}"),
+            Err(e @ ClientError::Protocol(_)) => bail!("protocol or baseline error: {e}"),
             Err(e) => return Err(e.into()),
         }
     }
@@ -217,13 +219,10 @@ async fn lossy_link(redundant: bool) -> Result<()> {
     // The player's inputs (sent over lossy datagrams, resent until applied)
     // moved its entity on the server.
     let mine = c
-        .latest()
-        .and_then(|(_, s)| {
-            s.iter()
-                .find(|(_, e)| e.owner == c.welcome().client_id && !e.crate_)
-                .map(|(_, e)| e.x)
-        })
-        .unwrap_or(0);
+        .world()
+        .iter()
+        .find(|(_, e)| e.owner == c.welcome().client_id && !e.crate_)
+        .map_or(0, |(_, e)| e.x);
     ensure!(mine > 50, "inputs applied: x = {mine}");
     server.server.shutdown().await;
     Ok(())
@@ -383,11 +382,11 @@ async fn quic_reconnect_resumes_the_same_player() -> Result<()> {
     // player's entity where it was.
     let t = newest(&c).max(welcome.tick);
     follow(&server, &mut c, t + 10).await?;
-    let x = c.latest().and_then(|(_, s)| {
-        s.iter()
-            .find(|(_, e)| e.owner == id && !e.crate_)
-            .map(|(_, e)| e.x)
-    });
+    let x = c
+        .world()
+        .iter()
+        .find(|(_, e)| e.owner == id && !e.crate_)
+        .map(|(_, e)| e.x);
     ensure!(x == Some(7), "the entity kept its position: {x:?}");
     server.server.shutdown().await;
     Ok(())

@@ -21,10 +21,10 @@ use arena::cli::parse_duration;
 use arena::{Arena, ArenaEvent, EntityKind, EntityState, PlayerInput, buttons};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use tickwire_client::{Client, ClientError, ClientEvent, ConnectOptions, Trust};
+use tickwire_client::{Client, ClientError, ClientEvent, ClientWorld, ConnectOptions, Trust};
 use tickwire_shared::conditioner::ConditionerConfig;
 use tickwire_shared::quantize::Angle16;
-use tickwire_shared::{CloseCode, NetId, Snapshot};
+use tickwire_shared::{CloseCode, NetId};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -220,17 +220,15 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Counts, between two snapshots sorted by id, the entities of `cur` whose
-/// state differs from `prev` (new ones included) and the NPCs of `cur`.
-fn changed_entities(prev: &Snapshot<EntityState>, cur: &Snapshot<EntityState>) -> (u64, u64) {
-    let (mut changed, mut npcs) = (0, 0);
-    let mut old = prev.iter().peekable();
-    for (id, s) in cur.iter() {
-        while old.next_if(|(o, _)| *o < id).is_some() {}
-        let same = old.next_if(|(o, _)| *o == id).is_some_and(|(_, o)| o == s);
-        changed += u64::from(!same);
-        npcs += u64::from(s.kind == EntityKind::Npc);
-    }
+/// Counts the entities the newest snapshot changed (new ones included) and
+/// the NPCs it shows.
+fn changed_entities(world: &ClientWorld<EntityState>) -> (u64, u64) {
+    let changes = world.changes();
+    let changed = (changes.changed.len() + changes.added.len()) as u64;
+    let npcs = world
+        .iter()
+        .filter(|(_, s)| s.kind == EntityKind::Npc)
+        .count() as u64;
     (changed, npcs)
 }
 
@@ -255,6 +253,9 @@ struct Brain {
     me: Option<NetId>,
     heading: u8,
     replan_at: Instant,
+    /// The players in view, kept from each snapshot's changes (so an input
+    /// costs the players, not every NPC).
+    players: Vec<NetId>,
 }
 
 const DIRS: [u8; 8] = [
@@ -269,7 +270,18 @@ const DIRS: [u8; 8] = [
 ];
 
 impl Brain {
-    fn input(&mut self, now: Instant, world: Option<&Snapshot<EntityState>>) -> PlayerInput {
+    /// Follows the players in view through the newest snapshot's changes.
+    fn observe(&mut self, world: &ClientWorld<EntityState>) {
+        let changes = world.changes();
+        self.players.retain(|id| !changes.removed.contains(id));
+        for &id in &changes.added {
+            if world.get(id).is_some_and(|s| s.kind == EntityKind::Player) {
+                self.players.push(id);
+            }
+        }
+    }
+
+    fn input(&mut self, now: Instant, world: &ClientWorld<EntityState>) -> PlayerInput {
         if now >= self.replan_at {
             self.heading = DIRS[self.rng.below(8) as usize];
             self.replan_at = now + Duration::from_millis(300 + self.rng.below(700));
@@ -278,17 +290,20 @@ impl Brain {
             buttons: self.heading,
             aim: Angle16(0),
         };
-        let (Some(world), Some(me)) = (world, self.me) else {
+        let Some(me) = self.me else {
             return input;
         };
         let Some(mine) = world.get(me) else {
             return input;
         };
         let from = mine.pos.to_vec2();
-        let target = world
+        let target = self
+            .players
             .iter()
-            .filter(|&(id, s)| id != me && s.kind == EntityKind::Player && s.health > 0)
-            .map(|(_, s)| s.pos.to_vec2())
+            .filter(|&&id| id != me)
+            .filter_map(|&id| world.get(id))
+            .filter(|s| s.health > 0)
+            .map(|s| s.pos.to_vec2())
             .min_by(|a, b| {
                 a.distance_squared(from)
                     .total_cmp(&b.distance_squared(from))
@@ -566,6 +581,7 @@ async fn run_bot(
             me: None,
             heading: 0,
             replan_at: began,
+            players: Vec::new(),
         };
         let alive = play(&mut bot, brain, until, &c, i, args.idle).await;
         c.connected_now.fetch_sub(1, Relaxed);
@@ -659,7 +675,6 @@ async fn play_loop(
     let mut inputs = tokio::time::interval(Duration::from_micros(16_667));
     inputs.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut sent: VecDeque<(u32, Instant)> = VecDeque::new();
-    let mut world: Option<Arc<Snapshot<EntityState>>> = None;
     let (mut bytes_seen, mut full_seen) = (0, 0);
     let end = tokio::time::sleep_until(until);
     tokio::pin!(end);
@@ -667,7 +682,7 @@ async fn play_loop(
         tokio::select! {
             () = &mut end => return true,
             _ = inputs.tick(), if !idle => {
-                let input = brain.input(Instant::now(), world.as_deref());
+                let input = brain.input(Instant::now(), client.world());
                 match client.send_input(input).await {
                     Ok(seq) => {
                         sent.push_back((seq, Instant::now()));
@@ -694,21 +709,22 @@ async fn play_loop(
                 }
                 (bytes_seen, full_seen) = (b, stats.full_snapshots);
                 match ev {
-                    Ok(ClientEvent::Snapshot { tick, snapshot, last_input }) => {
+                    Ok(ClientEvent::Snapshot(applied)) => {
+                        let (tick, last_input) = (applied.tick, applied.last_input);
+                        brain.observe(client.world());
                         c.all_snapshots.fetch_add(1, Relaxed);
                         watch.applied += 1;
                         let age = (now - c.epoch).as_secs_f64() * 1e6
                             - f64::from(tick) * watch.tick_period_us;
                         watch.best = watch.best.min(age);
                         if measuring {
-                            measure_snapshot(c, i, watch, now, age, &snapshot, world.as_deref(), last_input, &mut sent);
+                            measure_snapshot(c, i, watch, now, age, client.world(), last_input, &mut sent);
                         } else {
                             while sent.front().is_some_and(|&(seq, _)| seq <= last_input) {
                                 sent.pop_front();
                             }
                         }
                         watch.last_snapshot = Some(now);
-                        world = Some(snapshot);
                     }
                     Ok(ClientEvent::Events(events)) => {
                         for e in events {
@@ -717,7 +733,7 @@ async fn play_loop(
                             }
                         }
                     }
-                    Ok(ClientEvent::Pong { .. }) => {}
+                    Ok(ClientEvent::Rtt(_)) => {}
                     Ok(ClientEvent::Closed { code, reason }) => {
                         if code != CloseCode::Normal {
                             c.abnormal_closes.fetch_add(1, Relaxed);
@@ -743,23 +759,20 @@ fn measure_snapshot(
     watch: &mut Watch,
     now: Instant,
     age: f64,
-    snapshot: &Snapshot<EntityState>,
-    previous: Option<&Snapshot<EntityState>>,
+    world: &ClientWorld<EntityState>,
     last_input: u32,
     sent: &mut VecDeque<(u32, Instant)>,
 ) {
     c.snapshots.fetch_add(1, Relaxed);
-    c.entities.fetch_add(snapshot.len() as u64, Relaxed);
+    c.entities.fetch_add(world.len() as u64, Relaxed);
     if watch.staleness.len() < MAX_STALENESS_SAMPLES {
         watch.staleness.push(age);
     }
     // Each bot samples different snapshots of the cycle.
-    if let Some(prev) = previous
-        && (watch.applied + u64::from(i)).is_multiple_of(CHANGE_SAMPLE_EVERY)
-    {
-        let (changed, npcs) = changed_entities(prev, snapshot);
+    if watch.applied > 1 && (watch.applied + u64::from(i)).is_multiple_of(CHANGE_SAMPLE_EVERY) {
+        let (changed, npcs) = changed_entities(world);
         c.sampled.fetch_add(1, Relaxed);
-        c.sampled_entities.fetch_add(snapshot.len() as u64, Relaxed);
+        c.sampled_entities.fetch_add(world.len() as u64, Relaxed);
         c.sampled_changed.fetch_add(changed, Relaxed);
         c.sampled_npcs.fetch_add(npcs, Relaxed);
     }
