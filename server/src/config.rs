@@ -138,15 +138,24 @@ pub struct ServerConfig {
 
 /// When a QUIC client must prove it owns its source address (a Retry round
 /// trip, RFC 9000 §8.1) before the server keeps any state for it. This stops
-/// spoofed-source floods from filling the server with half-open handshakes.
+/// spoofed-source floods from filling the server with half-open handshakes,
+/// and keeps the server within the 3× anti-amplification limit: without a
+/// Retry, quinn-proto 0.11 may send an unvalidated peer up to one datagram
+/// more than 3× what it received (its loss probes go out in full while any
+/// budget is left), so only [`RetryPolicy::Always`] is within RFC 9000 §8.1
+/// for every peer. See docs/PROTOCOL.md §2.2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RetryPolicy {
-    /// Never ask (one round trip faster; fine behind a trusted network).
+    /// Never ask: one round trip faster, but a peer that never answers may
+    /// get slightly more than 3× its bytes (see above). Only for a trusted
+    /// network.
     Never,
-    /// Always ask before accepting.
+    /// Always ask before accepting (the default): one more round trip per
+    /// connection; within 3× for every peer.
     Always,
-    /// Ask when more than `handshakes` QUIC handshakes are in progress.
+    /// Ask when more than `handshakes` QUIC handshakes are in progress;
+    /// below that, as [`RetryPolicy::Never`].
     UnderLoad {
         /// Handshakes in progress above which unvalidated clients are retried.
         handshakes: usize,
@@ -161,8 +170,9 @@ pub enum RetryPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct QuicConfig {
-    /// Address validation. Default [`RetryPolicy::UnderLoad`] with 64
-    /// handshakes.
+    /// Address validation. Default [`RetryPolicy::Always`] (costs one round
+    /// trip on connect; keeps the server within the anti-amplification
+    /// limit).
     pub retry: RetryPolicy,
     /// Bytes a client may have in flight on its stream (flow control).
     /// Default 16 KiB (client messages are at most 4 KiB).
@@ -192,7 +202,8 @@ pub struct QuicConfig {
 impl Default for QuicConfig {
     fn default() -> Self {
         Self {
-            retry: RetryPolicy::UnderLoad { handshakes: 64 },
+            // Not `UnderLoad`: quinn alone can exceed 3× (see RetryPolicy).
+            retry: RetryPolicy::Always,
             stream_receive_window: 16 << 10,
             receive_window: 32 << 10,
             send_window: 1 << 20,

@@ -11,7 +11,7 @@
 //!
 //! ```text
 //!  TLS ─▶ http (static files, /healthz, upgrade + Origin check) ─▶ session (one task per connection)
-//!  QUIC (ALPN tickwire/1, Retry under load) ─▶ stream + datagrams ─────▶ session
+//!  QUIC (ALPN tickwire/1, Retry first) ─▶ stream + datagrams ──────────▶ session
 //!                                                                    │ bounded channel        ▲ outbox (bounded,
 //!                                                                    ▼                        │ snapshots replaceable)
 //!                                                   room task ─▶ Room::tick(now): inputs ─▶ Game hooks ─▶ replication

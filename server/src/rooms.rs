@@ -24,6 +24,9 @@ pub(crate) enum RoomCommand<G: Game> {
     Join {
         req: JoinRequest,
         reply: oneshot::Sender<Result<Joined, Rejection>>,
+        /// The seat [`Rooms::pick`] held for this join; the room task frees it
+        /// as it decides the join (it becomes a player or nothing).
+        seat: Seat,
     },
     Message {
         client: ClientId,
@@ -39,7 +42,13 @@ pub(crate) enum RoomCommand<G: Game> {
 
 struct RoomHandle<G: Game> {
     tx: mpsc::Sender<RoomCommand<G>>,
+    /// Clients in the room (attached, or detached within their resume
+    /// grace), as the room task last counted them. Only the room task writes
+    /// it; it rises only while that task holds the registry lock.
     players: Arc<AtomicUsize>,
+    /// Seats held for joins on their way to the room task (see [`Seat`]).
+    /// Taken only under the registry lock.
+    reserved: Arc<AtomicUsize>,
 }
 
 impl<G: Game> Clone for RoomHandle<G> {
@@ -47,9 +56,43 @@ impl<G: Game> Clone for RoomHandle<G> {
         Self {
             tx: self.tx.clone(),
             players: Arc::clone(&self.players),
+            reserved: Arc::clone(&self.reserved),
         }
     }
 }
+
+impl<G: Game> RoomHandle<G> {
+    /// Players plus seats held for joins not decided yet. Read under the
+    /// registry lock, this never counts one client twice: the room task turns
+    /// a seat into a player under the same lock.
+    fn occupancy(&self) -> usize {
+        self.players
+            .load(Ordering::Relaxed)
+            .saturating_add(self.reserved.load(Ordering::Relaxed))
+    }
+
+    /// Holds a seat; call under the registry lock.
+    fn reserve(&self) -> Seat {
+        self.reserved.fetch_add(1, Ordering::Relaxed);
+        Seat(Arc::clone(&self.reserved))
+    }
+}
+
+/// A seat held in one room, taken under the registry lock when a join picks
+/// the room, so that concurrent joins see each other and do not all pick the
+/// same room. Dropping it frees the seat: the room task drops it once the
+/// join is decided (and the client, if it joined, is counted in `players`);
+/// a join that never reaches its room drops it on the way.
+pub(crate) struct Seat(Arc<AtomicUsize>);
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Attempts at placing one join before giving up with `ServerFull`.
+const JOIN_ATTEMPTS: usize = 4;
 
 struct Inner<G: Game> {
     rooms: HashMap<String, RoomHandle<G>>,
@@ -113,16 +156,23 @@ impl<G: Game> Rooms<G> {
     }
 
     /// Picks (or creates) the room for `hello` and joins it.
+    ///
+    /// A hello that names a room gets `RoomFull` when that room is full. One
+    /// that names none is placed in a room with space, and refused
+    /// (`ServerFull`) only when every room is full and no room can be opened.
     pub(crate) async fn join(
         self: &Arc<Self>,
-        hello: Hello,
+        mut hello: Hello,
         client_id: ClientId,
         new_token: ResumeToken,
         outbox: Arc<Outbox>,
     ) -> Result<(Joined, mpsc::Sender<RoomCommand<G>>), Rejection> {
-        // A room may close between lookup and join; try again once.
-        for _ in 0..2 {
-            let handle = self.pick(&hello)?;
+        let auto = hello.room.is_none();
+        // A room may close between lookup and join, and an unnamed join may
+        // still meet a full room (a resume that turned into a fresh join):
+        // try again, a bounded number of times.
+        for _ in 0..JOIN_ATTEMPTS {
+            let (handle, seat) = self.pick(&hello)?;
             let (reply, rx) = oneshot::channel();
             let req = JoinRequest {
                 hello: hello.clone(),
@@ -130,9 +180,10 @@ impl<G: Game> Rooms<G> {
                 new_token,
                 outbox: Arc::clone(&outbox),
             };
+            // On failure the command, and its seat, is dropped.
             if handle
                 .tx
-                .send(RoomCommand::Join { req, reply })
+                .send(RoomCommand::Join { req, reply, seat })
                 .await
                 .is_err()
             {
@@ -145,8 +196,15 @@ impl<G: Game> Rooms<G> {
                         .insert(joined.welcome.resume_token, joined.welcome.room.clone());
                     return Ok((joined, handle.tx));
                 }
+                // `RoomFull` means "the room you named is full": a join that
+                // named none goes elsewhere. Its resume token did not resume
+                // (the room treated it as a fresh join), so drop it, or the
+                // next pick would choose the same room.
+                Ok(Err(rejection)) if auto && rejection.code == RejectCode::RoomFull => {
+                    hello.resume_token = None;
+                }
                 Ok(Err(rejection)) => return Err(rejection),
-                Err(_) => continue,
+                Err(_) => {}
             }
         }
         Err(Rejection {
@@ -155,7 +213,8 @@ impl<G: Game> Rooms<G> {
         })
     }
 
-    fn pick(self: &Arc<Self>, hello: &Hello) -> Result<RoomHandle<G>, Rejection> {
+    /// The room for `hello`, with a seat held in it.
+    fn pick(self: &Arc<Self>, hello: &Hello) -> Result<(RoomHandle<G>, Seat), Rejection> {
         let mut inner = self.lock();
         if inner.closing {
             return Err(Rejection {
@@ -167,6 +226,8 @@ impl<G: Game> Rooms<G> {
             .resume_token
             .and_then(|t| inner.tokens.get(&t).cloned())
             .filter(|name| inner.rooms.contains_key(name));
+        let resuming = resumed_room.is_some();
+        let max = self.config.max_players_per_room;
         let name = match (resumed_room, &hello.room) {
             (Some(name), _) => name,
             (None, Some(name)) if !valid_room_name(name) => {
@@ -179,12 +240,13 @@ impl<G: Game> Rooms<G> {
             }
             (None, Some(name)) => name.clone(),
             (None, None) => {
-                let max = self.config.max_players_per_room;
                 // The fullest room that still has space keeps rooms lively.
+                // Seats held by joins in flight count: concurrent joins fill
+                // a room, then open the next.
                 let best = inner
                     .rooms
                     .iter()
-                    .map(|(n, h)| (n, h.players.load(Ordering::Relaxed)))
+                    .map(|(n, h)| (n, h.occupancy()))
                     .filter(|(_, p)| *p < max)
                     .max_by_key(|(n, p)| (*p, core::cmp::Reverse((*n).clone())))
                     .map(|(n, _)| n.clone());
@@ -201,22 +263,37 @@ impl<G: Game> Rooms<G> {
             }
         };
         if let Some(h) = inner.rooms.get(&name) {
-            return Ok(h.clone());
+            // A resume keeps the seat it has; the seat held for it is freed
+            // when the room resumes it.
+            if !resuming && h.occupancy() >= max {
+                return Err(room_full(&name, max));
+            }
+            return Ok((h.clone(), h.reserve()));
         }
         if inner.rooms.len() >= self.config.max_rooms {
-            return Err(Rejection {
-                code: RejectCode::ServerFull,
-                message: format!(
+            let message = if hello.room.is_none() {
+                format!(
+                    "every room is full and the server hosts its maximum of {} rooms",
+                    self.config.max_rooms
+                )
+            } else {
+                format!(
                     "the server hosts its maximum of {} rooms",
                     self.config.max_rooms
-                ),
+                )
+            };
+            return Err(Rejection {
+                code: RejectCode::ServerFull,
+                message,
             });
         }
         let (tx, rx) = mpsc::channel(self.config.room_channel_capacity);
         let handle = RoomHandle {
             tx,
             players: Arc::new(AtomicUsize::new(0)),
+            reserved: Arc::new(AtomicUsize::new(0)),
         };
+        let seat = handle.reserve();
         inner.rooms.insert(name.clone(), handle.clone());
         drop(inner);
         let room = Room::new(
@@ -231,8 +308,17 @@ impl<G: Game> Rooms<G> {
             room,
             rx,
             Arc::clone(&handle.players),
+            Arc::clone(&handle.reserved),
         ));
-        Ok(handle)
+        Ok((handle, seat))
+    }
+}
+
+/// The rejection for a join to a named room that is full.
+fn room_full(name: &str, max: usize) -> Rejection {
+    Rejection {
+        code: RejectCode::RoomFull,
+        message: format!("room {name:?} is full ({max} players)"),
     }
 }
 
@@ -276,10 +362,15 @@ impl<G: Game> Rooms<G> {
         &self,
         name: &str,
         players: &AtomicUsize,
+        reserved: &AtomicUsize,
         rx: &mpsc::Receiver<RoomCommand<G>>,
     ) -> bool {
         let mut inner = self.lock();
-        if players.load(Ordering::Relaxed) > 0 || !rx.is_empty() {
+        // A held seat is a join that picked this room and has not arrived.
+        if players.load(Ordering::Relaxed) > 0
+            || reserved.load(Ordering::Relaxed) > 0
+            || !rx.is_empty()
+        {
             return false;
         }
         inner.rooms.remove(name);
@@ -293,6 +384,7 @@ async fn run_room<G: Game>(
     mut room: Room<G>,
     mut rx: mpsc::Receiver<RoomCommand<G>>,
     players: Arc<AtomicUsize>,
+    reserved: Arc<AtomicUsize>,
 ) {
     let period = rooms.config.tick_period();
     let mut schedule = TickSchedule::new(rooms.now(), period);
@@ -306,7 +398,7 @@ async fn run_room<G: Game>(
                 () = tokio::time::sleep_until(deadline) => break,
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => {
-                        if handle_command(&rooms, &mut room, cmd) {
+                        if handle_command(&rooms, &mut room, &players, cmd) {
                             shutting_down = true;
                         }
                     }
@@ -338,7 +430,7 @@ async fn run_room<G: Game>(
             .is_some_and(|d| d >= rooms.config.empty_room_grace);
         if (shutting_down || idle)
             && room.client_count() == 0
-            && rooms.close_if_empty(room.name(), &players, &rx)
+            && rooms.close_if_empty(room.name(), &players, &reserved, &rx)
         {
             tracing::info!(room = %room.name(), "room closed");
             m::rooms(-1.0);
@@ -348,12 +440,24 @@ async fn run_room<G: Game>(
 }
 
 /// Returns true on shutdown.
-fn handle_command<G: Game>(rooms: &Rooms<G>, room: &mut Room<G>, cmd: RoomCommand<G>) -> bool {
+fn handle_command<G: Game>(
+    rooms: &Rooms<G>,
+    room: &mut Room<G>,
+    players: &AtomicUsize,
+    cmd: RoomCommand<G>,
+) -> bool {
     let now = rooms.now();
     match cmd {
-        RoomCommand::Join { req, reply } => {
+        RoomCommand::Join { req, reply, seat } => {
             let outbox = Arc::clone(&req.outbox);
             let result = room.join(now, req);
+            {
+                // The held seat becomes a player (or nothing: a resume, a
+                // rejection) in one step as `pick` sees it.
+                let _registry = rooms.lock();
+                players.store(room.client_count(), Ordering::Relaxed);
+                drop(seat);
+            }
             if let Err(Ok(joined)) = reply.send(result) {
                 // The session gave up waiting: it is gone.
                 room.disconnect(
@@ -376,4 +480,228 @@ fn handle_command<G: Game>(rooms: &Rooms<G>, room: &mut Room<G>, cmd: RoomComman
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use tickwire_shared::GameProtocol;
+
+    use super::*;
+    use crate::game::{AuthError, Ctx};
+
+    struct Proto;
+    impl GameProtocol for Proto {
+        const NAME: &'static str = "rooms-test";
+        const VERSION: u32 = 1;
+        type Input = u8;
+        type EntityState = u8;
+        type Event = u8;
+    }
+
+    struct Nop;
+    impl Game for Nop {
+        type Protocol = Proto;
+        type User = ();
+        type View = ();
+        fn on_auth(&mut self, token: Option<&str>) -> Result<(), AuthError> {
+            match token {
+                Some("bad") => Err(AuthError::failed("refused")),
+                _ => Ok(()),
+            }
+        }
+        fn on_join(&mut self, _: &mut Ctx<'_, Self>, _: ClientId, (): ()) {}
+        fn on_input(&mut self, _: &mut Ctx<'_, Self>, _: ClientId, _: u8) {}
+        fn on_tick(&mut self, _: &mut Ctx<'_, Self>, _: f32) {}
+        fn on_leave(&mut self, _: &mut Ctx<'_, Self>, _: ClientId, _: LeaveReason) {}
+    }
+
+    fn rooms(per_room: usize, max_rooms: usize) -> Arc<Rooms<Nop>> {
+        let mut config = ServerConfig::default().with_max_players_per_room(per_room);
+        config.max_rooms = max_rooms;
+        Rooms::new(
+            Arc::new(config),
+            Box::new(|_| Nop),
+            Arc::new(StatsCollector::new(std::time::Instant::now())),
+        )
+    }
+
+    fn hello(room: Option<&str>, auth: Option<&str>) -> Hello {
+        let mut h = Hello::new(Proto::PROTOCOL_HASH);
+        h.room = room.map(str::to_owned);
+        h.auth_token = auth.map(str::to_owned);
+        h
+    }
+
+    type Join = Result<(Joined, mpsc::Sender<RoomCommand<Nop>>, Arc<Outbox>), Rejection>;
+    type Joins = Vec<Join>;
+
+    /// `n` joins started together (all of them pick a room before any room
+    /// task runs: the test runtime has one thread), awaited together.
+    async fn burst(rooms: &Arc<Rooms<Nop>>, n: u32, first_id: u32, h: &Hello) -> Joins {
+        let mut tasks = Vec::new();
+        for i in 0..n {
+            let rooms = Arc::clone(rooms);
+            let h = h.clone();
+            tasks.push(tokio::spawn(async move {
+                let outbox = Arc::new(Outbox::new(16, 16));
+                let id = first_id + i;
+                let mut token = [0u8; 16];
+                token[..4].copy_from_slice(&id.to_le_bytes());
+                rooms
+                    .join(h, id, ResumeToken::from_random(token), Arc::clone(&outbox))
+                    .await
+                    .map(|(j, tx)| (j, tx, outbox))
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("join task"));
+        }
+        out
+    }
+
+    fn per_room(joins: &Joins) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for (j, _, _) in joins.iter().flatten() {
+            *m.entry(j.welcome.room.clone()).or_default() += 1;
+        }
+        m
+    }
+
+    fn refusals(joins: &Joins) -> Vec<String> {
+        joins
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .map(|r| format!("{:?}: {}", r.code, r.message))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_200_unnamed_joins_fills_rooms_of_16_without_refusals() {
+        let rooms = rooms(16, 1000);
+        let joins = burst(&rooms, 200, 1, &hello(None, None)).await;
+        let refused = refusals(&joins);
+        assert!(
+            refused.is_empty(),
+            "{} of 200 refused, first: {:?}",
+            refused.len(),
+            refused.first()
+        );
+        let mut sizes: Vec<usize> = per_room(&joins).into_values().collect();
+        sizes.sort_unstable();
+        let mut want = vec![16; 12];
+        want.insert(0, 8);
+        assert_eq!(sizes, want, "12 full rooms of 16 and one of 8");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_parallel_burst_of_200_unnamed_joins_fills_rooms_of_16_without_refusals() {
+        let rooms = rooms(16, 1000);
+        let joins = burst(&rooms, 200, 1, &hello(None, None)).await;
+        assert_eq!(refusals(&joins), Vec::<String>::new());
+        let mut sizes: Vec<usize> = per_room(&joins).into_values().collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes.iter().sum::<usize>(), 200);
+        assert_eq!(sizes.len(), 13, "rooms: {sizes:?}");
+        assert!(sizes[1..].iter().all(|&n| n == 16), "rooms: {sizes:?}");
+    }
+
+    /// Players plus held seats of room `name`, once the room tasks have
+    /// caught up (bounded: the test runtime has one thread, so yielding lets
+    /// them run).
+    async fn settled_occupancy(rooms: &Rooms<Nop>, name: &str) -> Option<(usize, usize)> {
+        for _ in 0..1000 {
+            let seen = {
+                let inner = rooms.lock();
+                inner.rooms.get(name).map(|h| {
+                    (
+                        h.players.load(Ordering::Relaxed),
+                        h.reserved.load(Ordering::Relaxed),
+                    )
+                })
+            };
+            if seen.is_none_or(|(_, held)| held == 0) {
+                return seen;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("seats still held in {name}");
+    }
+
+    async fn until_players(rooms: &Rooms<Nop>, name: &str, want: usize) {
+        for _ in 0..1000 {
+            if settled_occupancy(rooms, name).await.map(|(p, _)| p) == Some(want) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("{name} never had {want} players");
+    }
+
+    fn code(r: &Join) -> RejectCode {
+        r.as_ref()
+            .err()
+            .map_or(RejectCode::InvalidHello, |e| e.code)
+    }
+
+    #[tokio::test]
+    async fn seats_follow_rejections_leaves_and_resumes() {
+        // One room of 4 on the whole server.
+        let rooms = rooms(4, 1);
+        // Auth failures hold no seat once decided (while undecided, they
+        // do: a fifth join in this burst would get `ServerFull`).
+        for round in 0..3 {
+            let bad = burst(&rooms, 4, 100 + 10 * round, &hello(None, Some("bad"))).await;
+            assert!(bad.iter().all(|r| code(r) == RejectCode::AuthFailed));
+            assert_eq!(settled_occupancy(&rooms, "room-1").await, Some((0, 0)));
+        }
+
+        let mut joined = burst(&rooms, 4, 1, &hello(None, None)).await;
+        assert!(refusals(&joined).is_empty(), "{:?}", refusals(&joined));
+        assert_eq!(settled_occupancy(&rooms, "room-1").await, Some((4, 0)));
+
+        // The server is full: an unnamed join is `ServerFull`, a join naming
+        // the full room `RoomFull`.
+        let more = burst(&rooms, 3, 10, &hello(None, None)).await;
+        assert!(more.iter().all(|r| code(r) == RejectCode::ServerFull));
+        let named = burst(&rooms, 1, 20, &hello(Some("room-1"), None)).await;
+        assert_eq!(code(&named[0]), RejectCode::RoomFull);
+        assert_eq!(settled_occupancy(&rooms, "room-1").await, Some((4, 0)));
+
+        // A dropped client keeps its seat through its resume grace, and a
+        // resume (with no room named) takes that seat, not a new one.
+        let (j, tx, outbox) = joined.pop().expect("4 joined").expect("joined");
+        tx.send(RoomCommand::Disconnected {
+            client: j.welcome.client_id,
+            outbox,
+            reason: LeaveReason::TimedOut,
+        })
+        .await
+        .expect("room open");
+        assert_eq!(settled_occupancy(&rooms, "room-1").await, Some((4, 0)));
+        let mut resume = hello(None, None);
+        resume.resume_token = Some(j.welcome.resume_token);
+        let resumed = burst(&rooms, 1, 30, &resume).await;
+        let (r, _, _) = resumed[0].as_ref().expect("resumed");
+        assert!(r.welcome.resumed);
+        assert_eq!(r.welcome.client_id, j.welcome.client_id);
+        assert_eq!(settled_occupancy(&rooms, "room-1").await, Some((4, 0)));
+
+        // A leave frees its seat for the next unnamed join.
+        let (j, tx, _) = joined.pop().expect("3 left").expect("joined");
+        tx.send(RoomCommand::Message {
+            client: j.welcome.client_id,
+            msg: ClientMessage::Leave,
+        })
+        .await
+        .expect("room open");
+        until_players(&rooms, "room-1", 3).await;
+        let next = burst(&rooms, 2, 40, &hello(None, None)).await;
+        assert_eq!(code(&next[1]), RejectCode::ServerFull);
+        let (n, _, _) = next[0].as_ref().expect("a seat was free");
+        assert_eq!(n.welcome.room, "room-1");
+        assert_eq!(settled_occupancy(&rooms, "room-1").await, Some((4, 0)));
+    }
 }

@@ -84,6 +84,32 @@ fn transport_config(quic: &QuicConfig, idle: Duration) -> TransportConfig {
     t
 }
 
+/// Whether to answer a connection attempt with a Retry (RFC 9000 §8.1.2)
+/// instead of accepting it: under `policy`, with `handshaking` handshakes in
+/// progress, for a client whose address is not `validated` yet (its Initial
+/// carried no valid token) and that `may_retry` (it has not been retried).
+///
+/// Without a Retry, quinn-proto 0.11 (0.11.19) can send an unvalidated peer
+/// more than the 3× anti-amplification limit (RFC 9000 §8.1): it lets a
+/// full-size datagram go out whenever any budget is left (quinn-rs/quinn#1148,
+/// for #1082), and its loss probes are padded Initials. So a 1,200-byte
+/// Initial that is never acknowledged gets the first flight (1,200 bytes plus
+/// a few hundred, with a certificate of a few SANs more than ours) and two
+/// 1,200-byte probes about 1 s later: 3,822 bytes (3.19×) in the conformance
+/// report. A Retry keeps the server within the limit whatever quinn does: it
+/// is one small stateless packet, and the client's second Initial proves its
+/// address. Hence the default [`RetryPolicy::Always`], at the cost of one
+/// round trip on every connect; see `quic/amplification_tests.rs` and
+/// docs/PROTOCOL.md §2.2.
+fn should_retry(policy: RetryPolicy, handshaking: usize, validated: bool, may_retry: bool) -> bool {
+    let wanted = match policy {
+        RetryPolicy::Never => false,
+        RetryPolicy::Always => true,
+        RetryPolicy::UnderLoad { handshakes } => handshaking >= handshakes,
+    };
+    wanted && !validated && may_retry
+}
+
 /// Counts handshakes in progress; decrements when dropped.
 struct Handshaking(Arc<AtomicUsize>);
 
@@ -117,14 +143,12 @@ pub(crate) async fn accept_loop<G: Game>(
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
                 let peer = incoming.remote_address();
-                let retry = match shared.config.quic.retry {
-                    RetryPolicy::Never => false,
-                    RetryPolicy::Always => true,
-                    RetryPolicy::UnderLoad { handshakes } => {
-                        handshaking.load(Ordering::Relaxed) >= handshakes
-                    }
-                };
-                if retry && !incoming.remote_address_validated() && incoming.may_retry() {
+                if should_retry(
+                    shared.config.quic.retry,
+                    handshaking.load(Ordering::Relaxed),
+                    incoming.remote_address_validated(),
+                    incoming.may_retry(),
+                ) {
                     tracing::debug!(%peer, "QUIC: asking the client to validate its address");
                     if let Err(e) = incoming.retry() {
                         tracing::debug!(%peer, error = %e, "QUIC retry failed");
@@ -399,3 +423,6 @@ fn write_error_end(e: &WriteError) -> End {
         other => End::new(CloseCode::Normal, format!("stream ended: {other}")),
     }
 }
+
+#[cfg(test)]
+mod amplification_tests;
