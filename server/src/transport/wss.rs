@@ -5,6 +5,10 @@
 //! and so must the protocol handshake after the upgrade (neither tokio-rustls
 //! nor tungstenite has a timeout of its own). Plain HTTP use of a connection
 //! is bounded to three times that.
+//!
+//! A close frame from the client is answered with a close frame (tungstenite
+//! queues the echo when it reads the client's frame, and
+//! `WsConnection::close` flushes it).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -140,7 +144,7 @@ async fn serve<G: Game, IO>(
     match tokio::time::timeout(http_budget, http::serve(io, http)).await {
         Ok(Ok(HttpOutcome::WebSocket(ws, _info))) => {
             let deadline = Instant::now() + shared.config.handshake_timeout;
-            session::run(WsConnection(*ws), shared, peer, deadline).await;
+            session::run(WsConnection::new(*ws), shared, peer, deadline).await;
         }
         Ok(Ok(HttpOutcome::Closed)) => {}
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTP connection error"),
@@ -148,8 +152,39 @@ async fn serve<G: Game, IO>(
     }
 }
 
+/// The WebSocket close code for a message or close reason that is not UTF-8
+/// (RFC 6455 §7.4.1). It is not a tickwire close code: it travels in the
+/// close frame only.
+const INVALID_PAYLOAD: CloseCode = CloseCode::Other(1007);
+
+/// How the connection is to be closed, from what was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// The server closes: the protocol `Close`, then the close frame.
+    ByServer,
+    /// The client sent a close frame; tungstenite queued the answer (the
+    /// same code and reason, an empty close for an empty one, 1002 for a
+    /// code that must not be sent). No data may follow a received close.
+    Echo,
+    /// The client's close frame (or a text message) was not UTF-8: answer
+    /// with a close frame only.
+    FrameOnly,
+}
+
 /// A session's upgraded WebSocket: one tickwire message per binary message.
-pub(crate) struct WsConnection<S>(pub(crate) WebSocketStream<S>);
+pub(crate) struct WsConnection<S> {
+    ws: WebSocketStream<S>,
+    closing: Closing,
+}
+
+impl<S> WsConnection<S> {
+    pub(crate) fn new(ws: WebSocketStream<S>) -> Self {
+        Self {
+            ws,
+            closing: Closing::ByServer,
+        }
+    }
+}
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection for WsConnection<S> {
     const NAME: &'static str = "wss";
@@ -160,9 +195,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection for WsConnection<S> {
     }
 
     async fn recv(&mut self) -> Result<Incoming, End> {
-        match self.0.next().await {
+        match self.ws.next().await {
             None => Err(End::new(CloseCode::Normal, "connection closed")),
-            Some(Err(e)) => Err(ws_error_end(&e)),
+            Some(Err(e)) => {
+                let end = ws_error_end(&e);
+                if end.code == INVALID_PAYLOAD {
+                    self.closing = Closing::FrameOnly;
+                }
+                Err(end)
+            }
             Some(Ok(Message::Binary(bytes))) => Ok(Incoming::Message {
                 bytes,
                 unreliable: false,
@@ -171,8 +212,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection for WsConnection<S> {
                 CloseCode::UnsupportedData,
                 "text frames are not supported; send binary",
             )),
-            Some(Ok(Message::Close(_))) => {
-                Err(End::new(CloseCode::Normal, "client closed the connection"))
+            Some(Ok(Message::Close(frame))) => {
+                self.closing = Closing::Echo;
+                let code = frame.map_or(0, |f| u16::from(f.code));
+                Err(End::new(
+                    CloseCode::Normal,
+                    format!("client closed the connection (code {code})"),
+                ))
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                 Ok(Incoming::Control)
@@ -183,25 +229,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection for WsConnection<S> {
     async fn send(&mut self, reliable: Vec<Bytes>, snapshot: Option<Bytes>) -> Result<(), End> {
         let write = async {
             for b in reliable.into_iter().chain(snapshot) {
-                self.0.feed(Message::Binary(b)).await?;
+                self.ws.feed(Message::Binary(b)).await?;
             }
-            self.0.flush().await
+            self.ws.flush().await
         };
         write.await.map_err(|e| ws_error_end(&e))
     }
 
     async fn close(&mut self, last: Option<Bytes>, end: &End) {
+        match self.closing {
+            Closing::Echo => {
+                // Flushes the queued answer to the client's close frame.
+                let _ = SinkExt::close(&mut self.ws).await;
+                return;
+            }
+            Closing::FrameOnly => {}
+            Closing::ByServer => {
+                if let Some(bytes) = last
+                    && self.ws.feed(Message::Binary(bytes)).await.is_err()
+                {
+                    return;
+                }
+            }
+        }
         let frame = CloseFrame {
             code: WsCloseCode::from(end.code.to_u16()),
             // A close frame's reason is at most 123 bytes.
             reason: end.reason_within(123).into(),
         };
-        if let Some(bytes) = last
-            && self.0.feed(Message::Binary(bytes)).await.is_err()
-        {
-            return;
-        }
-        let _ = self.0.close(Some(frame)).await;
+        let _ = self.ws.close(Some(frame)).await;
     }
 }
 
@@ -226,6 +282,7 @@ fn ws_error_end(e: &tokio_tungstenite::tungstenite::Error) -> End {
             CloseCode::ProtocolError,
             format!("websocket protocol error: {p}"),
         ),
+        E::Utf8(e) => End::new(INVALID_PAYLOAD, format!("invalid UTF-8: {e}")),
         E::ConnectionClosed | E::AlreadyClosed => End::new(CloseCode::Normal, "connection closed"),
         other => End::new(CloseCode::Normal, format!("connection lost: {other}")),
     }
