@@ -7,8 +7,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use futures_util::StreamExt;
 use tickwire_server::ServerConfig;
+use tickwire_shared::{ClientMessage, Limits, ServerMessage};
 use tickwire_tests::*;
 use tokio::io::AsyncWriteExt;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -43,6 +45,16 @@ async fn close_code(ws: &mut Ws) -> Result<(u16, String)> {
     }
 }
 
+/// After the closing handshake, the server ends the connection cleanly
+/// (no reset, no further frames).
+async fn expect_clean_end(ws: &mut Ws) -> Result<()> {
+    match tokio::time::timeout(DEADLINE, ws.next()).await {
+        Err(_) => bail!("the server kept the connection open after the closing handshake"),
+        Ok(None) => Ok(()),
+        Ok(Some(other)) => bail!("after the closing handshake: {other:?}"),
+    }
+}
+
 /// One client-to-server WebSocket frame (FIN set, masked), raw.
 fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mask = [0x37, 0xfa, 0x21, 0x3d];
@@ -64,7 +76,8 @@ fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// RFC 6455 §5.5.1: a close frame from the client is answered with a close
-/// frame, echoing its code and reason (an empty one with an empty one).
+/// frame, echoing its code and reason (an empty one with an empty one), and
+/// the connection then ends cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_close_is_echoed() -> Result<()> {
     let server = TestServer::start(config()).await?;
@@ -80,6 +93,9 @@ async fn client_close_is_echoed() -> Result<()> {
             .await
             .with_context(|| format!("client close {case:?}"))?;
         ensure!(got == sent, "client close {case:?} answered with {got:?}");
+        expect_clean_end(&mut client.ws)
+            .await
+            .with_context(|| format!("client close {case:?}"))?;
     }
     server.server.shutdown().await;
     Ok(())
@@ -123,6 +139,165 @@ async fn close_reason_not_utf8_is_answered_with_1007() -> Result<()> {
     tls.flush().await?;
     let (got, reason) = close_code(&mut client.ws).await?;
     ensure!(got == 1007, "answered with {got} {reason:?}, expected 1007");
+    server.server.shutdown().await;
+    Ok(())
+}
+
+/// PROTOCOL.md §10.2: after `Leave` every session gets the protocol `Close`
+/// (1000) and then the close frame with the same code, even while
+/// snapshots are in flight at a high tick rate (small client receive
+/// buffers keep some queued on the server) and the client keeps acking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leave_sends_close_message_before_close_frame() -> Result<()> {
+    const CLIENTS: usize = 40;
+    let server = TestServer::start(
+        test_config()
+            .with_tick_rate(120)
+            .with_snapshot_interval(1)
+            .with_handshake_timeout(Duration::from_secs(10)),
+    )
+    .await?;
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        let mut c = server.client_small(hello(), 8192).await?;
+        // Crates make every snapshot larger, so more of them are in flight.
+        c.inputs(vec![TestInput::SpawnCrate; 8]).await?;
+        clients.push(c);
+    }
+    let go = std::sync::Arc::new(tokio::sync::Barrier::new(CLIENTS));
+    let mut tasks = JoinSet::new();
+    for mut c in clients {
+        let go = std::sync::Arc::clone(&go);
+        tasks.spawn(async move {
+            let id = c.welcome.client_id;
+            let result = async {
+                c.until(DEADLINE, |c| c.latest.is_some()).await?;
+                go.wait().await;
+                c.send(ClientMessage::Leave).await?;
+                // Acks still on their way when the server closes.
+                let tick = c.latest.as_ref().map_or(0, |(t, _)| *t);
+                for _ in 0..16 {
+                    c.send(ClientMessage::Ack {
+                        snapshot_tick: tick,
+                    })
+                    .await?;
+                }
+                let end = Instant::now() + DEADLINE;
+                let mut protocol_close = None;
+                loop {
+                    let next = tokio::time::timeout_at(end, c.ws.next())
+                        .await
+                        .context("no close before the deadline")?;
+                    match next {
+                        None => bail!("the connection ended without a close frame"),
+                        Some(Err(e)) => bail!("connection error before the close frame: {e}"),
+                        Some(Ok(Message::Binary(b))) => {
+                            match ServerMessage::<TestEvent>::decode(&b, &Limits::default())? {
+                                ServerMessage::Close(close) => {
+                                    ensure!(
+                                        protocol_close.is_none(),
+                                        "two protocol Close messages"
+                                    );
+                                    protocol_close = Some(close.code.to_u16());
+                                }
+                                ServerMessage::Snapshot(s) if protocol_close.is_none() => {
+                                    // Keep acking, as a client that has not
+                                    // seen the Close yet does.
+                                    let _ = c
+                                        .send(ClientMessage::Ack {
+                                            snapshot_tick: s.header.tick,
+                                        })
+                                        .await;
+                                }
+                                _ => {}
+                            }
+                        }
+                        Some(Ok(Message::Close(frame))) => {
+                            let code = frame.as_ref().map(|f| u16::from(f.code));
+                            ensure!(
+                                protocol_close == Some(1000),
+                                "close frame {frame:?} after protocol Close {protocol_close:?}"
+                            );
+                            ensure!(code == Some(1000), "close frame {frame:?}");
+                            return Ok(());
+                        }
+                        Some(Ok(_)) => {}
+                    }
+                }
+            }
+            .await;
+            result.with_context(|| format!("client {id}"))
+        });
+    }
+    let mut failures = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r? {
+            failures.push(format!("{e:#}"));
+        }
+    }
+    ensure!(
+        failures.is_empty(),
+        "{} of {CLIENTS} sessions: {failures:#?}",
+        failures.len()
+    );
+    server.server.shutdown().await;
+    Ok(())
+}
+
+/// The client's receive buffer in the close-code tests: small, so that the
+/// server's answers (pongs) back up in the server's send queue, where a TCP
+/// reset would destroy the close frame queued behind them.
+const SMALL_RECV_BUFFER: u32 = 4096;
+
+/// `n` WebSocket pings of 125 bytes each, raw.
+fn pings(n: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let mut payload = [0u8; 125];
+        payload[..4].copy_from_slice(&i.to_be_bytes());
+        out.extend_from_slice(&masked_frame(0x9, &payload));
+    }
+    out
+}
+
+/// A close code must survive a peer that is still sending: a 100 KiB hello
+/// (in one frame, in one write, after pings) gets 1009, not a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_hello_close_code_arrives() -> Result<()> {
+    let server = TestServer::start(config()).await?;
+    let tls = server.tls_connect_small(SMALL_RECV_BUFFER).await?;
+    let (mut ws, _) = tokio_tungstenite::client_async(server.ws_url(), tls).await?;
+    let mut frame = pings(200);
+    frame.extend_from_slice(&masked_frame(0x2, &vec![0u8; 100 * 1024]));
+    // The server stops reading the frame at its header; the write may fail
+    // once it closed, and that is not the point of the test.
+    let tls = ws.get_mut();
+    let _ = tokio::time::timeout(DEADLINE, async {
+        tls.write_all(&frame).await?;
+        tls.flush().await
+    })
+    .await;
+    let (code, reason) = expect_close(&mut ws, DEADLINE).await?;
+    ensure!(code == 1009, "close {code} {reason:?}, expected 1009");
+    server.server.shutdown().await;
+    Ok(())
+}
+
+/// A close code must survive a peer that is still sending: a burst of
+/// WebSocket pings in one write gets 4002 (InputFlood), not a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_burst_close_code_arrives() -> Result<()> {
+    let server = TestServer::start(config()).await?;
+    let mut client = server.client_small(hello(), SMALL_RECV_BUFFER).await?;
+    let burst = pings(1000);
+    let tls = client.ws.get_mut();
+    let _ = tokio::time::timeout(DEADLINE, async {
+        tls.write_all(&burst).await?;
+        tls.flush().await
+    })
+    .await;
+    let (code, reason) = expect_close(&mut client.ws, DEADLINE).await?;
+    ensure!(code == 4002, "close {code} {reason:?}, expected 4002");
     server.server.shutdown().await;
     Ok(())
 }

@@ -9,6 +9,11 @@
 //! A close frame from the client is answered with a close frame (tungstenite
 //! queues the echo when it reads the client's frame, and
 //! `WsConnection::close` flushes it).
+//!
+//! After its close frame, the server half-closes the connection and discards
+//! what the client still sends, for a bounded time
+//! ([`crate::ServerConfig::close_linger`]), so that unread bytes do not turn
+//! the close into a TCP reset that destroys the close frame on its way.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +21,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tickwire_shared::CloseCode;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -258,6 +263,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection for WsConnection<S> {
             reason: end.reason_within(123).into(),
         };
         let _ = self.ws.close(Some(frame)).await;
+    }
+
+    async fn linger(&mut self, max_bytes: u64) {
+        // Half-close (TLS close_notify, then TCP FIN), then read and drop
+        // what the client still sends until it closes too. Closing a socket
+        // with unread bytes sends a reset instead of a FIN, and the reset
+        // throws away what is still queued to send (the close frame, behind
+        // a snapshot or pongs the client has not made room for); some peers
+        // also throw away what they received but did not read yet.
+        let io = self.ws.get_mut();
+        if io.shutdown().await.is_err() {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        let mut left = max_bytes;
+        while left > 0 {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n as u64),
+            }
+        }
     }
 }
 
