@@ -6,6 +6,7 @@
 //!
 //! ```text
 //!  IO ──► serve(io, ctx) ──► hyper http1 (keep-alive)
+//!                              ├─ HTTP/1.1 without Host, or two Hosts → 400
 //!                              ├─ GET /healthz          → 200 "ok"
 //!                              ├─ GET|HEAD <static>     → 200 from the in-memory StaticFiles table, or 404
 //!                              ├─ other methods         → 405
@@ -654,6 +655,21 @@ type Body = Full<Bytes>;
 
 /// Answers one request. Never fails: every problem becomes a status code.
 fn route(mut req: Request<Incoming>, ctx: &HttpContext, slot: &UpgradeSlot) -> Response<Body> {
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request with
+    // more than one, gets 400 (an upgrade too: RFC 6455 §4.2.1).
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host_problem = match (hosts.next(), hosts.next()) {
+        (None, _) if req.version() == Version::HTTP_11 => Some("missing Host header"),
+        (Some(_), Some(_)) => Some("more than one Host header"),
+        _ => None,
+    };
+    if let Some(reason) = host_problem {
+        tracing::debug!(reason, "bad request");
+        let mut res = simple(StatusCode::BAD_REQUEST, reason);
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return res;
+    }
     let path = req.uri().path();
     if path == ctx.ws_path {
         return websocket(&mut req, ctx, slot);

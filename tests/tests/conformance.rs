@@ -143,6 +143,45 @@ async fn close_reason_not_utf8_is_answered_with_1007() -> Result<()> {
     Ok(())
 }
 
+const UPGRADE_HEADERS: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n\
+    Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+
+/// RFC 9112 §3.2 and RFC 6455 §4.2.1: a request without `Host`, or with two,
+/// gets 400 with a short text body (an upgrade request as well as a plain
+/// one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_or_repeated_host_is_400() -> Result<()> {
+    let server = TestServer::start(config()).await?;
+    let requests = [
+        format!("GET /ws HTTP/1.1\r\n{UPGRADE_HEADERS}\r\n"),
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n{UPGRADE_HEADERS}\r\n"
+        ),
+        "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n".to_owned(),
+        "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n".to_owned(),
+    ];
+    for req in &requests {
+        let res = server
+            .https_raw(req)
+            .await
+            .with_context(|| format!("request {req:?}"))?;
+        ensure!(res.status == 400, "{req:?}: status {}", res.status);
+        ensure!(
+            res.header("content-type")
+                .is_some_and(|t| t.starts_with("text/plain")),
+            "{req:?}: a text body, got {:?}",
+            res.header("content-type")
+        );
+        let body = String::from_utf8_lossy(&res.body).to_lowercase();
+        ensure!(body.contains("host"), "{req:?}: body {body:?} names Host");
+    }
+    // One Host is fine.
+    let res = server.https_get("/healthz").await?;
+    ensure!(res.status == 200, "healthz: {}", res.status);
+    server.server.shutdown().await;
+    Ok(())
+}
+
 /// PROTOCOL.md §10.2: after `Leave` every session gets the protocol `Close`
 /// (1000) and then the close frame with the same code, even while
 /// snapshots are in flight at a high tick rate (small client receive
