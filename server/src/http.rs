@@ -13,6 +13,8 @@
 //!                              └─ GET <ws_path> upgrade → 400 malformed · 403 foreign Origin · 101
 //!                                                          └─► HttpOutcome::WebSocket(stream, info)
 //!  connection ends without an upgrade ─────────────────────► HttpOutcome::Closed
+//!
+//!  IO ──► serve_unavailable(io, secs) ──► every request → 503, Retry-After, Connection: close
 //! ```
 //!
 //! Static files are read once at startup into memory ([`StaticFiles::load`])
@@ -89,6 +91,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Write buffer target of each WebSocket, in bytes.
 pub const WS_WRITE_BUFFER_BYTES: usize = 4 * 1024;
+
+/// The `Retry-After` (seconds) of the `503` that [`serve_unavailable`] sends.
+pub const SERVER_FULL_RETRY_AFTER_SECS: u32 = 5;
 
 /// Largest WebSocket frame header: 2 bytes + 8 bytes length + 4 bytes mask.
 const WS_MAX_FRAME_HEADER_BYTES: usize = 14;
@@ -649,6 +654,33 @@ where
             Ok(HttpOutcome::WebSocket(Box::new(stream), info))
         }
     }
+}
+
+/// Answers every request on `io` with `503 Service Unavailable`,
+/// `Retry-After: retry_after_secs` and `Connection: close`, then closes: the
+/// answer to a connection over a connection cap, which tells a client that
+/// the server is full rather than down.
+///
+/// No timeouts are applied here: wrap the call in [`tokio::time::timeout`].
+pub async fn serve_unavailable<IO>(io: IO, retry_after_secs: u32) -> Result<(), HttpError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |_req: Request<Incoming>| async move {
+        let mut res = simple(StatusCode::SERVICE_UNAVAILABLE, "server full; retry later");
+        let h = res.headers_mut();
+        h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        Ok::<_, Infallible>(res)
+    });
+    http1::Builder::new()
+        .keep_alive(false)
+        .half_close(false)
+        .max_buf_size(HYPER_MIN_BUF_SIZE)
+        .header_read_timeout(None)
+        .serve_connection(TokioIo::new(io), service)
+        .await
+        .map_err(HttpError::Connection)
 }
 
 type Body = Full<Bytes>;

@@ -340,3 +340,39 @@ async fn ping_burst_close_code_arrives() -> Result<()> {
     server.server.shutdown().await;
     Ok(())
 }
+
+/// Checks a refused connection's answer: 503 with `Retry-After`.
+fn expect_503(res: &HttpResponse, which: &str) -> Result<()> {
+    ensure!(res.status == 503, "{which}: status {}", res.status);
+    ensure!(
+        res.header("retry-after")
+            .is_some_and(|v| v.parse::<u32>().is_ok_and(|s| s > 0)),
+        "{which}: Retry-After {:?}",
+        res.header("retry-after")
+    );
+    Ok(())
+}
+
+/// Over a connection cap, a client learns that the server is full: HTTP
+/// 503 with `Retry-After`, not a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_connection_caps_is_503() -> Result<()> {
+    let upgrade = format!("GET /ws HTTP/1.1\r\nHost: localhost\r\n{UPGRADE_HEADERS}\r\n");
+    for (which, mut cfg) in [("per-IP cap", config()), ("total cap", config())] {
+        if which == "per-IP cap" {
+            cfg.max_connections_per_ip = 2;
+        } else {
+            cfg.max_connections = 2;
+        }
+        let server = TestServer::start(cfg).await?;
+        let a = server.client(hello()).await?;
+        let b = server.client(hello()).await?;
+        let res = server.https_raw(&upgrade).await.context(which)?;
+        expect_503(&res, which)?;
+        let res = server.https_get("/healthz").await.context(which)?;
+        expect_503(&res, which)?;
+        drop((a, b));
+        server.server.shutdown().await;
+    }
+    Ok(())
+}

@@ -6,6 +6,14 @@
 //! nor tungstenite has a timeout of its own). Plain HTTP use of a connection
 //! is bounded to three times that.
 //!
+//! A connection over a cap ([`crate::ServerConfig::max_connections`],
+//! [`crate::ServerConfig::max_connections_per_ip`]) still gets TLS and an HTTP
+//! `503` with `Retry-After`, within the handshake timeout, so that a client
+//! can tell "full" from "down"; at most
+//! [`crate::ServerConfig::max_refused_in_flight`] such answers are in
+//! progress at once, and connections beyond that are dropped at accept,
+//! before any TLS work.
+//!
 //! A close frame from the client is answered with a close frame (tungstenite
 //! queues the echo when it reads the client's frame, and
 //! `WsConnection::close` flushes it).
@@ -22,6 +30,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tickwire_shared::CloseCode;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::sync::Semaphore;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -33,6 +42,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::ServerConfig;
 use crate::game::Game;
 use crate::http::{self, HttpContext, HttpOutcome};
 use crate::metrics as m;
@@ -51,6 +61,7 @@ pub(crate) async fn accept_loop<G: Game>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tasks = JoinSet::new();
+    let refusals = Arc::new(Semaphore::new(shared.config.max_refused_in_flight));
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -68,8 +79,8 @@ pub(crate) async fn accept_loop<G: Game>(
                 let slot = match limits.acquire(peer.ip()) {
                     Ok(s) => s,
                     Err(which) => {
-                        tracing::warn!(%peer, which, "connection refused");
-                        drop(tcp);
+                        let (tls, config) = (tls.clone(), &shared.config);
+                        refuse_or_drop(&mut tasks, &refusals, tcp, peer, which, tls, config);
                         continue;
                     }
                 };
@@ -131,6 +142,59 @@ async fn connection<G: Game>(
             serve(stream, peer, http, shared).await;
         }
         None => serve(tcp, peer, http, shared).await,
+    }
+}
+
+/// A connection over a cap: answered (see [`refuse`]) by a task while a
+/// refusal permit is free; otherwise dropped at once, before TLS.
+fn refuse_or_drop(
+    tasks: &mut JoinSet<()>,
+    refusals: &Arc<Semaphore>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    which: &'static str,
+    tls: Option<TlsAcceptor>,
+    config: &Arc<ServerConfig>,
+) {
+    let Ok(permit) = Arc::clone(refusals).try_acquire_owned() else {
+        tracing::warn!(%peer, which, "connection refused; too many refusals in progress");
+        return;
+    };
+    tracing::info!(%peer, which, "connection over a cap; answering 503");
+    let config = Arc::clone(config);
+    tasks.spawn(async move {
+        refuse(tcp, peer, tls, &config).await;
+        drop(permit);
+    });
+}
+
+/// Answers a connection over a cap: TLS, then `503` with `Retry-After` to
+/// every request, all within the handshake timeout.
+async fn refuse(tcp: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, config: &ServerConfig) {
+    let _ = tcp.set_nodelay(true);
+    let deadline = Instant::now() + config.handshake_timeout;
+    let retry_after = http::SERVER_FULL_RETRY_AFTER_SECS;
+    let answered = match tls {
+        Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+            Ok(Ok(stream)) => {
+                tokio::time::timeout_at(deadline, http::serve_unavailable(stream, retry_after))
+                    .await
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake of a refused connection failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake of a refused connection timed out");
+                return;
+            }
+        },
+        None => tokio::time::timeout_at(deadline, http::serve_unavailable(tcp, retry_after)).await,
+    };
+    match answered {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "refused connection failed"),
+        Err(_) => tracing::debug!(%peer, "refused connection timed out"),
     }
 }
 
