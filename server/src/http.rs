@@ -19,7 +19,8 @@
 //!
 //! Static files are read once at startup into memory ([`StaticFiles::load`])
 //! and served only from that table, so no request path ever reaches the file
-//! system and path traversal is impossible by construction.
+//! system and path traversal is impossible by construction. A symbolic link
+//! is loaded only when it resolves to a file inside the static root.
 //!
 //! The WebSocket stream is built with [`websocket_config`]'s small buffers
 //! and message limits; extensions (permessage-deflate) and subprotocols are
@@ -202,7 +203,9 @@ impl StaticFiles {
     ///
     /// A file at `dir/a/b.js` is served as `/a/b.js`. Entries whose name
     /// starts with `.` are skipped, as are symbolic links to directories
-    /// (which could form cycles); symbolic links to files are followed.
+    /// (which could form cycles). A symbolic link to a file is followed only
+    /// when its target, with every link resolved, lies inside `dir`; a link
+    /// out of the static root is skipped with a warning.
     /// Fails if anything cannot be read, a name is not UTF-8, or the files
     /// together exceed `max_total_bytes` (checked before each file is read).
     ///
@@ -221,6 +224,8 @@ impl StaticFiles {
             });
         }
 
+        // Links are checked against the root with every link resolved.
+        let root = fs::canonicalize(dir).map_err(read_err(dir))?;
         let mut table = Self::empty();
         let mut pending = vec![(dir.to_path_buf(), String::new())];
         while let Some((fs_dir, url_prefix)) = pending.pop() {
@@ -236,18 +241,28 @@ impl StaticFiles {
                 }
                 let url = format!("{url_prefix}/{name}");
                 let file_type = entry.file_type().map_err(read_err(&path))?;
-                let len = if file_type.is_dir() {
+                let (len, source) = if file_type.is_dir() {
                     pending.push((path, url));
                     continue;
                 } else if file_type.is_file() {
-                    entry.metadata().map_err(read_err(&path))?.len()
+                    let len = entry.metadata().map_err(read_err(&path))?.len();
+                    (len, path.clone())
                 } else if file_type.is_symlink() {
-                    let target = fs::metadata(&path).map_err(read_err(&path))?;
-                    if !target.is_file() {
+                    let target = fs::canonicalize(&path).map_err(read_err(&path))?;
+                    if !target.starts_with(&root) {
+                        tracing::warn!(
+                            path = %path.display(),
+                            target = %target.display(),
+                            "skipping symlink that leads out of the static root"
+                        );
+                        continue;
+                    }
+                    let meta = fs::metadata(&target).map_err(read_err(&path))?;
+                    if !meta.is_file() {
                         tracing::warn!(path = %path.display(), "skipping symlink that is not a file");
                         continue;
                     }
-                    target.len()
+                    (meta.len(), target)
                 } else {
                     tracing::warn!(path = %path.display(), "skipping special file");
                     continue;
@@ -265,7 +280,7 @@ impl StaticFiles {
                 // The file may grow between `metadata` and the read, so the
                 // read itself is bounded as well.
                 let mut body = Vec::new();
-                fs::File::open(&path)
+                fs::File::open(&source)
                     .and_then(|f| f.take(remaining.saturating_add(1)).read_to_end(&mut body))
                     .map_err(read_err(&path))?;
                 let read = body.len() as u64;

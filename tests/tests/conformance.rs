@@ -376,3 +376,50 @@ async fn over_the_connection_caps_is_503() -> Result<()> {
     }
     Ok(())
 }
+
+/// A symbolic link inside the static directory that points outside it is
+/// not served; one that stays inside is.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_symlink_out_of_root_is_not_served() -> Result<()> {
+    let base = std::env::temp_dir().join(format!(
+        "tickwire-conformance-static-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos()
+    ));
+    let root = base.join("www");
+    let outside = base.join("private");
+    std::fs::create_dir_all(&root)?;
+    std::fs::create_dir_all(&outside)?;
+    std::fs::write(root.join("index.html"), "<!doctype html>")?;
+    std::fs::write(root.join("inside.txt"), "inside")?;
+    std::fs::write(outside.join("secret.txt"), "secret")?;
+    std::os::unix::fs::symlink(outside.join("secret.txt"), root.join("leak.txt"))?;
+    std::os::unix::fs::symlink("../private/secret.txt", root.join("leak2.txt"))?;
+    std::os::unix::fs::symlink("inside.txt", root.join("alias.txt"))?;
+    let result = async {
+        let server = TestServer::start(config().with_static_dir(Some(root.clone()))).await?;
+        for path in ["/leak.txt", "/leak2.txt"] {
+            let res = server.https_get(path).await?;
+            ensure!(
+                res.status == 404,
+                "{path}: status {}, body {:?}",
+                res.status,
+                String::from_utf8_lossy(&res.body)
+            );
+        }
+        let res = server.https_get("/alias.txt").await?;
+        ensure!(
+            res.status == 200 && res.body == b"inside",
+            "a link inside the root is served: {}",
+            res.status
+        );
+        server.server.shutdown().await;
+        Ok(())
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&base);
+    result
+}
