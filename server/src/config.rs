@@ -122,6 +122,20 @@ pub struct ServerConfig {
     pub room_channel_capacity: usize,
     /// On shutdown, sessions get this long to flush their close. Default 5 s.
     pub shutdown_timeout: Duration,
+    /// After its WebSocket close frame, the server half-closes the
+    /// connection and reads (and drops) what the client still sends, for at
+    /// most this long, before it drops the connection: dropping it with
+    /// unread bytes would send a TCP reset, which can destroy the close
+    /// frame before the client reads it. Default 1 s.
+    pub close_linger: Duration,
+    /// The most bytes read (and dropped) while lingering. Default 256 KiB.
+    pub close_linger_bytes: u64,
+    /// Connections over [`ServerConfig::max_connections`] or
+    /// [`ServerConfig::max_connections_per_ip`] that are answered (TLS, then
+    /// HTTP `503` with `Retry-After`, bounded by the handshake timeout) at
+    /// one time; more are dropped at once, before TLS (0: drop them all).
+    /// Default 64.
+    pub max_refused_in_flight: usize,
     /// Simulate a bad network on every session (testing only): latency,
     /// jitter, loss… applied to each session's traffic in both directions
     /// (reliable server messages get the delays only). Default none.
@@ -266,6 +280,9 @@ impl Default for ServerConfig {
             max_skipped_snapshots: 120,
             room_channel_capacity: 1024,
             shutdown_timeout: Duration::from_secs(5),
+            close_linger: Duration::from_secs(1),
+            close_linger_bytes: 256 << 10,
+            max_refused_in_flight: 64,
             conditioner: None,
             conditioner_seed: 1,
             quic_addr: None,

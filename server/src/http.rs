@@ -6,17 +6,21 @@
 //!
 //! ```text
 //!  IO ──► serve(io, ctx) ──► hyper http1 (keep-alive)
+//!                              ├─ HTTP/1.1 without Host, or two Hosts → 400
 //!                              ├─ GET /healthz          → 200 "ok"
 //!                              ├─ GET|HEAD <static>     → 200 from the in-memory StaticFiles table, or 404
 //!                              ├─ other methods         → 405
 //!                              └─ GET <ws_path> upgrade → 400 malformed · 403 foreign Origin · 101
 //!                                                          └─► HttpOutcome::WebSocket(stream, info)
 //!  connection ends without an upgrade ─────────────────────► HttpOutcome::Closed
+//!
+//!  IO ──► serve_unavailable(io, secs) ──► every request → 503, Retry-After, Connection: close
 //! ```
 //!
 //! Static files are read once at startup into memory ([`StaticFiles::load`])
 //! and served only from that table, so no request path ever reaches the file
-//! system and path traversal is impossible by construction.
+//! system and path traversal is impossible by construction. A symbolic link
+//! is loaded only when it resolves to a file inside the static root.
 //!
 //! The WebSocket stream is built with [`websocket_config`]'s small buffers
 //! and message limits; extensions (permessage-deflate) and subprotocols are
@@ -88,6 +92,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Write buffer target of each WebSocket, in bytes.
 pub const WS_WRITE_BUFFER_BYTES: usize = 4 * 1024;
+
+/// The `Retry-After` (seconds) of the `503` that [`serve_unavailable`] sends.
+pub const SERVER_FULL_RETRY_AFTER_SECS: u32 = 5;
 
 /// Largest WebSocket frame header: 2 bytes + 8 bytes length + 4 bytes mask.
 const WS_MAX_FRAME_HEADER_BYTES: usize = 14;
@@ -196,7 +203,9 @@ impl StaticFiles {
     ///
     /// A file at `dir/a/b.js` is served as `/a/b.js`. Entries whose name
     /// starts with `.` are skipped, as are symbolic links to directories
-    /// (which could form cycles); symbolic links to files are followed.
+    /// (which could form cycles). A symbolic link to a file is followed only
+    /// when its target, with every link resolved, lies inside `dir`; a link
+    /// out of the static root is skipped with a warning.
     /// Fails if anything cannot be read, a name is not UTF-8, or the files
     /// together exceed `max_total_bytes` (checked before each file is read).
     ///
@@ -215,6 +224,8 @@ impl StaticFiles {
             });
         }
 
+        // Links are checked against the root with every link resolved.
+        let root = fs::canonicalize(dir).map_err(read_err(dir))?;
         let mut table = Self::empty();
         let mut pending = vec![(dir.to_path_buf(), String::new())];
         while let Some((fs_dir, url_prefix)) = pending.pop() {
@@ -230,18 +241,28 @@ impl StaticFiles {
                 }
                 let url = format!("{url_prefix}/{name}");
                 let file_type = entry.file_type().map_err(read_err(&path))?;
-                let len = if file_type.is_dir() {
+                let (len, source) = if file_type.is_dir() {
                     pending.push((path, url));
                     continue;
                 } else if file_type.is_file() {
-                    entry.metadata().map_err(read_err(&path))?.len()
+                    let len = entry.metadata().map_err(read_err(&path))?.len();
+                    (len, path.clone())
                 } else if file_type.is_symlink() {
-                    let target = fs::metadata(&path).map_err(read_err(&path))?;
-                    if !target.is_file() {
+                    let target = fs::canonicalize(&path).map_err(read_err(&path))?;
+                    if !target.starts_with(&root) {
+                        tracing::warn!(
+                            path = %path.display(),
+                            target = %target.display(),
+                            "skipping symlink that leads out of the static root"
+                        );
+                        continue;
+                    }
+                    let meta = fs::metadata(&target).map_err(read_err(&path))?;
+                    if !meta.is_file() {
                         tracing::warn!(path = %path.display(), "skipping symlink that is not a file");
                         continue;
                     }
-                    target.len()
+                    (meta.len(), target)
                 } else {
                     tracing::warn!(path = %path.display(), "skipping special file");
                     continue;
@@ -259,7 +280,7 @@ impl StaticFiles {
                 // The file may grow between `metadata` and the read, so the
                 // read itself is bounded as well.
                 let mut body = Vec::new();
-                fs::File::open(&path)
+                fs::File::open(&source)
                     .and_then(|f| f.take(remaining.saturating_add(1)).read_to_end(&mut body))
                     .map_err(read_err(&path))?;
                 let read = body.len() as u64;
@@ -650,10 +671,52 @@ where
     }
 }
 
+/// Answers every request on `io` with `503 Service Unavailable`,
+/// `Retry-After: retry_after_secs` and `Connection: close`, then closes: the
+/// answer to a connection over a connection cap, which tells a client that
+/// the server is full rather than down.
+///
+/// No timeouts are applied here: wrap the call in [`tokio::time::timeout`].
+pub async fn serve_unavailable<IO>(io: IO, retry_after_secs: u32) -> Result<(), HttpError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |_req: Request<Incoming>| async move {
+        let mut res = simple(StatusCode::SERVICE_UNAVAILABLE, "server full; retry later");
+        let h = res.headers_mut();
+        h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        Ok::<_, Infallible>(res)
+    });
+    http1::Builder::new()
+        .keep_alive(false)
+        .half_close(false)
+        .max_buf_size(HYPER_MIN_BUF_SIZE)
+        .header_read_timeout(None)
+        .serve_connection(TokioIo::new(io), service)
+        .await
+        .map_err(HttpError::Connection)
+}
+
 type Body = Full<Bytes>;
 
 /// Answers one request. Never fails: every problem becomes a status code.
 fn route(mut req: Request<Incoming>, ctx: &HttpContext, slot: &UpgradeSlot) -> Response<Body> {
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request with
+    // more than one, gets 400 (an upgrade too: RFC 6455 §4.2.1).
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host_problem = match (hosts.next(), hosts.next()) {
+        (None, _) if req.version() == Version::HTTP_11 => Some("missing Host header"),
+        (Some(_), Some(_)) => Some("more than one Host header"),
+        _ => None,
+    };
+    if let Some(reason) = host_problem {
+        tracing::debug!(reason, "bad request");
+        let mut res = simple(StatusCode::BAD_REQUEST, reason);
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return res;
+    }
     let path = req.uri().path();
     if path == ctx.ws_path {
         return websocket(&mut req, ctx, slot);

@@ -552,7 +552,8 @@ async fn drive_inner<G: Game, C: Connection>(
     }
 }
 
-/// Sends the protocol close message and the transport's close, bounded in time.
+/// Sends the protocol close message and the transport's close, then lingers
+/// (see [`Connection::linger`]), each bounded in time.
 async fn close<C: Connection>(conn: &mut C, end: &End, config: &ServerConfig) {
     m::disconnect(end.code);
     let msg = ServerMessage::<()>::Close(tickwire_shared::message::Close {
@@ -560,11 +561,15 @@ async fn close<C: Connection>(conn: &mut C, end: &End, config: &ServerConfig) {
         reason: end.reason_within(123),
     });
     let last = msg.to_bytes().ok().map(Bytes::from);
-    let _ = tokio::time::timeout(
+    let closed = tokio::time::timeout(
         config.write_timeout.min(Duration::from_secs(2)),
         conn.close(last, end),
     )
     .await;
+    if closed.is_ok() {
+        let _ =
+            tokio::time::timeout(config.close_linger, conn.linger(config.close_linger_bytes)).await;
+    }
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

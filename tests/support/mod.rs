@@ -811,10 +811,17 @@ impl TestServer {
 
     /// `GET path` over TLS (one request, `Connection: close`).
     pub async fn https_get(&self, path: &str) -> Result<HttpResponse> {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        self.https_raw(&req).await
+    }
+
+    /// Sends `request` (raw bytes, which should ask for `Connection: close`)
+    /// on a new TLS connection and reads the response until the server
+    /// ends the connection.
+    pub async fn https_raw(&self, request: &str) -> Result<HttpResponse> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut tls = self.tls_connect().await?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-        tls.write_all(req.as_bytes()).await?;
+        tls.write_all(request.as_bytes()).await?;
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         let read_all = async {

@@ -88,4 +88,13 @@ pub(crate) trait Connection: Send {
     /// transport with `end`'s code and reason. Best effort; the caller bounds
     /// it in time.
     fn close(&mut self, last: Option<Bytes>, end: &End) -> impl Future<Output = ()> + Send;
+
+    /// After [`Connection::close`]: stops writing and discards what the
+    /// peer still sends, up to `max_bytes`, until the peer closes too, so
+    /// that the close is not lost to a reset. Best effort; the caller bounds
+    /// it in time. Default: nothing to do.
+    fn linger(&mut self, max_bytes: u64) -> impl Future<Output = ()> + Send {
+        let _ = max_bytes;
+        async {}
+    }
 }
