@@ -13,9 +13,9 @@
 //! the mask with [`Patcher::begin`] and then hands each of its fields, in
 //! flattening order, to the matching [`Patcher`] method, which updates the
 //! field only when its bit is set. Nothing is allocated unless a string
-//! field is marked. Games derive it (`#[derive(tickwire_derive::Patch)]`) or
-//! keep the serde fallback, [`patch_with_serde`], which is what
-//! [`crate::GameProtocol::patch_state`] does by default.
+//! field is marked. Games derive it (`#[derive(tickwire_derive::Patch)]`) and
+//! override [`crate::GameProtocol::patch_in_place`], or keep that method's
+//! default, which asks for the serde fallback, [`patch_with_serde`].
 //!
 //! A patch whose payload would change the field layout (an option that
 //! becomes `Some`, a sequence that changes length, an enum that changes
@@ -394,9 +394,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     /// # Errors
     /// As [`Patch::patch`]; an index that changes is [`PatchError::Layout`].
     pub fn variant(&mut self, index: u32) -> Result<(), PatchError> {
-        self.structural(u64::from(index), |r| {
-            r.u32("variant index").map(u64::from)
-        })
+        self.structural(u64::from(index), |r| r.u32("variant index").map(u64::from))
     }
 
     /// A sequence or map length. Visit the items after it.
@@ -619,8 +617,18 @@ mod tests {
             (String::from("anna"), [u64::MAX; 4]),
         );
         check(
-            (String::from("a"), [1u16, 2, 3], glam::Vec2::new(1.0, 2.0), 'x'),
-            (String::from("b"), [1u16, 9, 3], glam::Vec2::new(1.0, 3.0), 'y'),
+            (
+                String::from("a"),
+                [1u16, 2, 3],
+                glam::Vec2::new(1.0, 2.0),
+                'x',
+            ),
+            (
+                String::from("b"),
+                [1u16, 9, 3],
+                glam::Vec2::new(1.0, 3.0),
+                'y',
+            ),
         );
         check((vec![1i64, 2, 3], 0u128), (vec![1i64, 5, 3], 1u128 << 100));
     }
