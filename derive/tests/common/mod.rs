@@ -7,7 +7,7 @@ use tickwire_shared::patch::{Patch, PatchError, PatchScratch, patch_in_place, pa
 use tickwire_shared::{DecodeError, Limits, NetId, Reader, Snapshot, Writer, delta};
 
 /// The bincode bytes of `v` (compares floats bit for bit, NaN included).
-pub fn bytes<S: Serialize>(v: &S) -> Vec<u8> {
+pub(crate) fn bytes<S: Serialize>(v: &S) -> Vec<u8> {
     let mut w = Writer::new();
     w.value("state", v).unwrap();
     w.into_vec()
@@ -16,7 +16,7 @@ pub fn bytes<S: Serialize>(v: &S) -> Vec<u8> {
 /// The patch bytes of the single entity patched from `base` to `cur`, or
 /// `None` when the delta sends it whole (layout change, patch not smaller)
 /// or not at all (equal).
-pub fn patch_bytes<S: Serialize + PartialEq + Clone>(base: &S, cur: &S) -> Option<Vec<u8>> {
+pub(crate) fn patch_bytes<S: Serialize + PartialEq + Clone>(base: &S, cur: &S) -> Option<Vec<u8>> {
     let b = Snapshot::from_vec(vec![(NetId(1), base.clone())]).unwrap();
     let c = Snapshot::from_vec(vec![(NetId(1), cur.clone())]).unwrap();
     let d = delta::diff(&b, &c).unwrap();
@@ -28,7 +28,7 @@ pub fn patch_bytes<S: Serialize + PartialEq + Clone>(base: &S, cur: &S) -> Optio
 }
 
 /// The fast path on a copy of `base`.
-pub fn fast<S: Patch + Clone>(
+pub(crate) fn fast<S: Patch + Clone>(
     base: &S,
     patch: &[u8],
     limits: &Limits,
@@ -40,7 +40,7 @@ pub fn fast<S: Patch + Clone>(
 }
 
 /// The serde path on a copy of `base`.
-pub fn slow<S: Serialize + DeserializeOwned + Clone>(
+pub(crate) fn slow<S: Serialize + DeserializeOwned + Clone>(
     base: &S,
     patch: &[u8],
     limits: &Limits,
@@ -53,7 +53,7 @@ pub fn slow<S: Serialize + DeserializeOwned + Clone>(
 
 /// What [`check_real`] saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Real {
+pub(crate) enum Real {
     /// The fast path applied the patch.
     Fast,
     /// The fast path asked for the serde path ([`PatchError::Layout`]).
@@ -64,7 +64,7 @@ pub enum Real {
 
 /// Applies a real patch from `base` to `cur` both ways: the fast path gives
 /// `cur` or asks for the serde path, which gives `cur`.
-pub fn check_real<S>(base: &S, cur: &S) -> Real
+pub(crate) fn check_real<S>(base: &S, cur: &S) -> Real
 where
     S: Patch + Serialize + DeserializeOwned + Clone + PartialEq + core::fmt::Debug,
 {
@@ -93,7 +93,7 @@ where
 /// * fast `Ok` ⇒ serde `Ok`, same value (bit for bit), same bytes read;
 /// * fast `Decode` error ⇒ serde error too;
 /// * fast `Layout` ⇒ nothing (the caller takes the serde path).
-pub fn check_garbage<S>(base: &S, patch: &[u8])
+pub(crate) fn check_garbage<S>(base: &S, patch: &[u8])
 where
     S: Patch + Serialize + DeserializeOwned + Clone + core::fmt::Debug,
 {
