@@ -50,9 +50,12 @@ use std::sync::Arc;
 
 use glam::Vec2;
 use serde::{Deserialize, Serialize};
-use tickwire_shared::GameProtocol;
+use tickwire_derive::Patch;
+use tickwire_shared::codec::Reader;
+use tickwire_shared::patch::PatchError;
 use tickwire_shared::quantize::{Angle16, QVec2};
 use tickwire_shared::snapshot::NetId;
+use tickwire_shared::{GameProtocol, Limits};
 
 mod rules;
 
@@ -80,6 +83,15 @@ impl GameProtocol for Arena {
     type Input = PlayerInput;
     type EntityState = EntityState;
     type Event = ArenaEvent;
+
+    /// The derived in-place path ([`Patch`] on [`EntityState`]).
+    fn patch_in_place(
+        state: &mut EntityState,
+        r: &mut Reader<'_>,
+        limits: &Limits,
+    ) -> Result<(), PatchError> {
+        tickwire_shared::patch::patch_in_place(state, r, limits)
+    }
 }
 
 /// One tick of a player's input: which buttons are held and where they aim.
@@ -131,7 +143,7 @@ pub mod buttons {
 }
 
 /// What a replicated entity is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Patch)]
 pub enum EntityKind {
     /// A player (human or bot).
     Player,
@@ -146,7 +158,10 @@ pub enum EntityKind {
 ///
 /// Flat and quantized so that field-level deltas stay small: a moving player
 /// costs its position (and aim) change, nothing else.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// It derives [`Patch`], so a client applies a delta's patch to it in place
+/// (see [`GameProtocol::patch_in_place`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Patch)]
 pub struct EntityState {
     /// Player or projectile.
     pub kind: EntityKind,
@@ -306,6 +321,200 @@ mod tests {
         assert_eq!(input.sanitized().aim, Angle16(5));
         assert!(input.fires());
         assert!(!PlayerInput::default().fires());
+    }
+
+    mod patch {
+        //! The derived in-place patch of [`EntityState`] against the serde
+        //! path, on real deltas between random valid states and on mutated
+        //! patch bytes.
+        use proptest::prelude::*;
+        use tickwire_shared::delta;
+        use tickwire_shared::patch::{PatchScratch, patch_with_serde};
+
+        use super::*;
+
+        fn kind() -> impl Strategy<Value = EntityKind> {
+            prop_oneof![
+                Just(EntityKind::Player),
+                Just(EntityKind::Projectile),
+                Just(EntityKind::Npc),
+            ]
+        }
+
+        prop_compose! {
+            fn state()(
+                kind in kind(),
+                x in 0.0f32..ARENA_SIZE.x,
+                y in 0.0f32..ARENA_SIZE.y,
+                angle in any::<u16>(),
+                health in 0..=MAX_HEALTH,
+                owner in prop_oneof![1..100u32, BOT_ID_BASE..BOT_ID_BASE + 100],
+                name in prop_oneof![Just(String::new()), ".{1,20}".prop_map(|n| sanitize_name(&n))],
+                kills in any::<u16>(),
+                deaths in any::<u16>(),
+            ) -> EntityState {
+                EntityState {
+                    kind,
+                    pos: QVec2::from_vec2(Vec2::new(x, y)),
+                    angle: Angle16(angle),
+                    health,
+                    owner,
+                    name: name.into(),
+                    kills,
+                    deaths,
+                }
+            }
+        }
+
+        /// `base` with one to three fields (bits of `mask`) from `other`.
+        fn blend(base: &EntityState, other: &EntityState, mask: u8) -> EntityState {
+            let mut s = base.clone();
+            let pick = |i: u8| mask & (1 << i) != 0;
+            if pick(0) {
+                s.kind = other.kind;
+            }
+            if pick(1) {
+                s.pos.x = other.pos.x;
+            }
+            if pick(2) {
+                s.pos.y = other.pos.y;
+            }
+            if pick(3) {
+                s.angle = other.angle;
+            }
+            if pick(4) {
+                s.health = other.health;
+            }
+            if pick(5) {
+                s.owner = other.owner;
+            }
+            if pick(6) {
+                s.name = other.name.clone();
+            }
+            if pick(7) {
+                (s.kills, s.deaths) = (other.kills, other.deaths);
+            }
+            s
+        }
+
+        fn fast(base: &EntityState, patch: &[u8]) -> Result<(EntityState, usize), PatchError> {
+            let mut s = base.clone();
+            let mut r = Reader::new(patch);
+            Arena::patch_in_place(&mut s, &mut r, &Limits::default())?;
+            Ok((s, r.position()))
+        }
+
+        fn slow(
+            base: &EntityState,
+            patch: &[u8],
+        ) -> Result<(EntityState, usize), tickwire_shared::DecodeError> {
+            let mut s = base.clone();
+            let mut r = Reader::new(patch);
+            patch_with_serde(
+                &mut s,
+                &mut r,
+                &Limits::default(),
+                &mut PatchScratch::default(),
+            )?;
+            Ok((s, r.position()))
+        }
+
+        /// The patch of the single entity of the delta `base` → `cur`, if
+        /// it was sent as one.
+        fn patch_bytes(base: &EntityState, cur: &EntityState) -> Option<Vec<u8>> {
+            use tickwire_shared::Snapshot;
+            let b = Snapshot::from_vec(vec![(NetId(1), base.clone())]).unwrap();
+            let c = Snapshot::from_vec(vec![(NetId(1), cur.clone())]).unwrap();
+            let d = delta::diff(&b, &c).unwrap();
+            (d[..3] == [0, 1, 1]).then(|| d[3..d.len() - 1].to_vec())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            /// Every real patch of an arena state applies in place, to the
+            /// state the serde path builds; except a change of
+            /// [`EntityKind`] (a patched variant index, which the arena
+            /// never sends: an entity keeps its kind), where the fast path
+            /// asks for the serde path.
+            #[test]
+            fn real_patches_apply_in_place_like_serde(
+                base in state(),
+                other in state(),
+                bits in proptest::collection::vec(0..8u8, 1..4),
+            ) {
+                let cur = blend(&base, &other, bits.iter().fold(0, |m, i| m | 1 << i));
+                if let Some(patch) = patch_bytes(&base, &cur) {
+                    let (s, m) = slow(&base, &patch).unwrap();
+                    prop_assert_eq!(&s, &cur);
+                    prop_assert_eq!(m, patch.len());
+                    match fast(&base, &patch) {
+                        Ok((f, n)) => {
+                            prop_assert_eq!(&f, &cur);
+                            prop_assert_eq!(n, patch.len());
+                        }
+                        Err(PatchError::Layout) => prop_assert_ne!(base.kind, cur.kind),
+                        Err(e) => prop_assert!(false, "fast path refused a real patch: {e}"),
+                    }
+                }
+            }
+
+            /// Mutated patches: no panic; a patch the fast path accepts is
+            /// accepted by the serde path with the same result and length,
+            /// and one it finds malformed is refused by the serde path.
+            #[test]
+            fn mutated_patches_never_diverge(
+                base in state(),
+                other in state(),
+                bits in proptest::collection::vec(0..8u8, 1..4),
+                edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0..3u8), 1..4),
+            ) {
+                let cur = blend(&base, &other, bits.iter().fold(0, |m, i| m | 1 << i));
+                let Some(mut patch) = patch_bytes(&base, &cur) else {
+                    return Ok(());
+                };
+                for (at, byte, op) in edits {
+                    match op {
+                        0 if !patch.is_empty() => {
+                            let i = at % patch.len();
+                            patch[i] ^= byte.max(1);
+                        }
+                        1 => patch.truncate(at % (patch.len() + 1)),
+                        _ => patch.insert(at % (patch.len() + 1), byte),
+                    }
+                    match (fast(&base, &patch), slow(&base, &patch)) {
+                        (Ok(f), Ok(s)) => prop_assert_eq!(f, s),
+                        (Ok(f), Err(e)) => prop_assert!(false, "fast accepted {f:?}, serde: {e}"),
+                        (Err(PatchError::Decode(e)), Ok(s)) => {
+                            prop_assert!(false, "fast refused ({e}), serde accepted {s:?}")
+                        }
+                        (Err(_), _) => {}
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn a_name_change_patches_in_place() {
+            let base = EntityState {
+                kind: EntityKind::Player,
+                pos: QVec2::from_vec2(Vec2::new(100.0, 200.0)),
+                angle: Angle16(7),
+                health: MAX_HEALTH,
+                owner: 3,
+                name: "ann".into(),
+                kills: 1,
+                deaths: 2,
+            };
+            let cur = EntityState {
+                name: "annabel".into(),
+                kills: 2,
+                ..base.clone()
+            };
+            let patch = patch_bytes(&base, &cur).unwrap();
+            assert_eq!(fast(&base, &patch).unwrap(), (cur.clone(), patch.len()));
+            assert_eq!(slow(&base, &patch).unwrap(), (cur, patch.len()));
+        }
     }
 
     #[test]

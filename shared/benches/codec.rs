@@ -1,4 +1,5 @@
-//! Protocol codec benchmarks: full snapshots, deltas and a bitcode comparison.
+//! Protocol codec benchmarks: full snapshots, deltas, applying one entity's
+//! patch (in place vs through serde) and a bitcode comparison.
 //!
 //! The world is 1,000 quantized entities (`NetId` 1..=1000) spread over a
 //! 2000 × 2000 arena. A "changed" tick moves every 10th entity by at most 4
@@ -11,11 +12,14 @@
 //! root records the results.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::Criterion;
 use serde::{Deserialize, Serialize};
+use tickwire_derive::Patch;
 use tickwire_shared::delta::{self, DeltaScratch};
+use tickwire_shared::patch::{PatchScratch, patch_in_place, patch_with_serde};
 use tickwire_shared::quantize::{Angle16, QVec2};
 use tickwire_shared::snapshot::{self, NetId, Snapshot};
 use tickwire_shared::{Limits, Reader, ServerMessage, SnapshotHeader, Writer};
@@ -28,6 +32,57 @@ struct Ent {
     angle: Angle16,
     health: u8,
     owner: u32,
+}
+
+/// What a player entity kind is (as the arena's `EntityKind`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Patch)]
+enum Kind {
+    Player,
+    Projectile,
+}
+
+/// An entity shaped like the arena's `EntityState`: quantized position, an
+/// angle, small integers and a shared name.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Patch)]
+struct Player {
+    kind: Kind,
+    pos: QVec2<16>,
+    angle: Angle16,
+    health: u8,
+    owner: u32,
+    name: Arc<str>,
+    kills: u16,
+    deaths: u16,
+}
+
+/// The patch of one player that moved and turned (a typical tick): the
+/// bytes after the delta's id, as `GameProtocol::patch_in_place` gets them.
+fn player_patch() -> (Player, Vec<u8>) {
+    let base = Player {
+        kind: Kind::Player,
+        pos: QVec2 {
+            x: 12_345,
+            y: 6_789,
+        },
+        angle: Angle16(40_000),
+        health: 80,
+        owner: 1_000_003,
+        name: Arc::from("bot-3"),
+        kills: 7,
+        deaths: 2,
+    };
+    let mut cur = base.clone();
+    cur.pos.x += 40;
+    cur.pos.y -= 12;
+    cur.angle.0 += 300;
+    let d = delta::diff(
+        &Snapshot::from_vec(vec![(NetId(1), base.clone())]).expect("one id"),
+        &Snapshot::from_vec(vec![(NetId(1), cur)]).expect("one id"),
+    )
+    .expect("encodes");
+    // removed: 0; patched: 1, id 1, the patch; full: 0.
+    assert_eq!(d[..3], [0, 1, 1], "one patched entity");
+    (base, d[3..d.len() - 1].to_vec())
 }
 
 const ENTITIES: u32 = 1_000;
@@ -261,6 +316,35 @@ fn benches(c: &mut Criterion) {
                 .zip(black_box(&base_copy).iter())
                 .filter(|((_, x), (_, y))| x != y)
                 .count()
+        });
+    });
+    g.finish();
+
+    // Applying one entity's patch: the patch adds the same differences each
+    // time, so repeated application keeps a valid (drifting) state.
+    let (player, patch) = player_patch();
+    let mut g = c.benchmark_group("patch_one_entity");
+    let mut state = player.clone();
+    g.bench_function("patch_in_place (derived Patch)", |b| {
+        b.iter(|| {
+            let mut r = Reader::new(black_box(&patch));
+            patch_in_place(&mut state, &mut r, &limits).expect("applies");
+        });
+    });
+    g.bench_function("clone baseline + patch_in_place", |b| {
+        b.iter(|| {
+            let mut s = black_box(&player).clone();
+            let mut r = Reader::new(black_box(&patch));
+            patch_in_place(&mut s, &mut r, &limits).expect("applies");
+            s
+        });
+    });
+    let mut state = player.clone();
+    let mut scratch = PatchScratch::default();
+    g.bench_function("patch_with_serde", |b| {
+        b.iter(|| {
+            let mut r = Reader::new(black_box(&patch));
+            patch_with_serde(&mut state, &mut r, &limits, &mut scratch).expect("applies");
         });
     });
     g.finish();

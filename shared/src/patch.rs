@@ -13,9 +13,9 @@
 //! the mask with [`Patcher::begin`] and then hands each of its fields, in
 //! flattening order, to the matching [`Patcher`] method, which updates the
 //! field only when its bit is set. Nothing is allocated unless a string
-//! field is marked. Games derive it (`#[derive(tickwire_derive::Patch)]`) or
-//! keep the serde fallback, [`patch_with_serde`], which is what
-//! [`crate::GameProtocol::patch_state`] does by default.
+//! field is marked. Games derive it (`#[derive(tickwire_derive::Patch)]`) and
+//! override [`crate::GameProtocol::patch_in_place`], or keep that method's
+//! default, which asks for the serde fallback, [`patch_with_serde`].
 //!
 //! A patch whose payload would change the field layout (an option that
 //! becomes `Some`, a sequence that changes length, an enum that changes

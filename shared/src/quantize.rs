@@ -17,6 +17,8 @@
 use glam::Vec2;
 use serde::{Deserialize, Serialize};
 
+use crate::patch::{Patch, PatchError, Patcher};
+
 /// A `Vec2` stored as fixed-point `i32` per axis, in units of `1 / SCALE`.
 ///
 /// `SCALE = 16` gives a precision of 1/16 unit over ±134 million units.
@@ -121,6 +123,38 @@ impl Unorm8 {
     }
 }
 
+// The in-place patch path (see `crate::patch`) for the types above, visiting
+// what their derived serde impls serialize: `QVec2` is a struct of two `i32`
+// (x then y); `Angle16` and `Unorm8` are newtypes, i.e. their inner integer.
+
+impl<const SCALE: u32> Patch for QVec2<SCALE> {
+    fn field_count(&self) -> usize {
+        2
+    }
+    fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
+        p.i32(&mut self.x)?;
+        p.i32(&mut self.y)
+    }
+}
+
+impl Patch for Angle16 {
+    fn field_count(&self) -> usize {
+        1
+    }
+    fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
+        p.u16(&mut self.0)
+    }
+}
+
+impl Patch for Unorm8 {
+    fn field_count(&self) -> usize {
+        1
+    }
+    fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
+        p.u8(&mut self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +170,44 @@ mod tests {
     }
 
     proptest! {
+        /// The in-place patch of each quantized type agrees with serde's
+        /// layout: a delta between two values applies to the same result
+        /// both ways, and `field_count` is the flattened field count.
+        #[test]
+        fn quantized_types_patch_in_place_like_serde(
+            a in any::<(i32, i32, u16, u8)>(),
+            b in any::<(i32, i32, u16, u8)>(),
+        ) {
+            use crate::codec::Reader;
+            use crate::limits::Limits;
+            use crate::patch::{PatchScratch, patch_in_place, patch_with_serde};
+            use crate::snapshot::{NetId, Snapshot};
+            type S = (QVec2<16>, Angle16, Unorm8);
+            let make = |(x, y, r, h): (i32, i32, u16, u8)| -> S {
+                (QVec2 { x, y }, Angle16(r), Unorm8(h))
+            };
+            let (base, cur) = (make(a), make(b));
+            prop_assert_eq!(base.field_count(), 4);
+            let bytes = crate::delta::diff(
+                &Snapshot::from_vec(vec![(NetId(1), base)]).unwrap(),
+                &Snapshot::from_vec(vec![(NetId(1), cur)]).unwrap(),
+            )
+            .unwrap();
+            if bytes[1] == 1 {
+                let limits = Limits::default();
+                let mut fast = base;
+                let mut r = Reader::new(&bytes[3..]);
+                patch_in_place(&mut fast, &mut r, &limits).unwrap();
+                prop_assert_eq!(r.remaining(), 1); // the full section's count
+                prop_assert_eq!(fast, cur);
+                let mut slow = base;
+                let mut r = Reader::new(&bytes[3..]);
+                patch_with_serde(&mut slow, &mut r, &limits, &mut PatchScratch::default())
+                    .unwrap();
+                prop_assert_eq!(slow, cur);
+            }
+        }
+
         #[test]
         fn qvec2_error_is_within_half_a_step(x in -1.0e5f32..1.0e5, y in -1.0e5f32..1.0e5) {
             let back = QVec2::<16>::from_vec2(Vec2::new(x, y)).to_vec2();

@@ -1,0 +1,292 @@
+//! Differential tests: the derived in-place path against the serde path, on
+//! real patches between random states (PROTOCOL.md §8.5) and on mutated or
+//! random patch bytes.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Real, check_garbage, check_real, fast, patch_bytes, slow};
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+use tickwire_derive::Patch;
+use tickwire_shared::Limits;
+use tickwire_shared::quantize::{Angle16, QVec2};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Patch)]
+enum Shape {
+    Dot,
+    Circle(u16),
+    Rect {
+        w: u16,
+        h: i16,
+    },
+    Tagged(String),
+    /// Same field kinds as `Circle`: a change between them is a patched
+    /// variant index, which the in-place path hands to the serde path.
+    Ring(u16),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Patch)]
+struct Item {
+    id: u32,
+    count: i8,
+    label: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Patch)]
+enum Either<L, R> {
+    Left(L),
+    Right(R),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Patch)]
+struct State {
+    shape: Shape,
+    pos: QVec2<16>,
+    angle: Angle16,
+    health: u8,
+    name: Arc<str>,
+    tag: Option<u64>,
+    items: Vec<Item>,
+    /// `Some(())` and `None` have the same field kinds: a layout change.
+    marker: Option<()>,
+    pair: (i64, f64),
+    either: Either<u32, u32>,
+    flags: [bool; 3],
+    letter: char,
+    big: u128,
+    ratio: f32,
+    text: String,
+}
+
+const FIELDS: u32 = 15;
+
+fn shape() -> impl Strategy<Value = Shape> {
+    prop_oneof![
+        Just(Shape::Dot),
+        any::<u16>().prop_map(Shape::Circle),
+        (any::<u16>(), any::<i16>()).prop_map(|(w, h)| Shape::Rect { w, h }),
+        ".{0,6}".prop_map(Shape::Tagged),
+        any::<u16>().prop_map(Shape::Ring),
+    ]
+}
+
+fn item() -> impl Strategy<Value = Item> {
+    (
+        any::<u32>(),
+        any::<i8>(),
+        proptest::option::of("[a-z]{0,4}"),
+    )
+        .prop_map(|(id, count, label)| Item { id, count, label })
+}
+
+prop_compose! {
+    fn state()(
+        shape in shape(),
+        pos in any::<(i32, i32)>(),
+        angle in any::<u16>(),
+        health in any::<u8>(),
+        name in ".{0,10}",
+        tag in any::<Option<u64>>(),
+        items in proptest::collection::vec(item(), 0..3),
+        marker in any::<Option<()>>(),
+        pair in any::<(i64, f64)>(),
+        either in prop_oneof![any::<u32>().prop_map(Either::Left), any::<u32>().prop_map(Either::Right)],
+        flags in any::<[bool; 3]>(),
+        letter in any::<char>(),
+        big in any::<u128>(),
+        ratio in any::<f32>(),
+        text in "[a-z ]{0,24}",
+    ) -> State {
+        State {
+            shape,
+            pos: QVec2 { x: pos.0, y: pos.1 },
+            angle: Angle16(angle),
+            health,
+            name: name.into(),
+            tag,
+            items,
+            marker,
+            pair,
+            either,
+            flags,
+            letter,
+            big,
+            ratio,
+            text,
+        }
+    }
+}
+
+/// `base` with the fields whose bit is set in `mask` taken from `other`:
+/// most pairs differ in a few fields, as consecutive ticks do.
+fn blend(base: &State, other: &State, mask: u32) -> State {
+    let mut s = base.clone();
+    let pick = |i: u32| mask & (1 << i) != 0;
+    if pick(0) {
+        s.shape = other.shape.clone();
+    }
+    if pick(1) {
+        s.pos = other.pos;
+    }
+    if pick(2) {
+        s.angle = other.angle;
+    }
+    if pick(3) {
+        s.health = other.health;
+    }
+    if pick(4) {
+        s.name = other.name.clone();
+    }
+    if pick(5) {
+        s.tag = other.tag;
+    }
+    if pick(6) {
+        s.items = other.items.clone();
+    }
+    if pick(7) {
+        s.marker = other.marker;
+    }
+    if pick(8) {
+        s.pair = other.pair;
+    }
+    if pick(9) {
+        s.either = other.either.clone();
+    }
+    if pick(10) {
+        s.flags = other.flags;
+    }
+    if pick(11) {
+        s.letter = other.letter;
+    }
+    if pick(12) {
+        s.big = other.big;
+    }
+    if pick(13) {
+        s.ratio = other.ratio;
+    }
+    if pick(14) {
+        s.text = other.text.clone();
+    }
+    s
+}
+
+/// Which fields change: one to three of them, as between consecutive ticks.
+fn changed() -> impl Strategy<Value = u32> {
+    proptest::collection::vec(0..FIELDS, 1..4).prop_map(|v| v.iter().fold(0, |m, i| m | 1 << i))
+}
+
+/// A change to patch bytes: flip bits of one byte, truncate, insert or
+/// append bytes.
+#[derive(Clone, Debug)]
+enum Mutation {
+    Xor(usize, u8),
+    Truncate(usize),
+    Insert(usize, u8),
+    Append(Vec<u8>),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        3 => (any::<usize>(), 1..=255u8).prop_map(|(i, x)| Mutation::Xor(i, x)),
+        1 => any::<usize>().prop_map(Mutation::Truncate),
+        1 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+        1 => proptest::collection::vec(any::<u8>(), 1..6).prop_map(Mutation::Append),
+    ]
+}
+
+fn mutate(bytes: &mut Vec<u8>, m: &Mutation) {
+    match *m {
+        Mutation::Xor(i, x) if !bytes.is_empty() => {
+            let i = i % bytes.len();
+            bytes[i] ^= x;
+        }
+        Mutation::Xor(..) => bytes.push(0xff),
+        Mutation::Truncate(n) => bytes.truncate(n % (bytes.len() + 1)),
+        Mutation::Insert(i, b) => bytes.insert(i % (bytes.len() + 1), b),
+        Mutation::Append(ref more) => bytes.extend_from_slice(more),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// A real patch between two states: the fast path gives `cur`, or asks
+    /// for the serde path (layout change), which gives `cur`.
+    #[test]
+    fn real_patches_apply_in_place_like_serde(
+        base in state(),
+        other in state(),
+        mask in changed(),
+    ) {
+        let cur = blend(&base, &other, mask);
+        check_real(&base, &cur);
+        check_real(&cur, &base);
+    }
+
+    /// A layout change that keeps the field kinds (variant index, option
+    /// tag) is patched by the encoder and refused by the fast path.
+    #[test]
+    fn same_kind_layout_changes_take_the_serde_path(base in state(), w in any::<u16>()) {
+        let mut a = base.clone();
+        a.shape = Shape::Circle(w);
+        a.marker = Some(());
+        let mut b = a.clone();
+        b.shape = Shape::Ring(w);
+        prop_assert_ne!(check_real(&a, &b), Real::Fast);
+        let mut c = a.clone();
+        c.marker = None;
+        prop_assert_ne!(check_real(&a, &c), Real::Fast);
+    }
+
+    /// Mutated real patches: neither path panics, and the fast path never
+    /// accepts what the serde path rejects (see `common::check_garbage`).
+    #[test]
+    fn mutated_patches_never_diverge(
+        base in state(),
+        other in state(),
+        mask in changed(),
+        mutations in proptest::collection::vec(mutation(), 1..4),
+    ) {
+        let cur = blend(&base, &other, mask);
+        if let Some(mut bytes) = patch_bytes(&base, &cur) {
+            for m in &mutations {
+                mutate(&mut bytes, m);
+                check_garbage(&base, &bytes);
+            }
+        }
+    }
+
+    /// Random bytes as a patch, after a mask that marks random fields.
+    #[test]
+    fn random_patches_never_diverge(
+        base in state(),
+        body in proptest::collection::vec(any::<u8>(), 0..48),
+    ) {
+        check_garbage(&base, &body);
+    }
+}
+
+/// The one corner where the fast path accepts a patch the serde path
+/// rejects: bincode's per-value limit ([`tickwire_shared::codec::MAX_VALUE_BYTES`],
+/// 1 MiB), which bincode counts over **all** strings (and byte strings) of
+/// the decoded state. The serde path re-decodes the whole patched state, so
+/// it fails when the state's strings add up to more than the limit; the
+/// fast path only reads the marked strings (each bounded by
+/// `Limits::max_server_message_bytes`) and never sees the total. Here the
+/// baseline holds a 600 KB string and the patch sets a second one to 600
+/// KB. No such state can be sent whole either (its full encoding is over
+/// the limit), so it only arises with states larger than 1 MiB.
+#[test]
+fn corner_the_fast_path_does_not_enforce_bincodes_per_value_limit() {
+    let big = "a".repeat(600_000);
+    let base = (big.clone(), String::new());
+    let cur = (big.clone(), "b".repeat(600_000));
+    let patch = patch_bytes(&base, &cur).expect("a patch is smaller than the state");
+    let limits = Limits::default();
+    let (f, _) = fast(&base, &patch, &limits).unwrap();
+    assert_eq!(f, cur);
+    let e = slow(&base, &patch, &limits).unwrap_err();
+    assert!(e.to_string().to_lowercase().contains("limit"), "{e}");
+}
