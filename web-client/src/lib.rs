@@ -5,7 +5,7 @@
 //! byte is built and parsed by `tickwire-shared`.
 //!
 //! ```text
-//!  WebSocket (binary) ─▶ browser (driver) ─▶ client ─┬─ net      session: handshake, acks, baseline ring, pings, input resend
+//!  WebSocket (binary) ─▶ browser (driver) ─▶ client ─┬─ net      drives tickwire_shared::client::ClientSession (every protocol rule), meters
 //!  keys, mouse ────────▶                            ├─ predict  local player: arena::step_player + reconciliation
 //!  requestAnimationFrame ─▶                          ├─ interp   remote entities, adaptive delay
 //!                                                    ├─ render   Canvas 2D (camera, arena, players, shots)
