@@ -2,18 +2,18 @@
 //! Chromium (Debian's, trusting the dev certificate by its SPKI hash) plays it,
 //! and a native observer client checks what the server did.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use arena::host::ArenaGame;
-use arena::{Arena, ArenaEvent, EntityKind, EntityState};
+use arena::{Arena, EntityKind, EntityState};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tickwire_server::{Server, ServerConfig, TlsMode};
-use tickwire_shared::{ClientMessage, GameProtocol, Hello, Limits, ServerMessage, Snapshot};
+use tickwire_shared::client::{Channel, ClientConfig, ClientSession, ClientWorld, Event};
+use tickwire_shared::{GameProtocol, Hello};
 use tickwire_tests::cdp::Browser;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -37,12 +37,14 @@ fn www_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// A native client that watches the arena (it is also a player, standing still).
+/// A native client that watches the arena (it is also a player, standing
+/// still): a thin driver of `ClientSession` over a WebSocket, so the
+/// protocol rules it follows are the shared ones.
 struct Observer {
     ws: tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>,
-    kept: BTreeMap<u32, Snapshot<EntityState>>,
-    latest: Snapshot<EntityState>,
-    limits: Limits,
+    session: ClientSession<Arena>,
+    epoch: Instant,
+    buf: Vec<u8>,
 }
 
 impl Observer {
@@ -53,94 +55,98 @@ impl Observer {
             .connect(name, tcp)
             .await?;
         let url = format!("wss://localhost:{}/ws", addr.port());
-        let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+        let (ws, _) = tokio_tungstenite::client_async(url, stream).await?;
         let mut hello = Hello::new(Arena::PROTOCOL_HASH);
         hello.auth_token = Some("observer".into());
-        ws.send(Message::Binary(
-            ClientMessage::<arena::PlayerInput>::Hello(hello)
-                .to_bytes()?
-                .into(),
-        ))
-        .await?;
+        let session = ClientSession::new(Duration::ZERO, hello, ClientConfig::default());
         let mut me = Self {
             ws,
-            kept: BTreeMap::new(),
-            latest: Snapshot::new(),
-            limits: Limits::default(),
+            session,
+            epoch: Instant::now(),
+            buf: Vec::new(),
         };
-        let first = me.next_binary(Duration::from_secs(10)).await?;
-        match ServerMessage::<ArenaEvent>::decode(&first, &me.limits)? {
-            ServerMessage::Welcome(_) => Ok(me),
-            other => bail!("observer expected a welcome, got {other:?}"),
+        me.flush().await?;
+        let end = Instant::now() + Duration::from_secs(10);
+        while me.session.welcome().is_none() {
+            me.step(end).await?;
         }
+        Ok(me)
     }
 
-    async fn next_binary(&mut self, timeout: Duration) -> Result<bytes::Bytes> {
-        let end = Instant::now() + timeout;
-        loop {
-            match tokio::time::timeout_at(end, self.ws.next())
-                .await
-                .context("observer timed out")?
-            {
-                Some(Ok(Message::Binary(b))) => return Ok(b),
-                Some(Ok(Message::Close(c))) => bail!("observer closed: {c:?}"),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.into()),
-                None => bail!("observer connection ended"),
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    /// Sends everything the session has to send.
+    async fn flush(&mut self) -> Result<()> {
+        let now = self.now();
+        while self.session.poll_transmit(now, &mut self.buf).is_some() {
+            self.ws
+                .send(Message::Binary(self.buf.clone().into()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for one message (or the session's next timer) until `end`,
+    /// feeds it to the session and answers; fails when the session ends.
+    async fn step(&mut self, end: Instant) -> Result<()> {
+        let wake = self
+            .session
+            .poll_timeout()
+            .map_or(end, |t| (self.epoch + t).min(end));
+        match tokio::time::timeout_at(wake, self.ws.next()).await {
+            Err(_) if wake >= end => bail!("the observer timed out"),
+            Err(_) => self.session.handle_timeout(self.now()),
+            Ok(Some(Ok(Message::Binary(b)))) => {
+                self.session
+                    .handle_message(self.now(), &b, Channel::Reliable);
+            }
+            Ok(Some(Ok(Message::Close(c)))) => {
+                let (code, reason) = c.map_or((None, String::new()), |c| {
+                    (Some(u16::from(c.code)), c.reason.to_string())
+                });
+                self.session
+                    .handle_transport_closed(self.now(), code, &reason);
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => return Err(e.into()),
+            Ok(None) => self
+                .session
+                .handle_transport_closed(self.now(), None, "connection ended"),
+        }
+        while let Some(event) = self.session.poll_event() {
+            if let Event::Closed(c) = event {
+                bail!("the observer's session ended: {c:?}");
             }
         }
+        self.flush().await
     }
 
-    /// Applies snapshots until `pred` holds on the newest one.
+    /// The world at the newest applied snapshot.
+    fn world(&self) -> &ClientWorld<EntityState> {
+        self.session.world()
+    }
+
+    /// Applies snapshots until `pred` holds on the newest world.
     async fn until(
         &mut self,
         timeout: Duration,
-        mut pred: impl FnMut(&Snapshot<EntityState>) -> bool,
+        mut pred: impl FnMut(&ClientWorld<EntityState>) -> bool,
     ) -> Result<()> {
         let end = Instant::now() + timeout;
-        while !pred(&self.latest) {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                bail!("the observer did not see the expected state in {timeout:?}");
-            }
-            let bytes = self.next_binary(left).await?;
-            match ServerMessage::<ArenaEvent>::decode(&bytes, &self.limits)? {
-                ServerMessage::Snapshot(f)
-                    if self
-                        .kept
-                        .keys()
-                        .next_back()
-                        .is_some_and(|t| f.header.tick <= *t) => {}
-                ServerMessage::Snapshot(f) => {
-                    let base = f.header.baseline.and_then(|t| self.kept.get(&t));
-                    let snap = f.decode(base, &self.limits)?;
-                    if let Some(b) = f.header.baseline {
-                        self.kept.retain(|t, _| *t >= b);
-                    }
-                    self.kept.insert(f.header.tick, snap.clone());
-                    self.latest = snap;
-                    let ack = ClientMessage::<arena::PlayerInput>::Ack {
-                        snapshot_tick: f.header.tick,
-                    };
-                    self.ws
-                        .send(Message::Binary(ack.to_bytes()?.into()))
-                        .await?;
-                }
-                ServerMessage::Ping { nonce } => {
-                    let pong = ClientMessage::<arena::PlayerInput>::Pong { nonce };
-                    self.ws
-                        .send(Message::Binary(pong.to_bytes()?.into()))
-                        .await?;
-                }
-                _ => {}
-            }
+        while !pred(self.world()) {
+            self.step(end).await.with_context(|| {
+                format!("the observer did not see the expected state in {timeout:?}")
+            })?;
         }
         Ok(())
     }
 }
 
-fn player<'a>(snap: &'a Snapshot<EntityState>, name: &str) -> Option<&'a EntityState> {
-    snap.iter()
+fn player<'a>(world: &'a ClientWorld<EntityState>, name: &str) -> Option<&'a EntityState> {
+    world
+        .iter()
         .map(|(_, s)| s)
         .find(|s| s.kind == EntityKind::Player && &*s.name == name)
 }
@@ -198,7 +204,7 @@ async fn browser_players_move_shoot_and_see_each_other() -> Result<()> {
     observer
         .until(Duration::from_secs(10), |s| player(s, "alice").is_some())
         .await?;
-    let start = player(&observer.latest, "alice")
+    let start = player(observer.world(), "alice")
         .map(|p| p.pos.to_vec2())
         .unwrap_or_default();
     browser.key(&alice, "keyDown", "d", "KeyD", 68).await?;
@@ -211,7 +217,7 @@ async fn browser_players_move_shoot_and_see_each_other() -> Result<()> {
     moved.context("alice did not move right on the server while D was held")?;
 
     // Firing with the mouse makes a projectile owned by alice.
-    let owner = player(&observer.latest, "alice")
+    let owner = player(observer.world(), "alice")
         .map(|p| p.owner)
         .unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(10);

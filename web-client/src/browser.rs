@@ -15,6 +15,7 @@ use web_sys::{
 };
 
 use crate::client::Client;
+use crate::net;
 use crate::render::Renderer;
 use crate::ui::{self, Hud};
 
@@ -219,7 +220,7 @@ impl Driver {
 
     /// Leaves the game and closes the socket.
     pub(crate) fn leave(&mut self) {
-        self.client.leave();
+        self.client.leave(now_ms());
         self.flush();
         self.drop_socket(1000, "left the game");
     }
@@ -278,7 +279,7 @@ impl Driver {
         self.client.connecting(now);
         match self.open_socket() {
             Ok(socket) => self.socket = Some(socket),
-            Err(_) => self.client.on_close(now, 1006, "", Math::random()),
+            Err(_) => self.client.on_close(now, net::LOST, "", Math::random()),
         }
     }
 
@@ -331,24 +332,34 @@ impl Driver {
         };
         self.flush();
         if let Some((code, reason)) = close {
-            let (code, reason) = Client::ws_close_args(code, &reason);
-            // Keep the socket's handlers: its close event ends the session.
-            if let Some(s) = &self.socket {
-                let _ = s.ws.close_with_code_and_reason(code, &reason);
-            }
+            self.close_socket(code, &reason);
         }
     }
 
+    /// Closes the socket but keeps its handlers: its close event ends the
+    /// connection in `Client::on_close`.
+    fn close_socket(&self, code: u16, reason: &str) {
+        let (code, reason) = Client::ws_close_args(code, reason);
+        if let Some(s) = &self.socket {
+            let _ = s.ws.close_with_code_and_reason(code, &reason);
+        }
+    }
+
+    /// Sends what the session has to send, then closes the socket if the
+    /// session ended.
     fn flush(&mut self) {
         let now = now_ms();
-        let Some(socket) = &self.socket else { return };
-        if socket.ws.ready_state() != WebSocket::OPEN {
-            return;
-        }
-        while let Some(bytes) = self.client.poll_transmit(now) {
-            if socket.ws.send_with_u8_array(&bytes).is_err() {
-                break;
+        if let Some(socket) = &self.socket
+            && socket.ws.ready_state() == WebSocket::OPEN
+        {
+            while let Some(bytes) = self.client.poll_transmit(now) {
+                if socket.ws.send_with_u8_array(bytes).is_err() {
+                    break;
+                }
             }
+        }
+        if let Some((code, reason)) = self.client.poll_close() {
+            self.close_socket(code, &reason);
         }
     }
 }

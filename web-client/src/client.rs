@@ -1,16 +1,22 @@
-//! The arena client: glues the protocol session, prediction, interpolation
-//! and the HUD state together, without touching the browser.
+//! The arena client: glues the protocol session (`ClientSession`, through
+//! [`Net`]), prediction, interpolation and the HUD state together, without
+//! touching the browser.
 //!
 //! The browser driver (`browser.rs`) owns the socket, the canvas and the
 //! event listeners and calls into [`Client`]:
 //!
 //! ```text
 //!  connect_due(now)? ─▶ open socket, connecting(now)   on_open(now)
-//!  socket message ─────▶ on_message(now, bytes) ─▶ Some(close code, reason): close the socket
+//!  socket message ─────▶ on_message(now, bytes)
 //!  socket close ───────▶ on_close(now, code, reason, random)
 //!  animation frame ────▶ update(now); frame(now, view) ─▶ &Scene ─▶ renderer
-//!  after each call ────▶ poll_transmit(now) until None ─▶ socket
+//!  after each call ────▶ poll_close() ─▶ close the socket with (code, reason)
+//!                        poll_transmit(now) until None ─▶ socket
 //! ```
+//!
+//! The world drawn and predicted is the session's `ClientWorld`, patched in
+//! place by every snapshot; remote entities reach the interpolation buffer
+//! as a copy kept up to date from each snapshot's change list.
 
 use std::fmt::Write as _;
 
@@ -19,13 +25,14 @@ use arena::{
     PLAYER_SPEED, PROJECTILE_RADIUS, PlayerInput, TICK_RATE, step_player, walls,
 };
 use glam::Vec2;
+use tickwire_shared::client::{ClientWorld, Event};
 use tickwire_shared::quantize::Angle16;
-use tickwire_shared::{CloseCode, Limits, NetId, ResumeToken, Snapshot};
+use tickwire_shared::{CloseCode, NetId};
 
 use crate::input::InputState;
 use crate::interp::{InterpBuffer, Sample};
 use crate::meter::RateMeter;
-use crate::net::{NetEvent, Session};
+use crate::net::{self, Net};
 use crate::predict::{Predictor, StepFn};
 use crate::reconnect::{Backoff, Ending};
 use crate::render::{Camera, PlayerSprite, Scene, ShotSprite};
@@ -152,15 +159,11 @@ impl Stats {
 #[derive(Debug)]
 pub struct Client {
     name: String,
-    session: Option<Session<Arena>>,
-    resume: Option<ResumeToken>,
+    net: Option<Net<Arena>>,
     status: Status,
     /// When the driver should open the next socket.
     connect_at: Option<f64>,
     backoff: Backoff,
-    /// Set when the reason of the end is known before the socket closes.
-    ending: Option<Ending>,
-    socket_open: bool,
     predictor: Predictor<PlayerInput>,
     interp: InterpBuffer,
     my_client: Option<u32>,
@@ -175,7 +178,34 @@ pub struct Client {
     feed: KillFeed,
     fps: RateMeter,
     samples: Vec<Sample>,
+    /// Every entity of the session's world as an interpolation sample, by
+    /// id: updated from each snapshot's changes, then copied into `interp`.
+    world_samples: Vec<Sample>,
     scene: Scene,
+}
+
+fn sample(id: NetId, s: &EntityState) -> Sample {
+    Sample {
+        id,
+        pos: s.pos.to_vec2(),
+        angle: s.angle.to_radians(),
+    }
+}
+
+/// Our player: `my_entity` once known, else (before `YouAre`) the player we
+/// own.
+fn find_me(
+    world: &ClientWorld<EntityState>,
+    my_entity: Option<NetId>,
+    my_client: Option<u32>,
+) -> Option<(NetId, &EntityState)> {
+    if let Some(id) = my_entity {
+        return world.get(id).map(|s| (id, s));
+    }
+    let me = my_client?;
+    world
+        .iter()
+        .find(|(_, s)| s.kind == EntityKind::Player && s.owner == me)
 }
 
 impl Client {
@@ -185,13 +215,10 @@ impl Client {
     pub fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
-            session: None,
-            resume: None,
+            net: None,
             status: Status::Idle,
             connect_at: None,
             backoff: Backoff::new(),
-            ending: None,
-            socket_open: false,
             predictor: Predictor::new(step_player as StepFn<PlayerInput>, TICK_RATE, SNAP_DISTANCE),
             interp: InterpBuffer::new(TICK_RATE, 1),
             my_client: None,
@@ -205,6 +232,7 @@ impl Client {
             feed: KillFeed::new(),
             fps: RateMeter::new(),
             samples: Vec::new(),
+            world_samples: Vec::new(),
             scene: Scene {
                 camera: Camera::follow(Vec2::new(800.0, 600.0), None, ARENA_SIZE, PLAYER_RADIUS),
                 arena: ARENA_SIZE,
@@ -222,23 +250,23 @@ impl Client {
     /// name resumes. Connects at the next [`Client::connect_due`].
     pub fn play(&mut self, now_ms: f64, name: &str) {
         if name != self.name {
-            self.resume = None;
+            // A new player: a new session (no resume token).
+            self.net = None;
             self.my_entity = None;
         }
         name.clone_into(&mut self.name);
         self.backoff.reset();
-        self.ending = None;
         self.status = Status::Connecting;
         self.connect_at = Some(now_ms);
     }
 
     /// Leaves the game: queues a `Leave` and stops reconnecting. The driver
     /// sends it, then closes the socket normally.
-    pub fn leave(&mut self) {
-        if let Some(s) = &mut self.session {
-            s.leave();
+    pub fn leave(&mut self, now_ms: f64) {
+        if let Some(n) = &mut self.net {
+            n.leave(now_ms);
         }
-        self.ending = Some(Ending::Left);
+        self.drain(now_ms);
         self.status = Status::Stopped(Ending::Left);
         self.connect_at = None;
     }
@@ -249,44 +277,47 @@ impl Client {
         self.connect_at.is_some_and(|t| now_ms >= t)
     }
 
-    /// A socket is opening: prepares the session and its hello.
-    pub fn connecting(&mut self, _now_ms: f64) {
-        let hello = Session::<Arena>::hello(&self.name, self.resume);
-        match &mut self.session {
-            Some(s) => s.restart(hello),
-            None => self.session = Some(Session::new(hello, Limits::default())),
+    /// A socket is opening: a new session says hello, a known one resumes
+    /// (a fresh join when it was never welcomed).
+    pub fn connecting(&mut self, now_ms: f64) {
+        match &mut self.net {
+            Some(n) => n.reconnect(now_ms),
+            None => self.net = Some(Net::new(now_ms, net::hello::<Arena>(&self.name))),
         }
         self.status = Status::Connecting;
         self.connect_at = None;
-        self.ending = None;
-        self.socket_open = false;
     }
 
     /// The socket opened (the hello can go out now).
     pub fn on_open(&mut self, _now_ms: f64) {
-        self.socket_open = true;
+        if let Some(n) = &mut self.net {
+            n.on_open();
+        }
     }
 
     /// The next message to send, while the socket is open.
-    pub fn poll_transmit(&mut self, now_ms: f64) -> Option<Vec<u8>> {
-        if !self.socket_open {
-            return None;
-        }
-        self.session.as_mut()?.poll_transmit(now_ms)
+    pub fn poll_transmit(&mut self, now_ms: f64) -> Option<&[u8]> {
+        self.net.as_mut()?.poll_transmit(now_ms)
+    }
+
+    /// The close the driver owes the socket, as `(code, reason)`: the
+    /// session ended (a protocol error, a timeout, the server's close).
+    pub fn poll_close(&mut self) -> Option<(u16, String)> {
+        self.net.as_mut()?.poll_close()
     }
 
     /// Handles one binary frame. Returns `Some((code, reason))` when the
-    /// driver must close the socket with that code.
+    /// driver must close the socket with that code (as [`Client::poll_close`]).
     pub fn on_message(&mut self, now_ms: f64, bytes: &[u8]) -> Option<(u16, String)> {
-        let session = self.session.as_mut()?;
-        match session.handle_message(now_ms, bytes) {
-            Ok(None) => None,
-            Ok(Some(event)) => self.on_event(now_ms, event),
-            Err(e) => {
-                let reason = e.to_string();
-                self.ending = Some(Ending::ProtocolError(reason.clone()));
-                Some((e.close_code(), reason))
-            }
+        self.net.as_mut()?.on_message(now_ms, bytes);
+        self.drain(now_ms);
+        self.poll_close()
+    }
+
+    /// Hands every pending session event to the game.
+    fn drain(&mut self, now_ms: f64) {
+        while let Some(event) = self.net.as_mut().and_then(|n| n.poll_event(now_ms)) {
+            self.on_event(now_ms, event);
         }
     }
 
@@ -309,16 +340,19 @@ impl Client {
     /// A text frame arrived: tickwire speaks binary only.
     pub fn on_text_message(&mut self) -> (u16, String) {
         let reason = "the server sent a text frame".to_owned();
-        self.ending = Some(Ending::ProtocolError(reason.clone()));
-        (CloseCode::UnsupportedData.to_u16(), reason)
+        let code = CloseCode::UnsupportedData;
+        if let Some(n) = &mut self.net {
+            n.fail(code, reason.clone());
+            let _ = n.poll_close();
+        }
+        (code.to_u16(), reason)
     }
 
-    fn on_event(&mut self, now_ms: f64, event: NetEvent<ArenaEvent>) -> Option<(u16, String)> {
+    fn on_event(&mut self, now_ms: f64, event: Event<Arena>) {
         match event {
-            NetEvent::Welcome(w) => {
+            Event::Welcome(w) => {
                 self.status = Status::Connected;
                 self.backoff.reset();
-                self.resume = Some(w.resume_token);
                 if !w.resumed || self.my_client != Some(w.client_id) {
                     self.my_entity = None;
                 }
@@ -327,27 +361,17 @@ impl Client {
                 self.predictor.set_tick_rate(w.tick_rate);
                 self.predictor.reset();
                 self.interp = InterpBuffer::new(w.tick_rate, w.snapshot_interval);
+                self.world_samples.clear();
                 self.acc_ms = 0.0;
-                None
             }
-            NetEvent::Snapshot(_) => {
-                self.on_snapshot(now_ms);
-                None
-            }
-            NetEvent::Events(events) => {
+            Event::Snapshot(applied) => self.on_snapshot(now_ms, applied.tick),
+            Event::Events(events) => {
                 for e in events {
                     self.on_game_event(now_ms, e);
                 }
-                None
             }
-            NetEvent::Ended(ending) => {
-                let code = match &ending {
-                    Ending::Closed { code, .. } => code.to_u16(),
-                    _ => CloseCode::Normal.to_u16(),
-                };
-                self.ending = Some(ending);
-                Some((code, String::new()))
-            }
+            // The overlay's RTT and the end of the session are `Net`'s.
+            Event::Rtt(_) | Event::Closed(_) => {}
         }
     }
 
@@ -397,71 +421,51 @@ impl Client {
         }
     }
 
-    fn my_state<'a>(&self, snap: &'a Snapshot<EntityState>) -> Option<(NetId, &'a EntityState)> {
-        if let Some(id) = self.my_entity {
-            return snap.get(id).map(|s| (id, s));
-        }
-        // Before YouAre: our player is the one we own.
-        let me = self.my_client?;
-        snap.iter()
-            .find(|(_, s)| s.kind == EntityKind::Player && s.owner == me)
-    }
-
-    fn on_snapshot(&mut self, now_ms: f64) {
-        let Some(session) = &self.session else {
+    fn on_snapshot(&mut self, now_ms: f64, tick: u32) {
+        let Some(net) = &self.net else {
             return;
         };
-        let Some((tick, snap)) = session.latest() else {
-            return;
-        };
-        let mine = self.my_state(snap);
-        if let Some((id, state)) = mine {
-            if self.my_entity.is_none() {
-                self.my_entity = Some(id);
-            }
+        let session = net.session();
+        let world = session.world();
+        if let Some((id, state)) = find_me(world, self.my_entity, self.my_client) {
+            self.my_entity = Some(id);
             if state.health > 0 {
-                let unacked = session.unacked_inputs().map(|(_, i)| i);
+                // The server's position after `last_input`, plus every input
+                // it has not applied yet.
+                let pending = session.pending_inputs().map(|(_, _, input)| input);
                 self.predictor
-                    .reconcile(now_ms, state.pos.to_vec2(), unacked);
+                    .reconcile(now_ms, state.pos.to_vec2(), pending);
             } else {
                 self.predictor.reset();
             }
         }
-        let my_id = mine.map(|(id, _)| id);
-        let samples = snap
-            .iter()
-            .filter(|(id, _)| Some(*id) != my_id)
-            .map(|(id, s)| Sample {
-                id,
-                pos: s.pos.to_vec2(),
-                angle: s.angle.to_radians(),
-            })
-            .collect();
-        self.interp.push(now_ms, tick, samples);
+        update_samples(&mut self.world_samples, world);
+        // Our own entity is in the copy too; `frame` draws it from the
+        // predictor instead.
+        self.interp.push(now_ms, tick, self.world_samples.clone());
     }
 
     /// The socket closed (or failed to open). `random` is a uniform number
     /// in `[0, 1)` for the backoff jitter.
     pub fn on_close(&mut self, now_ms: f64, code: u16, reason: &str, random: f64) {
-        let was_open = self.socket_open;
-        self.socket_open = false;
-        let ending = self.ending.take().unwrap_or_else(|| {
-            if !was_open {
-                Ending::CannotConnect
-            } else if code == 1005 || code == 1006 {
-                Ending::Lost
-            } else {
-                Ending::Closed {
-                    code: CloseCode::from_u16(code),
-                    reason: reason.to_owned(),
-                }
-            }
-        });
+        let Some(n) = &mut self.net else {
+            return;
+        };
+        n.on_transport_closed(now_ms, code, reason);
+        self.drain(now_ms);
+        let Some(n) = &mut self.net else {
+            return;
+        };
+        let opened = n.opened();
+        let Some(closed) = n.take_closed() else {
+            return;
+        };
         if matches!(self.status, Status::Stopped(_)) {
             return;
         }
         self.predictor.reset();
-        self.status = if ending.should_retry() {
+        let ending = Ending::from_closed(&closed, opened);
+        self.status = if closed.retry {
             let retry_at_ms = now_ms + self.backoff.next_delay_ms(random);
             self.connect_at = Some(retry_at_ms);
             Status::Waiting {
@@ -481,10 +485,15 @@ impl Client {
             .last_update
             .map_or(0.0, |t| (now_ms - t).clamp(0.0, 1000.0));
         self.last_update = Some(now_ms);
-        let Some(session) = &mut self.session else {
+        let Some(net) = &mut self.net else {
             return;
         };
-        if !session.is_established() {
+        net.on_timer(now_ms);
+        self.drain(now_ms);
+        let Some(net) = &mut self.net else {
+            return;
+        };
+        if !net.session().is_established() {
             self.acc_ms = 0.0;
             return;
         }
@@ -503,17 +512,13 @@ impl Client {
                 .map(|p| self.scene.camera.to_world(p));
             let input = self.input.to_input(from, target, self.aim);
             self.aim = input.aim;
-            let tick = session.estimated_tick(now_ms);
-            session.push_input(tick, input);
-            self.predictor.apply_input(&input);
+            if net.push_input(now_ms, input).is_some() {
+                self.predictor.apply_input(&input);
+            }
         }
         if ticks == MAX_TICKS_PER_UPDATE {
             self.acc_ms = 0.0;
         }
-        if ticks > 0 {
-            session.queue_inputs();
-        }
-        session.poll(now_ms);
     }
 
     /// Builds this frame's scene for a `view`-sized canvas.
@@ -530,20 +535,16 @@ impl Client {
         scene.shots.clear();
         scene.notice = None;
         let mut focus = None;
-        let latest = self
-            .session
+        let world = self
+            .net
             .as_ref()
+            .map(Net::session)
             .filter(|s| s.is_established())
-            .and_then(|s| s.latest());
-        if let Some((_, snap)) = latest {
-            let my_id = self.my_entity.or_else(|| {
-                let me = self.my_client?;
-                snap.iter()
-                    .find(|(_, s)| s.kind == EntityKind::Player && s.owner == me)
-                    .map(|(id, _)| id)
-            });
+            .map(|s| s.world());
+        if let Some(world) = world {
+            let my_id = find_me(world, self.my_entity, self.my_client).map(|(id, _)| id);
             let mut me = None;
-            for (id, state) in snap.iter() {
+            for (id, state) in world.iter() {
                 let health = f32::from(state.health) / f32::from(MAX_HEALTH.max(1));
                 if Some(id) == my_id {
                     let alive = state.health > 0;
@@ -615,10 +616,12 @@ impl Client {
     /// The scoreboard from the newest snapshot, ranked.
     #[must_use]
     pub fn scoreboard(&self) -> Vec<ScoreRow> {
-        let Some((_, snap)) = self.session.as_ref().and_then(|s| s.latest()) else {
+        let Some(net) = &self.net else {
             return Vec::new();
         };
-        let mut rows: Vec<ScoreRow> = snap
+        let mut rows: Vec<ScoreRow> = net
+            .session()
+            .world()
             .iter()
             .filter(|(_, s)| s.kind == EntityKind::Player)
             .map(|(id, s)| ScoreRow {
@@ -637,12 +640,12 @@ impl Client {
         let corrections_per_sec = self.predictor.corrections_per_sec(now_ms);
         let fps = self.fps.per_second(now_ms);
         let interp_delay_ms = self.interp.delay_ms();
-        match &mut self.session {
-            Some(s) if s.is_established() => NetFigures {
-                rtt_ms: s.rtt_ms(),
-                snapshots_per_sec: s.snapshots_per_sec(now_ms),
-                bytes_per_sec: s.bytes_in_per_sec(now_ms),
-                tick: s.latest_tick(),
+        match &mut self.net {
+            Some(n) if n.session().is_established() => NetFigures {
+                rtt_ms: n.rtt_ms(),
+                snapshots_per_sec: n.snapshots_per_sec(now_ms),
+                bytes_per_sec: n.bytes_in_per_sec(now_ms),
+                tick: n.session().world().tick(),
                 corrections_per_sec,
                 fps,
                 interp_delay_ms,
@@ -662,16 +665,15 @@ impl Client {
             .banner(now_ms)
             .map_or_else(|| "playing".to_owned(), |(text, _)| text);
         let (entity_count, visible_players, projectiles, unacked_inputs, connected) =
-            match &self.session {
+            match self.net.as_ref().map(Net::session) {
                 Some(s) if s.is_established() => {
-                    let (n, players, shots) = s.latest().map_or((0, 0, 0), |(_, snap)| {
-                        let players = snap
-                            .iter()
-                            .filter(|(_, e)| e.kind == EntityKind::Player)
-                            .count();
-                        (snap.len(), players, snap.len() - players)
-                    });
-                    (n, players, shots, s.unacked_inputs().count(), true)
+                    let world = s.world();
+                    let players = world
+                        .iter()
+                        .filter(|(_, e)| e.kind == EntityKind::Player)
+                        .count();
+                    let n = world.len();
+                    (n, players, n - players, s.pending_inputs().len(), true)
                 }
                 _ => (0, 0, 0, 0, false),
             };
@@ -697,11 +699,36 @@ impl Client {
     }
 }
 
+/// Brings `samples` (sorted by id) to the world's newest state. After the
+/// first snapshot of a connection this costs what the snapshot changed; a
+/// copy that disagrees with the world in size is rebuilt.
+fn update_samples(samples: &mut Vec<Sample>, world: &ClientWorld<EntityState>) {
+    let changes = world.changes();
+    for &id in &changes.removed {
+        if let Ok(i) = samples.binary_search_by_key(&id, |s| s.id) {
+            samples.remove(i);
+        }
+    }
+    for &id in changes.added.iter().chain(&changes.changed) {
+        let Some(state) = world.get(id) else { continue };
+        match samples.binary_search_by_key(&id, |s| s.id) {
+            Ok(i) => samples[i] = sample(id, state),
+            Err(i) => samples.insert(i, sample(id, state)),
+        }
+    }
+    if samples.len() != world.len() {
+        samples.clear();
+        samples.extend(world.iter().map(|(id, s)| sample(id, s)));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use tickwire_shared::message::Reject;
     use tickwire_shared::quantize::QVec2;
-    use tickwire_shared::{ClientMessage, RejectCode, ServerMessage, Welcome};
+    use tickwire_shared::{
+        ClientMessage, Limits, RejectCode, ResumeToken, ServerMessage, Snapshot, Welcome,
+    };
 
     use super::*;
 
@@ -744,9 +771,11 @@ mod tests {
     }
 
     fn sent(c: &mut Client, now: f64) -> Vec<ClientMessage<PlayerInput>> {
-        std::iter::from_fn(|| c.poll_transmit(now))
-            .map(|b| ClientMessage::decode(&b, &Limits::default()).unwrap())
-            .collect()
+        let mut out = Vec::new();
+        while let Some(b) = c.poll_transmit(now) {
+            out.push(ClientMessage::decode(b, &Limits::default()).unwrap());
+        }
+        out
     }
 
     fn connected() -> Client {
@@ -887,6 +916,69 @@ mod tests {
         assert_eq!(c.stats(1702.0).reconnect_attempts, 0);
     }
 
+    /// The server restarts input sequences on every connection, resumed or
+    /// not: inputs pending at a drop are dropped, never resent under their
+    /// old numbers (which the server would apply a second time).
+    #[test]
+    fn a_resumed_session_restarts_input_sequences() {
+        let mut c = connected();
+        let start = Vec2::new(600.0, 700.0);
+        let you = Msg::Events(vec![ArenaEvent::YouAre { entity: NetId(9) }])
+            .to_bytes()
+            .unwrap();
+        c.on_message(3.0, &you);
+        let s0 = Snapshot::from_vec(vec![(NetId(9), player(5, start, "ada"))]).unwrap();
+        c.on_message(4.0, &snapshot_msg(1002, 0, None, &s0));
+        c.input.key("KeyD", true);
+        let mut now = 4.0;
+        c.update(now);
+        for _ in 0..5 {
+            now += 17.0;
+            c.update(now);
+        }
+        let _ = sent(&mut c, now);
+        assert_eq!(c.stats(now).unacked_inputs, 5);
+
+        // The link drops before any of them is acked; the session resumes.
+        c.on_close(now, 1006, "", 0.0);
+        let retry_at = now + 375.0;
+        assert!(c.connect_due(retry_at));
+        c.connecting(retry_at);
+        c.on_open(retry_at);
+        c.update(retry_at);
+        let hello = sent(&mut c, retry_at);
+        assert!(
+            matches!(&hello[..], [ClientMessage::Hello(h)] if h.resume_token == Some(ResumeToken([4; 16]))),
+            "{hello:?}"
+        );
+        assert_eq!(c.on_message(retry_at + 1.0, &welcome(true)), None);
+        assert_eq!(c.stats(retry_at + 1.0).unacked_inputs, 0);
+
+        now = retry_at + 1.0;
+        c.update(now);
+        now += 17.0;
+        c.update(now);
+        let inputs: Vec<_> = sent(&mut c, now)
+            .into_iter()
+            .filter_map(|m| match m {
+                ClientMessage::Inputs(i) => Some(i),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(inputs.len(), 1, "{inputs:?}");
+        assert_eq!((inputs[0].first_seq, inputs[0].frames.len()), (1, 1));
+
+        // The server applied that one input on the new connection: nothing
+        // is replayed on top of its position.
+        let server = step_player(start, &inputs[0].frames[0].input, 1.0 / 60.0);
+        let me = player(5, server, "ada");
+        let on_the_wire = me.pos.to_vec2();
+        let s1 = Snapshot::from_vec(vec![(NetId(9), me)]).unwrap();
+        c.on_message(now, &snapshot_msg(1010, 1, None, &s1));
+        assert_eq!(c.stats(now).unacked_inputs, 0);
+        assert_eq!(c.predictor.position(), Some(on_the_wire));
+    }
+
     #[test]
     fn version_mismatch_stops_and_server_full_retries() {
         let mut c = Client::new("ada");
@@ -924,6 +1016,42 @@ mod tests {
                 .starts_with("Server full — retrying in")
         );
         assert!(c.connect_due(513.0));
+    }
+
+    #[test]
+    fn the_sample_copy_follows_the_world_through_changes() {
+        let limits = Limits::default();
+        let mut world = ClientWorld::<EntityState>::new(64);
+        let mut samples = Vec::new();
+        let at = |ids: &[u32], x: f32| {
+            Snapshot::from_vec(
+                ids.iter()
+                    .map(|&i| (NetId(i), player(i, Vec2::new(x + i as f32, 5.0), "p")))
+                    .collect(),
+            )
+            .unwrap()
+        };
+        let views = [
+            at(&[1, 2, 3, 5], 0.0),
+            at(&[1, 2, 3, 5], 10.0),
+            at(&[2, 4, 5, 7], 10.0),
+            at(&[0, 2, 4, 9], 20.0),
+        ];
+        let mut prev: Option<(u32, &Snapshot<EntityState>)> = None;
+        for (k, view) in views.iter().enumerate() {
+            let tick = 10 + k as u32;
+            let bytes = snapshot_msg(tick, 0, prev, view);
+            let Msg::Snapshot(f) = Msg::decode(&bytes, &limits).unwrap() else {
+                unreachable!()
+            };
+            world
+                .apply::<Arena>(f.header.tick, f.header.baseline, f.body, &limits)
+                .unwrap();
+            update_samples(&mut samples, &world);
+            let expected: Vec<_> = world.iter().map(|(id, s)| sample(id, s)).collect();
+            assert_eq!(samples, expected, "after tick {tick}");
+            prev = Some((tick, view));
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! byte is built and parsed by `tickwire-shared`.
 //!
 //! ```text
-//!  WebSocket (binary) ─▶ browser (driver) ─▶ client ─┬─ net      session: handshake, acks, baseline ring, pings, input resend
+//!  WebSocket (binary) ─▶ browser (driver) ─▶ client ─┬─ net      drives tickwire_shared::client::ClientSession (every protocol rule), meters
 //!  keys, mouse ────────▶                            ├─ predict  local player: arena::step_player + reconciliation
 //!  requestAnimationFrame ─▶                          ├─ interp   remote entities, adaptive delay
 //!                                                    ├─ render   Canvas 2D (camera, arena, players, shots)
@@ -23,7 +23,8 @@
 //! * `stop()`: leave the game.
 //! * `client_stats()`: a JSON string of [`client::Stats`].
 //! * `bench_snapshot_decode(entities, iterations)`: JSON with the mean µs to
-//!   decode and apply a full snapshot and a 10 %-changed delta.
+//!   decode and apply a full snapshot and a 10 %-changed delta to the
+//!   client's world, and (the old path) to decode them into a new snapshot.
 #![warn(missing_docs)]
 
 pub mod bench;
@@ -94,9 +95,11 @@ pub fn client_stats() -> String {
 }
 
 /// Times decoding and applying a synthetic arena snapshot of `entities`
-/// entities, full and as a delta with every tenth entity changed, each
-/// `iterations` times; returns JSON `{entities, iterations, full_us,
-/// delta_us, full_bytes, delta_bytes}` (means in microseconds).
+/// entities to a `ClientWorld`, full and as a delta with every tenth entity
+/// changed, each `iterations` times, and the same messages through the old
+/// decode-into-a-new-snapshot path; returns JSON `{entities, iterations,
+/// full_us, delta_us, decode_full_us, decode_delta_us, full_bytes,
+/// delta_bytes}` (means in microseconds; see [`bench::BenchResult`]).
 ///
 /// # Errors
 /// When the synthetic snapshot does not round-trip (a bug).

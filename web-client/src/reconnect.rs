@@ -1,11 +1,13 @@
-//! Reconnection: exponential backoff with jitter, and which endings are worth
-//! a retry.
+//! Reconnection: exponential backoff with jitter, and how an ending reads.
+//! Which endings are worth a retry is the protocol's rule
+//! ([`Closed::may_retry`], reported as `Closed::retry` by `ClientSession`).
 //!
 //! The delay before attempt `n` (0-based) is `0.5 s × 2^n`, capped at 8 s,
 //! then scaled by a random factor in `[0.75, 1.25]` so that a server restart
 //! does not see every client come back in the same millisecond. The random
 //! number is an argument (the browser passes `Math.random()`).
 
+use tickwire_shared::client::{ABNORMAL_CLOSURE, Closed};
 use tickwire_shared::{CloseCode, RejectCode};
 
 /// Why a connection ended, as the client understood it.
@@ -36,31 +38,39 @@ pub enum Ending {
 }
 
 impl Ending {
-    /// True when trying again later can help. Incompatible versions, kicks,
-    /// bans, refused names and a session taken over by another tab stop.
+    /// How the player should hear about a session that ended as `closed`
+    /// (from `ClientSession`); `opened` says whether the socket ever opened.
+    /// Whether to retry is not decided here: it is `closed.retry`
+    /// ([`Closed::may_retry`]).
     #[must_use]
-    pub fn should_retry(&self) -> bool {
-        match self {
-            Self::CannotConnect | Self::ProtocolError(_) | Self::Lost => true,
-            Self::Left => false,
-            Self::Rejected { code, .. } => matches!(
+    pub fn from_closed(closed: &Closed, opened: bool) -> Self {
+        if !opened {
+            return Self::CannotConnect;
+        }
+        if let Some(code) = closed.reject {
+            return Self::Rejected {
                 code,
-                RejectCode::ServerFull
-                    | RejectCode::RoomFull
-                    | RejectCode::RateLimited
-                    | RejectCode::ShuttingDown
-                    | RejectCode::Other(_)
-            ),
-            Self::Closed { code, .. } => !matches!(
+                message: closed.reason.clone(),
+            };
+        }
+        match closed.code {
+            CloseCode::ProtocolError | CloseCode::MessageTooBig | CloseCode::UnsupportedData
+                if closed.local =>
+            {
+                Self::ProtocolError(closed.reason.clone())
+            }
+            CloseCode::Normal if closed.local => Self::Left,
+            code if matches!(code.to_u16(), NO_STATUS | ABNORMAL_CLOSURE) => Self::Lost,
+            code => Self::Closed {
                 code,
-                CloseCode::Kicked
-                    | CloseCode::Replaced
-                    | CloseCode::UnsupportedData
-                    | CloseCode::Rejected
-            ),
+                reason: closed.reason.clone(),
+            },
         }
     }
 }
+
+/// WebSocket's "no status code in the close frame" (RFC 6455 §7.4.1).
+const NO_STATUS: u16 = 1005;
 
 /// Exponential backoff with ±25 % jitter.
 #[derive(Debug, Clone)]
@@ -141,25 +151,39 @@ mod tests {
     }
 
     #[test]
-    fn only_recoverable_endings_retry() {
-        let reject = |code| Ending::Rejected {
-            code,
-            message: String::new(),
+    fn endings_read_from_the_session_close() {
+        let closed = |code: u16, reject, local| Closed {
+            code: CloseCode::from_u16(code),
+            reason: "why".into(),
+            reject,
+            local,
+            retry: false,
         };
-        let close = |code| Ending::Closed {
-            code,
-            reason: String::new(),
-        };
-        assert!(Ending::CannotConnect.should_retry());
-        assert!(Ending::Lost.should_retry());
-        assert!(reject(RejectCode::ServerFull).should_retry());
-        assert!(!reject(RejectCode::VersionMismatch).should_retry());
-        assert!(!reject(RejectCode::GameMismatch).should_retry());
-        assert!(!reject(RejectCode::AuthFailed).should_retry());
-        assert!(close(CloseCode::ServerShutdown).should_retry());
-        assert!(close(CloseCode::IdleTimeout).should_retry());
-        assert!(!close(CloseCode::Replaced).should_retry());
-        assert!(!close(CloseCode::Kicked).should_retry());
-        assert!(!Ending::Left.should_retry());
+        let ending = |c: &Closed| Ending::from_closed(c, true);
+        assert_eq!(
+            Ending::from_closed(&closed(1006, None, false), false),
+            Ending::CannotConnect
+        );
+        assert_eq!(ending(&closed(1006, None, false)), Ending::Lost);
+        assert_eq!(ending(&closed(1005, None, false)), Ending::Lost);
+        assert_eq!(
+            ending(&closed(4005, Some(RejectCode::ServerFull), false)),
+            Ending::Rejected {
+                code: RejectCode::ServerFull,
+                message: "why".into()
+            }
+        );
+        assert_eq!(
+            ending(&closed(1002, None, true)),
+            Ending::ProtocolError("why".into())
+        );
+        assert_eq!(
+            ending(&closed(1001, None, false)),
+            Ending::Closed {
+                code: CloseCode::ServerShutdown,
+                reason: "why".into()
+            }
+        );
+        assert_eq!(ending(&closed(1000, None, true)), Ending::Left);
     }
 }

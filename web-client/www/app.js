@@ -54,7 +54,7 @@ window.tickwire = {
   stop: () => { if (loaded) stop(); },
   /** The client's figures (see `client_stats` in the Rust docs). */
   stats: () => (loaded ? JSON.parse(client_stats()) : { connected: false, status: 'loading' }),
-  /** Mean µs to decode + apply a synthetic snapshot, full and 10 %-changed delta. */
+  /** Mean µs to decode + apply a synthetic snapshot (full, 10 %-changed delta) to the client's world; decode_* = old path. */
   bench: async (entities = 1000, iterations = 200) => {
     await ready;
     return JSON.parse(bench_snapshot_decode(entities, iterations));
