@@ -325,20 +325,22 @@ pub fn test_session_config() -> ClientConfig {
 }
 
 impl TestClient {
-    pub async fn handshake(ws: Ws, hello: Hello) -> Result<Self> {
+    pub async fn handshake(mut ws: Ws, hello: Hello) -> Result<Self> {
         let epoch = Instant::now();
-        let session = ClientSession::new(Duration::ZERO, hello, test_session_config());
-        let mut c = Self {
+        let mut session = ClientSession::new(Duration::ZERO, hello, test_session_config());
+        let mut buf = Vec::new();
+        while session.poll_transmit(Duration::ZERO, &mut buf).is_some() {
+            ws.send(Message::Binary(buf.clone().into())).await?;
+        }
+        let msg = next_binary(&mut ws, Duration::from_secs(5)).await?;
+        session.handle_message(epoch.elapsed(), &msg, Channel::Reliable);
+        let welcome = match session.poll_event() {
+            Some(Event::Welcome(w)) => w,
+            other => bail!("expected welcome, got {other:?}"),
+        };
+        Ok(Self {
             ws,
-            welcome: Welcome {
-                client_id: 0,
-                tick_rate: 1,
-                tick: 0,
-                snapshot_interval: 1,
-                resume_token: tickwire_shared::ResumeToken([0; 16]),
-                room: String::new(),
-                resumed: false,
-            },
+            welcome,
             limits: Limits::default(),
             session,
             epoch,
@@ -347,16 +349,7 @@ impl TestClient {
             events: Vec::new(),
             ack: true,
             raw: Vec::new(),
-        };
-        c.flush().await?;
-        let msg = next_binary(&mut c.ws, Duration::from_secs(5)).await?;
-        c.session
-            .handle_message(c.epoch.elapsed(), &msg, Channel::Reliable);
-        match c.session.poll_event() {
-            Some(Event::Welcome(w)) => c.welcome = w,
-            other => bail!("expected welcome, got {other:?}"),
-        }
-        Ok(c)
+        })
     }
 
     /// Sends what the session wants to send (acks withheld when `ack` is
