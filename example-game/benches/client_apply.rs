@@ -209,21 +209,35 @@ impl Stream {
 }
 
 /// Allocations (fresh ones plus reallocations) made by `f`; frees are not
-/// counted.
-fn allocations(f: impl FnOnce()) -> usize {
+/// counted. `f`'s result is dropped by the caller, outside the count.
+///
+/// Never inlined, so that `valgrind --tool=callgrind
+/// --toggle-collect='*client_apply::allocations*'` counts the instructions
+/// of exactly the counted applies.
+#[inline(never)]
+fn allocations<R>(f: impl FnOnce() -> R) -> (usize, R) {
     let region = Region::new(GLOBAL);
-    f();
+    let out = f();
     let s = region.change();
-    s.allocations + s.reallocations
+    (s.allocations + s.reallocations, out)
 }
 
 /// The most and the mean allocations of `n` consecutive calls.
-fn allocations_of(n: u32, mut f: impl FnMut()) -> (usize, f64) {
-    let counts: Vec<usize> = (0..n).map(|_| allocations(&mut f)).collect();
+fn allocations_of<R>(n: u32, mut f: impl FnMut() -> R) -> (usize, f64) {
+    let counts: Vec<usize> = (0..n)
+        .map(|_| {
+            let (count, out) = allocations(&mut f);
+            drop(out);
+            count
+        })
+        .collect();
     let max = counts.iter().copied().max().unwrap_or(0);
     (max, counts.iter().sum::<usize>() as f64 / f64::from(n))
 }
 
+/// Prints the sizes and the allocations per apply of each scene. With
+/// `CLIENT_APPLY_SCENE` set, only the scenes whose label contains it run
+/// (for profiling one scene).
 fn report(stream: &Stream) {
     let changed = ENTITIES / MOVE_EVERY;
     eprintln!("client_apply: {ENTITIES} arena entities, {changed} move per tick");
@@ -235,74 +249,74 @@ fn report(stream: &Stream) {
     );
     let n = 4 * PERIOD;
     eprintln!("  allocations per apply (max / mean over {n} consecutive applies, after warm-up):");
-    let row = |what: &str, (max, mean): (usize, f64)| {
-        eprintln!("    {what:<52} {max:>5} / {mean:.1}");
+    let only = std::env::var("CLIENT_APPLY_SCENE").unwrap_or_default();
+    let scene = |what: &str, run: &mut dyn FnMut() -> (usize, f64)| {
+        if what.contains(only.as_str()) {
+            let (max, mean) = run();
+            eprintln!("    {what:<52} {max:>5} / {mean:.1}");
+        }
     };
 
-    let (mut w, mut t) = stream.world(1, 4 * PERIOD);
-    row(
-        "delta 10 %, baseline = newest",
-        allocations_of(n, || {
+    scene("delta 10 %, baseline = newest", &mut || {
+        let (mut w, mut t) = stream.world(1, 4 * PERIOD);
+        let counts = allocations_of(n, || {
             t += 1;
             stream.apply(&mut w, t, Some(t - 1));
-        }),
-    );
-    assert_eq!(&w.to_snapshot(), stream.view(t));
+        });
+        assert_eq!(&w.to_snapshot(), stream.view(t));
+        counts
+    });
 
-    let (mut w, mut t) = stream.world(LAG, 4 * PERIOD);
-    row(
-        "delta 10 %, baseline lags 6 ticks",
-        allocations_of(n, || {
+    scene("delta 10 %, baseline lags 6 ticks", &mut || {
+        let (mut w, mut t) = stream.world(LAG, 4 * PERIOD);
+        let counts = allocations_of(n, || {
             t += 1;
             stream.apply(&mut w, t, Some(t - LAG));
-        }),
-    );
-    assert_eq!(&w.to_snapshot(), stream.view(t));
+        });
+        assert_eq!(&w.to_snapshot(), stream.view(t));
+        counts
+    });
 
-    row(
-        "full 1,000 into an empty world",
+    scene("full 1,000 into an empty world", &mut || {
         allocations_of(n, || {
             let mut w = ClientWorld::new(CAPACITY);
             stream.apply(&mut w, START, None);
-        }),
-    );
+            w
+        })
+    });
 
-    let (mut w, mut t) = stream.world(1, 4 * PERIOD);
-    let mut counts = Vec::new();
-    for _ in 0..n {
-        t += 1;
-        counts.push(allocations(|| stream.apply(&mut w, t, None)));
-        t += 1;
-        stream.apply(&mut w, t, Some(t - 1));
-    }
-    assert_eq!(&w.to_snapshot(), stream.view(t));
-    row(
-        "full 1,000 into a world holding them (resync)",
+    scene("full 1,000 into a world holding them (resync)", &mut || {
+        let (mut w, mut t) = stream.world(1, 4 * PERIOD);
+        let mut counts = Vec::new();
+        for _ in 0..n {
+            t += 1;
+            counts.push(allocations(|| stream.apply(&mut w, t, None)).0);
+            t += 1;
+            stream.apply(&mut w, t, Some(t - 1));
+        }
+        assert_eq!(&w.to_snapshot(), stream.view(t));
         (
             counts.iter().copied().max().unwrap_or(0),
             counts.iter().sum::<usize>() as f64 / f64::from(n),
-        ),
-    );
+        )
+    });
 
-    let base = stream.view(0);
-    let frame = frame(Some(0), &stream.steady[1]);
-    row(
-        "old: SnapshotFrame::decode delta (read_delta)",
+    scene("old: SnapshotFrame::decode delta (read_delta)", &mut || {
+        let base = stream.view(0);
+        let frame = frame(Some(0), &stream.steady[1]);
         allocations_of(n, || {
-            black_box(frame.decode(Some(base), &stream.limits).expect("decodes"));
-        }),
-    );
-    let frame = self::frame(None, &stream.full[0]);
-    row(
-        "old: SnapshotFrame::decode full (read_full)",
+            frame.decode(Some(base), &stream.limits).expect("decodes")
+        })
+    });
+
+    scene("old: SnapshotFrame::decode full (read_full)", &mut || {
+        let frame = frame(None, &stream.full[0]);
         allocations_of(n, || {
-            black_box(
-                frame
-                    .decode::<EntityState>(None, &stream.limits)
-                    .expect("decodes"),
-            );
-        }),
-    );
+            frame
+                .decode::<EntityState>(None, &stream.limits)
+                .expect("decodes")
+        })
+    });
 }
 
 fn frame(baseline: Option<u32>, body: &[u8]) -> SnapshotFrame<'_> {
