@@ -31,7 +31,7 @@ use tickwire_shared::client::ClientWorld;
 use tickwire_shared::message::encode_snapshot;
 use tickwire_shared::quantize::{Angle16, QVec2};
 use tickwire_shared::snapshot::{NetId, Snapshot};
-use tickwire_shared::{Limits, ServerMessage, SnapshotFrame, SnapshotHeader};
+use tickwire_shared::{DecodeError, Limits, Reader, ServerMessage, SnapshotFrame, SnapshotHeader};
 
 /// Counts every allocation of the bench binary (atomic counters around the
 /// system allocator).
@@ -309,6 +309,18 @@ fn report(stream: &Stream) {
         })
     });
 
+    scene(
+        "reference: full decode by hand, no serde, no world",
+        &mut || {
+            let mut out = Vec::new();
+            decode_full_by_hand(&stream.full[0], &mut out, &stream.limits).expect("decodes");
+            assert_eq!(out.as_slice(), stream.view(0).as_slice());
+            allocations_of(n, || {
+                decode_full_by_hand(&stream.full[0], &mut out, &stream.limits).expect("decodes");
+            })
+        },
+    );
+
     scene("old: SnapshotFrame::decode full (read_full)", &mut || {
         let frame = frame(None, &stream.full[0]);
         allocations_of(n, || {
@@ -317,6 +329,76 @@ fn report(stream: &Stream) {
                 .expect("decodes")
         })
     });
+}
+
+/// Reference, not a tickwire API: the full body decoded field by field with
+/// `Reader`'s bincode-compatible primitives (what a derived, non-serde state
+/// decoder could do), into a reused `Vec`, with no world. It shows how much
+/// of a full apply is the serde decode of the states.
+fn decode_full_by_hand(
+    body: &[u8],
+    out: &mut Vec<(NetId, EntityState)>,
+    limits: &Limits,
+) -> Result<(), DecodeError> {
+    out.clear();
+    let mut r = Reader::new(body);
+    let count = r.count("entities", limits.max_entities_per_snapshot, 1)?;
+    let mut prev: Option<u32> = None;
+    for _ in 0..count {
+        let gap = r.u32("entity id")?;
+        let id = prev.map_or(Some(gap), |p| p.checked_add(gap).filter(|_| gap > 0));
+        let id = id.ok_or(DecodeError::Invalid {
+            what: "entity id",
+            detail: String::new(),
+        })?;
+        prev = Some(id);
+        let kind = match r.u32("kind")? {
+            0 => EntityKind::Player,
+            1 => EntityKind::Projectile,
+            2 => EntityKind::Npc,
+            _ => {
+                return Err(DecodeError::Invalid {
+                    what: "kind",
+                    detail: String::new(),
+                });
+            }
+        };
+        let narrow = |v: i64| {
+            i32::try_from(v).map_err(|_| DecodeError::Invalid {
+                what: "position",
+                detail: String::new(),
+            })
+        };
+        let pos = QVec2 {
+            x: narrow(r.i64("x")?)?,
+            y: narrow(r.i64("y")?)?,
+        };
+        let angle = Angle16(r.u16("angle")?);
+        let health = r.u8("health")?;
+        let owner = r.u32("owner")?;
+        let name = r.str("name", limits.max_server_message_bytes)?;
+        let name = if name.is_empty() {
+            no_name()
+        } else {
+            Arc::from(name)
+        };
+        let kills = r.u16("kills")?;
+        let deaths = r.u16("deaths")?;
+        out.push((
+            NetId(id),
+            EntityState {
+                kind,
+                pos,
+                angle,
+                health,
+                owner,
+                name,
+                kills,
+                deaths,
+            },
+        ));
+    }
+    r.finish()
 }
 
 fn frame(baseline: Option<u32>, body: &[u8]) -> SnapshotFrame<'_> {
@@ -394,6 +476,10 @@ fn benches(c: &mut Criterion, stream: &Stream) {
                 .decode::<EntityState>(black_box(None), &stream.limits)
                 .expect("decodes")
         });
+    });
+    let mut out = Vec::new();
+    g.bench_function("reference: full decode by hand, no serde, no world", |b| {
+        b.iter(|| decode_full_by_hand(black_box(&stream.full[0]), &mut out, &stream.limits));
     });
     g.finish();
 }
