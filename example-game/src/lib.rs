@@ -161,7 +161,13 @@ pub enum EntityKind {
 ///
 /// It derives [`Patch`], so a client applies a delta's patch to it in place
 /// (see [`GameProtocol::patch_in_place`]).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Patch)]
+///
+/// `Serialize` is derived; `Deserialize` reads exactly the same fields
+/// (through a private mirror struct with a derived impl) but gives every
+/// empty name the shared [`no_name`] and builds other names straight from
+/// the borrowed bytes, so decoding a state allocates nothing for an NPC or a
+/// projectile and one `Arc` for a player.
+#[derive(Clone, Debug, PartialEq, Serialize, Patch)]
 pub struct EntityState {
     /// Player or projectile.
     pub kind: EntityKind,
@@ -190,6 +196,82 @@ pub struct EntityState {
 pub fn no_name() -> Arc<str> {
     static EMPTY: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
     Arc::clone(&EMPTY)
+}
+
+/// What [`EntityState`]'s derived `Serialize` writes, field for field (same
+/// names, types and order), read with a derived `Deserialize`; only the name
+/// goes through [`SharedName`]. The wire is unchanged.
+#[derive(Deserialize)]
+#[serde(rename = "EntityState")]
+struct EntityStateWire {
+    kind: EntityKind,
+    pos: QVec2<16>,
+    angle: Angle16,
+    health: u8,
+    owner: u32,
+    name: SharedName,
+    kills: u16,
+    deaths: u16,
+}
+
+impl<'de> Deserialize<'de> for EntityState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Destructured in full: a field added to one struct and not to the
+        // other does not compile.
+        let EntityStateWire {
+            kind,
+            pos,
+            angle,
+            health,
+            owner,
+            name: SharedName(name),
+            kills,
+            deaths,
+        } = EntityStateWire::deserialize(d)?;
+        Ok(Self {
+            kind,
+            pos,
+            angle,
+            health,
+            owner,
+            name,
+            kills,
+            deaths,
+        })
+    }
+}
+
+/// An `Arc<str>` read as a string (as serde reads `Arc<str>`), without the
+/// intermediate `String`, and shared when empty.
+struct SharedName(Arc<str>);
+
+impl<'de> Deserialize<'de> for SharedName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = SharedName;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SharedName, E> {
+                Ok(SharedName(if v.is_empty() {
+                    no_name()
+                } else {
+                    Arc::from(v)
+                }))
+            }
+
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<SharedName, E> {
+                match std::str::from_utf8(v) {
+                    Ok(s) => self.visit_str(s),
+                    Err(_) => Err(E::invalid_value(serde::de::Unexpected::Bytes(v), &self)),
+                }
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
 }
 
 /// A reliable game event.
@@ -309,6 +391,38 @@ mod tests {
         assert_eq!(r.value::<PlayerInput>("input").unwrap(), input);
         assert_eq!(r.value::<Vec<ArenaEvent>>("events").unwrap(), events);
         r.finish().unwrap();
+    }
+
+    #[test]
+    fn decoded_empty_names_are_shared_and_other_names_are_kept() {
+        let mut state = EntityState {
+            kind: EntityKind::Npc,
+            pos: QVec2 { x: -3, y: 70_000 },
+            angle: Angle16(1),
+            health: 1,
+            owner: 0,
+            name: no_name(),
+            kills: 0,
+            deaths: u16::MAX,
+        };
+        let mut w = Writer::new();
+        w.value("npc", &state).unwrap();
+        state.name = "zoë".into();
+        w.value("player", &state).unwrap();
+        let bytes = w.into_vec();
+        let mut r = Reader::new(&bytes);
+        let npc = r.value::<EntityState>("npc").unwrap();
+        assert!(Arc::ptr_eq(&npc.name, &no_name()));
+        assert_eq!(r.value::<EntityState>("player").unwrap(), state);
+        r.finish().unwrap();
+
+        // Not UTF-8: refused, as serde's own `Arc<str>` refuses it.
+        let at = bytes.len() - 2 - 1 - "zoë".len();
+        let mut bad = bytes.clone();
+        bad[at + 1] = 0xff;
+        let mut r = Reader::new(&bad);
+        r.value::<EntityState>("npc").unwrap();
+        assert!(r.value::<EntityState>("player").is_err());
     }
 
     #[test]
@@ -457,6 +571,18 @@ mod tests {
                         Err(e) => prop_assert!(false, "fast path refused a real patch: {e}"),
                     }
                 }
+            }
+
+            /// The hand-written `Deserialize` reads what the derived
+            /// `Serialize` writes.
+            #[test]
+            fn states_round_trip_through_the_codec(state in state()) {
+                let mut w = Writer::new();
+                w.value("state", &state).unwrap();
+                let bytes = w.into_vec();
+                let mut r = Reader::new(&bytes);
+                prop_assert_eq!(r.value::<EntityState>("state").unwrap(), state);
+                prop_assert!(r.finish().is_ok());
             }
 
             /// Mutated patches: no panic; a patch the fast path accepts is

@@ -156,6 +156,9 @@ pub struct ClientWorld<S> {
     changes: Changes,
     /// Per-apply scratch: (id, slot if known, new state or None = removed).
     updates: Vec<(NetId, Option<u32>, Option<S>)>,
+    /// Per-apply scratch: the slots created while the index was empty,
+    /// indexed in one bulk build (the first snapshot).
+    fresh: Vec<(NetId, u32)>,
     spare_lists: Vec<Vec<u32>>,
     patch: PatchScratch,
 }
@@ -173,6 +176,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
             capacity: capacity.max(1),
             changes: Changes::default(),
             updates: Vec::new(),
+            fresh: Vec::new(),
             spare_lists: Vec::new(),
             patch: PatchScratch::default(),
         }
@@ -289,6 +293,9 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
     {
         self.updates.clear();
         let count = r.count("entities", limits.max_entities_per_snapshot, 1)?;
+        // `count` is bounded by the limit and by the body's length (one byte
+        // per entity at least), so reserving it up front is safe.
+        self.updates.reserve(count);
         let mut ids = IdDecoder::default();
         let mut present = self.index.iter().peekable();
         for _ in 0..count {
@@ -346,10 +353,12 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         let mut ids = IdDecoder::default();
         for _ in 0..n_patched {
             let id = ids.read(r)?;
-            let slot = self
-                .slot_at(id, base)
+            // One index lookup and one version scan per patched entity.
+            let (slot, old) = self
+                .index
+                .get(&id)
+                .and_then(|&slot| Some((slot, self.slots[slot as usize].at(base)?)))
                 .ok_or_else(|| missing(id, "patched entity"))?;
-            let old = self.slots[slot as usize].at(base).expect("slot_at checked");
             let mut state = old.clone();
             let start = r.clone();
             match P::patch_in_place(&mut state, r, limits) {
@@ -399,7 +408,9 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         self.slots[slot as usize].at(tick).map(|_| slot)
     }
 
-    fn new_slot(&mut self, id: NetId) -> u32 {
+    /// A slot for the new entity `id`, indexed now or, with `bulk`, listed in
+    /// `fresh` for [`Self::commit`] to index.
+    fn new_slot(&mut self, id: NetId, bulk: bool) -> u32 {
         let slot = Slot {
             id,
             versions: Vec::new(),
@@ -415,7 +426,11 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.insert(id, i);
+        if bulk {
+            self.fresh.push((id, i));
+        } else {
+            self.index.insert(id, i);
+        }
         i
     }
 
@@ -426,14 +441,26 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         let mut changed = self.spare_lists.pop().unwrap_or_default();
         changed.clear();
         let mut updates = core::mem::take(&mut self.updates);
+        // Into an empty index (the first snapshot), every entity is new:
+        // build the index in one go from the (sorted) new ids, which costs a
+        // fraction of one insertion per entity.
+        let bulk = self.index.is_empty();
+        self.fresh.clear();
+        if bulk {
+            self.fresh.reserve(updates.len());
+            self.slots.reserve(updates.len());
+        }
         for (id, slot, state) in updates.drain(..) {
             let slot = match slot {
                 Some(s) => s,
-                None => self.new_slot(id),
+                None => self.new_slot(id, bulk),
             };
             self.set(slot, tick, state, &mut changed);
         }
         self.updates = updates;
+        if bulk && !self.fresh.is_empty() {
+            self.index = self.fresh.drain(..).collect();
+        }
         if let Some(b) = baseline {
             // Entities that changed after `b` and that the delta did not
             // mention are as they were at `b`.
@@ -622,6 +649,28 @@ mod tests {
         assert!(matches!(err, Err(ApplyError::Decode(_))), "{err:?}");
         assert_eq!(w.to_snapshot(), s2);
         assert_eq!(w.tick(), Some(2));
+    }
+
+    #[test]
+    fn an_emptied_world_is_indexed_again_by_a_delta_or_a_full_snapshot() {
+        let mut w = ClientWorld::new(2);
+        let s1 = snap(&[(1, 1), (2, 2)]);
+        let empty = snap(&[]);
+        let s3 = snap(&[(2, 3), (5, 5), (9, 9)]);
+        apply(&mut w, 1, None, &s1).unwrap();
+        apply(&mut w, 2, Some((1, &s1)), &empty).unwrap();
+        // Tick 1 is pruned: the index is empty, the slots are free.
+        apply(&mut w, 3, Some((2, &empty)), &empty).unwrap();
+        assert!(w.index.is_empty());
+        // The adds of this delta are indexed in bulk, reusing free slots.
+        apply(&mut w, 4, Some((3, &empty)), &s3).unwrap();
+        assert_eq!(w.to_snapshot(), s3);
+        assert_eq!(w.get(NetId(5)), Some(&P { x: 5, y: -5 }));
+        assert_eq!(w.changes().added, [NetId(2), NetId(5), NetId(9)]);
+        let s5 = snap(&[(1, 1), (9, 8)]);
+        apply(&mut w, 5, None, &s5).unwrap();
+        assert_eq!(w.to_snapshot(), s5);
+        assert_eq!(w.get(NetId(2)), None);
     }
 
     #[test]
