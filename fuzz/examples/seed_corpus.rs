@@ -150,9 +150,27 @@ fn handshake() -> Vec<Vec<u8>> {
 /// Structured input is raw entropy for `arbitrary`: a few deterministic
 /// pseudo-random byte strings of different lengths.
 fn entropy() -> Vec<Vec<u8>> {
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    [64usize, 256, 1024, 4096]
-        .iter()
+    entropy_of(0x9e37_79b9_7f4a_7c15, &[64, 256, 1024, 4096])
+}
+
+/// `client_session` operation sequences: entropy whose first byte picks
+/// each game (in-place or serde patches) and setting combination.
+fn session_ops() -> Vec<Vec<u8>> {
+    entropy_of(
+        0x2545_f491_4f6c_dd1d,
+        &[128, 512, 512, 1024, 2048, 4096, 4096, 4096],
+    )
+    .into_iter()
+    .enumerate()
+    .map(|(i, mut bytes)| {
+        bytes[0] = [0x00, 0x01, 0x02, 0x13, 0x26, 0x47, 0x08, 0x79][i];
+        bytes
+    })
+    .collect()
+}
+
+fn entropy_of(mut state: u64, lens: &[usize]) -> Vec<Vec<u8>> {
+    lens.iter()
         .map(|&len| {
             (0..len)
                 .map(|_| {
@@ -172,4 +190,5 @@ fn main() {
     write("delta_apply", &deltas());
     write("handshake", &handshake());
     write("roundtrip_delta", &entropy());
+    write("client_session", &session_ops());
 }

@@ -10,9 +10,10 @@ use std::sync::OnceLock;
 use arbitrary::{Arbitrary, Unstructured};
 use serde::{Deserialize, Serialize};
 use tickwire_shared::codec::{Reader, Writer};
+use tickwire_shared::patch::{Patch, PatchError, Patcher};
 use tickwire_shared::quantize::{Angle16, QVec2};
 use tickwire_shared::snapshot::{read_full, write_full};
-use tickwire_shared::{Limits, NetId, Snapshot, delta, protocol_hash};
+use tickwire_shared::{GameProtocol, Limits, NetId, Snapshot, delta, protocol_hash};
 
 /// The game hash the fuzzed server expects.
 pub const GAME_HASH: u64 = protocol_hash("fuzz-arena", 1);
@@ -308,4 +309,132 @@ pub fn check_snapshot(s: &Snapshot<Ent>, limits: &Limits) {
         Ok(s),
         "delta round trip of a decoded snapshot"
     );
+}
+
+// ---------------------------------------------------------------------------
+// The `client_session` target's game.
+// ---------------------------------------------------------------------------
+
+/// The entity state of the `client_session` target's game: a few ints, an
+/// option (its tag changes the field layout) and a string (a patch
+/// reallocates it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unit {
+    /// Position x.
+    pub x: i32,
+    /// Position y.
+    pub y: i32,
+    /// Hit points.
+    pub hp: u16,
+    /// Owning client, if any.
+    pub owner: Option<u32>,
+    /// Display name.
+    pub name: String,
+}
+
+impl<'a> Arbitrary<'a> for Unit {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Self {
+            x: u.arbitrary()?,
+            y: u.arbitrary()?,
+            hp: u.arbitrary()?,
+            owner: u.arbitrary()?,
+            name: short_string(u)?,
+        })
+    }
+}
+
+/// The in-place patch path for [`Unit`], written as `#[derive(Patch)]` would
+/// generate it: the fields in serde order.
+impl Patch for Unit {
+    fn field_count(&self) -> usize {
+        3 + self.owner.field_count() + 1
+    }
+
+    fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
+        p.i32(&mut self.x)?;
+        p.i32(&mut self.y)?;
+        p.u16(&mut self.hp)?;
+        self.owner.patch(p)?;
+        p.string(&mut self.name)
+    }
+}
+
+/// The `client_session` game whose client world patches entities in place
+/// ([`Unit`]'s [`Patch`] impl, falling back to serde on layout changes).
+#[derive(Debug)]
+pub struct PatchGame;
+
+impl GameProtocol for PatchGame {
+    const NAME: &'static str = "fuzz-units";
+    const VERSION: u32 = 1;
+    type Input = Input;
+    type EntityState = Unit;
+    type Event = Event;
+
+    fn patch_in_place(
+        state: &mut Unit,
+        r: &mut Reader<'_>,
+        limits: &Limits,
+    ) -> Result<(), PatchError> {
+        tickwire_shared::patch::patch_in_place(state, r, limits)
+    }
+}
+
+/// The same game without the in-place path: every patch takes serde's.
+#[derive(Debug)]
+pub struct SerdeGame;
+
+impl GameProtocol for SerdeGame {
+    const NAME: &'static str = "fuzz-units";
+    const VERSION: u32 = 1;
+    type Input = Input;
+    type EntityState = Unit;
+    type Event = Event;
+}
+
+/// A view of up to 24 units with ids mostly below 40 (so later views reuse
+/// them), sometimes anywhere.
+pub fn unit_view(u: &mut Unstructured<'_>) -> arbitrary::Result<Snapshot<Unit>> {
+    let mut m = BTreeMap::new();
+    let n = u.int_in_range(0..=24)?;
+    for _ in 0..n {
+        let id = if u.ratio(1, 8)? {
+            u.arbitrary()?
+        } else {
+            u.int_in_range(0..=40)?
+        };
+        m.insert(NetId(id), Unit::arbitrary(u)?);
+    }
+    Ok(Snapshot::from_vec(m.into_iter().collect()).expect("map keys are unique"))
+}
+
+/// A view derived from `base`: per unit keep / despawn / small move / owner
+/// toggle (layout change) / rename / replace, then a few spawns.
+pub fn derive_unit_view(
+    u: &mut Unstructured<'_>,
+    base: &Snapshot<Unit>,
+) -> arbitrary::Result<Snapshot<Unit>> {
+    let mut m = BTreeMap::new();
+    for (id, e) in base.iter() {
+        let mut e = e.clone();
+        match u.int_in_range(0u8..=6)? {
+            0 | 1 => {}
+            2 => continue,
+            3 => {
+                e.x = e.x.wrapping_add(i32::from(u.arbitrary::<i8>()?));
+                e.hp = e.hp.wrapping_sub(u16::from(u.arbitrary::<u8>()?));
+            }
+            4 => e.owner = e.owner.map_or(Some(u.arbitrary()?), |_| None),
+            5 => e.name = short_string(u)?,
+            _ => e = Unit::arbitrary(u)?,
+        }
+        m.insert(id, e);
+    }
+    for _ in 0..u.int_in_range(0..=4)? {
+        let id = NetId(u.int_in_range(0..=48)?);
+        let e = Unit::arbitrary(u)?;
+        m.entry(id).or_insert(e);
+    }
+    Ok(Snapshot::from_vec(m.into_iter().collect()).expect("map keys are unique"))
 }
