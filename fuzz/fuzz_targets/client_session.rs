@@ -470,7 +470,7 @@ impl<G: Game> Harness<G> {
             match u.int_in_range(0u8..=7)? {
                 0 => (None, unit_view(u)?),
                 1 => (None, derive_unit_view(u, &newest_view)?),
-                2 | 3 | 4 if !bases.is_empty() => {
+                2..=4 if !bases.is_empty() => {
                     let b = bases[u.choose_index(bases.len())?];
                     let from = if u.arbitrary()? {
                         self.views[&b].clone()
