@@ -811,7 +811,8 @@ impl<P: GameProtocol> ClientSession<P> {
             return 0;
         };
         let rate = self.welcome.as_ref().map_or(60, |w| u64::from(w.tick_rate));
-        let elapsed = now.saturating_sub(at).as_micros() as u64 * rate / 1_000_000;
+        let micros = u64::try_from(now.saturating_sub(at).as_micros()).unwrap_or(u64::MAX);
+        let elapsed = micros.saturating_mul(rate) / 1_000_000;
         tick.saturating_add(u32::try_from(elapsed).unwrap_or(u32::MAX))
     }
 }

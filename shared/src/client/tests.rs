@@ -263,6 +263,8 @@ fn an_inputs_tick_is_the_estimated_server_tick() {
         Channel::Reliable,
     );
     assert_eq!(s.estimated_tick(ms(1100)), 206);
+    // Absurd clocks saturate instead of overflowing.
+    assert_eq!(s.estimated_tick(Duration::MAX), u32::MAX);
 }
 
 #[test]
