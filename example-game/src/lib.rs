@@ -92,6 +92,15 @@ impl GameProtocol for Arena {
     ) -> Result<(), PatchError> {
         tickwire_shared::patch::patch_in_place(state, r, limits)
     }
+
+    /// The derived full-state path (the same [`Patch`] impl).
+    fn read_in_place(
+        state: &mut EntityState,
+        r: &mut Reader<'_>,
+        limits: &Limits,
+    ) -> Result<(), PatchError> {
+        tickwire_shared::patch::read_in_place(state, r, limits)
+    }
 }
 
 /// One tick of a player's input: which buttons are held and where they aim.

@@ -379,6 +379,15 @@ impl GameProtocol for PatchGame {
     ) -> Result<(), PatchError> {
         tickwire_shared::patch::patch_in_place(state, r, limits)
     }
+
+    /// The derived full-state path.
+    fn read_in_place(
+        state: &mut Unit,
+        r: &mut Reader<'_>,
+        limits: &Limits,
+    ) -> Result<(), PatchError> {
+        tickwire_shared::patch::read_in_place(state, r, limits)
+    }
 }
 
 /// The same game without the in-place path: every patch takes serde's.

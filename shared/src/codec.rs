@@ -337,6 +337,7 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// [`DecodeError::Truncated`] when fewer than `n` bytes remain.
+    #[inline]
     pub fn raw(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         if n > self.remaining() {
             return Err(DecodeError::Truncated { what });
@@ -350,6 +351,7 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// When the input is exhausted.
+    #[inline]
     pub fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
         Ok(self.raw(1, what)?[0])
     }
@@ -358,6 +360,7 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// When truncated or not 0/1.
+    #[inline]
     pub fn bool(&mut self, what: &'static str) -> Result<bool, DecodeError> {
         match self.u8(what)? {
             0 => Ok(false),
@@ -417,32 +420,80 @@ impl<'a> Reader<'a> {
         Ok(((n >> 1) as i64) ^ -((n & 1) as i64))
     }
 
+    /// A zigzag varint `i16` (bincode's encoding of an `i16`).
+    ///
+    /// # Errors
+    /// When truncated or out of range.
+    #[inline]
+    pub fn i16(&mut self, what: &'static str) -> Result<i16, DecodeError> {
+        let n = self.varint(what, 251)? as u16;
+        Ok(((n >> 1) as i16) ^ -((n & 1) as i16))
+    }
+
+    /// A zigzag varint `i32` (bincode's encoding of an `i32`).
+    ///
+    /// # Errors
+    /// When truncated or out of range.
+    #[inline]
+    pub fn i32(&mut self, what: &'static str) -> Result<i32, DecodeError> {
+        let n = self.varint(what, 252)? as u32;
+        Ok(((n >> 1) as i32) ^ -((n & 1) as i32))
+    }
+
+    /// A `char` as bincode encodes it (its UTF-8 bytes).
+    ///
+    /// # Errors
+    /// When truncated or not a valid UTF-8 scalar value.
+    pub fn char(&mut self, what: &'static str) -> Result<char, DecodeError> {
+        self.primitive(what)
+    }
+
     /// bincode's unsigned varint, accepting width markers up to `max_marker`
     /// (251: u16, 252: u32, 253: u64), exactly as bincode's decoder does.
+    /// The one- and three-byte forms are inlined (every field accepts the
+    /// u16 marker); the wider ones are not.
     #[inline]
     fn varint(&mut self, what: &'static str, max_marker: u8) -> Result<u64, DecodeError> {
+        match self.buf[self.pos..] {
+            [first, ..] if first <= 250 => {
+                self.pos += 1;
+                Ok(u64::from(first))
+            }
+            [251, a, b, ..] => {
+                self.pos += 3;
+                Ok(u64::from(u16::from_le_bytes([a, b])))
+            }
+            _ => self.wide_varint(what, max_marker),
+        }
+    }
+
+    /// [`Self::varint`] past its one-byte form.
+    fn wide_varint(&mut self, what: &'static str, max_marker: u8) -> Result<u64, DecodeError> {
         let rest = &self.buf[self.pos..];
         let Some(&first) = rest.first() else {
             return Err(DecodeError::Truncated { what });
         };
-        if first <= 250 {
-            self.pos += 1;
-            return Ok(u64::from(first));
-        }
         if first > max_marker {
-            return Err(DecodeError::Invalid {
-                what,
-                detail: format!("varint width marker {first} is too wide for this field"),
-            });
+            return Err(too_wide(what, first));
         }
-        let width = 1usize << (first - 250); // 251: 2, 252: 4, 253: 8
-        let Some(bytes) = rest.get(1..=width) else {
-            return Err(DecodeError::Truncated { what });
+        let (value, width) = match first {
+            251 => match rest.get(1..3) {
+                Some(&[a, b]) => (u64::from(u16::from_le_bytes([a, b])), 2),
+                _ => return Err(DecodeError::Truncated { what }),
+            },
+            252 => match rest.get(1..5) {
+                Some(&[a, b, c, d]) => (u64::from(u32::from_le_bytes([a, b, c, d])), 4),
+                _ => return Err(DecodeError::Truncated { what }),
+            },
+            _ => match rest.get(1..9) {
+                Some(&[a, b, c, d, e, f, g, h]) => {
+                    (u64::from_le_bytes([a, b, c, d, e, f, g, h]), 8)
+                }
+                _ => return Err(DecodeError::Truncated { what }),
+            },
         };
-        let mut le = [0u8; 8];
-        le[..width].copy_from_slice(bytes);
         self.pos += 1 + width;
-        Ok(u64::from_le_bytes(le))
+        Ok(value)
     }
 
     /// A zigzag varint `i128`.
@@ -459,6 +510,7 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// [`DecodeError::TooMany`] or [`DecodeError::Truncated`].
+    #[inline]
     pub fn count(
         &mut self,
         what: &'static str,
@@ -481,6 +533,7 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// When over `max` or truncated.
+    #[inline]
     pub fn bytes(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
         let len = self.count(what, max, 1)?;
         self.raw(len, what)
@@ -548,6 +601,17 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The error for a varint whose width marker is too wide for its field
+/// (out of line: it formats).
+#[cold]
+#[inline(never)]
+fn too_wide(what: &'static str, marker: u8) -> DecodeError {
+    DecodeError::Invalid {
+        what,
+        detail: format!("varint width marker {marker} is too wide for this field"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,6 +660,10 @@ mod tests {
             proptest::prop_assert_eq!(ours(&bytes, |r| r.u32("x")), reference::<u32>(&bytes));
             proptest::prop_assert_eq!(ours(&bytes, |r| r.u64("x")), reference::<u64>(&bytes));
             proptest::prop_assert_eq!(ours(&bytes, |r| r.i64("x")), reference::<i64>(&bytes));
+            proptest::prop_assert_eq!(ours(&bytes, |r| r.i16("x")), reference::<i16>(&bytes));
+            proptest::prop_assert_eq!(ours(&bytes, |r| r.i32("x")), reference::<i32>(&bytes));
+            proptest::prop_assert_eq!(ours(&bytes, |r| r.char("x")), reference::<char>(&bytes));
+            proptest::prop_assert_eq!(ours(&bytes, |r| r.bool("x")), reference::<bool>(&bytes));
             let v = v >> shift;
             let mut direct = Vec::new();
             bincode::encode_into_std_write(v, &mut direct, config()).unwrap();

@@ -93,6 +93,38 @@ pub trait GameProtocol: Send + Sync + 'static {
         let _ = (state, r, limits);
         Err(PatchError::Layout)
     }
+
+    /// The in-place full-state path for [`Self::EntityState`]: overwrite
+    /// `state` (an entity's previous state, or any state of the same layout)
+    /// with the whole state encoded at `r`, as full snapshots and a delta's
+    /// full section carry it, without serde. The client's world uses it for
+    /// full snapshots: it reuses the states' allocations (an equal
+    /// `Arc<str>` is kept) and skips serde's per-field visitor. The default
+    /// has none, so whole states are decoded with serde. A game whose state
+    /// implements [`crate::patch::Patch`] overrides it next to
+    /// [`Self::patch_in_place`]:
+    ///
+    /// ```ignore
+    /// fn read_in_place(s: &mut Self::EntityState, r: &mut Reader<'_>, l: &Limits)
+    ///     -> Result<(), PatchError> {
+    ///     tickwire_shared::patch::read_in_place(s, r, l)
+    /// }
+    /// ```
+    ///
+    /// On [`PatchError::Layout`] the caller decodes the same bytes with
+    /// serde instead.
+    ///
+    /// # Errors
+    /// [`PatchError::Decode`] for malformed bytes, [`PatchError::Layout`] to
+    /// ask for the serde path.
+    fn read_in_place(
+        state: &mut Self::EntityState,
+        r: &mut Reader<'_>,
+        limits: &Limits,
+    ) -> Result<(), PatchError> {
+        let _ = (state, r, limits);
+        Err(PatchError::Layout)
+    }
 }
 
 /// The 64-bit FNV-1a hash of the UTF-8 string

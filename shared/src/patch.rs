@@ -63,7 +63,9 @@ pub trait Patch {
     fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError>;
 }
 
-/// Reads one patch: the mask, then each marked field's payload.
+/// Reads one patch: the mask, then each marked field's payload. Or, made
+/// with [`Patcher::whole`], one whole state as bincode encodes it: every
+/// field is read, with its absolute value.
 #[derive(Debug)]
 pub struct Patcher<'a, 'r> {
     r: &'r mut Reader<'a>,
@@ -71,19 +73,29 @@ pub struct Patcher<'a, 'r> {
     mask: &'a [u8],
     fields: usize,
     next: usize,
+    /// Reading a whole state (no mask, absolute values), not a patch.
+    whole: bool,
 }
 
 const DIFF: &str = "field difference";
 
+#[inline]
 fn narrow<T: TryFrom<i64>>(d: i64) -> Result<T, DecodeError> {
-    T::try_from(d).map_err(|_| DecodeError::Invalid {
+    T::try_from(d).map_err(|_| does_not_fit(d))
+}
+
+#[cold]
+#[inline(never)]
+fn does_not_fit(d: i64) -> DecodeError {
+    DecodeError::Invalid {
         what: DIFF,
         detail: format!("difference {d} does not fit the field's width"),
-    })
+    }
 }
 
 impl<'a, 'r> Patcher<'a, 'r> {
     /// A patcher reading from `r` (positioned at the field mask).
+    #[inline]
     pub fn new(r: &'r mut Reader<'a>, limits: &'r Limits) -> Self {
         Self {
             r,
@@ -91,6 +103,22 @@ impl<'a, 'r> Patcher<'a, 'r> {
             mask: &[],
             fields: 0,
             next: 0,
+            whole: false,
+        }
+    }
+
+    /// A patcher that reads one whole state from `r` (its bincode encoding,
+    /// as in a full snapshot) into the visited fields: there is no mask,
+    /// every field is read, and numbers are absolute values, not
+    /// differences. Do not call [`Patcher::begin`]. A structural field
+    /// (option tag, variant index, length) that differs from the visited
+    /// value is [`PatchError::Layout`], as in a patch. See
+    /// [`read_in_place`].
+    #[inline]
+    pub fn whole(r: &'r mut Reader<'a>, limits: &'r Limits) -> Self {
+        Self {
+            whole: true,
+            ..Self::new(r, limits)
         }
     }
 
@@ -99,6 +127,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     /// # Errors
     /// More fields than [`Limits::max_fields_per_entity`], a truncated mask,
     /// or bits set beyond the last field.
+    #[inline]
     pub fn begin(&mut self, fields: usize) -> Result<(), DecodeError> {
         if fields > self.limits.max_fields_per_entity {
             return Err(DecodeError::Invalid {
@@ -128,16 +157,22 @@ impl<'a, 'r> Patcher<'a, 'r> {
     /// # Errors
     /// [`PatchError::Layout`] when the visit and the mask disagree (a
     /// manual [`Patch`] impl that does not match serde's view).
+    #[inline]
     pub fn finish(&self) -> Result<(), PatchError> {
-        if self.next == self.fields {
+        if self.whole || self.next == self.fields {
             Ok(())
         } else {
             Err(PatchError::Layout)
         }
     }
 
-    /// Moves to the next field; true when its bit is set.
+    /// Moves to the next field; true when its bit is set (always, for a
+    /// whole state).
+    #[inline]
     fn marked(&mut self) -> Result<bool, PatchError> {
+        if self.whole {
+            return Ok(true);
+        }
         let i = self.next;
         if i >= self.fields {
             return Err(PatchError::Layout);
@@ -146,12 +181,16 @@ impl<'a, 'r> Patcher<'a, 'r> {
         Ok(self.mask[i / 8] & (1 << (i % 8)) != 0)
     }
 
-    /// A `bool` field: a marked bool is flipped.
+    /// A `bool` field: a marked bool is flipped (a whole state's bool is
+    /// its byte).
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn bool(&mut self, v: &mut bool) -> Result<(), PatchError> {
-        if self.marked()? {
+        if self.whole {
+            *v = self.r.bool("bool field")?;
+        } else if self.marked()? {
             *v = !*v;
         }
         Ok(())
@@ -161,6 +200,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn u8(&mut self, v: &mut u8) -> Result<(), PatchError> {
         if self.marked()? {
             *v = self.r.u8("u8 field")?;
@@ -172,6 +212,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn i8(&mut self, v: &mut i8) -> Result<(), PatchError> {
         if self.marked()? {
             *v = self.r.u8("i8 field")? as i8;
@@ -183,8 +224,11 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn u16(&mut self, v: &mut u16) -> Result<(), PatchError> {
-        if self.marked()? {
+        if self.whole {
+            *v = self.r.u16("u16 field")?;
+        } else if self.marked()? {
             *v = v.wrapping_add(narrow::<i16>(self.r.i64(DIFF)?)? as u16);
         }
         Ok(())
@@ -194,8 +238,11 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn i16(&mut self, v: &mut i16) -> Result<(), PatchError> {
-        if self.marked()? {
+        if self.whole {
+            *v = self.r.i16("i16 field")?;
+        } else if self.marked()? {
             *v = v.wrapping_add(narrow::<i16>(self.r.i64(DIFF)?)?);
         }
         Ok(())
@@ -205,8 +252,11 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn u32(&mut self, v: &mut u32) -> Result<(), PatchError> {
-        if self.marked()? {
+        if self.whole {
+            *v = self.r.u32("u32 field")?;
+        } else if self.marked()? {
             *v = v.wrapping_add(narrow::<i32>(self.r.i64(DIFF)?)? as u32);
         }
         Ok(())
@@ -216,8 +266,11 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn i32(&mut self, v: &mut i32) -> Result<(), PatchError> {
-        if self.marked()? {
+        if self.whole {
+            *v = self.r.i32("i32 field")?;
+        } else if self.marked()? {
             *v = v.wrapping_add(narrow::<i32>(self.r.i64(DIFF)?)?);
         }
         Ok(())
@@ -227,8 +280,11 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn u64(&mut self, v: &mut u64) -> Result<(), PatchError> {
-        if self.marked()? {
+        if self.whole {
+            *v = self.r.u64("u64 field")?;
+        } else if self.marked()? {
             *v = v.wrapping_add(self.r.i64(DIFF)? as u64);
         }
         Ok(())
@@ -238,8 +294,11 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn i64(&mut self, v: &mut i64) -> Result<(), PatchError> {
-        if self.marked()? {
+        if self.whole {
+            *v = self.r.i64("i64 field")?;
+        } else if self.marked()? {
             *v = v.wrapping_add(self.r.i64(DIFF)?);
         }
         Ok(())
@@ -249,8 +308,11 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn u128(&mut self, v: &mut u128) -> Result<(), PatchError> {
-        if self.marked()? {
+        if self.whole {
+            *v = self.r.u128("u128 field")?;
+        } else if self.marked()? {
             *v = v.wrapping_add(self.r.i128(DIFF)? as u128);
         }
         Ok(())
@@ -260,8 +322,11 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn i128(&mut self, v: &mut i128) -> Result<(), PatchError> {
-        if self.marked()? {
+        if self.whole {
+            *v = self.r.i128("i128 field")?;
+        } else if self.marked()? {
             *v = v.wrapping_add(self.r.i128(DIFF)?);
         }
         Ok(())
@@ -271,6 +336,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn f32(&mut self, v: &mut f32) -> Result<(), PatchError> {
         if self.marked()? {
             let b = self.r.raw(4, "f32 field")?;
@@ -283,6 +349,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn f64(&mut self, v: &mut f64) -> Result<(), PatchError> {
         if self.marked()? {
             let b = self.r.raw(8, "f64 field")?;
@@ -297,8 +364,11 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn char(&mut self, v: &mut char) -> Result<(), PatchError> {
-        if self.marked()? {
+        if self.whole {
+            *v = self.r.char("char field")?;
+        } else if self.marked()? {
             let n = self.r.u32("char field")?;
             *v = char::from_u32(n).ok_or_else(|| DecodeError::Invalid {
                 what: "char field",
@@ -308,6 +378,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
         Ok(())
     }
 
+    #[inline]
     fn new_str(&mut self) -> Result<&'a str, PatchError> {
         let b = self
             .r
@@ -322,6 +393,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn string(&mut self, v: &mut String) -> Result<(), PatchError> {
         if self.marked()? {
             let s = self.new_str()?;
@@ -331,13 +403,18 @@ impl<'a, 'r> Patcher<'a, 'r> {
         Ok(())
     }
 
-    /// A shared string field (`Arc<str>`): the new string.
+    /// A shared string field (`Arc<str>`): the new string. An equal string
+    /// keeps the shared one (nothing is allocated).
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn arc_str(&mut self, v: &mut Arc<str>) -> Result<(), PatchError> {
         if self.marked()? {
-            *v = Arc::from(self.new_str()?);
+            let s = self.new_str()?;
+            if **v != *s {
+                *v = Arc::from(s);
+            }
         }
         Ok(())
     }
@@ -346,6 +423,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
+    #[inline]
     pub fn bytes(&mut self, v: &mut Vec<u8>) -> Result<(), PatchError> {
         if self.marked()? {
             let b = self
@@ -360,6 +438,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     /// A structural field whose value fixes the layout (option tag, enum
     /// variant index, sequence length), currently `value`. A marked one that
     /// keeps its value is a no-op; one that changes it changes the layout.
+    #[inline]
     fn structural(
         &mut self,
         value: u64,
@@ -376,6 +455,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`]; a tag that changes is [`PatchError::Layout`].
+    #[inline]
     pub fn option_tag(&mut self, is_some: bool) -> Result<(), PatchError> {
         self.structural(u64::from(is_some), |r| {
             let t = r.u8("option tag")?;
@@ -393,6 +473,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`]; an index that changes is [`PatchError::Layout`].
+    #[inline]
     pub fn variant(&mut self, index: u32) -> Result<(), PatchError> {
         self.structural(u64::from(index), |r| r.u32("variant index").map(u64::from))
     }
@@ -401,6 +482,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`]; a length that changes is [`PatchError::Layout`].
+    #[inline]
     pub fn len(&mut self, len: usize) -> Result<(), PatchError> {
         self.structural(len as u64, |r| r.u64("length"))
     }
@@ -412,6 +494,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
 ///
 /// # Errors
 /// As [`Patch::patch`].
+#[inline]
 pub fn patch_in_place<S: Patch>(
     state: &mut S,
     r: &mut Reader<'_>,
@@ -421,6 +504,40 @@ pub fn patch_in_place<S: Patch>(
     p.begin(state.field_count())?;
     state.patch(&mut p)?;
     p.finish()
+}
+
+/// Overwrites `state` with the whole state encoded at `r` (bincode, as in a
+/// full snapshot or a delta's full section) through its [`Patch`] impl,
+/// reusing `state`'s allocations: an equal `Arc<str>` is kept, a `String`
+/// keeps its buffer. Any value of the same layout works as the starting
+/// `state` (the entity's previous state, or another entity's).
+///
+/// The result is what serde's derived `Deserialize` would decode from the
+/// same bytes, for a [`Patch`] impl that follows the rules of the trait.
+/// On [`PatchError::Layout`] (the bytes hold another option tag, variant or
+/// length than `state`), nothing is promised about `state` or `r`: decode a
+/// new value with serde instead.
+///
+/// ```
+/// use tickwire_shared::patch::read_in_place;
+/// use tickwire_shared::{Limits, Reader, Writer};
+///
+/// let mut w = Writer::new();
+/// w.value("state", &(7u32, -3i16, String::from("ann"))).unwrap();
+/// let mut state = (0u32, 0i16, String::from("a previous name"));
+/// read_in_place(&mut state, &mut Reader::new(w.as_slice()), &Limits::default()).unwrap();
+/// assert_eq!(state, (7, -3, String::from("ann")));
+/// ```
+///
+/// # Errors
+/// As [`Patch::patch`].
+#[inline]
+pub fn read_in_place<S: Patch>(
+    state: &mut S,
+    r: &mut Reader<'_>,
+    limits: &Limits,
+) -> Result<(), PatchError> {
+    state.patch(&mut Patcher::whole(r, limits))
 }
 
 /// The reference path for any serde state (PROTOCOL.md §8.7 step 2): flatten
@@ -486,7 +603,9 @@ pub struct PatchScratch {
 macro_rules! patch_primitive {
     ($($t:ty => $m:ident),* $(,)?) => {$(
         impl Patch for $t {
+            #[inline]
             fn field_count(&self) -> usize { 1 }
+            #[inline]
             fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> { p.$m(self) }
         }
     )*};
@@ -651,6 +770,58 @@ mod tests {
         let mut slow = (Some(()), 1u8);
         patch_with_serde(&mut slow, &mut r, &limits, &mut PatchScratch::default()).unwrap();
         assert_eq!(slow, (None, 1u8));
+    }
+
+    type Wide = (
+        (u16, u32, u64, i64),
+        (u128, i128, f32, f64),
+        (i8, Vec<u16>, [u32; 2], Option<u8>),
+        (String, Arc<str>, char, bool),
+    );
+
+    proptest::proptest! {
+        /// A whole state read in place over any template of the same type
+        /// is what serde decodes, or a layout miss; never a different value,
+        /// and malformed bytes are refused by both.
+        #[test]
+        fn whole_states_read_in_place_like_serde(
+            template in proptest::prelude::any::<Wide>(),
+            value in proptest::prelude::any::<Wide>(),
+            cut in proptest::option::of(0usize..200),
+            same_layout in proptest::prelude::any::<bool>(),
+        ) {
+            let mut w = Writer::new();
+            w.value("state", &value).unwrap();
+            let mut bytes = w.into_vec();
+            if let Some(c) = cut {
+                bytes.truncate(c.min(bytes.len()));
+            }
+            let limits = Limits::default();
+            let mut serde_reader = Reader::new(&bytes);
+            let serde = serde_reader.value::<Wide>("state").ok();
+            // Half the time, a template of the value's layout (same
+            // sequence length and option tag, other numbers).
+            let mut fast = if same_layout {
+                let mut t = template;
+                t.2.1 = value.2.1.iter().map(|x| x ^ 0x5a5a).collect();
+                t.2.3 = value.2.3.map(|x| x.wrapping_add(1));
+                t
+            } else {
+                template
+            };
+            let mut r = Reader::new(&bytes);
+            match read_in_place(&mut fast, &mut r, &limits) {
+                Ok(()) => {
+                    let same = serde.as_ref().is_some_and(|s| format!("{s:?}") == format!("{fast:?}"));
+                    proptest::prop_assert!(same, "in place {fast:?}, serde {serde:?}");
+                    proptest::prop_assert_eq!(r.position(), serde_reader.position());
+                }
+                Err(PatchError::Layout) => {}
+                Err(PatchError::Decode(e)) => {
+                    proptest::prop_assert!(serde.is_none(), "refused ({e}) what serde decodes");
+                }
+            }
+        }
     }
 
     #[test]

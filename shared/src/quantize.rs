@@ -128,9 +128,11 @@ impl Unorm8 {
 // (x then y); `Angle16` and `Unorm8` are newtypes, i.e. their inner integer.
 
 impl<const SCALE: u32> Patch for QVec2<SCALE> {
+    #[inline]
     fn field_count(&self) -> usize {
         2
     }
+    #[inline]
     fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
         p.i32(&mut self.x)?;
         p.i32(&mut self.y)
@@ -138,18 +140,22 @@ impl<const SCALE: u32> Patch for QVec2<SCALE> {
 }
 
 impl Patch for Angle16 {
+    #[inline]
     fn field_count(&self) -> usize {
         1
     }
+    #[inline]
     fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
         p.u16(&mut self.0)
     }
 }
 
 impl Patch for Unorm8 {
+    #[inline]
     fn field_count(&self) -> usize {
         1
     }
+    #[inline]
     fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
         p.u8(&mut self.0)
     }

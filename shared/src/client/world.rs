@@ -28,17 +28,76 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use smallvec::SmallVec;
+
 use crate::codec::{DecodeError, Reader};
 use crate::game::GameProtocol;
 use crate::limits::Limits;
 use crate::patch::{PatchError, PatchScratch, patched_with_serde};
 use crate::snapshot::{IdDecoder, NetId, Snapshot};
 
-/// One entity's versions, oldest first (never empty).
+/// Decodes one whole entity state: in place over a copy of the first of
+/// `templates` whose layout fits (any states: the entity's own previous one,
+/// or entities decoded just before it) through
+/// [`GameProtocol::read_in_place`], or with serde when no template fits or
+/// the game has no in-place path. Also returns whether the first template
+/// did not fit.
+fn read_state<P: GameProtocol>(
+    templates: [Option<&P::EntityState>; 2],
+    r: &mut Reader<'_>,
+    limits: &Limits,
+) -> Result<(P::EntityState, bool), DecodeError> {
+    let start = r.clone();
+    let mut first_misfit = false;
+    for (i, template) in templates.into_iter().enumerate() {
+        let Some(template) = template else { continue };
+        let mut state = template.clone();
+        match P::read_in_place(&mut state, r, limits) {
+            Ok(()) => return Ok((state, first_misfit)),
+            Err(PatchError::Decode(e)) => return Err(e),
+            Err(PatchError::Layout) => {
+                *r = start.clone();
+                first_misfit |= i == 0;
+            }
+        }
+    }
+    Ok((r.value("entity state")?, first_misfit))
+}
+
+/// Picks the templates for [`read_state`] when decoding a run of new
+/// entities: the state decoded last, then the last one that did not fit
+/// (entities of two layouts, such as two enum variants, often alternate).
+#[derive(Debug, Default, Clone, Copy)]
+struct Templates {
+    /// Index in `updates` of the state decoded last.
+    last: Option<usize>,
+    /// Index in `updates` of the last template that did not fit.
+    other: Option<usize>,
+}
+
+impl Templates {
+    fn pick<'s, S>(&self, updates: &'s [(NetId, Option<u32>, Option<S>)]) -> [Option<&'s S>; 2] {
+        let state = |i: Option<usize>| i.and_then(|i| updates[i].2.as_ref());
+        [state(self.last), state(self.other)]
+    }
+
+    /// Records the state just pushed at `index`, decoded over the picked
+    /// templates (`first_misfit`: the first did not fit).
+    fn decoded(&mut self, index: usize, first_misfit: bool) {
+        if first_misfit {
+            self.other = self.last;
+        }
+        self.last = Some(index);
+    }
+}
+
+/// One entity's versions, oldest first (never empty). The first is kept
+/// inline: most entities have one version, and a first snapshot allocates
+/// nothing per entity for it.
 #[derive(Debug, Clone)]
 struct Slot<S> {
     id: NetId,
-    versions: Vec<(u32, Option<S>)>,
+    versions: SmallVec<[(u32, Option<S>); 1]>,
     /// The tick of the apply that last visited this slot (dedup of reverts).
     stamp: u32,
 }
@@ -266,7 +325,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         }
         let mut r = Reader::new(body);
         let len = match baseline {
-            None => self.decode_full(&mut r, limits),
+            None => self.decode_full::<P>(&mut r, limits),
             Some(b) => {
                 let Some(base) = self.kept.iter().position(|k| k.tick == b) else {
                     return Err(ApplyError::BaselineMissing { tick, baseline: b });
@@ -287,7 +346,11 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
 
     /// Reads a full body into `updates`: every listed entity, and a removal
     /// for every present entity it does not list. Returns the new count.
-    fn decode_full(&mut self, r: &mut Reader<'_>, limits: &Limits) -> Result<usize, DecodeError>
+    fn decode_full<P: GameProtocol<EntityState = S>>(
+        &mut self,
+        r: &mut Reader<'_>,
+        limits: &Limits,
+    ) -> Result<usize, DecodeError>
     where
         S: serde::de::DeserializeOwned,
     {
@@ -297,10 +360,10 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         // per entity at least), so reserving it up front is safe.
         self.updates.reserve(count);
         let mut ids = IdDecoder::default();
+        let mut templates = Templates::default();
         let mut present = self.index.iter().peekable();
         for _ in 0..count {
             let id = ids.read(r)?;
-            let state: S = r.value("entity state")?;
             // Present entities below `id` are not listed: removed.
             while let Some((&pid, &slot)) = present.next_if(|(pid, _)| **pid < id) {
                 if self.slots[slot as usize].newest().is_some() {
@@ -308,6 +371,20 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
                 }
             }
             let slot = present.next_if(|(pid, _)| **pid == id).map(|(_, &s)| s);
+            // Decoded over the entity's present state (a resync), or over
+            // the entities decoded before it (a first snapshot).
+            let own = slot.and_then(|s| self.slots[s as usize].newest());
+            let picked = match own {
+                Some(own) => [Some(own), None],
+                None => templates.pick(&self.updates),
+            };
+            let (state, misfit) = read_state::<P>(picked, r, limits)?;
+            if own == Some(&state) {
+                // Unchanged: nothing to commit (a full snapshot reverts
+                // nothing, so the slot needs no visit).
+                continue;
+            }
+            templates.decoded(self.updates.len(), misfit && own.is_none());
             self.updates.push((id, slot, Some(state)));
         }
         for (&pid, &slot) in present {
@@ -374,10 +451,17 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
 
         let n_full = r.count("full entities", max, 1)?;
         let mut ids = IdDecoder::default();
+        let mut templates = Templates::default();
         for _ in 0..n_full {
             let id = ids.read(r)?;
-            let state = r.value("entity state")?;
             let slot = self.index.get(&id).copied();
+            let own = slot.and_then(|s| self.slots[s as usize].newest());
+            let picked = match own {
+                Some(own) => [Some(own), None],
+                None => templates.pick(&self.updates),
+            };
+            let (state, misfit) = read_state::<P>(picked, r, limits)?;
+            templates.decoded(self.updates.len(), misfit && own.is_none());
             let existed = slot.is_some_and(|s| self.slots[s as usize].at(base).is_some());
             len += i64::from(!existed);
             self.updates.push((id, slot, Some(state)));
@@ -413,7 +497,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
     fn new_slot(&mut self, id: NetId, bulk: bool) -> u32 {
         let slot = Slot {
             id,
-            versions: Vec::new(),
+            versions: SmallVec::new(),
             stamp: 0,
         };
         let i = match self.free.pop() {
