@@ -67,6 +67,16 @@ pub struct ConnectOptions {
     /// are sent), with this seed. Reliable messages are never conditioned.
     /// Default: none.
     pub conditioner: Option<(tickwire_shared::conditioner::ConditionerConfig, u64)>,
+    /// Whether the ack of an applied snapshot waits for the client's next
+    /// write instead of being written before [`crate::Client::next_event`]
+    /// returns the snapshot. A client that answers each snapshot with its
+    /// inputs ([`crate::Client::queue_input`], then
+    /// [`crate::Client::send_pending`]) then sends both in one write (one
+    /// TLS record, one system call) instead of two. The ack still goes out
+    /// on the next call to `send_input`, `send_pending` or `next_event`; do
+    /// not leave it waiting (the server picks delta baselines from acks).
+    /// Default: false.
+    pub defer_acks: bool,
 }
 
 impl ConnectOptions {
@@ -82,7 +92,15 @@ impl ConnectOptions {
             handshake_timeout: Duration::from_secs(10),
             baseline_capacity: 64,
             conditioner: None,
+            defer_acks: false,
         }
+    }
+
+    /// Sets [`ConnectOptions::defer_acks`].
+    #[must_use]
+    pub fn with_deferred_acks(mut self, defer: bool) -> Self {
+        self.defer_acks = defer;
+        self
     }
 
     /// Sets the auth token (often the player name).

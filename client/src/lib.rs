@@ -335,18 +335,40 @@ impl<P: GameProtocol> Client<P> {
     /// [`ClientError::Closed`] after the session ended,
     /// [`ClientError::Connection`] when the write fails.
     pub async fn send_input(&mut self, input: P::Input) -> Result<u32, ClientError> {
+        let seq = self.queue_input(input)?;
+        self.send_pending().await?;
+        Ok(seq)
+    }
+
+    /// Gives `input` the next sequence number (returned) without writing
+    /// it: it goes out with whatever else is pending on the next
+    /// [`Client::send_pending`], [`Client::send_input`] or
+    /// [`Client::next_event`]. Queue the inputs of several ticks and send
+    /// them in one message, or answer a snapshot with its ack and the
+    /// inputs in one write (see [`ConnectOptions::defer_acks`]).
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] after the session ended.
+    pub fn queue_input(&mut self, input: P::Input) -> Result<u32, ClientError> {
         self.check_open()?;
         let now = self.now();
-        let seq = self
-            .session
+        self.session
             .push_input(now, input)
             .ok_or_else(|| ClientError::Closed {
                 code: CloseCode::Normal,
                 reason: "the session is leaving".into(),
-            })?;
+            })
+    }
+
+    /// Writes everything pending (queued inputs, acks, pongs) in one go.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] after the session ended,
+    /// [`ClientError::Connection`] when the write fails.
+    pub async fn send_pending(&mut self) -> Result<(), ClientError> {
+        self.check_open()?;
         self.pump();
-        self.flush().await?;
-        Ok(seq)
+        self.flush().await
     }
 
     /// Waits for the next event; acks, pongs and pings go out on the way.
@@ -362,8 +384,10 @@ impl<P: GameProtocol> Client<P> {
             if let Some(ev) = self.session.poll_event() {
                 match ev {
                     Event::Snapshot(a) => {
-                        self.pump();
-                        self.flush().await?;
+                        if !self.options.defer_acks {
+                            self.pump();
+                            self.flush().await?;
+                        }
                         return Ok(ClientEvent::Snapshot(a));
                     }
                     Event::Events(e) => return Ok(ClientEvent::Events(e)),

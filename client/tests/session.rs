@@ -179,3 +179,72 @@ async fn inputs_are_applied_acked_and_leave_is_clean(quic: bool) {
     ));
     server.shutdown().await;
 }
+
+/// With deferred acks, a snapshot's ack is not written when `next_event`
+/// returns the snapshot, but with the next write: queued inputs and the ack
+/// leave together on `send_pending`, and the inputs are applied. Without,
+/// the ack is written before the snapshot is returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_acks_leave_with_the_next_write() {
+    let config = ServerConfig::default()
+        .with_addr("127.0.0.1:0".parse().unwrap())
+        .with_quic_addr(None)
+        .with_tick_rate(60);
+    let server = Server::new(config, |_room| DotsGame::default())
+        .start()
+        .await
+        .expect("server starts");
+    let leaf = server.tls_identity().expect("TLS").leaf().clone();
+    let url = format!("wss://127.0.0.1:{}/ws", server.local_addr().port());
+    let deadline = Instant::now() + Duration::from_secs(10);
+
+    async fn next_snapshot(client: &mut Client<Dots>, deadline: Instant) {
+        loop {
+            let ev = timeout_at(deadline, client.next_event())
+                .await
+                .expect("a snapshot in time")
+                .expect("no error");
+            if matches!(ev, ClientEvent::Snapshot(_)) {
+                return;
+            }
+        }
+    }
+
+    for defer in [false, true] {
+        let options = ConnectOptions::new(Trust::Certificate(leaf.clone()))
+            .with_auth_token("ada")
+            .with_deferred_acks(defer);
+        let mut client = Client::<Dots>::connect(&url, options)
+            .await
+            .expect("connects");
+        for _ in 0..3 {
+            next_snapshot(&mut client, deadline).await;
+            // Deferred, the snapshot's ack is still pending; otherwise it
+            // was written (with anything else pending) before the return.
+            let before = client.stats().bytes_sent;
+            client.send_pending().await.unwrap();
+            let pending = client.stats().bytes_sent - before;
+            if defer {
+                assert!(pending > 0, "the deferred ack waits for a write");
+            } else {
+                assert_eq!(pending, 0, "the ack was written before the return");
+            }
+            let before = client.stats().bytes_sent;
+            client.queue_input((1, 0)).unwrap();
+            client.queue_input((1, 0)).unwrap();
+            assert_eq!(client.stats().bytes_sent, before, "queued inputs wait");
+            client.send_pending().await.unwrap();
+            assert!(client.stats().bytes_sent > before, "and leave together");
+        }
+        // The inputs were applied: the dot moved.
+        let applied = loop {
+            next_snapshot(&mut client, deadline).await;
+            if client.last_input() >= 6 {
+                break client.world().iter().map(|(_, d)| d.x).max();
+            }
+            client.send_pending().await.unwrap();
+        };
+        assert_eq!(applied, Some(6), "defer = {defer}");
+        client.leave().await.unwrap();
+    }
+}

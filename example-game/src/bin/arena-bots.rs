@@ -91,7 +91,29 @@ struct Args {
     /// who does nothing).
     #[arg(long, conflicts_with = "churn")]
     idle: bool,
+
+    /// When playing bots write their inputs. `with-ack`: a bot makes one
+    /// input per server tick (60 a second) and sends those made since the
+    /// last snapshot in one message, with that snapshot's ack, in one write
+    /// (as a client whose send rate is its snapshot rate). `tick`: one
+    /// write per input, every 16.7 ms, and one per ack.
+    #[arg(long, value_enum, default_value_t = InputSend::WithAck)]
+    input_send: InputSend,
 }
+
+/// See `--input-send`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum InputSend {
+    WithAck,
+    Tick,
+}
+
+/// The period of the bots' inputs (the arena's tick).
+const INPUT_PERIOD: Duration = Duration::from_micros(16_667);
+
+/// At most this many inputs go out with one ack: a bot that stalled longer
+/// skips the missed ticks instead of sending a burst.
+const MAX_INPUTS_PER_ACK: u32 = 8;
 
 /// How the report defines staleness.
 const STALENESS: &str = "staleness: for each applied snapshot, (arrival time - tick x tick period) \
@@ -522,7 +544,9 @@ async fn run_bot(
     tokio::time::sleep_until(start_at).await;
     let seed = args.seed ^ (u64::from(i) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut rng = Rng(seed | 1);
-    let mut options = ConnectOptions::new(trust).with_auth_token(format!("bot{i}"));
+    let mut options = ConnectOptions::new(trust)
+        .with_auth_token(format!("bot{i}"))
+        .with_deferred_acks(!args.idle && args.input_send == InputSend::WithAck);
     if let Some(cfg) = &args.conditioner {
         options = options.with_conditioner(cfg.clone(), seed);
     }
@@ -583,7 +607,12 @@ async fn run_bot(
             replan_at: began,
             players: Vec::new(),
         };
-        let alive = play(&mut bot, brain, until, &c, i, args.idle).await;
+        let mode = match (args.idle, args.input_send) {
+            (true, _) => Inputs::Idle,
+            (false, InputSend::Tick) => Inputs::EveryTick,
+            (false, InputSend::WithAck) => Inputs::WithAck,
+        };
+        let alive = play(&mut bot, brain, until, &c, i, mode).await;
         c.connected_now.fetch_sub(1, Relaxed);
         c.connected(began, Instant::now());
         if !alive {
@@ -639,6 +668,17 @@ impl Watch {
     }
 }
 
+/// How a bot sends inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inputs {
+    /// None.
+    Idle,
+    /// One write per input, every tick.
+    EveryTick,
+    /// One input per tick, written with each snapshot's ack.
+    WithAck,
+}
+
 /// Plays until `until`. Returns false when the session ended or failed.
 async fn play(
     client: &mut Client<Arena>,
@@ -646,7 +686,7 @@ async fn play(
     until: Instant,
     c: &Counters,
     i: u32,
-    idle: bool,
+    mode: Inputs,
 ) -> bool {
     let w = client.welcome();
     let mut watch = Watch {
@@ -657,7 +697,7 @@ async fn play(
         best: f64::INFINITY,
         applied: 0,
     };
-    let alive = play_loop(client, &mut brain, until, c, i, idle, &mut watch).await;
+    let alive = play_loop(client, &mut brain, until, c, i, mode, &mut watch).await;
     watch.finish(c);
     alive
 }
@@ -669,11 +709,13 @@ async fn play_loop(
     until: Instant,
     c: &Counters,
     i: u32,
-    idle: bool,
+    mode: Inputs,
     watch: &mut Watch,
 ) -> bool {
-    let mut inputs = tokio::time::interval(Duration::from_micros(16_667));
+    let mut inputs = tokio::time::interval(INPUT_PERIOD);
     inputs.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    // With acks: the time the next input is due.
+    let mut next_input = Instant::now();
     let mut sent: VecDeque<(u32, Instant)> = VecDeque::new();
     let (mut bytes_seen, mut full_seen) = (0, 0);
     let end = tokio::time::sleep_until(until);
@@ -681,7 +723,7 @@ async fn play_loop(
     loop {
         tokio::select! {
             () = &mut end => return true,
-            _ = inputs.tick(), if !idle => {
+            _ = inputs.tick(), if mode == Inputs::EveryTick => {
                 let input = brain.input(Instant::now(), client.world());
                 match client.send_input(input).await {
                     Ok(seq) => {
@@ -725,6 +767,28 @@ async fn play_loop(
                             }
                         }
                         watch.last_snapshot = Some(now);
+                        if mode == Inputs::WithAck {
+                            let due = inputs_due(&mut next_input, now);
+                            for _ in 0..due {
+                                let input = brain.input(now, client.world());
+                                match client.queue_input(input) {
+                                    Ok(seq) => sent.push_back((seq, now)),
+                                    Err(e) => {
+                                        note(c, &e, i);
+                                        return false;
+                                    }
+                                }
+                            }
+                            while sent.len() > 256 {
+                                sent.pop_front();
+                            }
+                            // The ack and the inputs, in one write.
+                            if let Err(e) = client.send_pending().await {
+                                note(c, &e, i);
+                                c.abnormal_closes.fetch_add(1, Relaxed);
+                                return false;
+                            }
+                        }
                     }
                     Ok(ClientEvent::Events(events)) => {
                         for e in events {
@@ -749,6 +813,21 @@ async fn play_loop(
             }
         }
     }
+}
+
+/// How many ticks' inputs are due at `now`, moving `next` past them (at most
+/// [`MAX_INPUTS_PER_ACK`]; after a longer stall the missed ticks are
+/// skipped).
+fn inputs_due(next: &mut Instant, now: Instant) -> u32 {
+    let mut due = 0;
+    while *next <= now && due < MAX_INPUTS_PER_ACK {
+        due += 1;
+        *next += INPUT_PERIOD;
+    }
+    if *next <= now {
+        *next = now + INPUT_PERIOD;
+    }
+    due
 }
 
 /// Adds one applied snapshot (after the warm-up) to the counters.
@@ -789,5 +868,26 @@ fn measure_snapshot(
         }
         h.ack_latency.saturating_record(us(now - at));
         sent.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_due_counts_ticks_and_skips_a_long_stall() {
+        let t0 = Instant::now();
+        let mut next = t0;
+        assert_eq!(inputs_due(&mut next, t0), 1);
+        assert_eq!(inputs_due(&mut next, t0), 0);
+        // Two ticks later: two inputs (one per tick, none lost).
+        assert_eq!(inputs_due(&mut next, t0 + INPUT_PERIOD * 2), 2);
+        assert_eq!(next, t0 + INPUT_PERIOD * 3);
+        // A stall of a second: a bounded batch, then the rest is skipped.
+        let late = t0 + Duration::from_secs(1);
+        assert_eq!(inputs_due(&mut next, late), MAX_INPUTS_PER_ACK);
+        assert_eq!(next, late + INPUT_PERIOD);
+        assert_eq!(inputs_due(&mut next, late), 0);
     }
 }
