@@ -86,6 +86,15 @@ fn narrow<T: TryFrom<i64>>(d: i64) -> Result<T, DecodeError> {
 
 #[cold]
 #[inline(never)]
+fn not_utf8() -> DecodeError {
+    DecodeError::Invalid {
+        what: "string field",
+        detail: "not valid UTF-8".to_owned(),
+    }
+}
+
+#[cold]
+#[inline(never)]
 fn does_not_fit(d: i64) -> DecodeError {
     DecodeError::Invalid {
         what: DIFF,
@@ -168,7 +177,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
 
     /// Moves to the next field; true when its bit is set (always, for a
     /// whole state).
-    #[inline]
+    #[inline(always)]
     fn marked(&mut self) -> Result<bool, PatchError> {
         if self.whole {
             return Ok(true);
@@ -186,7 +195,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
-    #[inline]
+    #[inline(always)]
     pub fn bool(&mut self, v: &mut bool) -> Result<(), PatchError> {
         if self.whole {
             *v = self.r.bool("bool field")?;
@@ -200,7 +209,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
-    #[inline]
+    #[inline(always)]
     pub fn u8(&mut self, v: &mut u8) -> Result<(), PatchError> {
         if self.marked()? {
             *v = self.r.u8("u8 field")?;
@@ -212,7 +221,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
-    #[inline]
+    #[inline(always)]
     pub fn i8(&mut self, v: &mut i8) -> Result<(), PatchError> {
         if self.marked()? {
             *v = self.r.u8("i8 field")? as i8;
@@ -224,7 +233,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
-    #[inline]
+    #[inline(always)]
     pub fn u16(&mut self, v: &mut u16) -> Result<(), PatchError> {
         if self.whole {
             *v = self.r.u16("u16 field")?;
@@ -238,7 +247,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
-    #[inline]
+    #[inline(always)]
     pub fn i16(&mut self, v: &mut i16) -> Result<(), PatchError> {
         if self.whole {
             *v = self.r.i16("i16 field")?;
@@ -252,7 +261,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
-    #[inline]
+    #[inline(always)]
     pub fn u32(&mut self, v: &mut u32) -> Result<(), PatchError> {
         if self.whole {
             *v = self.r.u32("u32 field")?;
@@ -266,7 +275,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
-    #[inline]
+    #[inline(always)]
     pub fn i32(&mut self, v: &mut i32) -> Result<(), PatchError> {
         if self.whole {
             *v = self.r.i32("i32 field")?;
@@ -280,7 +289,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
-    #[inline]
+    #[inline(always)]
     pub fn u64(&mut self, v: &mut u64) -> Result<(), PatchError> {
         if self.whole {
             *v = self.r.u64("u64 field")?;
@@ -294,7 +303,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
-    #[inline]
+    #[inline(always)]
     pub fn i64(&mut self, v: &mut i64) -> Result<(), PatchError> {
         if self.whole {
             *v = self.r.i64("i64 field")?;
@@ -336,7 +345,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
-    #[inline]
+    #[inline(always)]
     pub fn f32(&mut self, v: &mut f32) -> Result<(), PatchError> {
         if self.marked()? {
             let b = self.r.raw(4, "f32 field")?;
@@ -349,7 +358,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
-    #[inline]
+    #[inline(always)]
     pub fn f64(&mut self, v: &mut f64) -> Result<(), PatchError> {
         if self.marked()? {
             let b = self.r.raw(8, "f64 field")?;
@@ -378,25 +387,34 @@ impl<'a, 'r> Patcher<'a, 'r> {
         Ok(())
     }
 
-    #[inline]
-    fn new_str(&mut self) -> Result<&'a str, PatchError> {
-        let b = self
+    /// The bytes of a string field (not yet checked as UTF-8).
+    #[inline(always)]
+    fn str_bytes(&mut self) -> Result<&'a [u8], PatchError> {
+        Ok(self
             .r
-            .bytes("string field", self.limits.max_server_message_bytes)?;
-        Ok(core::str::from_utf8(b).map_err(|_| DecodeError::Invalid {
-            what: "string field",
-            detail: "not valid UTF-8".to_owned(),
-        })?)
+            .bytes("string field", self.limits.max_server_message_bytes)?)
+    }
+
+    /// A string field's new value, or `None` when its bytes equal `current`
+    /// (then they need no UTF-8 check).
+    #[inline(always)]
+    fn new_str(&mut self, current: &str) -> Result<Option<&'a str>, PatchError> {
+        let b = self.str_bytes()?;
+        if b == current.as_bytes() {
+            return Ok(None);
+        }
+        Ok(Some(core::str::from_utf8(b).map_err(|_| not_utf8())?))
     }
 
     /// A string field: the new string (its buffer is reused).
     ///
     /// # Errors
     /// As [`Patch::patch`].
-    #[inline]
+    #[inline(always)]
     pub fn string(&mut self, v: &mut String) -> Result<(), PatchError> {
-        if self.marked()? {
-            let s = self.new_str()?;
+        if self.marked()?
+            && let Some(s) = self.new_str(v)?
+        {
             v.clear();
             v.push_str(s);
         }
@@ -408,13 +426,12 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`].
-    #[inline]
+    #[inline(always)]
     pub fn arc_str(&mut self, v: &mut Arc<str>) -> Result<(), PatchError> {
-        if self.marked()? {
-            let s = self.new_str()?;
-            if **v != *s {
-                *v = Arc::from(s);
-            }
+        if self.marked()?
+            && let Some(s) = self.new_str(v)?
+        {
+            *v = Arc::from(s);
         }
         Ok(())
     }
@@ -438,7 +455,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     /// A structural field whose value fixes the layout (option tag, enum
     /// variant index, sequence length), currently `value`. A marked one that
     /// keeps its value is a no-op; one that changes it changes the layout.
-    #[inline]
+    #[inline(always)]
     fn structural(
         &mut self,
         value: u64,
@@ -455,7 +472,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`]; a tag that changes is [`PatchError::Layout`].
-    #[inline]
+    #[inline(always)]
     pub fn option_tag(&mut self, is_some: bool) -> Result<(), PatchError> {
         self.structural(u64::from(is_some), |r| {
             let t = r.u8("option tag")?;
@@ -473,7 +490,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`]; an index that changes is [`PatchError::Layout`].
-    #[inline]
+    #[inline(always)]
     pub fn variant(&mut self, index: u32) -> Result<(), PatchError> {
         self.structural(u64::from(index), |r| r.u32("variant index").map(u64::from))
     }
@@ -482,7 +499,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     ///
     /// # Errors
     /// As [`Patch::patch`]; a length that changes is [`PatchError::Layout`].
-    #[inline]
+    #[inline(always)]
     pub fn len(&mut self, len: usize) -> Result<(), PatchError> {
         self.structural(len as u64, |r| r.u64("length"))
     }
@@ -605,7 +622,7 @@ macro_rules! patch_primitive {
         impl Patch for $t {
             #[inline]
             fn field_count(&self) -> usize { 1 }
-            #[inline]
+            #[inline(always)]
             fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> { p.$m(self) }
         }
     )*};

@@ -181,26 +181,32 @@ pub(crate) struct IdDecoder {
 }
 
 impl IdDecoder {
+    #[inline]
     pub(crate) fn read(&mut self, r: &mut Reader<'_>) -> Result<NetId, DecodeError> {
         let gap = r.u32("entity id")?;
         let id = match self.prev {
             None => gap,
-            Some(_) if gap == 0 => {
-                return Err(DecodeError::Invalid {
-                    what: "entity id",
-                    detail: "id gap of 0 (ids must be strictly increasing)".to_owned(),
-                });
-            }
-            Some(prev) => prev
-                .0
-                .checked_add(gap)
-                .ok_or_else(|| DecodeError::Invalid {
-                    what: "entity id",
-                    detail: format!("id {prev} + gap {gap} overflows u32"),
-                })?,
+            Some(prev) => match prev.0.checked_add(gap) {
+                Some(id) if gap != 0 => id,
+                _ => return Err(bad_gap(prev, gap)),
+            },
         };
         self.prev = Some(NetId(id));
         Ok(NetId(id))
+    }
+}
+
+/// A gap of 0, or one that overflows (out of line: it formats).
+#[cold]
+#[inline(never)]
+fn bad_gap(prev: NetId, gap: u32) -> DecodeError {
+    DecodeError::Invalid {
+        what: "entity id",
+        detail: if gap == 0 {
+            "id gap of 0 (ids must be strictly increasing)".to_owned()
+        } else {
+            format!("id {prev} + gap {gap} overflows u32")
+        },
     }
 }
 
