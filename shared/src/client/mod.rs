@@ -58,6 +58,7 @@
 //! assert_eq!(session.poll_transmit(now, &mut buf), Some(Channel::Unreliable)); // Inputs
 //! ```
 
+mod index;
 mod inputs;
 mod world;
 

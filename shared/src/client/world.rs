@@ -26,10 +26,11 @@
 //! ([`crate::GameProtocol::patch_in_place`], or the serde path). Nothing is
 //! rebuilt: applying a delta costs the changed entities and their bytes.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use smallvec::SmallVec;
 
+use super::index::Index;
 use crate::codec::{DecodeError, Reader};
 use crate::game::GameProtocol;
 use crate::limits::Limits;
@@ -209,15 +210,18 @@ pub enum ApplyError {
 pub struct ClientWorld<S> {
     slots: Vec<Slot<S>>,
     free: Vec<u32>,
-    index: BTreeMap<NetId, u32>,
+    index: Index,
     kept: VecDeque<Kept>,
     capacity: usize,
     changes: Changes,
     /// Per-apply scratch: (id, slot if known, new state or None = removed).
     updates: Vec<(NetId, Option<u32>, Option<S>)>,
-    /// Per-apply scratch: the slots created while the index was empty,
-    /// indexed in one bulk build (the first snapshot).
+    /// Per-apply scratch: the slots created by the apply, indexed in one
+    /// merge at its end.
     fresh: Vec<(NetId, u32)>,
+    /// Per-apply scratch: the ids whose slots the apply freed, unindexed in
+    /// one pass at its end.
+    gone: Vec<NetId>,
     spare_lists: Vec<Vec<u32>>,
     patch: PatchScratch,
 }
@@ -230,12 +234,13 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         Self {
             slots: Vec::new(),
             free: Vec::new(),
-            index: BTreeMap::new(),
+            index: Index::default(),
             kept: VecDeque::new(),
             capacity: capacity.max(1),
             changes: Changes::default(),
             updates: Vec::new(),
             fresh: Vec::new(),
+            gone: Vec::new(),
             spare_lists: Vec::new(),
             patch: PatchScratch::default(),
         }
@@ -262,7 +267,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
     /// The state of entity `id` at the newest tick.
     #[must_use]
     pub fn get(&self, id: NetId) -> Option<&S> {
-        let slot = *self.index.get(&id)?;
+        let slot = self.index.get(id)?;
         self.slots[slot as usize].newest()
     }
 
@@ -270,7 +275,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
     pub fn iter(&self) -> impl Iterator<Item = (NetId, &S)> + '_ {
         self.index
             .iter()
-            .filter_map(|(id, &slot)| self.slots[slot as usize].newest().map(|s| (*id, s)))
+            .filter_map(|(id, slot)| self.slots[slot as usize].newest().map(|s| (id, s)))
     }
 
     /// What the newest applied snapshot changed.
@@ -365,12 +370,12 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         for _ in 0..count {
             let id = ids.read(r)?;
             // Present entities below `id` are not listed: removed.
-            while let Some((&pid, &slot)) = present.next_if(|(pid, _)| **pid < id) {
+            while let Some((pid, slot)) = present.next_if(|(pid, _)| *pid < id) {
                 if self.slots[slot as usize].newest().is_some() {
                     self.updates.push((pid, Some(slot), None));
                 }
             }
-            let slot = present.next_if(|(pid, _)| **pid == id).map(|(_, &s)| s);
+            let slot = present.next_if(|(pid, _)| *pid == id).map(|(_, s)| s);
             // Decoded over the entity's present state (a resync), or over
             // the entities decoded before it (a first snapshot).
             let own = slot.and_then(|s| self.slots[s as usize].newest());
@@ -387,7 +392,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
             templates.decoded(self.updates.len(), misfit && own.is_none());
             self.updates.push((id, slot, Some(state)));
         }
-        for (&pid, &slot) in present {
+        for (pid, slot) in present {
             if self.slots[slot as usize].newest().is_some() {
                 self.updates.push((pid, Some(slot), None));
             }
@@ -433,8 +438,8 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
             // One index lookup and one version scan per patched entity.
             let (slot, old) = self
                 .index
-                .get(&id)
-                .and_then(|&slot| Some((slot, self.slots[slot as usize].at(base)?)))
+                .get(id)
+                .and_then(|slot| Some((slot, self.slots[slot as usize].at(base)?)))
                 .ok_or_else(|| missing(id, "patched entity"))?;
             let mut state = old.clone();
             let start = r.clone();
@@ -454,7 +459,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         let mut templates = Templates::default();
         for _ in 0..n_full {
             let id = ids.read(r)?;
-            let slot = self.index.get(&id).copied();
+            let slot = self.index.get(id);
             let own = slot.and_then(|s| self.slots[s as usize].newest());
             let picked = match own {
                 Some(own) => [Some(own), None],
@@ -488,13 +493,13 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
 
     /// The slot of `id` when the entity exists at tick `tick`.
     fn slot_at(&self, id: NetId, tick: u32) -> Option<u32> {
-        let slot = *self.index.get(&id)?;
+        let slot = self.index.get(id)?;
         self.slots[slot as usize].at(tick).map(|_| slot)
     }
 
-    /// A slot for the new entity `id`, indexed now or, with `bulk`, listed in
-    /// `fresh` for [`Self::commit`] to index.
-    fn new_slot(&mut self, id: NetId, bulk: bool) -> u32 {
+    /// A slot for the new entity `id`, listed in `fresh` for
+    /// [`Self::commit`] to index.
+    fn new_slot(&mut self, id: NetId) -> u32 {
         let slot = Slot {
             id,
             versions: SmallVec::new(),
@@ -510,11 +515,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
                 (self.slots.len() - 1) as u32
             }
         };
-        if bulk {
-            self.fresh.push((id, i));
-        } else {
-            self.index.insert(id, i);
-        }
+        self.fresh.push((id, i));
         i
     }
 
@@ -525,26 +526,25 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         let mut changed = self.spare_lists.pop().unwrap_or_default();
         changed.clear();
         let mut updates = core::mem::take(&mut self.updates);
-        // Into an empty index (the first snapshot), every entity is new:
-        // build the index in one go from the (sorted) new ids, which costs a
-        // fraction of one insertion per entity.
-        let bulk = self.index.is_empty();
+        // New entities are indexed in one merge: `updates` is sorted by id,
+        // so `fresh` is too.
         self.fresh.clear();
-        if bulk {
+        if self.index.is_empty() {
+            // Every entity is new: size the lists once.
             self.fresh.reserve(updates.len());
             self.slots.reserve(updates.len());
+            self.changes.added.reserve(updates.len());
+            changed.reserve(updates.len());
         }
         for (id, slot, state) in updates.drain(..) {
             let slot = match slot {
                 Some(s) => s,
-                None => self.new_slot(id, bulk),
+                None => self.new_slot(id),
             };
             self.set(slot, tick, state, &mut changed);
         }
         self.updates = updates;
-        if bulk && !self.fresh.is_empty() {
-            self.index = self.fresh.drain(..).collect();
-        }
+        self.index.insert_sorted(&mut self.fresh);
         if let Some(b) = baseline {
             // Entities that changed after `b` and that the delta did not
             // mention are as they were at `b`.
@@ -570,6 +570,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
             let next = self.kept[1].tick;
             self.prune_before(next);
         }
+        self.index.remove_all(&mut self.gone);
     }
 
     /// Makes `state` the slot's state at `tick` unless it already is.
@@ -615,7 +616,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         if s.versions.len() == 1 && s.versions[0].1.is_none() && s.versions[0].0 <= tick {
             let id = s.id;
             s.versions.clear();
-            self.index.remove(&id);
+            self.gone.push(id);
             self.free.push(slot);
         }
     }
