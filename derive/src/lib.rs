@@ -2,7 +2,10 @@
 //!
 //! Derives [`tickwire_shared::patch::Patch`], the in-place path that applies
 //! a delta's field patch (PROTOCOL.md §8.5) to an entity state without
-//! decoding a whole new state. The generated impl visits the fields exactly
+//! decoding a whole new state; the same impl also reads a whole state in
+//! place ([`tickwire_shared::patch::read_in_place`], for full snapshots).
+//! Hook both into your game's `GameProtocol::patch_in_place` and
+//! `GameProtocol::read_in_place`. The generated impl visits the fields exactly
 //! as serde's derived `Serialize` hands them to bincode:
 //!
 //! * a struct (named fields, tuple or unit) is its fields in declaration
@@ -75,6 +78,7 @@
 //! ```
 //!
 //! [`tickwire_shared::patch::Patch`]: https://docs.rs/tickwire-shared/latest/tickwire_shared/patch/trait.Patch.html
+//! [`tickwire_shared::patch::read_in_place`]: https://docs.rs/tickwire-shared/latest/tickwire_shared/patch/fn.read_in_place.html
 //! [`quantize`]: https://docs.rs/tickwire-shared/latest/tickwire_shared/quantize/index.html
 #![forbid(unsafe_code)]
 
