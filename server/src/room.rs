@@ -61,6 +61,8 @@ pub struct Room<G: Game> {
     world: World<StateOf<G>>,
     tick: u32,
     clients: BTreeMap<ClientId, Client<InputOf<G>>>,
+    /// The keys of `clients`, in order, kept in step on join and removal
+    /// (the `Ctx::clients` every hook call sees).
     client_ids: Vec<ClientId>,
     replication: Replication<StateOf<G>>,
     events: Vec<(Target, EventOf<G>)>,
@@ -150,8 +152,9 @@ impl<G: Game> Room<G> {
     }
 
     fn with_game<R>(&mut self, f: impl FnOnce(&mut G, &mut Ctx<'_, G>) -> R) -> R {
-        self.client_ids.clear();
-        self.client_ids.extend(self.clients.keys().copied());
+        // Kept in step with `clients` by `join` and `remove_client`: a hook
+        // call costs nothing per client (an input each is one call).
+        debug_assert!(self.client_ids.iter().eq(self.clients.keys()));
         let mut ctx = Ctx {
             world: &mut self.world,
             tick: self.tick,
@@ -191,6 +194,9 @@ impl<G: Game> Room<G> {
                 message: e.message,
             })?;
         let id = req.client_id;
+        if let Err(at) = self.client_ids.binary_search(&id) {
+            self.client_ids.insert(at, id);
+        }
         self.clients.insert(
             id,
             Client {
@@ -307,6 +313,9 @@ impl<G: Game> Room<G> {
         let Some(c) = self.clients.remove(&client) else {
             return;
         };
+        if let Ok(at) = self.client_ids.binary_search(&client) {
+            self.client_ids.remove(at);
+        }
         if let Some(o) = c.outbox {
             match reason {
                 LeaveReason::Left => o.close(CloseCode::Normal, "goodbye"),
