@@ -74,7 +74,7 @@ pub(crate) struct WasmArgs {
     chromium_args: Vec<String>,
     /// Measure this already built web client (a folder laid out as
     /// `cargo xtask web` lays out <target>/www) instead of building one; the
-    /// native twin still comes from this tree.
+    /// native twin, and the bench page copied into DIR, come from this tree.
     #[arg(long, value_name = "DIR")]
     www: Option<PathBuf>,
 }
@@ -118,10 +118,11 @@ pub(crate) fn run(args: &WasmArgs) -> Result<ExitCode> {
         }
         None => web::build_web(true)?,
     };
-    // The page, from this tree (a bundle built before it existed lacks it).
-    for page in ["bench.html", "bench.js"] {
-        let from = util::repo_root().join("web-client").join("www").join(page);
-        if !www.join(page).is_file() {
+    if args.www.is_some() {
+        // The page from this tree: a bundle built elsewhere may lack it or
+        // hold another version.
+        for page in ["bench.html", "bench.js"] {
+            let from = util::repo_root().join("web-client").join("www").join(page);
             std::fs::copy(&from, www.join(page))
                 .with_context(|| format!("copying {} into {}", from.display(), www.display()))?;
         }
