@@ -9,6 +9,14 @@
 //! * **the old path**, for comparison: decoding the same messages into a new
 //!   `Snapshot` with `SnapshotFrame::decode` (a whole copy of the world per
 //!   snapshot).
+//!
+//! Each figure is sampled the same way on both sides: one untimed batch of
+//! `iterations` runs first (a warm-up: in the browser it lets the engine
+//! replace its baseline code with optimized code, which happens at function
+//! calls, so every run is a call of a non-inlined function as in the real
+//! client), then `samples` timed batches of `iterations` runs each. The
+//! result is the median of the batch means, plus the fastest batch, so a
+//! batch slowed down by another process on the machine does not skew it.
 
 use std::hint::black_box;
 
@@ -16,24 +24,33 @@ use tickwire_shared::client::ClientWorld;
 use tickwire_shared::message::encode_snapshot;
 use tickwire_shared::{GameProtocol, Limits, NetId, ServerMessage, Snapshot};
 
+/// Timed batches per figure when the caller does not say.
+pub const DEFAULT_SAMPLES: u32 = 11;
+
 /// What one run measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchResult {
     /// Entities per snapshot.
     pub entities: usize,
-    /// Runs of each kind.
+    /// Runs per timed batch (and in the warm-up batch).
     pub iterations: u32,
-    /// Mean microseconds to decode a full snapshot and apply it to an empty
-    /// `ClientWorld`.
+    /// Timed batches of each kind.
+    pub samples: u32,
+    /// Microseconds to decode a full snapshot and apply it to an empty
+    /// `ClientWorld` (median of the batch means).
     pub full_us: f64,
-    /// Mean microseconds to decode a delta and apply it to a `ClientWorld`
-    /// (baseline: the previous tick).
+    /// The fastest batch mean of `full_us`.
+    pub full_min_us: f64,
+    /// Microseconds to decode a delta and apply it to a `ClientWorld`
+    /// (baseline: the previous tick; median of the batch means).
     pub delta_us: f64,
-    /// Mean microseconds to decode the full snapshot into a new `Snapshot`
-    /// (the old path).
+    /// The fastest batch mean of `delta_us`.
+    pub delta_min_us: f64,
+    /// Microseconds to decode the full snapshot into a new `Snapshot` (the
+    /// old path; median of the batch means).
     pub decode_full_us: f64,
-    /// Mean microseconds to decode the delta into a new `Snapshot` against
-    /// its baseline (the old path).
+    /// Microseconds to decode the delta into a new `Snapshot` against its
+    /// baseline (the old path; median of the batch means).
     pub decode_delta_us: f64,
     /// Size of the full snapshot message.
     pub full_bytes: usize,
@@ -46,13 +63,17 @@ impl BenchResult {
     #[must_use]
     pub fn to_json(&self) -> String {
         format!(
-            "{{\"entities\":{},\"iterations\":{},\"full_us\":{:.2},\"delta_us\":{:.2},\
+            "{{\"entities\":{},\"iterations\":{},\"samples\":{},\
+             \"full_us\":{:.2},\"full_min_us\":{:.2},\"delta_us\":{:.2},\"delta_min_us\":{:.2},\
              \"decode_full_us\":{:.2},\"decode_delta_us\":{:.2},\
              \"full_bytes\":{},\"delta_bytes\":{}}}",
             self.entities,
             self.iterations,
+            self.samples,
             self.full_us,
+            self.full_min_us,
             self.delta_us,
+            self.delta_min_us,
             self.decode_full_us,
             self.decode_delta_us,
             self.full_bytes,
@@ -64,6 +85,11 @@ impl BenchResult {
 /// Decodes a snapshot message and applies its body to `world` as the
 /// snapshot of `tick` against `baseline` (the ticks in the message's own
 /// header are ignored, so one message can be applied again and again).
+///
+/// Never inlined: each run is a call, as each received snapshot is in the
+/// client, so the browser's optimized code is used once it is ready (wasm
+/// engines switch tiers at calls, not inside a running loop).
+#[inline(never)]
 fn apply<G: GameProtocol>(
     world: &mut ClientWorld<G::EntityState>,
     bytes: &[u8],
@@ -79,10 +105,72 @@ fn apply<G: GameProtocol>(
     }
 }
 
+/// The old path: decodes a snapshot message into a new `Snapshot` against
+/// `baseline` (not inlined, as [`apply`]).
+#[inline(never)]
+fn decode_old<G: GameProtocol>(
+    bytes: &[u8],
+    baseline: &Snapshot<G::EntityState>,
+    limits: &Limits,
+) -> Result<Snapshot<G::EntityState>, String> {
+    match ServerMessage::<G::Event>::decode(bytes, limits).map_err(|e| e.to_string())? {
+        ServerMessage::Snapshot(frame) => frame
+            .decode::<G::EntityState>(Some(baseline), limits)
+            .map_err(|e| e.to_string()),
+        _ => Err("not a snapshot".to_owned()),
+    }
+}
+
+/// The median and the minimum of one figure's batch means.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Figure {
+    median_us: f64,
+    min_us: f64,
+}
+
+/// How many runs each batch has and how many batches are timed, with the
+/// clock that times them.
+struct Sampler<C> {
+    iterations: u32,
+    samples: u32,
+    now_ms: C,
+}
+
+impl<C: FnMut() -> f64> Sampler<C> {
+    /// Runs one untimed warm-up batch of `run`, then `samples` timed
+    /// batches, and returns the median and minimum batch mean in µs.
+    fn time(&mut self, mut run: impl FnMut() -> Result<(), String>) -> Result<Figure, String> {
+        for _ in 0..self.iterations {
+            run()?;
+        }
+        let mut means = Vec::with_capacity(self.samples as usize);
+        for _ in 0..self.samples {
+            let start = (self.now_ms)();
+            for _ in 0..self.iterations {
+                run()?;
+            }
+            let end = (self.now_ms)();
+            means.push((end - start) * 1000.0 / f64::from(self.iterations));
+        }
+        means.sort_by(f64::total_cmp);
+        let mid = means.len() / 2;
+        let median_us = if means.len() % 2 == 0 {
+            (means[mid - 1] + means[mid]) / 2.0
+        } else {
+            means[mid]
+        };
+        Ok(Figure {
+            median_us,
+            min_us: means[0],
+        })
+    }
+}
+
 /// Builds a view `base` and a view in which every `change_every`-th entity
 /// was changed by `change`, encodes a full snapshot and the deltas between
-/// them, checks that every path reproduces the views, then times
-/// `iterations` runs of each with `now_ms`.
+/// them, checks that every path reproduces the views, then times each path
+/// with `now_ms`: a warm-up batch of `iterations` runs, then `samples`
+/// timed batches of `iterations` runs (see the module docs).
 ///
 /// # Errors
 /// A description when the synthetic snapshots cannot be encoded, decoded or
@@ -92,7 +180,8 @@ pub fn snapshot_decode<G: GameProtocol>(
     change: impl Fn(&G::EntityState) -> G::EntityState,
     change_every: usize,
     iterations: u32,
-    mut now_ms: impl FnMut() -> f64,
+    samples: u32,
+    now_ms: impl FnMut() -> f64,
 ) -> Result<BenchResult, String> {
     let limits = Limits::default();
     let base = Snapshot::from_vec(base).map_err(|e| e.to_string())?;
@@ -124,29 +213,24 @@ pub fn snapshot_decode<G: GameProtocol>(
     apply::<G>(&mut world, &forth, 3, Some(2), &limits)?;
     check &= world.to_snapshot() == cur;
     // And so must the old one.
-    let decode = |bytes: &[u8], baseline: &Snapshot<G::EntityState>| {
-        match ServerMessage::<G::Event>::decode(bytes, &limits).map_err(|e| e.to_string())? {
-            ServerMessage::Snapshot(frame) => frame
-                .decode::<G::EntityState>(Some(baseline), &limits)
-                .map_err(|e| e.to_string()),
-            _ => Err("not a snapshot".to_owned()),
-        }
-    };
-    check &= decode(&full, &base)? == cur && decode(&forth, &base)? == cur;
+    check &= decode_old::<G>(&full, &base, &limits)? == cur
+        && decode_old::<G>(&forth, &base, &limits)? == cur;
     if !check {
         return Err("a decoded snapshot differs from the encoded one".to_owned());
     }
 
-    let iterations = iterations.max(1);
-    let per_run = |start: f64, end: f64| (end - start) * 1000.0 / f64::from(iterations);
+    let mut sampler = Sampler {
+        iterations: iterations.max(1),
+        samples: samples.max(1),
+        now_ms,
+    };
 
-    let start = now_ms();
-    for _ in 0..iterations {
+    let full_fig = sampler.time(|| {
         world.clear();
         apply::<G>(&mut world, black_box(&full), 1, None, &limits)?;
         black_box(world.len());
-    }
-    let full_us = per_run(start, now_ms());
+        Ok(())
+    })?;
 
     // Steady play: each delta is against the tick before it, alternating
     // between the two views so that every run changes the same entities.
@@ -154,31 +238,35 @@ pub fn snapshot_decode<G: GameProtocol>(
     world.clear();
     apply::<G>(&mut world, &full, 1, None, &limits)?;
     apply::<G>(&mut world, &back, 2, Some(1), &limits)?;
-    let start = now_ms();
-    for i in 0..iterations {
-        let tick = 3 + i;
-        let bytes = deltas[(i % 2) as usize];
+    let mut tick = 2u32;
+    let delta_fig = sampler.time(|| {
+        tick += 1;
+        // The world is at `base` after tick 2: odd ticks apply `forth`,
+        // even ones `back`.
+        let bytes = deltas[usize::from(tick.is_multiple_of(2))];
         apply::<G>(&mut world, black_box(bytes), tick, Some(tick - 1), &limits)?;
         black_box(world.changes().changed.len());
-    }
-    let delta_us = per_run(start, now_ms());
+        Ok(())
+    })?;
 
-    let mut time_decode = |bytes: &[u8]| -> Result<f64, String> {
-        let start = now_ms();
-        for _ in 0..iterations {
-            black_box(decode(black_box(bytes), &base)?);
-        }
-        Ok(per_run(start, now_ms()))
+    let mut time_decode = |bytes: &[u8]| {
+        sampler.time(|| {
+            black_box(decode_old::<G>(black_box(bytes), &base, &limits)?);
+            Ok(())
+        })
     };
-    let decode_full_us = time_decode(&full)?;
-    let decode_delta_us = time_decode(&forth)?;
+    let decode_full = time_decode(&full)?;
+    let decode_delta = time_decode(&forth)?;
     Ok(BenchResult {
         entities: cur.len(),
-        iterations,
-        full_us,
-        delta_us,
-        decode_full_us,
-        decode_delta_us,
+        iterations: sampler.iterations,
+        samples: sampler.samples,
+        full_us: full_fig.median_us,
+        full_min_us: full_fig.min_us,
+        delta_us: delta_fig.median_us,
+        delta_min_us: delta_fig.min_us,
+        decode_full_us: decode_full.median_us,
+        decode_delta_us: decode_delta.median_us,
         full_bytes: full.len(),
         delta_bytes: forth.len(),
     })
@@ -192,6 +280,7 @@ pub fn snapshot_decode<G: GameProtocol>(
 pub fn arena_snapshot_decode(
     n: u32,
     iterations: u32,
+    samples: u32,
     now_ms: impl FnMut() -> f64,
 ) -> Result<BenchResult, String> {
     use arena::{ARENA_SIZE, Arena, EntityKind, EntityState, MAX_HEALTH};
@@ -236,6 +325,7 @@ pub fn arena_snapshot_decode(
         },
         10,
         iterations,
+        samples,
         now_ms,
     )
 }
@@ -247,33 +337,93 @@ mod tests {
     #[test]
     fn the_benchmark_measures_with_the_given_clock() {
         let mut t = 0.0;
-        let r = arena_snapshot_decode(1000, 3, || {
+        let r = arena_snapshot_decode(1000, 3, 5, || {
             t += 1.0;
             t
         })
         .unwrap();
         assert_eq!(r.entities, 1000);
         assert_eq!(r.iterations, 3);
-        // The fake clock advances 1 ms per reading: 1 ms over 3 runs.
-        for us in [r.full_us, r.delta_us, r.decode_full_us, r.decode_delta_us] {
+        assert_eq!(r.samples, 5);
+        // The fake clock advances 1 ms per reading: every batch takes 1 ms
+        // over 3 runs.
+        for us in [
+            r.full_us,
+            r.full_min_us,
+            r.delta_us,
+            r.delta_min_us,
+            r.decode_full_us,
+            r.decode_delta_us,
+        ] {
             assert!((us - 1000.0 / 3.0).abs() < 1e-9, "{r:?}");
         }
+        // 4 figures × 5 batches × 2 readings, none in the warm-up.
+        assert_eq!(t, 40.0);
         assert!(r.delta_bytes * 5 < r.full_bytes, "{r:?}");
-        assert!(
-            r.to_json()
-                .starts_with("{\"entities\":1000,\"iterations\":3,\"full_us\":")
+        assert!(r.to_json().starts_with(
+            "{\"entities\":1000,\"iterations\":3,\"samples\":5,\"full_us\":333.33,\"full_min_us\":333.33,"
+        ));
+    }
+
+    #[test]
+    fn a_figure_is_the_median_and_the_fastest_batch_after_an_untimed_warm_up() {
+        let check = |readings: &[f64], median_us: f64, min_us: f64| {
+            let mut clock = readings.iter().copied();
+            let mut runs = 0;
+            let mut sampler = Sampler {
+                iterations: 2,
+                samples: (readings.len() / 2) as u32,
+                now_ms: || clock.next().unwrap(),
+            };
+            let fig = sampler
+                .time(|| {
+                    runs += 1;
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(fig, Figure { median_us, min_us }, "{readings:?}");
+            assert_eq!(runs, 2 + readings.len(), "warm-up + batches of 2");
+        };
+        // Batches of 2 runs taking 2, 6 and 4 ms: 1000, 3000, 2000 µs a run.
+        check(&[0.0, 2.0, 2.0, 8.0, 8.0, 12.0], 2000.0, 1000.0);
+        // An even count: the mean of the middle two.
+        check(&[0.0, 2.0, 2.0, 8.0, 8.0, 12.0, 20.0, 30.0], 2500.0, 1000.0);
+        check(&[5.0, 5.5], 250.0, 250.0);
+    }
+
+    #[test]
+    fn a_failing_run_fails_the_figure() {
+        let mut sampler = Sampler {
+            iterations: 3,
+            samples: 2,
+            now_ms: || 0.0,
+        };
+        assert_eq!(
+            sampler.time(|| Err("bad".to_owned())),
+            Err("bad".to_owned())
         );
     }
 
     /// The same figures natively, for comparison with the browser's
     /// (`window.tickwire.bench(1000, 200)`):
     /// `cargo test -p tickwire-web --release -- --ignored --nocapture native_snapshot_bench`.
+    /// `TICKWIRE_BENCH=entities,iterations,samples` overrides the defaults
+    /// (as `cargo xtask bench-wasm` does, to match its browser run).
     #[test]
     #[ignore = "a timing run, not a check"]
     fn native_snapshot_bench() {
+        let (entities, iterations, samples) = std::env::var("TICKWIRE_BENCH")
+            .ok()
+            .and_then(|v| {
+                let n: Vec<u32> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+                (n.len() == 3).then(|| (n[0], n[1], n[2]))
+            })
+            .unwrap_or((1000, 200, DEFAULT_SAMPLES));
         let epoch = std::time::Instant::now();
-        let r =
-            arena_snapshot_decode(1000, 200, || epoch.elapsed().as_secs_f64() * 1000.0).unwrap();
+        let r = arena_snapshot_decode(entities, iterations, samples, || {
+            epoch.elapsed().as_secs_f64() * 1000.0
+        })
+        .unwrap();
         println!("native decode+apply bench: {}", r.to_json());
     }
 }

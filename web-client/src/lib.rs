@@ -22,8 +22,8 @@
 //!   `server_url` defaults to `ws(s)://<this host>/ws`.
 //! * `stop()`: leave the game.
 //! * `client_stats()`: a JSON string of [`client::Stats`].
-//! * `bench_snapshot_decode(entities, iterations)`: JSON with the mean µs to
-//!   decode and apply a full snapshot and a 10 %-changed delta to the
+//! * `bench_snapshot_decode(entities, iterations, samples?)`: JSON with the
+//!   µs to decode and apply a full snapshot and a 10 %-changed delta to the
 //!   client's world, and (the old path) to decode them into a new snapshot.
 #![warn(missing_docs)]
 
@@ -96,16 +96,24 @@ pub fn client_stats() -> String {
 
 /// Times decoding and applying a synthetic arena snapshot of `entities`
 /// entities to a `ClientWorld`, full and as a delta with every tenth entity
-/// changed, each `iterations` times, and the same messages through the old
-/// decode-into-a-new-snapshot path; returns JSON `{entities, iterations,
-/// full_us, delta_us, decode_full_us, decode_delta_us, full_bytes,
-/// delta_bytes}` (means in microseconds; see [`bench::BenchResult`]).
+/// changed, and the same messages through the old
+/// decode-into-a-new-snapshot path: for each, one warm-up batch of
+/// `iterations` runs, then `samples` (default
+/// [`bench::DEFAULT_SAMPLES`]) timed batches. Returns JSON `{entities,
+/// iterations, samples, full_us, full_min_us, delta_us, delta_min_us,
+/// decode_full_us, decode_delta_us, full_bytes, delta_bytes}` (median and
+/// fastest batch means in microseconds; see [`bench::BenchResult`]).
 ///
 /// # Errors
 /// When the synthetic snapshot does not round-trip (a bug).
 #[wasm_bindgen]
-pub fn bench_snapshot_decode(entities: u32, iterations: u32) -> Result<String, JsValue> {
-    bench::arena_snapshot_decode(entities, iterations, browser::now_ms)
+pub fn bench_snapshot_decode(
+    entities: u32,
+    iterations: u32,
+    samples: Option<u32>,
+) -> Result<String, JsValue> {
+    let samples = samples.unwrap_or(bench::DEFAULT_SAMPLES);
+    bench::arena_snapshot_decode(entities, iterations, samples, browser::now_ms)
         .map(|r| r.to_json())
         .map_err(|e| JsValue::from_str(&e))
 }

@@ -54,10 +54,14 @@ window.tickwire = {
   stop: () => { if (loaded) stop(); },
   /** The client's figures (see `client_stats` in the Rust docs). */
   stats: () => (loaded ? JSON.parse(client_stats()) : { connected: false, status: 'loading' }),
-  /** Mean µs to decode + apply a synthetic snapshot (full, 10 %-changed delta) to the client's world; decode_* = old path. */
-  bench: async (entities = 1000, iterations = 200) => {
+  /**
+   * µs to decode + apply a synthetic snapshot (full, 10 %-changed delta) to the client's world;
+   * decode_* = old path. A warm-up batch of `iterations` runs, then `samples` timed batches
+   * (median and fastest; `samples` defaults to the Rust side's DEFAULT_SAMPLES).
+   */
+  bench: async (entities = 1000, iterations = 200, samples = undefined) => {
     await ready;
-    return JSON.parse(bench_snapshot_decode(entities, iterations));
+    return JSON.parse(bench_snapshot_decode(entities, iterations, samples));
   },
 };
 

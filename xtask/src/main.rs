@@ -55,6 +55,9 @@ enum Task {
     /// (taskset), loopback only. Raw results and logs go to target/bench/; a complete
     /// full run also rewrites the generated region of BENCHMARKS.md. A full run takes
     /// about 12 minutes plus the soak (default 10 minutes); `--quick` about 2.
+    ///
+    /// `cargo xtask bench wasm` instead compares the client's snapshot apply in
+    /// headless Chromium with its native twin.
     Bench(bench::BenchArgs),
     /// Build the browser client and run the arena server serving it from target/www/.
     Play {

@@ -13,8 +13,11 @@ use wasm_bindgen_cli_support::Bindgen;
 use crate::util::{self, WASM_TARGET};
 
 /// The package and library file name of the browser client.
-const PACKAGE: &str = "tickwire-web";
+pub(crate) const PACKAGE: &str = "tickwire-web";
 const LIB_NAME: &str = "tickwire_web";
+/// The cargo profile of a release build of the browser client (see the root
+/// Cargo.toml): optimized for speed, one codegen unit, stripped.
+pub(crate) const WASM_PROFILE: &str = "wasm-release";
 
 /// Builds the browser client into `<target>/www/` and returns that folder.
 ///
@@ -30,11 +33,12 @@ pub(crate) fn build_web(release: bool) -> Result<PathBuf> {
         );
     }
 
-    let profile = if release { "release" } else { "debug" };
+    // Cargo's output folder is named after the profile, except for `dev`.
+    let profile = if release { WASM_PROFILE } else { "debug" };
     let mut build = util::cargo();
     build.args(["build", "-p", PACKAGE, "--target", WASM_TARGET]);
     if release {
-        build.arg("--release");
+        build.args(["--profile", WASM_PROFILE]);
     }
     util::run(&mut build).with_context(|| {
         format!("could not compile {PACKAGE} for {WASM_TARGET}; fix the errors above")

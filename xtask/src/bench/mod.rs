@@ -14,6 +14,10 @@
 //!
 //! Five tables: client scale, entity scale, delta vs full, WSS vs QUIC, idle
 //! and churn (see [`tables`]).
+//!
+//! `cargo xtask bench wasm` is a separate, shorter benchmark: the client's
+//! snapshot apply in headless Chromium next to its native twin (see
+//! [`wasm`]).
 
 // The /proc helpers of the `replication-load` benchmark, shared rather than copied.
 #[path = "../../../benches/src/procfs.rs"]
@@ -22,13 +26,14 @@ mod procs;
 mod report;
 mod scenario;
 mod tables;
+mod wasm;
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use crate::util;
@@ -38,7 +43,12 @@ use tables::{Section, Sizes};
 
 /// `cargo xtask bench` options.
 #[derive(Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct BenchArgs {
+    /// Another benchmark instead of the capacity report.
+    #[command(subcommand)]
+    other: Option<Other>,
+
     /// A smoke run (small counts, a few seconds per run, about 2 minutes in
     /// all) to check that the tool works. Writes only to target/bench/quick/.
     #[arg(long)]
@@ -58,6 +68,16 @@ pub(crate) struct BenchArgs {
     /// the 500-bot client-scale window and add its top symbols.
     #[arg(long)]
     perf: bool,
+}
+
+/// The benchmarks other than the capacity report.
+#[derive(Subcommand, Debug, Clone)]
+enum Other {
+    /// The client's snapshot decode + apply (1,000 entities, full and a
+    /// 10 %-changed delta) in headless Chromium and natively, same code and
+    /// profile, alternating runs; prints both, the ratio and the 3× target
+    /// (about 2 minutes after the builds).
+    Wasm(wasm::WasmArgs),
 }
 
 /// The tables, in report order.
@@ -104,6 +124,9 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 
 /// Runs the bench; the exit code fails when a run could not be measured.
 pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
+    if let Some(Other::Wasm(wasm)) = &args.other {
+        return wasm::run(wasm);
+    }
     let stop = Interrupt::install()?;
     let started = Instant::now();
     util::run(util::cargo().args([
