@@ -34,6 +34,47 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 
+/// The node lifecycle flags of `arena-server` (see
+/// `tickwire_server::lifecycle`): how long a draining node (SIGTERM) lets its
+/// rooms run, and how often the health hook fires.
+///
+/// ```
+/// use clap::Parser;
+/// use arena::cli::LifecycleArgs;
+/// #[derive(Parser)]
+/// struct Cli {
+///     #[command(flatten)]
+///     lifecycle: LifecycleArgs,
+/// }
+/// let cli = Cli::parse_from(["arena-server", "--drain-grace", "90s"]);
+/// let config = cli.lifecycle.apply(tickwire_server::ServerConfig::default());
+/// assert_eq!(config.drain_grace, std::time::Duration::from_secs(90));
+/// ```
+#[derive(clap::Args, Debug, Clone)]
+pub struct LifecycleArgs {
+    /// On SIGTERM the node drains: it refuses new players (Reject
+    /// ShuttingDown), and its rooms run on for at most this long before
+    /// their players are closed with 1001 and a reason; then it exits.
+    /// A fleet manager's kill deadline must be longer than this plus 5 s.
+    #[arg(long, value_parser = parse_duration, default_value = "25s")]
+    pub drain_grace: Duration,
+
+    /// How often the lifecycle health hook fires while the node is ready or
+    /// draining (where an Agones `Health()` ping would go).
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub health_interval: Duration,
+}
+
+impl LifecycleArgs {
+    /// `config` with these values set.
+    #[must_use]
+    pub fn apply(&self, config: tickwire_server::ServerConfig) -> tickwire_server::ServerConfig {
+        config
+            .with_drain_grace(self.drain_grace)
+            .with_health_interval(self.health_interval)
+    }
+}
+
 /// The prefix of [`stats_line`]'s lines.
 pub const STATS_PREFIX: &str = "STATS ";
 
@@ -86,6 +127,20 @@ mod tests {
     use super::*;
     use base64::Engine as _;
     use hdrhistogram::serialization::Deserializer;
+
+    #[test]
+    fn lifecycle_defaults_match_the_server_config() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            lifecycle: LifecycleArgs,
+        }
+        let cli = Cli::parse_from(["arena-server"]);
+        let default = tickwire_server::ServerConfig::default();
+        assert_eq!(cli.lifecycle.drain_grace, default.drain_grace);
+        assert_eq!(cli.lifecycle.health_interval, default.health_interval);
+    }
 
     #[test]
     fn durations_need_a_known_unit() {

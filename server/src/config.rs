@@ -122,6 +122,17 @@ pub struct ServerConfig {
     pub room_channel_capacity: usize,
     /// On shutdown, sessions get this long to flush their close. Default 5 s.
     pub shutdown_timeout: Duration,
+    /// While draining (SIGTERM, [`crate::RunningServer::drain`]), running
+    /// rooms get this long to finish; then their sessions are closed with
+    /// `ServerShutdown` and a reason. A fleet manager's kill deadline must
+    /// exceed it plus [`ServerConfig::shutdown_timeout`] (Kubernetes:
+    /// `terminationGracePeriodSeconds`, 30 s by default). Default 25 s.
+    pub drain_grace: Duration,
+    /// How often [`crate::lifecycle::LifecycleHooks::health`] is called
+    /// while the node is ready or draining (Agones expects a health ping
+    /// within its `health.periodSeconds`, 5 s by default). At least 10 ms.
+    /// Default 2 s.
+    pub health_interval: Duration,
     /// After its WebSocket close frame, the server half-closes the
     /// connection and reads (and drops) what the client still sends, for at
     /// most this long, before it drops the connection: dropping it with
@@ -280,6 +291,8 @@ impl Default for ServerConfig {
             max_skipped_snapshots: 120,
             room_channel_capacity: 1024,
             shutdown_timeout: Duration::from_secs(5),
+            drain_grace: Duration::from_secs(25),
+            health_interval: Duration::from_secs(2),
             close_linger: Duration::from_secs(1),
             close_linger_bytes: 256 << 10,
             max_refused_in_flight: 64,
@@ -330,6 +343,10 @@ with! {
     with_quic_addr: quic_addr: Option<SocketAddr>,
     /// Sets [`ServerConfig::quic`].
     with_quic: quic: QuicConfig,
+    /// Sets [`ServerConfig::drain_grace`].
+    with_drain_grace: drain_grace: Duration,
+    /// Sets [`ServerConfig::health_interval`].
+    with_health_interval: health_interval: Duration,
 }
 
 /// A configuration value that cannot work.
@@ -370,6 +387,9 @@ impl ServerConfig {
         }
         if self.max_players_per_room == 0 || self.max_connections == 0 || self.max_rooms == 0 {
             return bad("max_players_per_room, max_connections and max_rooms must be positive");
+        }
+        if self.health_interval < Duration::from_millis(10) {
+            return bad("health_interval must be at least 10 ms");
         }
         if self.quic_addr.is_some() && matches!(self.tls, TlsMode::Plain) {
             return bad("quic_addr needs TLS: QUIC cannot run in plain mode");

@@ -227,6 +227,14 @@ pub fn test_config() -> ServerConfig {
 
 impl TestServer {
     pub async fn start(config: ServerConfig) -> Result<Self> {
+        Self::start_with_hooks(config, tickwire_server::LoggingHooks).await
+    }
+
+    /// A server whose lifecycle events go to `hooks`.
+    pub async fn start_with_hooks(
+        config: ServerConfig,
+        hooks: impl tickwire_server::LifecycleHooks,
+    ) -> Result<Self> {
         init_tracing();
         let history = Arc::new(Mutex::new(WorldHistory::default()));
         let h = Arc::clone(&history);
@@ -234,6 +242,7 @@ impl TestServer {
             history: Arc::clone(&h),
             ..TestGame::default()
         })
+        .with_lifecycle_hooks(hooks)
         .start()
         .await?;
         Ok(Self { server, history })

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use arena::cli::{parse_duration, stats_line};
+use arena::cli::{LifecycleArgs, parse_duration, stats_line};
 use arena::host::ArenaGame;
 use clap::Parser;
 use tickwire_server::{QuicConfig, Server, ServerConfig, TlsMode};
@@ -113,6 +113,9 @@ struct Args {
     /// Connections per IP address (load tests from one host raise it).
     #[arg(long, default_value_t = ServerConfig::default().max_connections_per_ip)]
     max_connections_per_ip: usize,
+
+    #[command(flatten)]
+    lifecycle: LifecycleArgs,
 }
 
 #[tokio::main]
@@ -124,6 +127,9 @@ async fn main() -> Result<()> {
         )
         .init();
     let args = Args::parse();
+    // Listen for SIGTERM/Ctrl-C from the start: one that comes while the
+    // server starts is kept (and drains it) rather than killing the process.
+    let mut signals = tickwire_server::Signals::new();
     if args.snapshot_rate == 0 || args.tick_rate % args.snapshot_rate != 0 {
         bail!(
             "--snapshot-rate {} must divide --tick-rate {}",
@@ -147,7 +153,7 @@ async fn main() -> Result<()> {
         (_, _, true) => TlsMode::Plain,
         _ => TlsMode::SelfSigned,
     };
-    let mut config = ServerConfig::default()
+    let config = ServerConfig::default()
         .with_addr(args.addr)
         .with_tls(tls)
         .with_tick_rate(args.tick_rate)
@@ -159,6 +165,7 @@ async fn main() -> Result<()> {
         .with_quic_addr((!args.no_quic && !args.plain).then_some(args.quic_addr))
         .with_quic(QuicConfig::default().with_redundant_snapshots(!args.no_redundant_snapshots))
         .with_deltas(!args.full_snapshots);
+    let mut config = args.lifecycle.apply(config);
     config.conditioner_seed = args.seed;
     config.max_connections = args.max_connections;
     config.max_connections_per_ip = args.max_connections_per_ip;
@@ -217,22 +224,38 @@ async fn main() -> Result<()> {
     }
     println!();
     let started = std::time::Instant::now();
-    let stats = async {
-        let Some(every) = args.stats_interval else {
-            return std::future::pending().await;
-        };
-        let mut ticker = tokio::time::interval(every.max(Duration::from_millis(10)));
-        ticker.tick().await;
-        let _ = server.take_stats();
-        loop {
+    {
+        let stats = async {
+            let Some(every) = args.stats_interval else {
+                return std::future::pending().await;
+            };
+            let mut ticker = tokio::time::interval(every.max(Duration::from_millis(10)));
             ticker.tick().await;
-            println!("{}", stats_line(&server.take_stats(), started.elapsed()));
+            let _ = server.take_stats();
+            loop {
+                ticker.tick().await;
+                println!("{}", stats_line(&server.take_stats(), started.elapsed()));
+            }
+        };
+        // SIGTERM (or Ctrl-C) drains: no new players, rooms run on for at most
+        // --drain-grace, then the node stops. A second signal stops at once.
+        tokio::pin!(stats);
+        tokio::select! {
+            () = &mut stats => {}
+            () = signals.recv() => {}
         }
-    };
-    tokio::select! {
-        () = stats => {}
-        () = tickwire_server::wait_for_signal() => {}
+        println!(
+            "draining (up to {:?}; a second signal stops at once)",
+            args.lifecycle.drain_grace
+        );
+        server.drain();
+        tokio::select! {
+            () = &mut stats => {}
+            () = server.stopped() => {}
+            () = signals.recv() => println!("stopping now"),
+        }
     }
     server.shutdown().await;
+    println!("stopped");
     Ok(())
 }
