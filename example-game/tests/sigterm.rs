@@ -20,8 +20,13 @@ impl Drop for Server {
     }
 }
 
-/// The next stdout line containing `needle`, and every line read so far.
+/// The first stdout line containing `needle` (already read, or read now;
+/// `seen` keeps every line read). Lines of different tasks come in no fixed
+/// order, so a line may have been read while waiting for another.
 fn until_line(lines: &mpsc::Receiver<String>, seen: &mut Vec<String>, needle: &str) -> String {
+    if let Some(line) = seen.iter().find(|l| l.contains(needle)) {
+        return line.clone();
+    }
     let end = Instant::now() + DEADLINE;
     loop {
         let left = end.saturating_duration_since(Instant::now());
