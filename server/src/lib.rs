@@ -85,6 +85,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod directory;
 pub mod game;
 pub mod http;
 pub mod lifecycle;
@@ -104,7 +105,7 @@ pub mod tls;
 mod transport;
 pub mod world;
 
-pub use config::{ConfigError, QuicConfig, RetryPolicy, ServerConfig, TlsMode};
+pub use config::{ConfigError, FleetConfig, QuicConfig, RetryPolicy, ServerConfig, TlsMode};
 pub use game::{AuthError, ClientId, Ctx, Game, LeaveReason, Target};
 pub use lifecycle::{LifecycleHooks, LoggingHooks, NodeState, NodeStatus};
 pub use server::{RunningServer, Server, ServerError, Signals, wait_for_signal};

@@ -149,6 +149,11 @@ impl NodeStatus {
         moved
     }
 
+    /// Every change of state, from now on.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<NodeState> {
+        self.tx.subscribe()
+    }
+
     /// Waits until the state is `state` or later.
     pub async fn reached(&self, state: NodeState) {
         let mut rx = self.tx.subscribe();
@@ -253,6 +258,9 @@ pub(crate) struct Supervisor {
     pub(crate) tasks: Vec<JoinHandle<()>>,
     pub(crate) drain_grace: Duration,
     pub(crate) health_interval: Duration,
+    /// The directory publisher's stop switch and task: stopped (and the
+    /// node removed from the directory) once the listeners are closed.
+    pub(crate) publisher: Option<(watch::Sender<bool>, JoinHandle<()>)>,
 }
 
 impl Supervisor {
@@ -297,6 +305,12 @@ impl Supervisor {
         for task in self.tasks {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "accept loop failed");
+            }
+        }
+        if let Some((stop, task)) = self.publisher {
+            stop.send_replace(true);
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "directory publisher failed");
             }
         }
         self.hooks.shutdown();
@@ -393,6 +407,9 @@ mod tests {
         fn room_count(&self) -> watch::Receiver<usize> {
             self.count.subscribe()
         }
+        fn snapshot(&self) -> Vec<(String, usize)> {
+            Vec::new()
+        }
     }
 
     /// Hooks that record their calls (health pings counted apart).
@@ -449,6 +466,7 @@ mod tests {
             tasks: Vec::new(),
             drain_grace: Duration::from_secs(10),
             health_interval: Duration::from_secs(1),
+            publisher: None,
         };
         let task = tokio::spawn(supervisor.run(requests));
         Node {

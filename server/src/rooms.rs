@@ -369,6 +369,9 @@ pub(crate) trait RoomsControl: Send + Sync {
     fn open_rooms(&self) -> usize;
     /// Number of open rooms, as it changes.
     fn room_count(&self) -> watch::Receiver<usize>;
+    /// Every open room's name and players (attached, or detached within
+    /// their resume grace), sorted by name: one short lock, no waiting.
+    fn snapshot(&self) -> Vec<(String, usize)>;
 }
 
 impl<G: Game> RoomsControl for Rooms<G> {
@@ -395,6 +398,18 @@ impl<G: Game> RoomsControl for Rooms<G> {
 
     fn room_count(&self) -> watch::Receiver<usize> {
         self.room_count.subscribe()
+    }
+
+    fn snapshot(&self) -> Vec<(String, usize)> {
+        let inner = self.lock();
+        let mut rooms: Vec<_> = inner
+            .rooms
+            .iter()
+            .map(|(name, h)| (name.clone(), h.players.load(Ordering::Relaxed)))
+            .collect();
+        drop(inner);
+        rooms.sort_unstable();
+        rooms
     }
 }
 

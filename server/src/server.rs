@@ -10,6 +10,8 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{ConfigError, ServerConfig, TlsMode};
+use crate::directory::publisher::Publisher;
+use crate::directory::{Directory, MemoryDirectory, NodeInfo};
 use crate::game::Game;
 use crate::http::{HttpContext, HttpError, OriginPolicy, StaticFiles, websocket_config};
 use crate::lifecycle::{
@@ -74,6 +76,7 @@ pub struct Server<G: Game> {
     config: ServerConfig,
     factory: Box<dyn Fn(&str) -> G + Send + Sync>,
     hooks: Arc<dyn LifecycleHooks>,
+    directory: Arc<dyn Directory>,
 }
 
 impl<G: Game> Server<G> {
@@ -83,7 +86,27 @@ impl<G: Game> Server<G> {
             config,
             factory: Box::new(factory),
             hooks: Arc::new(LoggingHooks),
+            directory: Arc::new(MemoryDirectory::new()),
         }
+    }
+
+    /// Sets the room directory the node registers itself and its rooms in
+    /// (see [`crate::config::FleetConfig`]). Default: a
+    /// [`MemoryDirectory`] of its own.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use tickwire_server::{Game, Server, ServerConfig};
+    /// use tickwire_server::directory::{RedisDirectory, RedisDirectoryConfig};
+    /// # fn f<G: Game>(factory: impl Fn(&str) -> G + Send + Sync + 'static) -> Result<(), Box<dyn std::error::Error>> {
+    /// let redis = RedisDirectory::connect(&RedisDirectoryConfig::new("redis://127.0.0.1:6379"))?;
+    /// let server = Server::new(ServerConfig::default(), factory).with_directory(Arc::new(redis));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_directory(mut self, directory: Arc<dyn Directory>) -> Self {
+        self.directory = directory;
+        self
     }
 
     /// Sets the [`LifecycleHooks`] (where a fleet manager's SDK calls go).
@@ -214,6 +237,18 @@ impl<G: Game> Server<G> {
         tracing::info!(%local_addr, "listening on {scheme}://{local_addr}/");
         let (stop, requests) = watch::channel(StopRequest::None);
         let rooms: Arc<dyn RoomsControl> = rooms;
+        let publisher = Publisher {
+            directory: self.directory,
+            node: node_info(&config, local_addr, identity.is_some(), quic_addr),
+            mode: config.fleet.mode.clone(),
+            room_capacity: u32::try_from(config.max_players_per_room).unwrap_or(u32::MAX),
+            interval: config.fleet.heartbeat_interval,
+            ttl: config.fleet.ttl,
+            rooms: Arc::clone(&rooms),
+            status: status.clone(),
+        };
+        let (stop_publisher, publisher_stopped) = watch::channel(false);
+        let publisher = tokio::spawn(publisher.run(publisher_stopped));
         let supervisor = Supervisor {
             status: status.clone(),
             hooks: self.hooks,
@@ -222,6 +257,7 @@ impl<G: Game> Server<G> {
             tasks,
             drain_grace: config.drain_grace,
             health_interval: config.health_interval,
+            publisher: Some((stop_publisher, publisher)),
         };
         let supervisor = tokio::spawn(supervisor.run(requests));
         Ok(RunningServer {
@@ -235,6 +271,34 @@ impl<G: Game> Server<G> {
             supervisor,
         })
     }
+}
+
+/// How this node describes itself in the directory: its id and public
+/// addresses (configured, or made from the bound ones) and its capacity.
+fn node_info(
+    config: &ServerConfig,
+    local: SocketAddr,
+    tls: bool,
+    quic: Option<SocketAddr>,
+) -> NodeInfo {
+    let fleet = &config.fleet;
+    let scheme = if tls { "wss" } else { "ws" };
+    let wss = fleet
+        .public_wss_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://localhost:{}{}", local.port(), config.ws_path));
+    let mut node = NodeInfo::new(fleet.node_id.clone()).with_wss_url(wss);
+    let quic_url = fleet
+        .public_quic_url
+        .clone()
+        .or_else(|| quic.map(|q| format!("quic://localhost:{}", q.port())));
+    if let Some(url) = quic_url {
+        node = node.with_quic_url(url);
+    }
+    let capacity = config
+        .max_connections
+        .min(config.max_rooms.saturating_mul(config.max_players_per_room));
+    node.with_capacity(u32::try_from(capacity).unwrap_or(u32::MAX))
 }
 
 /// A running server. Its life (see [`crate::lifecycle`]): it is

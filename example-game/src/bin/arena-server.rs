@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use arena::cli::{LifecycleArgs, parse_duration, stats_line};
+use arena::cli::{FleetArgs, LifecycleArgs, parse_duration, stats_line};
 use arena::host::ArenaGame;
 use clap::Parser;
+use std::sync::Arc;
+use tickwire_server::directory::{RedisDirectory, RedisDirectoryConfig};
 use tickwire_server::{QuicConfig, Server, ServerConfig, TlsMode};
 use tickwire_shared::conditioner::ConditionerConfig;
 
@@ -116,6 +118,9 @@ struct Args {
 
     #[command(flatten)]
     lifecycle: LifecycleArgs,
+
+    #[command(flatten)]
+    fleet: FleetArgs,
 }
 
 #[tokio::main]
@@ -165,19 +170,28 @@ async fn main() -> Result<()> {
         .with_quic_addr((!args.no_quic && !args.plain).then_some(args.quic_addr))
         .with_quic(QuicConfig::default().with_redundant_snapshots(!args.no_redundant_snapshots))
         .with_deltas(!args.full_snapshots);
-    let mut config = args.lifecycle.apply(config);
+    let mut config = args.fleet.apply(args.lifecycle.apply(config));
     config.conditioner_seed = args.seed;
     config.max_connections = args.max_connections;
     config.max_connections_per_ip = args.max_connections_per_ip;
     let (bots, seed, npcs, interest) = (args.bots, args.seed, args.npcs, !args.no_interest);
-    let server = Server::new(config, move |_room| {
+    let mut server = Server::new(config, move |_room| {
         ArenaGame::new(bots, seed)
             .with_npcs(npcs)
             .with_interest_management(interest)
-    })
-    .start()
-    .await
-    .context("starting the arena server")?;
+    });
+    if let Some(url) = &args.fleet.redis_url {
+        let redis =
+            RedisDirectoryConfig::new(url.clone()).with_prefix(args.fleet.redis_prefix.clone());
+        let directory = RedisDirectory::connect(&redis).context("the Redis room directory")?;
+        match directory.ping().await {
+            Ok(()) => println!("room directory: Redis at {url}"),
+            // The node serves its rooms anyway, and registers once Redis answers.
+            Err(e) => println!("room directory: Redis at {url} (not reachable yet: {e})"),
+        }
+        server = server.with_directory(Arc::new(directory));
+    }
+    let server = server.start().await.context("starting the arena server")?;
     if let Some(id) = server.tls_identity() {
         println!(
             "certificate SHA-256 fingerprint: {}",
