@@ -58,6 +58,12 @@ struct Args {
     #[arg(long, conflicts_with_all = ["cert", "key"])]
     plain: bool,
 
+    /// A further browser origin allowed to open the WebSocket, besides the
+    /// server's own, e.g. `https://play.example.com` behind a proxy
+    /// (repeatable).
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+
     /// Directory with the built web client (`cargo xtask web` writes target/www).
     #[arg(long)]
     static_dir: Option<PathBuf>,
@@ -172,6 +178,7 @@ async fn main() -> Result<()> {
         .with_deltas(!args.full_snapshots);
     let mut config = args.fleet.apply(args.lifecycle.apply(config));
     config.conditioner_seed = args.seed;
+    config.extra_origins.clone_from(&args.allow_origins);
     config.max_connections = args.max_connections;
     config.max_connections_per_ip = args.max_connections_per_ip;
     let (bots, seed, npcs, interest) = (args.bots, args.seed, args.npcs, !args.no_interest);
