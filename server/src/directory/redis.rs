@@ -5,12 +5,14 @@
 //! It uses [`redis`](https://docs.rs/redis) (redis-rs, 1.x), with its tokio
 //! [`ConnectionManager`]: one multiplexed connection that reconnects by
 //! itself with backoff, so a node keeps one cheap, cloneable handle for its
-//! whole life and rides out a Redis restart. redis-rs is the most used Rust
-//! Redis client, released often (1.8 in 2026, with 2.0 in release
-//! candidates), maintained in the `redis-rs` organisation, and its 1.x MSRV
-//! (1.88) matches the workspace's. `fred` (10.x) was the other candidate:
-//! also async and featureful, but a heavier dependency tree for the few
-//! commands used here, and with fewer releases lately.
+//! whole life and rides out a Redis restart (the tests restart one). When
+//! this was written, crates.io listed redis 1.8.1 as its newest stable
+//! release (a 2.0 release candidate was out), maintained in the `redis-rs`
+//! GitHub organisation, with an MSRV of 1.88, the workspace's own; its Lua
+//! [`Script`] support is what the atomic writes below need. The other
+//! candidate, `fred` (10.1.0, also tokio-based), is a fine client too, but
+//! brings a larger API and dependency tree for the handful of commands used
+//! here.
 //!
 //! # Layout
 //!
