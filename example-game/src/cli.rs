@@ -34,6 +34,120 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 
+/// The node lifecycle flags of `arena-server` (see
+/// `tickwire_server::lifecycle`): how long a draining node (SIGTERM) lets its
+/// rooms run, and how often the health hook fires.
+///
+/// ```
+/// use clap::Parser;
+/// use arena::cli::LifecycleArgs;
+/// #[derive(Parser)]
+/// struct Cli {
+///     #[command(flatten)]
+///     lifecycle: LifecycleArgs,
+/// }
+/// let cli = Cli::parse_from(["arena-server", "--drain-grace", "90s"]);
+/// let config = cli.lifecycle.apply(tickwire_server::ServerConfig::default());
+/// assert_eq!(config.drain_grace, std::time::Duration::from_secs(90));
+/// ```
+#[derive(clap::Args, Debug, Clone)]
+pub struct LifecycleArgs {
+    /// On SIGTERM the node drains: it refuses new players (Reject
+    /// ShuttingDown), and its rooms run on for at most this long before
+    /// their players are closed with 1001 and a reason; then it exits.
+    /// A fleet manager's kill deadline must be longer than this plus 5 s.
+    #[arg(long, value_parser = parse_duration, default_value = "25s")]
+    pub drain_grace: Duration,
+
+    /// How often the lifecycle health hook fires while the node is ready or
+    /// draining (where an Agones `Health()` ping would go).
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub health_interval: Duration,
+}
+
+impl LifecycleArgs {
+    /// `config` with these values set.
+    #[must_use]
+    pub fn apply(&self, config: tickwire_server::ServerConfig) -> tickwire_server::ServerConfig {
+        config
+            .with_drain_grace(self.drain_grace)
+            .with_health_interval(self.health_interval)
+    }
+}
+
+/// The room directory flags of `arena-server` (see
+/// `tickwire_server::directory`): where the node registers itself and its
+/// rooms. Without `--redis-url` the directory is in memory (one node, the
+/// default; `cargo xtask play` needs nothing else).
+///
+/// ```
+/// use clap::Parser;
+/// use arena::cli::FleetArgs;
+/// #[derive(Parser)]
+/// struct Cli {
+///     #[command(flatten)]
+///     fleet: FleetArgs,
+/// }
+/// let cli = Cli::parse_from(["arena-server", "--node-id", "eu-1", "--redis-url", "redis://10.0.0.5/"]);
+/// let config = cli.fleet.apply(tickwire_server::ServerConfig::default());
+/// assert_eq!(config.fleet.node_id, "eu-1");
+/// assert_eq!(cli.fleet.redis_url.as_deref(), Some("redis://10.0.0.5/"));
+/// ```
+#[derive(clap::Args, Debug, Clone)]
+pub struct FleetArgs {
+    /// Share a room directory in this Redis with the other nodes of the
+    /// fleet, e.g. `redis://127.0.0.1:6379/0`. Without it the directory is
+    /// in this process's memory.
+    #[arg(long)]
+    pub redis_url: Option<String>,
+
+    /// The fleet's key prefix in Redis (several fleets can share one Redis).
+    #[arg(long, default_value = "tickwire")]
+    pub redis_prefix: String,
+
+    /// This node's id in the directory, unique in the fleet (a pod or host
+    /// name).
+    #[arg(long, default_value = "node")]
+    pub node_id: String,
+
+    /// The WebSocket URL clients reach this node at (behind a proxy, the
+    /// proxy's), e.g. `wss://eu-1.example.com/ws`. Default: from --addr.
+    #[arg(long)]
+    pub public_wss_url: Option<String>,
+
+    /// The QUIC URL clients reach this node at. Default: from --quic-addr.
+    #[arg(long)]
+    pub public_quic_url: Option<String>,
+
+    /// The game mode the node's rooms are registered with.
+    #[arg(long, default_value = "")]
+    pub mode: String,
+
+    /// How often the node refreshes its directory entries.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub heartbeat_interval: Duration,
+
+    /// How long the entries live without a refresh: a dead node leaves the
+    /// directory within this.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub directory_ttl: Duration,
+}
+
+impl FleetArgs {
+    /// `config` with these values set (the directory itself is made by the
+    /// binary, from `redis_url`).
+    #[must_use]
+    pub fn apply(&self, config: tickwire_server::ServerConfig) -> tickwire_server::ServerConfig {
+        let mut fleet = tickwire_server::FleetConfig::default()
+            .with_node_id(self.node_id.clone())
+            .with_mode(self.mode.clone())
+            .with_heartbeat(self.heartbeat_interval, self.directory_ttl);
+        fleet.public_wss_url.clone_from(&self.public_wss_url);
+        fleet.public_quic_url.clone_from(&self.public_quic_url);
+        config.with_fleet(fleet)
+    }
+}
+
 /// The prefix of [`stats_line`]'s lines.
 pub const STATS_PREFIX: &str = "STATS ";
 
@@ -86,6 +200,34 @@ mod tests {
     use super::*;
     use base64::Engine as _;
     use hdrhistogram::serialization::Deserializer;
+
+    #[test]
+    fn lifecycle_defaults_match_the_server_config() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            lifecycle: LifecycleArgs,
+        }
+        let cli = Cli::parse_from(["arena-server"]);
+        let default = tickwire_server::ServerConfig::default();
+        assert_eq!(cli.lifecycle.drain_grace, default.drain_grace);
+        assert_eq!(cli.lifecycle.health_interval, default.health_interval);
+    }
+
+    #[test]
+    fn fleet_defaults_match_the_server_config() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            fleet: FleetArgs,
+        }
+        let cli = Cli::parse_from(["arena-server"]);
+        assert_eq!(cli.fleet.redis_url, None);
+        let config = cli.fleet.apply(tickwire_server::ServerConfig::default());
+        assert_eq!(config.fleet, tickwire_server::FleetConfig::default());
+    }
 
     #[test]
     fn durations_need_a_known_unit() {

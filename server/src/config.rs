@@ -122,6 +122,17 @@ pub struct ServerConfig {
     pub room_channel_capacity: usize,
     /// On shutdown, sessions get this long to flush their close. Default 5 s.
     pub shutdown_timeout: Duration,
+    /// While draining (SIGTERM, [`crate::RunningServer::drain`]), running
+    /// rooms get this long to finish; then their sessions are closed with
+    /// `ServerShutdown` and a reason. A fleet manager's kill deadline must
+    /// exceed it plus [`ServerConfig::shutdown_timeout`] (Kubernetes:
+    /// `terminationGracePeriodSeconds`, 30 s by default). Default 25 s.
+    pub drain_grace: Duration,
+    /// How often [`crate::lifecycle::LifecycleHooks::health`] is called
+    /// while the node is ready or draining (Agones expects a health ping
+    /// within its `health.periodSeconds`, 5 s by default). At least 10 ms.
+    /// Default 2 s.
+    pub health_interval: Duration,
     /// After its WebSocket close frame, the server half-closes the
     /// connection and reads (and drops) what the client still sends, for at
     /// most this long, before it drops the connection: dropping it with
@@ -148,6 +159,80 @@ pub struct ServerConfig {
     pub quic_addr: Option<SocketAddr>,
     /// QUIC limits and address validation. See [`QuicConfig`].
     pub quic: QuicConfig,
+    /// How this node presents itself in the room directory. See
+    /// [`FleetConfig`].
+    pub fleet: FleetConfig,
+}
+
+/// How a node registers itself and its rooms in the room directory
+/// ([`crate::directory`]; in memory unless the server is given another
+/// with [`crate::Server::with_directory`]). A task of its own does it,
+/// never a room's tick.
+///
+/// ```
+/// use std::time::Duration;
+/// use tickwire_server::config::FleetConfig;
+/// let fleet = FleetConfig::default().with_node_id("eu-1").with_mode("ffa");
+/// assert_eq!(fleet.ttl, Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FleetConfig {
+    /// This node's id, unique in the fleet (a pod or host name). Default
+    /// `node`.
+    pub node_id: String,
+    /// The WebSocket URL clients should use to reach this node (behind a
+    /// proxy, the proxy's). Default: `wss://localhost:PORT/ws` (or `ws://`
+    /// in plain mode) from the bound address.
+    pub public_wss_url: Option<String>,
+    /// The QUIC URL clients should use. Default: `quic://localhost:PORT`
+    /// when QUIC is on.
+    pub public_quic_url: Option<String>,
+    /// The game mode this node's rooms are registered with. Default empty.
+    pub mode: String,
+    /// How often the node refreshes its entry and its rooms'. Default 2 s.
+    pub heartbeat_interval: Duration,
+    /// How long an entry lives without a refresh: a node that dies leaves
+    /// the directory (with its rooms) within this. More than
+    /// `heartbeat_interval`. Default 10 s.
+    pub ttl: Duration,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            node_id: "node".to_owned(),
+            public_wss_url: None,
+            public_quic_url: None,
+            mode: String::new(),
+            heartbeat_interval: Duration::from_secs(2),
+            ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+impl FleetConfig {
+    /// Sets [`FleetConfig::node_id`].
+    #[must_use]
+    pub fn with_node_id(mut self, id: impl Into<String>) -> Self {
+        self.node_id = id.into();
+        self
+    }
+
+    /// Sets [`FleetConfig::mode`].
+    #[must_use]
+    pub fn with_mode(mut self, mode: impl Into<String>) -> Self {
+        self.mode = mode.into();
+        self
+    }
+
+    /// Sets [`FleetConfig::heartbeat_interval`] and [`FleetConfig::ttl`].
+    #[must_use]
+    pub fn with_heartbeat(mut self, interval: Duration, ttl: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self.ttl = ttl;
+        self
+    }
 }
 
 /// When a QUIC client must prove it owns its source address (a Retry round
@@ -280,6 +365,8 @@ impl Default for ServerConfig {
             max_skipped_snapshots: 120,
             room_channel_capacity: 1024,
             shutdown_timeout: Duration::from_secs(5),
+            drain_grace: Duration::from_secs(25),
+            health_interval: Duration::from_secs(2),
             close_linger: Duration::from_secs(1),
             close_linger_bytes: 256 << 10,
             max_refused_in_flight: 64,
@@ -287,6 +374,7 @@ impl Default for ServerConfig {
             conditioner_seed: 1,
             quic_addr: None,
             quic: QuicConfig::default(),
+            fleet: FleetConfig::default(),
         }
     }
 }
@@ -330,6 +418,12 @@ with! {
     with_quic_addr: quic_addr: Option<SocketAddr>,
     /// Sets [`ServerConfig::quic`].
     with_quic: quic: QuicConfig,
+    /// Sets [`ServerConfig::drain_grace`].
+    with_drain_grace: drain_grace: Duration,
+    /// Sets [`ServerConfig::health_interval`].
+    with_health_interval: health_interval: Duration,
+    /// Sets [`ServerConfig::fleet`].
+    with_fleet: fleet: FleetConfig,
 }
 
 /// A configuration value that cannot work.
@@ -370,6 +464,19 @@ impl ServerConfig {
         }
         if self.max_players_per_room == 0 || self.max_connections == 0 || self.max_rooms == 0 {
             return bad("max_players_per_room, max_connections and max_rooms must be positive");
+        }
+        if self.health_interval < Duration::from_millis(10) {
+            return bad("health_interval must be at least 10 ms");
+        }
+        if self.fleet.heartbeat_interval < Duration::from_millis(10)
+            || self.fleet.ttl <= self.fleet.heartbeat_interval
+        {
+            return bad("fleet: need 10 ms <= heartbeat_interval < ttl");
+        }
+        if self.fleet.node_id.is_empty()
+            || self.fleet.node_id.len() > crate::directory::MAX_NAME_BYTES
+        {
+            return bad("fleet.node_id must be 1 to 128 bytes");
         }
         if self.quic_addr.is_some() && matches!(self.tls, TlsMode::Plain) {
             return bad("quic_addr needs TLS: QUIC cannot run in plain mode");

@@ -1,4 +1,5 @@
-//! The server's single origin: HTTP/1.1 for static files and `/healthz`, and
+//! The server's single origin: HTTP/1.1 for static files, `/healthz` and
+//! `/readyz`, and
 //! the WebSocket upgrade (with an Origin check) on the same port.
 //!
 //! One TCP connection (already wrapped in TLS, or plain in an explicit plain
@@ -7,7 +8,8 @@
 //! ```text
 //!  IO ──► serve(io, ctx) ──► hyper http1 (keep-alive)
 //!                              ├─ HTTP/1.1 without Host, or two Hosts → 400
-//!                              ├─ GET /healthz          → 200 "ok"
+//!                              ├─ GET /healthz          → 200 "ok" (liveness)
+//!                              ├─ GET /readyz           → 200 "ready" when the node is ready, else 503 "starting" | "draining" | "stopped"
 //!                              ├─ GET|HEAD <static>     → 200 from the in-memory StaticFiles table, or 404
 //!                              ├─ other methods         → 405
 //!                              └─ GET <ws_path> upgrade → 400 malformed · 403 foreign Origin · 101
@@ -80,6 +82,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+use crate::lifecycle::{NodeState, NodeStatus};
 
 /// Default path of the WebSocket endpoint.
 pub const DEFAULT_WS_PATH: &str = "/ws";
@@ -547,6 +551,9 @@ pub struct HttpContext {
     /// larger heads get `431`. Values below hyper's minimum of 8 KiB are
     /// raised to 8 KiB. Default: [`DEFAULT_MAX_REQUEST_HEAD_BYTES`] (8 KiB).
     pub max_request_head_bytes: usize,
+    /// The node state `/readyz` reports. Default:
+    /// [`NodeStatus::always_ready`]; a server sets its own.
+    pub status: NodeStatus,
 }
 
 impl HttpContext {
@@ -559,7 +566,14 @@ impl HttpContext {
             origin,
             ws_config: websocket_config(DEFAULT_MAX_MESSAGE_BYTES),
             max_request_head_bytes: DEFAULT_MAX_REQUEST_HEAD_BYTES,
+            status: NodeStatus::always_ready(),
         }
+    }
+
+    /// Sets [`HttpContext::status`].
+    pub fn with_status(mut self, status: NodeStatus) -> Self {
+        self.status = status;
+        self
     }
 
     /// Sets [`HttpContext::ws_path`].
@@ -726,6 +740,12 @@ fn route(mut req: Request<Incoming>, ctx: &HttpContext, slot: &UpgradeSlot) -> R
     }
     if path == "/healthz" {
         return simple(StatusCode::OK, "ok");
+    }
+    if path == "/readyz" {
+        return match ctx.status.get() {
+            NodeState::Ready => simple(StatusCode::OK, "ready"),
+            other => simple(StatusCode::SERVICE_UNAVAILABLE, other.as_str()),
+        };
     }
     let file = if path == "/" {
         ctx.static_files.files.get("/index.html")
@@ -1057,6 +1077,31 @@ mod tests {
         let (res, _) = request(context(), &get("/healthz")).await;
         assert_eq!(res.status, 200);
         assert_eq!(res.body, b"ok");
+    }
+
+    #[tokio::test]
+    async fn readyz_follows_the_node_state_and_healthz_stays_ok() {
+        let status = NodeStatus::new();
+        let states = [
+            (None, 503, &b"starting"[..]),
+            (Some(NodeState::Ready), 200, b"ready"),
+            (Some(NodeState::Draining), 503, b"draining"),
+            (Some(NodeState::Stopped), 503, b"stopped"),
+        ];
+        for (state, code, body) in states {
+            if let Some(state) = state {
+                status.advance(state);
+            }
+            let ctx = context().with_status(status.clone());
+            let (res, _) = request(ctx, &get("/readyz")).await;
+            assert_eq!((res.status, res.body.as_slice()), (code, body));
+            let ctx = context().with_status(status.clone());
+            let (res, _) = request(ctx, &get("/healthz")).await;
+            assert_eq!((res.status, res.body.as_slice()), (200, &b"ok"[..]));
+        }
+        // A context outside a server is always ready.
+        let (res, _) = request(context(), &get("/readyz")).await;
+        assert_eq!(res.status, 200);
     }
 
     #[tokio::test]

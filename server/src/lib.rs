@@ -10,11 +10,12 @@
 //! cannot tell the transports apart.
 //!
 //! ```text
-//!  TLS ─▶ http (static files, /healthz, upgrade + Origin check) ─▶ session (one task per connection)
-//!  QUIC (ALPN tickwire/1, Retry first) ─▶ stream + datagrams ──────────▶ session
-//!                                                                    │ bounded channel        ▲ outbox (bounded,
-//!                                                                    ▼                        │ snapshots replaceable)
-//!                                                   room task ─▶ Room::tick(now): inputs ─▶ Game hooks ─▶ replication
+//!  TLS ─▶ http (static files, /healthz, /readyz, upgrade + Origin check) ─▶ session (one task per connection)
+//!  QUIC (ALPN tickwire/1, Retry first) ─▶ stream + datagrams ────────────────▶ session
+//!                                                                          │ bounded channel        ▲ outbox (bounded,
+//!                                                                          ▼                        │ snapshots replaceable)
+//!                                                         room task ─▶ Room::tick(now): inputs ─▶ Game hooks ─▶ replication
+//!  lifecycle supervisor: starting ─▶ ready ─▶ draining (SIGTERM, drain()) ─▶ stopped; LifecycleHooks
 //! ```
 //!
 //! ## Tutorial: a complete game
@@ -84,8 +85,10 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod directory;
 pub mod game;
 pub mod http;
+pub mod lifecycle;
 pub mod metrics;
 pub mod outbox;
 pub mod replication;
@@ -102,8 +105,9 @@ pub mod tls;
 mod transport;
 pub mod world;
 
-pub use config::{ConfigError, QuicConfig, RetryPolicy, ServerConfig, TlsMode};
+pub use config::{ConfigError, FleetConfig, QuicConfig, RetryPolicy, ServerConfig, TlsMode};
 pub use game::{AuthError, ClientId, Ctx, Game, LeaveReason, Target};
-pub use server::{RunningServer, Server, ServerError, wait_for_signal};
+pub use lifecycle::{LifecycleHooks, LoggingHooks, NodeState, NodeStatus};
+pub use server::{RunningServer, Server, ServerError, Signals, wait_for_signal};
 pub use stats::ServerStats;
 pub use tickwire_shared;

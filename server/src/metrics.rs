@@ -10,6 +10,7 @@
 //! | `tickwire_snapshot_bytes_total` | counter | snapshot bytes queued for sending |
 //! | `tickwire_inputs_dropped_total` | counter | inputs dropped (queue full) |
 //! | `tickwire_disconnects_total{reason}` | counter | closed sessions by close reason |
+//! | `tickwire_node_state` | gauge | the node's lifecycle state: 0 starting, 1 ready, 2 draining, 3 stopped |
 //!
 //! Without an installed recorder (no `--metrics-addr`) these are no-ops.
 
@@ -45,6 +46,10 @@ pub(crate) fn connections(delta: f64) {
 
 pub(crate) fn rooms(delta: f64) {
     gauge!("tickwire_rooms").increment(delta);
+}
+
+pub(crate) fn node_state(value: f64) {
+    gauge!("tickwire_node_state").set(value);
 }
 
 pub(crate) fn tick_seconds(secs: f64) {

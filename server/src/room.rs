@@ -310,6 +310,18 @@ impl<G: Game> Room<G> {
     }
 
     fn remove(&mut self, now: Duration, client: ClientId, reason: LeaveReason) {
+        self.remove_because(now, client, reason, "server shutting down");
+    }
+
+    /// Removes `client`; `shutdown_reason` is the close reason when `reason`
+    /// is [`LeaveReason::Shutdown`].
+    fn remove_because(
+        &mut self,
+        now: Duration,
+        client: ClientId,
+        reason: LeaveReason,
+        shutdown_reason: &str,
+    ) {
         let Some(c) = self.clients.remove(&client) else {
             return;
         };
@@ -320,7 +332,7 @@ impl<G: Game> Room<G> {
             match reason {
                 LeaveReason::Left => o.close(CloseCode::Normal, "goodbye"),
                 LeaveReason::Kicked => o.close(CloseCode::Kicked, "kicked"),
-                LeaveReason::Shutdown => o.close(CloseCode::ServerShutdown, "server shutting down"),
+                LeaveReason::Shutdown => o.close(CloseCode::ServerShutdown, shutdown_reason),
                 _ => o.close(CloseCode::PolicyViolation, "removed from the room"),
             }
         }
@@ -334,10 +346,23 @@ impl<G: Game> Room<G> {
 
     /// Closes every session with "server shutting down".
     pub fn shutdown(&mut self, now: Duration) {
+        self.shutdown_because(now, "server shutting down");
+    }
+
+    /// Closes every session with [`CloseCode::ServerShutdown`] and `reason`
+    /// (the game sees [`LeaveReason::Shutdown`]).
+    pub fn shutdown_because(&mut self, now: Duration, reason: &str) {
         let ids: Vec<_> = self.clients.keys().copied().collect();
         for id in ids {
-            self.remove(now, id, LeaveReason::Shutdown);
+            self.remove_because(now, id, LeaveReason::Shutdown, reason);
         }
+    }
+
+    /// Whether a client of this room (attached, or detached within its
+    /// resume grace) holds `token`: a hello with it resumes.
+    #[must_use]
+    pub fn holds(&self, token: ResumeToken) -> bool {
+        self.clients.values().any(|c| c.token == token)
     }
 
     /// Runs one tick at `now`: expire detached clients, apply queued inputs,

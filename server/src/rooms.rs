@@ -2,13 +2,13 @@
 //! room task that drives each [`Room`] on its tick schedule.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tickwire_shared::handshake::Rejection;
 use tickwire_shared::{ClientMessage, Hello, RejectCode, ResumeToken};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
@@ -27,6 +27,9 @@ pub(crate) enum RoomCommand<G: Game> {
         /// The seat [`Rooms::pick`] held for this join; the room task frees it
         /// as it decides the join (it becomes a player or nothing).
         seat: Seat,
+        /// The node is draining: only a resume of a client the room still
+        /// holds may join; anything else is refused with `ShuttingDown`.
+        resume_only: bool,
     },
     Message {
         client: ClientId,
@@ -37,7 +40,8 @@ pub(crate) enum RoomCommand<G: Game> {
         outbox: Arc<Outbox>,
         reason: LeaveReason,
     },
-    Shutdown,
+    /// Close every session with `ServerShutdown` and this reason.
+    Shutdown(Arc<str>),
 }
 
 struct RoomHandle<G: Game> {
@@ -99,6 +103,8 @@ struct Inner<G: Game> {
     tokens: HashMap<ResumeToken, String>,
     next_auto: u64,
     closing: bool,
+    /// No new players or rooms; resumes into running rooms only.
+    draining: bool,
 }
 
 /// The set of rooms of one server.
@@ -108,6 +114,21 @@ pub(crate) struct Rooms<G: Game> {
     config: Arc<ServerConfig>,
     epoch: Instant,
     stats: Arc<StatsCollector>,
+    /// Set once the node drains: an empty room closes at once instead of
+    /// after `empty_room_grace`. Read by room tasks without the lock.
+    draining: AtomicBool,
+    /// Open rooms, for the lifecycle supervisor. Sent under the registry
+    /// lock whenever a room opens or closes.
+    room_count: watch::Sender<usize>,
+}
+
+/// The rejection for a hello that is not a resume while the node drains
+/// (docs/PROTOCOL.md §6.8).
+fn draining() -> Rejection {
+    Rejection {
+        code: RejectCode::ShuttingDown,
+        message: "server draining: it takes no new players".to_owned(),
+    }
 }
 
 /// Longest room name accepted from a client.
@@ -133,11 +154,14 @@ impl<G: Game> Rooms<G> {
                 tokens: HashMap::new(),
                 next_auto: 1,
                 closing: false,
+                draining: false,
             }),
             factory,
             config,
             epoch: Instant::now(),
             stats,
+            draining: AtomicBool::new(false),
+            room_count: watch::Sender::new(0),
         })
     }
 
@@ -172,7 +196,7 @@ impl<G: Game> Rooms<G> {
         // still meet a full room (a resume that turned into a fresh join):
         // try again, a bounded number of times.
         for _ in 0..JOIN_ATTEMPTS {
-            let (handle, seat) = self.pick(&hello)?;
+            let (handle, seat, resume_only) = self.pick(&hello)?;
             let (reply, rx) = oneshot::channel();
             let req = JoinRequest {
                 hello: hello.clone(),
@@ -183,7 +207,12 @@ impl<G: Game> Rooms<G> {
             // On failure the command, and its seat, is dropped.
             if handle
                 .tx
-                .send(RoomCommand::Join { req, reply, seat })
+                .send(RoomCommand::Join {
+                    req,
+                    reply,
+                    seat,
+                    resume_only,
+                })
                 .await
                 .is_err()
             {
@@ -213,8 +242,9 @@ impl<G: Game> Rooms<G> {
         })
     }
 
-    /// The room for `hello`, with a seat held in it.
-    fn pick(self: &Arc<Self>, hello: &Hello) -> Result<(RoomHandle<G>, Seat), Rejection> {
+    /// The room for `hello`, with a seat held in it, and whether the join
+    /// must be a resume (the node drains).
+    fn pick(self: &Arc<Self>, hello: &Hello) -> Result<(RoomHandle<G>, Seat, bool), Rejection> {
         let mut inner = self.lock();
         if inner.closing {
             return Err(Rejection {
@@ -227,6 +257,10 @@ impl<G: Game> Rooms<G> {
             .and_then(|t| inner.tokens.get(&t).cloned())
             .filter(|name| inner.rooms.contains_key(name));
         let resuming = resumed_room.is_some();
+        if inner.draining && !resuming {
+            return Err(draining());
+        }
+        let resume_only = inner.draining;
         let max = self.config.max_players_per_room;
         let name = match (resumed_room, &hello.room) {
             (Some(name), _) => name,
@@ -268,7 +302,7 @@ impl<G: Game> Rooms<G> {
             if !resuming && h.occupancy() >= max {
                 return Err(room_full(&name, max));
             }
-            return Ok((h.clone(), h.reserve()));
+            return Ok((h.clone(), h.reserve(), resume_only));
         }
         if inner.rooms.len() >= self.config.max_rooms {
             let message = if hello.room.is_none() {
@@ -295,6 +329,7 @@ impl<G: Game> Rooms<G> {
         };
         let seat = handle.reserve();
         inner.rooms.insert(name.clone(), handle.clone());
+        self.room_count.send_replace(inner.rooms.len());
         drop(inner);
         let room = Room::new(
             name.clone(),
@@ -310,7 +345,7 @@ impl<G: Game> Rooms<G> {
             Arc::clone(&handle.players),
             Arc::clone(&handle.reserved),
         ));
-        Ok((handle, seat))
+        Ok((handle, seat, resume_only))
     }
 }
 
@@ -324,25 +359,57 @@ fn room_full(name: &str, max: usize) -> Rejection {
 
 /// The type-erased part of [`Rooms`] that the running server needs.
 pub(crate) trait RoomsControl: Send + Sync {
-    /// Tells every room to close its sessions; refuses new joins.
-    fn shutdown(&self);
+    /// Refuses every join that is not a resume into a running room, and
+    /// closes rooms as soon as they are empty.
+    fn drain(&self);
+    /// Tells every room to close its sessions with `ServerShutdown` and
+    /// `reason`; refuses new joins.
+    fn shutdown(&self, reason: &str);
     /// Number of open rooms.
-    fn room_count(&self) -> usize;
+    fn open_rooms(&self) -> usize;
+    /// Number of open rooms, as it changes.
+    fn room_count(&self) -> watch::Receiver<usize>;
+    /// Every open room's name and players (attached, or detached within
+    /// their resume grace), sorted by name: one short lock, no waiting.
+    fn snapshot(&self) -> Vec<(String, usize)>;
 }
 
 impl<G: Game> RoomsControl for Rooms<G> {
-    fn shutdown(&self) {
+    fn drain(&self) {
+        let mut inner = self.lock();
+        inner.draining = true;
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    fn shutdown(&self, reason: &str) {
         let mut inner = self.lock();
         inner.closing = true;
+        let reason: Arc<str> = Arc::from(reason);
         for h in inner.rooms.values() {
             // A full channel means the room is busy; its sessions still see
             // the server's shutdown signal themselves.
-            let _ = h.tx.try_send(RoomCommand::Shutdown);
+            let _ = h.tx.try_send(RoomCommand::Shutdown(Arc::clone(&reason)));
         }
     }
 
-    fn room_count(&self) -> usize {
+    fn open_rooms(&self) -> usize {
         self.lock().rooms.len()
+    }
+
+    fn room_count(&self) -> watch::Receiver<usize> {
+        self.room_count.subscribe()
+    }
+
+    fn snapshot(&self) -> Vec<(String, usize)> {
+        let inner = self.lock();
+        let mut rooms: Vec<_> = inner
+            .rooms
+            .iter()
+            .map(|(name, h)| (name.clone(), h.players.load(Ordering::Relaxed)))
+            .collect();
+        drop(inner);
+        rooms.sort_unstable();
+        rooms
     }
 }
 
@@ -375,6 +442,7 @@ impl<G: Game> Rooms<G> {
         }
         inner.rooms.remove(name);
         inner.tokens.retain(|_, room| room != name);
+        self.room_count.send_replace(inner.rooms.len());
         true
     }
 }
@@ -425,9 +493,13 @@ async fn run_room<G: Game>(
             .record_tick(took, period, start.overrun, room.take_sent());
         rooms.forget(room.take_forgotten_tokens());
         players.store(room.client_count(), Ordering::Relaxed);
-        let idle = room
-            .empty_for(now)
-            .is_some_and(|d| d >= rooms.config.empty_room_grace);
+        // A draining node closes an empty room at once.
+        let grace = if rooms.draining.load(Ordering::Relaxed) {
+            Duration::ZERO
+        } else {
+            rooms.config.empty_room_grace
+        };
+        let idle = room.empty_for(now).is_some_and(|d| d >= grace);
         if (shutting_down || idle)
             && room.client_count() == 0
             && rooms.close_if_empty(room.name(), &players, &reserved, &rx)
@@ -448,9 +520,19 @@ fn handle_command<G: Game>(
 ) -> bool {
     let now = rooms.now();
     match cmd {
-        RoomCommand::Join { req, reply, seat } => {
+        RoomCommand::Join {
+            req,
+            reply,
+            seat,
+            resume_only,
+        } => {
             let outbox = Arc::clone(&req.outbox);
-            let result = room.join(now, req);
+            let holds = req.hello.resume_token.is_some_and(|t| room.holds(t));
+            let result = if resume_only && !holds {
+                Err(draining())
+            } else {
+                room.join(now, req)
+            };
             {
                 // The held seat becomes a player (or nothing: a resume, a
                 // rejection) in one step as `pick` sees it.
@@ -474,8 +556,8 @@ fn handle_command<G: Game>(
             outbox,
             reason,
         } => room.disconnect(now, client, &outbox, reason),
-        RoomCommand::Shutdown => {
-            room.shutdown(now);
+        RoomCommand::Shutdown(reason) => {
+            room.shutdown_because(now, &reason);
             return true;
         }
     }

@@ -10,8 +10,13 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{ConfigError, ServerConfig, TlsMode};
+use crate::directory::publisher::Publisher;
+use crate::directory::{Directory, MemoryDirectory, NodeInfo};
 use crate::game::Game;
 use crate::http::{HttpContext, HttpError, OriginPolicy, StaticFiles, websocket_config};
+use crate::lifecycle::{
+    LifecycleHooks, LoggingHooks, NodeState, NodeStatus, StopRequest, Supervisor,
+};
 use crate::rooms::{Rooms, RoomsControl};
 use crate::session::Shared;
 use crate::stats::{ServerStats, StatsCollector};
@@ -70,6 +75,8 @@ fn ws_config(config: &ServerConfig) -> tokio_tungstenite::tungstenite::protocol:
 pub struct Server<G: Game> {
     config: ServerConfig,
     factory: Box<dyn Fn(&str) -> G + Send + Sync>,
+    hooks: Arc<dyn LifecycleHooks>,
+    directory: Arc<dyn Directory>,
 }
 
 impl<G: Game> Server<G> {
@@ -78,7 +85,50 @@ impl<G: Game> Server<G> {
         Self {
             config,
             factory: Box::new(factory),
+            hooks: Arc::new(LoggingHooks),
+            directory: Arc::new(MemoryDirectory::new()),
         }
+    }
+
+    /// Sets the room directory the node registers itself and its rooms in
+    /// (see [`crate::config::FleetConfig`]). Default: a
+    /// [`MemoryDirectory`] of its own.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use tickwire_server::{Game, Server, ServerConfig};
+    /// use tickwire_server::directory::{RedisDirectory, RedisDirectoryConfig};
+    /// # fn f<G: Game>(factory: impl Fn(&str) -> G + Send + Sync + 'static) -> Result<(), Box<dyn std::error::Error>> {
+    /// let redis = RedisDirectory::connect(&RedisDirectoryConfig::new("redis://127.0.0.1:6379"))?;
+    /// let server = Server::new(ServerConfig::default(), factory).with_directory(Arc::new(redis));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_directory(mut self, directory: Arc<dyn Directory>) -> Self {
+        self.directory = directory;
+        self
+    }
+
+    /// Sets the [`LifecycleHooks`] (where a fleet manager's SDK calls go).
+    /// Default [`LoggingHooks`].
+    ///
+    /// ```no_run
+    /// # use tickwire_server::{Game, Server, ServerConfig};
+    /// use tickwire_server::lifecycle::LifecycleHooks;
+    /// struct Agones;
+    /// impl LifecycleHooks for Agones {
+    ///     fn ready(&self) { /* tokio::spawn(sdk.ready()) */ }
+    ///     fn health(&self) { /* tokio::spawn(sdk.health()) */ }
+    ///     fn shutdown(&self) { /* tokio::spawn(sdk.shutdown()) */ }
+    /// }
+    /// # fn f<G: Game>(factory: impl Fn(&str) -> G + Send + Sync + 'static) {
+    /// let server = Server::new(ServerConfig::default(), factory).with_lifecycle_hooks(Agones);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_lifecycle_hooks(mut self, hooks: impl LifecycleHooks) -> Self {
+        self.hooks = Arc::new(hooks);
+        self
     }
 
     /// Loads certificates and static files, binds, and starts serving.
@@ -119,10 +169,12 @@ impl<G: Game> Server<G> {
         let mut origin =
             OriginPolicy::for_server(local_addr, identity.is_some(), config.extra_origins.clone());
         origin.allow_missing = config.allow_missing_origin;
+        let status = NodeStatus::new();
         let http = Arc::new(
             HttpContext::new(static_files, origin)
                 .with_ws_path(config.ws_path.clone())
-                .with_ws_config(ws_config(&config)),
+                .with_ws_config(ws_config(&config))
+                .with_status(status.clone()),
         );
         let tls = match &identity {
             Some(id) => {
@@ -154,7 +206,7 @@ impl<G: Game> Server<G> {
             _ => None,
         };
         let config = Arc::new(config);
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (shutdown_tx, shutdown_rx) = watch::channel(None);
         let stats = Arc::new(StatsCollector::new(std::time::Instant::now()));
         let rooms = Rooms::new(Arc::clone(&config), self.factory, Arc::clone(&stats));
         let shared = Arc::new(Shared {
@@ -183,27 +235,87 @@ impl<G: Game> Server<G> {
         }
         let scheme = if identity.is_some() { "https" } else { "http" };
         tracing::info!(%local_addr, "listening on {scheme}://{local_addr}/");
+        let (stop, requests) = watch::channel(StopRequest::None);
+        let rooms: Arc<dyn RoomsControl> = rooms;
+        let publisher = Publisher {
+            directory: self.directory,
+            node: node_info(&config, local_addr, identity.is_some(), quic_addr),
+            mode: config.fleet.mode.clone(),
+            room_capacity: u32::try_from(config.max_players_per_room).unwrap_or(u32::MAX),
+            interval: config.fleet.heartbeat_interval,
+            ttl: config.fleet.ttl,
+            rooms: Arc::clone(&rooms),
+            status: status.clone(),
+        };
+        let (stop_publisher, publisher_stopped) = watch::channel(false);
+        let publisher = tokio::spawn(publisher.run(publisher_stopped));
+        let supervisor = Supervisor {
+            status: status.clone(),
+            hooks: self.hooks,
+            rooms: Arc::clone(&rooms),
+            shutdown: shutdown_tx,
+            tasks,
+            drain_grace: config.drain_grace,
+            health_interval: config.health_interval,
+            publisher: Some((stop_publisher, publisher)),
+        };
+        let supervisor = tokio::spawn(supervisor.run(requests));
         Ok(RunningServer {
             local_addr,
             quic_addr,
             identity,
-            shutdown: shutdown_tx,
+            status,
+            stop,
             rooms,
             stats,
-            tasks,
+            supervisor,
         })
     }
 }
 
-/// A running server.
+/// How this node describes itself in the directory: its id and public
+/// addresses (configured, or made from the bound ones) and its capacity.
+fn node_info(
+    config: &ServerConfig,
+    local: SocketAddr,
+    tls: bool,
+    quic: Option<SocketAddr>,
+) -> NodeInfo {
+    let fleet = &config.fleet;
+    let scheme = if tls { "wss" } else { "ws" };
+    let wss = fleet
+        .public_wss_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://localhost:{}{}", local.port(), config.ws_path));
+    let mut node = NodeInfo::new(fleet.node_id.clone()).with_wss_url(wss);
+    let quic_url = fleet
+        .public_quic_url
+        .clone()
+        .or_else(|| quic.map(|q| format!("quic://localhost:{}", q.port())));
+    if let Some(url) = quic_url {
+        node = node.with_quic_url(url);
+    }
+    let capacity = config
+        .max_connections
+        .min(config.max_rooms.saturating_mul(config.max_players_per_room));
+    node.with_capacity(u32::try_from(capacity).unwrap_or(u32::MAX))
+}
+
+/// A running server. Its life (see [`crate::lifecycle`]): it is
+/// [`NodeState::Ready`] soon after [`Server::start`], [`NodeState::Draining`]
+/// after [`RunningServer::drain`] (or SIGTERM in
+/// [`RunningServer::run_until_signal`]), and [`NodeState::Stopped`] once its
+/// rooms finished (or the drain grace ran out) and every session closed.
+/// Dropping it stops the node at once.
 pub struct RunningServer {
     local_addr: SocketAddr,
     quic_addr: Option<SocketAddr>,
     identity: Option<TlsIdentity>,
-    shutdown: watch::Sender<bool>,
+    status: NodeStatus,
+    stop: watch::Sender<StopRequest>,
     rooms: Arc<dyn RoomsControl>,
     stats: Arc<StatsCollector>,
-    tasks: Vec<JoinHandle<()>>,
+    supervisor: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -239,7 +351,53 @@ impl RunningServer {
     /// Number of open rooms.
     #[must_use]
     pub fn room_count(&self) -> usize {
-        self.rooms.room_count()
+        self.rooms.open_rooms()
+    }
+
+    /// The node's state now.
+    #[must_use]
+    pub fn state(&self) -> NodeState {
+        self.status.get()
+    }
+
+    /// The node's state, shared: it can be awaited
+    /// ([`NodeStatus::reached`]) after the handle is gone.
+    #[must_use]
+    pub fn status(&self) -> NodeStatus {
+        self.status.clone()
+    }
+
+    /// Starts draining and returns at once: new hellos (other than resumes
+    /// of sessions in running rooms) are rejected with `ShuttingDown`,
+    /// `/readyz` answers `503`, an empty room closes at once, and when no
+    /// room is left, or after [`ServerConfig::drain_grace`], the remaining
+    /// sessions are closed with `ServerShutdown` (1001) and a reason, and the
+    /// node stops. Calling it again does nothing. Wait for the end with
+    /// [`RunningServer::stopped`].
+    ///
+    /// ```no_run
+    /// # async fn f(server: tickwire_server::RunningServer) {
+    /// server.drain();
+    /// server.stopped().await;
+    /// # }
+    /// ```
+    pub fn drain(&self) {
+        self.request(StopRequest::Drain);
+    }
+
+    /// Waits until the node is [`NodeState::Stopped`].
+    pub async fn stopped(&self) {
+        self.status.reached(NodeState::Stopped).await;
+    }
+
+    fn request(&self, request: StopRequest) {
+        self.stop.send_if_modified(|now| {
+            let later = request > *now;
+            if later {
+                *now = request;
+            }
+            later
+        });
     }
 
     /// What happened since the previous call (or since the start): tick
@@ -261,48 +419,107 @@ impl RunningServer {
         self.stats.take(std::time::Instant::now())
     }
 
-    /// Stops accepting, closes every session with "server shutting down",
-    /// and waits (at most [`ServerConfig::shutdown_timeout`]) for them.
+    /// Stops accepting, closes every session with "server shutting down"
+    /// (without waiting for rooms to finish, even while draining), and waits
+    /// (at most [`ServerConfig::shutdown_timeout`]) for them.
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
-        self.rooms.shutdown();
-        let _ = self.shutdown.send(true);
-        for task in self.tasks {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "accept loop failed");
-            }
+        self.request(StopRequest::Now);
+        if let Err(e) = self.supervisor.await {
+            tracing::error!(error = %e, "lifecycle supervisor failed");
         }
     }
 
-    /// Runs until Ctrl-C or SIGTERM, then shuts down gracefully.
+    /// Runs until Ctrl-C or SIGTERM, then drains (see
+    /// [`RunningServer::drain`]) and returns once the node stopped. A second
+    /// signal while draining shuts down at once.
     pub async fn run_until_signal(self) {
-        wait_for_signal().await;
+        let mut signals = Signals::new();
+        signals.recv().await;
+        tracing::info!("signal: draining (a second signal stops at once)");
+        self.drain();
+        tokio::select! {
+            () = self.stopped() => {}
+            () = signals.recv() => tracing::info!("second signal: stopping now"),
+        }
         self.shutdown().await;
     }
 }
 
 /// Waits for Ctrl-C or SIGTERM (Ctrl-C only where there is no SIGTERM), for
 /// programs that do other work while the server runs and then call
-/// [`RunningServer::shutdown`].
+/// [`RunningServer::shutdown`]. It listens from its first poll on; to catch
+/// a signal that comes earlier, create [`Signals`] first.
 pub async fn wait_for_signal() {
+    Signals::new().recv().await;
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM, listened for from creation on: a signal that
+/// arrives before [`Signals::recv`] is awaited is kept, not lost, and does
+/// not kill the process. Create it first thing in `main`.
+///
+/// ```no_run
+/// # async fn f(server: tickwire_server::RunningServer) {
+/// let mut signals = tickwire_server::Signals::new();
+/// signals.recv().await; // the first: drain
+/// server.drain();
+/// tokio::select! {
+///     () = server.stopped() => {}
+///     () = signals.recv() => {} // the second: stop at once
+/// }
+/// server.shutdown().await;
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+    listeners: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Signals {
+    /// Starts listening (within a tokio runtime).
+    #[must_use]
+    pub fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(int), Ok(term)) => Self {
+                    listeners: Some((int, term)),
+                },
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGINT/SIGTERM; Ctrl-C only");
+                    Self { listeners: None }
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
-            }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Waits for the next Ctrl-C or SIGTERM.
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            if let Some((int, term)) = &mut self.listeners {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                return;
+            }
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -23,11 +23,12 @@ use tickwire_shared::handshake::{Rejection, ServerHandshake};
 use tickwire_shared::{
     ClientMessage, CloseCode, DecodeError, GameProtocol, ResumeToken, ServerMessage,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
 use crate::game::{ClientId, EventOf, Game, InputOf, LeaveReason};
+use crate::lifecycle::ShutdownSignal;
 use crate::metrics as m;
 use crate::outbox::Outbox;
 use crate::rooms::{RoomCommand, Rooms};
@@ -38,7 +39,7 @@ pub(crate) struct Shared<G: Game> {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) rooms: Arc<Rooms<G>>,
     pub(crate) next_client_id: AtomicU32,
-    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) shutdown: ShutdownSignal,
 }
 
 type Proto<G> = <G as Game>::Protocol;
@@ -475,7 +476,12 @@ async fn drive_inner<G: Game, C: Connection>(
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
-                return Err(End::new(CloseCode::ServerShutdown, "server shutting down"));
+                let reason = shutdown
+                    .borrow()
+                    .as_deref()
+                    .unwrap_or(crate::lifecycle::SHUTDOWN_REASON)
+                    .to_owned();
+                return Err(End::new(CloseCode::ServerShutdown, reason));
             }
             () = outbox.changed() => {
                 let batch = outbox.take();

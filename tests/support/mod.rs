@@ -227,15 +227,40 @@ pub fn test_config() -> ServerConfig {
 
 impl TestServer {
     pub async fn start(config: ServerConfig) -> Result<Self> {
-        init_tracing();
+        Self::start_with_hooks(config, tickwire_server::LoggingHooks).await
+    }
+
+    /// A server whose lifecycle events go to `hooks`.
+    pub async fn start_with_hooks(
+        config: ServerConfig,
+        hooks: impl tickwire_server::LifecycleHooks,
+    ) -> Result<Self> {
+        let (server, history) = Self::server(config);
+        Self::launch(server.with_lifecycle_hooks(hooks), history).await
+    }
+
+    /// A server that registers itself and its rooms in `directory`.
+    pub async fn start_with_directory(
+        config: ServerConfig,
+        directory: Arc<dyn tickwire_server::directory::Directory>,
+    ) -> Result<Self> {
+        let (server, history) = Self::server(config);
+        Self::launch(server.with_directory(directory), history).await
+    }
+
+    fn server(config: ServerConfig) -> (Server<TestGame>, Arc<Mutex<WorldHistory>>) {
         let history = Arc::new(Mutex::new(WorldHistory::default()));
         let h = Arc::clone(&history);
         let server = Server::new(config, move |_room| TestGame {
             history: Arc::clone(&h),
             ..TestGame::default()
-        })
-        .start()
-        .await?;
+        });
+        (server, history)
+    }
+
+    async fn launch(server: Server<TestGame>, history: Arc<Mutex<WorldHistory>>) -> Result<Self> {
+        init_tracing();
+        let server = server.start().await?;
         Ok(Self { server, history })
     }
 

@@ -1,5 +1,6 @@
 //! Installing what the checks and the demo need on a fresh machine:
-//! rustfmt and clippy, the wasm32 target, and Chromium with chromedriver.
+//! rustfmt and clippy, the wasm32 target, Chromium with chromedriver, and
+//! `redis-server` (the room directory's Redis tests start their own).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +13,42 @@ use crate::util::{self, WASM_TARGET};
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The exact advice given when Chromium is missing and xtask may not install it.
 const INSTALL_CHROMIUM: &str = "install Chromium: sudo apt-get install -y chromium chromium-driver";
+
+/// The exact advice given when `redis-server` is missing and xtask may not install it.
+const INSTALL_REDIS: &str = "install Redis: sudo apt-get install -y redis-server";
+
+/// The `redis-server` binary the room directory's tests start (Debian's
+/// `redis-server` package).
+pub(crate) struct RedisServer(PathBuf);
+
+impl RedisServer {
+    /// Passes the binary's path to a test run as `TICKWIRE_REDIS_SERVER`;
+    /// with it set, the Redis tests must run (they fail rather than skip).
+    pub(crate) fn export_to(&self, cmd: &mut Command) {
+        cmd.env("TICKWIRE_REDIS_SERVER", &self.0);
+    }
+}
+
+/// Finds `redis-server` on PATH, installing it with apt when running as
+/// root; only when it is missing.
+pub(crate) fn ensure_redis() -> Result<RedisServer> {
+    if let Some(path) = util::find_on_path("redis-server") {
+        return Ok(RedisServer(path));
+    }
+    if !is_root() {
+        eprintln!("redis-server (on PATH) is missing, and xtask installs it only as root");
+        bail!(INSTALL_REDIS);
+    }
+    eprintln!("redis-server is missing; installing it with apt-get");
+    util::run(apt_get().arg("update")).context("could not update the apt package lists")?;
+    util::run(apt_get().args(["install", "-y", "redis-server"]))
+        .context("could not install redis-server with apt-get")?;
+    util::find_on_path("redis-server")
+        .map(RedisServer)
+        .with_context(|| {
+            format!("apt-get installed redis-server, but it is not on PATH; {INSTALL_REDIS}")
+        })
+}
 
 /// The browser the end-to-end test drives.
 pub(crate) struct Browser {

@@ -38,12 +38,14 @@ pub(crate) fn run(quick: bool) -> ExitCode {
 
 fn run_steps(steps: &mut Steps, quick: bool) -> Result<()> {
     let mut browser = None;
+    let mut redis = None;
     steps.run("prerequisites", || {
         setup::ensure_lint_components()?;
         if !quick {
             setup::ensure_wasm_target()?;
         }
         browser = Some(setup::ensure_chromium()?);
+        redis = Some(setup::ensure_redis()?);
         Ok(())
     })?;
     steps.run("fmt", || {
@@ -100,6 +102,9 @@ fn run_steps(steps: &mut Steps, quick: bool) -> Result<()> {
         cmd.args(["test", "--workspace"]);
         if let Some(browser) = &browser {
             browser.export_to(&mut cmd);
+        }
+        if let Some(redis) = &redis {
+            redis.export_to(&mut cmd);
         }
         if let Some(www) = &www {
             cmd.env("TICKWIRE_WWW_DIR", www);

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use arena::cli::{parse_duration, stats_line};
+use arena::cli::{FleetArgs, LifecycleArgs, parse_duration, stats_line};
 use arena::host::ArenaGame;
 use clap::Parser;
+use std::sync::Arc;
+use tickwire_server::directory::{RedisDirectory, RedisDirectoryConfig};
 use tickwire_server::{QuicConfig, Server, ServerConfig, TlsMode};
 use tickwire_shared::conditioner::ConditionerConfig;
 
@@ -55,6 +57,12 @@ struct Args {
     /// Serve plain http:// and ws:// (only behind a TLS-terminating proxy).
     #[arg(long, conflicts_with_all = ["cert", "key"])]
     plain: bool,
+
+    /// A further browser origin allowed to open the WebSocket, besides the
+    /// server's own, e.g. `https://play.example.com` behind a proxy
+    /// (repeatable).
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
 
     /// Directory with the built web client (`cargo xtask web` writes target/www).
     #[arg(long)]
@@ -113,6 +121,12 @@ struct Args {
     /// Connections per IP address (load tests from one host raise it).
     #[arg(long, default_value_t = ServerConfig::default().max_connections_per_ip)]
     max_connections_per_ip: usize,
+
+    #[command(flatten)]
+    lifecycle: LifecycleArgs,
+
+    #[command(flatten)]
+    fleet: FleetArgs,
 }
 
 #[tokio::main]
@@ -124,6 +138,9 @@ async fn main() -> Result<()> {
         )
         .init();
     let args = Args::parse();
+    // Listen for SIGTERM/Ctrl-C from the start: one that comes while the
+    // server starts is kept (and drains it) rather than killing the process.
+    let mut signals = tickwire_server::Signals::new();
     if args.snapshot_rate == 0 || args.tick_rate % args.snapshot_rate != 0 {
         bail!(
             "--snapshot-rate {} must divide --tick-rate {}",
@@ -147,7 +164,7 @@ async fn main() -> Result<()> {
         (_, _, true) => TlsMode::Plain,
         _ => TlsMode::SelfSigned,
     };
-    let mut config = ServerConfig::default()
+    let config = ServerConfig::default()
         .with_addr(args.addr)
         .with_tls(tls)
         .with_tick_rate(args.tick_rate)
@@ -159,18 +176,29 @@ async fn main() -> Result<()> {
         .with_quic_addr((!args.no_quic && !args.plain).then_some(args.quic_addr))
         .with_quic(QuicConfig::default().with_redundant_snapshots(!args.no_redundant_snapshots))
         .with_deltas(!args.full_snapshots);
+    let mut config = args.fleet.apply(args.lifecycle.apply(config));
     config.conditioner_seed = args.seed;
+    config.extra_origins.clone_from(&args.allow_origins);
     config.max_connections = args.max_connections;
     config.max_connections_per_ip = args.max_connections_per_ip;
     let (bots, seed, npcs, interest) = (args.bots, args.seed, args.npcs, !args.no_interest);
-    let server = Server::new(config, move |_room| {
+    let mut server = Server::new(config, move |_room| {
         ArenaGame::new(bots, seed)
             .with_npcs(npcs)
             .with_interest_management(interest)
-    })
-    .start()
-    .await
-    .context("starting the arena server")?;
+    });
+    if let Some(url) = &args.fleet.redis_url {
+        let redis =
+            RedisDirectoryConfig::new(url.clone()).with_prefix(args.fleet.redis_prefix.clone());
+        let directory = RedisDirectory::connect(&redis).context("the Redis room directory")?;
+        match directory.ping().await {
+            Ok(()) => println!("room directory: Redis at {url}"),
+            // The node serves its rooms anyway, and registers once Redis answers.
+            Err(e) => println!("room directory: Redis at {url} (not reachable yet: {e})"),
+        }
+        server = server.with_directory(Arc::new(directory));
+    }
+    let server = server.start().await.context("starting the arena server")?;
     if let Some(id) = server.tls_identity() {
         println!(
             "certificate SHA-256 fingerprint: {}",
@@ -217,22 +245,38 @@ async fn main() -> Result<()> {
     }
     println!();
     let started = std::time::Instant::now();
-    let stats = async {
-        let Some(every) = args.stats_interval else {
-            return std::future::pending().await;
-        };
-        let mut ticker = tokio::time::interval(every.max(Duration::from_millis(10)));
-        ticker.tick().await;
-        let _ = server.take_stats();
-        loop {
+    {
+        let stats = async {
+            let Some(every) = args.stats_interval else {
+                return std::future::pending().await;
+            };
+            let mut ticker = tokio::time::interval(every.max(Duration::from_millis(10)));
             ticker.tick().await;
-            println!("{}", stats_line(&server.take_stats(), started.elapsed()));
+            let _ = server.take_stats();
+            loop {
+                ticker.tick().await;
+                println!("{}", stats_line(&server.take_stats(), started.elapsed()));
+            }
+        };
+        // SIGTERM (or Ctrl-C) drains: no new players, rooms run on for at most
+        // --drain-grace, then the node stops. A second signal stops at once.
+        tokio::pin!(stats);
+        tokio::select! {
+            () = &mut stats => {}
+            () = signals.recv() => {}
         }
-    };
-    tokio::select! {
-        () = stats => {}
-        () = tickwire_server::wait_for_signal() => {}
+        println!(
+            "draining (up to {:?}; a second signal stops at once)",
+            args.lifecycle.drain_grace
+        );
+        server.drain();
+        tokio::select! {
+            () = &mut stats => {}
+            () = server.stopped() => {}
+            () = signals.recv() => println!("stopping now"),
+        }
     }
     server.shutdown().await;
+    println!("stopped");
     Ok(())
 }

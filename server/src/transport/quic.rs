@@ -26,12 +26,12 @@ use quinn::{
 };
 use tickwire_shared::CloseCode;
 use tickwire_shared::framing::{FrameDecoder, FrameError, QUIC_ALPN as ALPN, frame_header};
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::{QuicConfig, RetryPolicy, ServerConfig};
 use crate::game::Game;
+use crate::lifecycle::ShutdownSignal;
 use crate::metrics as m;
 use crate::session::{self, Shared};
 use crate::tls::{TlsError, TlsIdentity};
@@ -132,7 +132,7 @@ pub(crate) async fn accept_loop<G: Game>(
     endpoint: Endpoint,
     limits: Arc<ConnectionLimits>,
     shared: Arc<Shared<G>>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: ShutdownSignal,
 ) {
     let handshaking = Arc::new(AtomicUsize::new(0));
     let mut tasks = JoinSet::new();

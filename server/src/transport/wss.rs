@@ -37,7 +37,6 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
@@ -45,6 +44,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::ServerConfig;
 use crate::game::Game;
 use crate::http::{self, HttpContext, HttpOutcome};
+use crate::lifecycle::ShutdownSignal;
 use crate::metrics as m;
 use crate::session::{self, Shared};
 use crate::transport::caps::ConnectionLimits;
@@ -58,7 +58,7 @@ pub(crate) async fn accept_loop<G: Game>(
     tls: Option<TlsAcceptor>,
     http: Arc<HttpContext>,
     shared: Arc<Shared<G>>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: ShutdownSignal,
 ) {
     let mut tasks = JoinSet::new();
     let refusals = Arc::new(Semaphore::new(shared.config.max_refused_in_flight));

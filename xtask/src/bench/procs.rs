@@ -223,8 +223,10 @@ pub(crate) struct Server {
 
 impl Server {
     /// Starts the server on CPU `cpu` with `args` (plus `--addr 127.0.0.1:0`,
-    /// `--stats-interval 1s` and `--cert-out cert`), and waits (≤ 60 s) for
-    /// its `open` line. Everything but `STATS` lines goes to `log`.
+    /// `--stats-interval 1s`, `--drain-grace 0s`, so that the SIGTERM that
+    /// stops it does not wait for rooms, and `--cert-out cert`), and waits
+    /// (≤ 60 s) for its `open` line. Everything but `STATS` lines goes to
+    /// `log`.
     pub(crate) fn start(
         launcher: &Launcher,
         bin: &Path,
@@ -238,6 +240,8 @@ impl Server {
             "127.0.0.1:0",
             "--stats-interval",
             "1s",
+            "--drain-grace",
+            "0s",
             "--cert-out",
         ]
         .map(str::to_owned)

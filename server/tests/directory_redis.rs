@@ -1,0 +1,370 @@
+//! The Redis room directory against a real `redis-server`, which each test
+//! starts on a free loopback port (`--save '' --appendonly no`, in a temp
+//! dir) and kills when it ends.
+//!
+//! Under `cargo xtask test` (which sets `TICKWIRE_REDIS_SERVER`) or CI
+//! (`CI` set), a missing `redis-server` is a failure. Elsewhere these tests
+//! skip, loudly, when `redis-server` is not on PATH.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tickwire_server::directory::{
+    Claim, Directory, DirectoryError, NodeInfo, RedisDirectory, RedisDirectoryConfig, RoomInfo,
+};
+use tokio::time::Instant;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// The `redis-server` to run: `TICKWIRE_REDIS_SERVER`, else the one on PATH.
+/// `None` means skip (only allowed outside xtask and CI).
+fn redis_binary() -> Option<PathBuf> {
+    let required =
+        std::env::var_os("TICKWIRE_REDIS_SERVER").is_some() || std::env::var_os("CI").is_some();
+    let found = std::env::var_os("TICKWIRE_REDIS_SERVER")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH")?)
+                .map(|dir| dir.join("redis-server"))
+                .find(|p| p.is_file())
+        })
+        .filter(|p| p.is_file());
+    match found {
+        Some(path) => Some(path),
+        None if required => panic!(
+            "redis-server not found (TICKWIRE_REDIS_SERVER or PATH) but this run requires it: \
+             install it with `apt-get install -y redis-server` (cargo xtask test does this as root)"
+        ),
+        None => {
+            // Straight to stderr: the test harness captures `eprintln!` of
+            // passing tests, and this must be seen.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!! SKIPPED: redis-server is not on PATH, so the Redis directory tests did not run.\n\
+                 !!! Install it with `apt-get install -y redis-server`, or run `cargo xtask test`.\n"
+            );
+            None
+        }
+    }
+}
+
+/// A `redis-server` of our own, killed (and its directory removed) on drop.
+struct Redis {
+    child: Option<Child>,
+    binary: PathBuf,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr")
+}
+
+impl Redis {
+    /// Starts one, or `None` when the tests skip.
+    async fn start(tag: &str) -> Option<Self> {
+        let binary = redis_binary()?;
+        let dir = std::env::temp_dir().join(format!(
+            "tickwire-redis-{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut redis = Self {
+            child: None,
+            binary,
+            addr: free_port(),
+            dir,
+        };
+        redis.launch().await;
+        Some(redis)
+    }
+
+    /// Starts the server process on `self.addr` and waits until it answers.
+    async fn launch(&mut self) {
+        let child = Command::new(&self.binary)
+            .arg("--port")
+            .arg(self.addr.port().to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--protected-mode", "yes", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let probe = RedisDirectory::connect(&self.config()).expect("config");
+        let end = Instant::now() + DEADLINE;
+        while let Err(e) = probe.ping().await {
+            assert!(Instant::now() < end, "redis-server never answered: {e}");
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("redis-server exited at start: {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn config(&self) -> RedisDirectoryConfig {
+        let mut c = RedisDirectoryConfig::new(format!("redis://{}/", self.addr));
+        c.response_timeout = Duration::from_millis(500);
+        c.connection_timeout = Duration::from_millis(500);
+        c
+    }
+
+    fn directory(&self) -> RedisDirectory {
+        RedisDirectory::connect(&self.config()).expect("connect")
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_racing_for_the_same_room_names_never_both_win() {
+    let Some(redis) = Redis::start("race").await else {
+        return;
+    };
+    // Two nodes, each with its own connection.
+    let a = Arc::new(redis.directory());
+    let b = Arc::new(redis.directory());
+    let ttl = Duration::from_secs(30);
+    const ROUNDS: usize = 100;
+    let mut wins = [0usize; 2];
+    for round in 0..ROUNDS {
+        let name = format!("room-{round}");
+        let (ra, rb) = tokio::join!(
+            {
+                let (a, name) = (Arc::clone(&a), name.clone());
+                tokio::spawn(
+                    async move { a.create_room(&RoomInfo::new(name, "node-a"), ttl).await },
+                )
+            },
+            {
+                let (b, name) = (Arc::clone(&b), name.clone());
+                tokio::spawn(
+                    async move { b.create_room(&RoomInfo::new(name, "node-b"), ttl).await },
+                )
+            }
+        );
+        let (ra, rb) = (ra.unwrap().unwrap(), rb.unwrap().unwrap());
+        let winner = match (&ra, &rb) {
+            (Claim::Created, Claim::Taken { node }) => {
+                assert_eq!(node, "node-a", "{name}");
+                wins[0] += 1;
+                "node-a"
+            }
+            (Claim::Taken { node }, Claim::Created) => {
+                assert_eq!(node, "node-b", "{name}");
+                wins[1] += 1;
+                "node-b"
+            }
+            other => panic!("{name}: not exactly one winner: {other:?}"),
+        };
+        let held = a.room(&name).await.unwrap().expect("registered");
+        assert_eq!(held.node, winner, "{name}");
+    }
+    assert_eq!(wins[0] + wins[1], ROUNDS);
+    let rooms = b.rooms().await.unwrap();
+    assert_eq!(rooms.len(), ROUNDS, "one entry per name");
+    // A name held by a live room stays taken, for either node.
+    let again = a
+        .create_room(&RoomInfo::new("room-0", "node-a"), ttl)
+        .await
+        .unwrap();
+    assert!(matches!(again, Claim::Taken { .. }), "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_heartbeating_leaves_within_its_ttl() {
+    let Some(redis) = Redis::start("ttl").await else {
+        return;
+    };
+    let dir = redis.directory();
+    const TTL: Duration = Duration::from_millis(1500);
+    let a = NodeInfo::new("node-a")
+        .with_wss_url("wss://a.test:8443/ws")
+        .with_capacity(64);
+    let b = NodeInfo::new("node-b").with_quic_url("quic://b.test:8444");
+    let room = RoomInfo::new("lobby", "node-a")
+        .with_mode("ffa")
+        .with_capacity(16);
+    dir.heartbeat(&a, &[], TTL).await.unwrap();
+    assert_eq!(dir.create_room(&room, TTL).await.unwrap(), Claim::Created);
+
+    // Both beat for a while, past one TTL: the heartbeat keeps a's node and
+    // room alive and updates the room's player count.
+    let beat = TTL / 4;
+    let until = Instant::now() + TTL * 2;
+    while Instant::now() < until {
+        let a_now = a.clone().with_load(3, 1);
+        let room_now = room.clone().with_players(3);
+        dir.heartbeat(&a_now, std::slice::from_ref(&room_now), TTL)
+            .await
+            .unwrap();
+        dir.heartbeat(&b, &[], TTL).await.unwrap();
+        tokio::time::sleep(beat).await;
+    }
+    let nodes = dir.nodes().await.unwrap();
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    assert_eq!(nodes[0], a.clone().with_load(3, 1));
+    assert_eq!(nodes[1], b);
+    assert_eq!(dir.room("lobby").await.unwrap().map(|r| r.players), Some(3));
+
+    // a stops (as after kill -9); b goes on. a's node and room are gone
+    // within the TTL of a's last heartbeat, and b is untouched.
+    let a_last = Instant::now();
+    dir.heartbeat(&a.clone().with_load(3, 1), std::slice::from_ref(&room), TTL)
+        .await
+        .unwrap();
+    loop {
+        dir.heartbeat(&b, &[], TTL).await.unwrap();
+        let nodes = dir.nodes().await.unwrap();
+        let room_left = dir.room("lobby").await.unwrap();
+        let gone = nodes.iter().all(|n| n.id != "node-a") && room_left.is_none();
+        if gone {
+            assert_eq!(nodes, std::slice::from_ref(&b), "b stays");
+            assert!(dir.rooms().await.unwrap().is_empty());
+            break;
+        }
+        let waited = a_last.elapsed();
+        assert!(
+            waited <= TTL + Duration::from_millis(500),
+            "node-a still listed {waited:?} after its last heartbeat (TTL {TTL:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(a_last.elapsed() >= TTL / 2, "gone too early");
+    // The name is free for another node.
+    let theirs = RoomInfo::new("lobby", "node-b");
+    assert_eq!(dir.create_room(&theirs, TTL).await.unwrap(), Claim::Created);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_removes_the_node_and_its_rooms_only() {
+    let Some(redis) = Redis::start("stop").await else {
+        return;
+    };
+    let dir = redis.directory();
+    let ttl = Duration::from_secs(30);
+    for (node, room) in [("node-a", "a1"), ("node-a", "a2"), ("node-b", "b1")] {
+        dir.heartbeat(&NodeInfo::new(node), &[], ttl).await.unwrap();
+        dir.create_room(&RoomInfo::new(room, node), ttl)
+            .await
+            .unwrap();
+    }
+    assert!(!dir.remove_room("b1", "node-a").await.unwrap(), "not a's");
+    dir.remove_node("node-a").await.unwrap();
+    let nodes: Vec<_> = dir
+        .nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    let rooms: Vec<_> = dir
+        .rooms()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(nodes, ["node-b"]);
+    assert_eq!(rooms, ["b1"]);
+    assert!(dir.remove_room("b1", "node-b").await.unwrap());
+    assert!(dir.rooms().await.unwrap().is_empty());
+}
+
+fn is_unavailable<T: std::fmt::Debug>(r: &Result<T, DirectoryError>) -> bool {
+    matches!(
+        r,
+        Err(DirectoryError::Unavailable {
+            backend: "redis",
+            ..
+        })
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_going_away_is_a_typed_error_and_its_return_heals() {
+    let Some(mut redis) = Redis::start("away").await else {
+        return;
+    };
+    let dir = redis.directory();
+    let ttl = Duration::from_secs(30);
+    let node = NodeInfo::new("node-a");
+    dir.heartbeat(&node, &[], ttl).await.unwrap();
+
+    redis.kill();
+    // Every call fails with `Unavailable`, promptly (bounded by the
+    // response and connection timeouts), and nothing panics.
+    let t0 = Instant::now();
+    let r = dir.heartbeat(&node, &[], ttl).await;
+    assert!(is_unavailable(&r), "{r:?}");
+    let r = dir.create_room(&RoomInfo::new("r", "node-a"), ttl).await;
+    assert!(is_unavailable(&r), "{r:?}");
+    let r = dir.nodes().await;
+    assert!(is_unavailable(&r), "{r:?}");
+    let r = dir.rooms().await;
+    assert!(is_unavailable(&r), "{r:?}");
+    assert!(t0.elapsed() < DEADLINE, "errors took {:?}", t0.elapsed());
+
+    // Redis comes back (empty: it saved nothing): the same handle works
+    // again, without a restart of the node.
+    redis.launch().await;
+    let end = Instant::now() + DEADLINE;
+    loop {
+        match dir.heartbeat(&node, &[], ttl).await {
+            Ok(()) => break,
+            Err(e) => {
+                assert!(
+                    matches!(e, DirectoryError::Unavailable { .. }),
+                    "while reconnecting: {e:?}"
+                );
+                assert!(Instant::now() < end, "never reconnected: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    let ids: Vec<_> = dir
+        .nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(ids, ["node-a"]);
+}
+
+#[tokio::test]
+async fn a_redis_that_is_not_there_is_a_typed_error_from_the_start() {
+    // Nothing listens on this port: connecting is lazy, the calls fail.
+    let mut config = RedisDirectoryConfig::new(format!("redis://{}/", free_port()));
+    config.connection_timeout = Duration::from_millis(300);
+    let dir = RedisDirectory::connect(&config).expect("a well-formed URL");
+    let r = dir.ping().await;
+    assert!(is_unavailable(&r), "{r:?}");
+    let r = dir.rooms().await;
+    assert!(is_unavailable(&r), "{r:?}");
+}
