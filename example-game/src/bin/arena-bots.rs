@@ -92,12 +92,13 @@ struct Args {
     #[arg(long, conflicts_with = "churn")]
     idle: bool,
 
-    /// When playing bots write their inputs. `with-ack`: a bot makes one
-    /// input per server tick (60 a second) and sends those made since the
-    /// last snapshot in one message, with that snapshot's ack, in one write
-    /// (as a client whose send rate is its snapshot rate). `tick`: one
-    /// write per input, every 16.7 ms, and one per ack.
-    #[arg(long, value_enum, default_value_t = InputSend::WithAck)]
+    /// When playing bots write their inputs. `tick`: one write per input,
+    /// every 16.7 ms, and one per ack (a 60 Hz client). `with-ack`: a bot
+    /// makes one input per server tick and sends those made since the last
+    /// snapshot in one message, with that snapshot's ack, in one write (a
+    /// client whose send rate is its snapshot rate: fewer messages for the
+    /// server, inputs up to a snapshot interval later).
+    #[arg(long, value_enum, default_value_t = InputSend::Tick)]
     input_send: InputSend,
 }
 
