@@ -198,6 +198,15 @@ fn is_phantom(ty: &Type) -> bool {
 /// A destructuring pattern suffix for `fields` (`{ a: __f0, .. }`,
 /// `(__f0, _)` or nothing) and the bindings of the fields to visit.
 fn bind(fields: &Fields, errors: &mut Vec<syn::Error>) -> (TokenStream2, Vec<proc_macro2::Ident>) {
+    bind_as(fields, "f", errors)
+}
+
+/// [`bind`] with bindings named `__tickwire_{prefix}{i}`.
+fn bind_as(
+    fields: &Fields,
+    prefix: &str,
+    errors: &mut Vec<syn::Error>,
+) -> (TokenStream2, Vec<proc_macro2::Ident>) {
     let mut bindings = Vec::new();
     let mut parts = Vec::new();
     for (i, f) in fields.iter().enumerate() {
@@ -205,7 +214,7 @@ fn bind(fields: &Fields, errors: &mut Vec<syn::Error>) -> (TokenStream2, Vec<pro
         let b = if is_phantom(&f.ty) {
             quote!(_)
         } else {
-            let b = format_ident!("__tickwire_f{}", i);
+            let b = format_ident!("__tickwire_{}{}", prefix, i);
             bindings.push(b.clone());
             quote!(#b)
         };
@@ -228,7 +237,9 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     check_serde(&input.attrs, Level::Container, &mut errors);
 
     let p = quote!(__tickwire_patcher);
-    let (count_body, patch_body) = match &input.data {
+    let d = quote!(__tickwire_differ);
+    let base = quote!(__tickwire_base);
+    let (count_body, patch_body, diff_body) = match &input.data {
         Data::Struct(s) => {
             let (pattern, bindings) = bind(&s.fields, &mut errors);
             let count = if bindings.is_empty() {
@@ -236,6 +247,8 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             } else {
                 quote!(#(#krate::Patch::field_count(#bindings))+*)
             };
+            // The base's bindings; its fields were checked above.
+            let (base_pattern, base_bindings) = bind_as(&s.fields, "b", &mut Vec::new());
             (
                 quote!(match self { Self #pattern => #count }),
                 quote!(match self {
@@ -244,12 +257,23 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                         ::core::result::Result::Ok(())
                     }
                 }),
+                quote!(match (self, #base) {
+                    (Self #pattern, Self #base_pattern) => {
+                        #(#krate::Patch::diff(#bindings, #base_bindings, #d)?;)*
+                        ::core::result::Result::Ok(())
+                    }
+                }),
             )
         }
-        Data::Enum(e) if e.variants.is_empty() => (quote!(match *self {}), quote!(match *self {})),
+        Data::Enum(e) if e.variants.is_empty() => (
+            quote!(match *self {}),
+            quote!(match *self {}),
+            quote!(match *self {}),
+        ),
         Data::Enum(e) => {
             let mut count_arms = Vec::new();
             let mut patch_arms = Vec::new();
+            let mut diff_arms = Vec::new();
             for (i, v) in e.variants.iter().enumerate() {
                 check_serde(&v.attrs, Level::Variant, &mut errors);
                 let Ok(index) = u32::try_from(i) else {
@@ -261,6 +285,14 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 let (pattern, bindings) = bind(&v.fields, &mut errors);
                 count_arms.push(quote!(
                     Self::#name #pattern => 1usize #(+ #krate::Patch::field_count(#bindings))*
+                ));
+                let (base_pattern, base_bindings) = bind_as(&v.fields, "b", &mut Vec::new());
+                diff_arms.push(quote!(
+                    (Self::#name #pattern, Self::#name #base_pattern) => {
+                        #d.variant(#index, #index)?;
+                        #(#krate::Patch::diff(#bindings, #base_bindings, #d)?;)*
+                        ::core::result::Result::Ok(())
+                    }
                 ));
                 patch_arms.push(if bindings.is_empty() {
                     quote!(Self::#name #pattern => #p.variant(#index))
@@ -275,6 +307,14 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             (
                 quote!(match self { #(#count_arms,)* }),
                 quote!(match self { #(#patch_arms,)* }),
+                // Another variant changes the layout: the serde path decides.
+                quote!(
+                    #[allow(unreachable_patterns)]
+                    match (self, #base) {
+                        #(#diff_arms)*
+                        _ => ::core::result::Result::Err(#krate::PatchError::Layout),
+                    }
+                ),
             )
         }
         Data::Union(u) => {
@@ -315,6 +355,15 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 #p: &mut #krate::Patcher<'_, '_>,
             ) -> ::core::result::Result<(), #krate::PatchError> {
                 #patch_body
+            }
+
+            #[inline]
+            fn diff(
+                &self,
+                #base: &Self,
+                #d: &mut ::tickwire_shared::diff::Differ<'_>,
+            ) -> ::core::result::Result<(), #krate::PatchError> {
+                #diff_body
             }
         }
     })

@@ -62,6 +62,14 @@ struct State {
 
 const FIELDS: u32 = 15;
 
+/// Every primitive kind the differ has a method for.
+type Wide = (
+    (u16, u32, u64, i64),
+    (u128, i128, f32, f64),
+    (i8, Vec<u16>, [u32; 2], Option<u8>),
+    (String, Arc<str>, char, bool),
+);
+
 fn shape() -> impl Strategy<Value = Shape> {
     prop_oneof![
         Just(Shape::Dot),
@@ -258,6 +266,64 @@ proptest! {
         }
     }
 
+    /// The server side: the derived field-by-field diff writes the bytes of
+    /// the serde flattener, for small changes (as between ticks), for
+    /// unrelated states, and under a small field limit.
+    #[test]
+    fn derived_diffs_write_the_flattener_bytes(
+        base in state(),
+        other in state(),
+        mask in changed(),
+        max_fields in prop_oneof![Just(Limits::default().max_fields_per_entity), 0usize..24],
+    ) {
+        let cur = blend(&base, &other, mask);
+        for (b, c) in [(&base, &cur), (&cur, &base), (&base, &other)] {
+            let (plain, fast) = delta_both_ways(b, c, max_fields);
+            prop_assert_eq!(plain, fast);
+        }
+    }
+
+    /// The same with every primitive kind (wide integers, floats by bits,
+    /// `-0.0` and NaN included), each kept or replaced.
+    #[test]
+    fn primitive_diffs_write_the_flattener_bytes(
+        base in any::<Wide>(),
+        other in any::<Wide>(),
+        keep in any::<[bool; 16]>(),
+        max_fields in prop_oneof![Just(64usize), 0usize..20],
+    ) {
+        let k = |i: usize| keep[i];
+        let cur: Wide = (
+            (
+                if k(0) { base.0.0 } else { other.0.0 },
+                if k(1) { base.0.1 } else { other.0.1 },
+                if k(2) { base.0.2 } else { other.0.2 },
+                if k(3) { base.0.3 } else { other.0.3 },
+            ),
+            (
+                if k(4) { base.1.0 } else { other.1.0 },
+                if k(5) { base.1.1 } else { other.1.1 },
+                if k(6) { base.1.2 } else { other.1.2 },
+                if k(7) { base.1.3 } else { other.1.3 },
+            ),
+            (
+                if k(8) { base.2.0 } else { other.2.0 },
+                if k(9) { base.2.1.clone() } else { other.2.1.clone() },
+                if k(10) { base.2.2 } else { other.2.2 },
+                if k(11) { base.2.3 } else { other.2.3 },
+            ),
+            (
+                if k(12) { base.3.0.clone() } else { other.3.0.clone() },
+                // An equal name in another allocation: compared by bytes.
+                if k(13) { Arc::clone(&base.3.1) } else { Arc::from(&*other.3.1) },
+                if k(14) { base.3.2 } else { other.3.2 },
+                if k(15) { base.3.3 } else { other.3.3 },
+            ),
+        );
+        let (plain, fast) = delta_both_ways(&base, &cur, max_fields);
+        prop_assert_eq!(plain, fast);
+    }
+
     /// Random bytes as a patch, after a mask that marks random fields.
     #[test]
     fn random_patches_never_diverge(
@@ -266,6 +332,43 @@ proptest! {
     ) {
         check_garbage(&base, &body);
     }
+}
+
+/// The delta of one entity `base` → `cur` written by the serde flattener
+/// and by the derived field-by-field diff.
+fn delta_both_ways<S>(base: &S, cur: &S, max_fields: usize) -> (Vec<u8>, Vec<u8>)
+where
+    S: tickwire_shared::patch::Patch + Serialize + PartialEq,
+{
+    use tickwire_shared::NetId;
+    use tickwire_shared::codec::Writer;
+    use tickwire_shared::delta::{DeltaMemo, DeltaScratch, write_delta, write_delta_memo};
+    let b = [(NetId(3), base)];
+    let c = [(NetId(3), cur, 0usize)];
+    let mut plain = Writer::new();
+    write_delta(
+        &mut plain,
+        b.iter().copied(),
+        c.iter().map(|(id, s, _)| (*id, *s)),
+        &mut DeltaScratch::default(),
+        max_fields,
+    )
+    .unwrap();
+    let mut fast = Writer::new();
+    let mut memo = DeltaMemo::default();
+    memo.reset(1);
+    write_delta_memo(
+        &mut fast,
+        b.iter().copied(),
+        c.iter().copied(),
+        1,
+        &mut memo,
+        &mut DeltaScratch::default(),
+        max_fields,
+        Some(tickwire_shared::diff::diff_fields::<S>),
+    )
+    .unwrap();
+    (plain.into_vec(), fast.into_vec())
 }
 
 /// The one corner where the fast path accepts a patch the serde path

@@ -52,6 +52,7 @@ use glam::Vec2;
 use serde::{Deserialize, Serialize};
 use tickwire_derive::Patch;
 use tickwire_shared::codec::Reader;
+use tickwire_shared::diff::Differ;
 use tickwire_shared::patch::PatchError;
 use tickwire_shared::quantize::{Angle16, QVec2};
 use tickwire_shared::snapshot::NetId;
@@ -100,6 +101,15 @@ impl GameProtocol for Arena {
         limits: &Limits,
     ) -> Result<(), PatchError> {
         tickwire_shared::patch::read_in_place(state, r, limits)
+    }
+
+    /// The derived field-by-field diff (the server's delta encoder).
+    fn diff_fields(
+        base: &EntityState,
+        cur: &EntityState,
+        d: &mut Differ<'_>,
+    ) -> Result<(), PatchError> {
+        tickwire_shared::diff::diff_fields(base, cur, d)
     }
 }
 

@@ -11,6 +11,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use serde::{Deserialize, Serialize};
 use tickwire_shared::codec::{Reader, Writer};
 use tickwire_shared::patch::{Patch, PatchError, Patcher};
+use tickwire_shared::diff::Differ;
 use tickwire_shared::quantize::{Angle16, QVec2};
 use tickwire_shared::snapshot::{read_full, write_full};
 use tickwire_shared::{GameProtocol, Limits, NetId, Snapshot, delta, protocol_hash};
@@ -358,6 +359,14 @@ impl Patch for Unit {
         self.owner.patch(p)?;
         p.string(&mut self.name)
     }
+
+    fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
+        d.i32(self.x, base.x)?;
+        d.i32(self.y, base.y)?;
+        d.u16(self.hp, base.hp)?;
+        self.owner.diff(&base.owner, d)?;
+        d.string(&self.name, &base.name)
+    }
 }
 
 /// The `client_session` game whose client world patches entities in place
@@ -387,6 +396,11 @@ impl GameProtocol for PatchGame {
         limits: &Limits,
     ) -> Result<(), PatchError> {
         tickwire_shared::patch::read_in_place(state, r, limits)
+    }
+
+    /// The field-by-field diff (server side).
+    fn diff_fields(base: &Unit, cur: &Unit, d: &mut Differ<'_>) -> Result<(), PatchError> {
+        tickwire_shared::diff::diff_fields(base, cur, d)
     }
 }
 

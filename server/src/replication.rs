@@ -22,9 +22,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Serialize;
 use tickwire_shared::delta::{
-    DeltaMemo, DeltaScratch, write_delta, write_delta_memo, write_full_memo,
+    DeltaMemo, DeltaScratch, FieldDiff, write_delta_memo, write_full_memo,
 };
-use tickwire_shared::snapshot::write_full;
 use tickwire_shared::{EncodeError, NetId, Snapshot, SnapshotHeader, Writer};
 
 /// The ring of recent world states plus the per-tick shared bodies.
@@ -41,6 +40,8 @@ pub struct Replication<S> {
     body: Writer,
     /// Bodies for see-everything clients of the current tick, by baseline.
     shared: HashMap<Option<u32>, Bytes>,
+    /// The game's field-by-field diff, when it has one.
+    fast: Option<FieldDiff<S>>,
 }
 
 /// What replication remembers about one client.
@@ -101,7 +102,18 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
             memo: DeltaMemo::default(),
             body: Writer::new(),
             shared: HashMap::new(),
+            fast: None,
         }
+    }
+
+    /// Writes patches with the game's field-by-field diff
+    /// ([`tickwire_shared::GameProtocol::diff_fields`]) instead of serde's
+    /// flattener, falling back to it per entity on a layout change. The
+    /// bytes are the same.
+    #[must_use]
+    pub fn with_field_diff(mut self, diff: FieldDiff<S>) -> Self {
+        self.fast = Some(diff);
+        self
     }
 
     /// Turns deltas off (or back on, the default): without them every
@@ -206,15 +218,31 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
                 let body = self.shared_body(
                     Some(bt),
                     |s, w| {
-                        write_delta(w, base.iter(), cur.iter(), &mut s.scratch, s.max_fields)
-                            .map(drop)
+                        write_delta_memo(
+                            w,
+                            base.iter(),
+                            slot_iter(&cur, None),
+                            bt,
+                            &mut s.memo,
+                            &mut s.scratch,
+                            s.max_fields,
+                            s.fast,
+                        )
+                        .map(drop)
                     },
                     &mut built,
                 )?;
                 w.raw(&body);
             }
             (None, None) => {
-                let body = self.shared_body(None, |_, w| write_full(w, cur.iter()), &mut built)?;
+                let body = self.shared_body(
+                    None,
+                    |s, w| {
+                        let all = slot_iter(&cur, None);
+                        write_full_memo(w, ExactLen(all, cur.len()), &mut s.memo)
+                    },
+                    &mut built,
+                )?;
                 w.raw(&body);
             }
             (view, Some((bt, base, base_view))) => {
@@ -227,6 +255,7 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
                     &mut self.memo,
                     &mut self.scratch,
                     self.max_fields,
+                    self.fast,
                 )?;
             }
             (Some(view), None) => {

@@ -87,7 +87,8 @@ impl<G: Game> Room<G> {
         Self {
             name: name.into(),
             replication: Replication::new(ring, config.limits.max_fields_per_entity)
-                .with_deltas(config.deltas),
+                .with_deltas(config.deltas)
+                .with_field_diff(<G::Protocol as tickwire_shared::GameProtocol>::diff_fields),
             world: World::new(reuse),
             config,
             game,

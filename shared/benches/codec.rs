@@ -161,6 +161,50 @@ const HEADER: SnapshotHeader = SnapshotHeader {
     baseline: None,
 };
 
+/// `n` players (a tenth of them named, the rest sharing the empty name, as
+/// the arena's NPCs), and the same players one tick later: each moved and
+/// turned.
+fn moving_players(n: u32) -> (Snapshot<Player>, Snapshot<Player>) {
+    let mut rng = XorShift(0x5eed_0000_0000_0001);
+    let empty: Arc<str> = Arc::from("");
+    let base: Vec<(NetId, Player)> = (1..=n)
+        .map(|i| {
+            let p = Player {
+                kind: Kind::Player,
+                pos: QVec2 {
+                    x: rng.symmetric(30_000),
+                    y: rng.symmetric(30_000),
+                },
+                angle: Angle16(rng.below(65_536) as u16),
+                health: 100,
+                owner: 1_000_000 + i,
+                name: if i % 10 == 0 {
+                    Arc::from(format!("bot-{i}"))
+                } else {
+                    Arc::clone(&empty)
+                },
+                kills: 0,
+                deaths: 0,
+            };
+            (NetId(i), p)
+        })
+        .collect();
+    let cur = base
+        .iter()
+        .map(|(id, p)| {
+            let mut p = p.clone();
+            p.pos.x += rng.symmetric(64);
+            p.pos.y += rng.symmetric(64);
+            p.angle.0 = p.angle.0.wrapping_add(rng.symmetric(400) as u16);
+            (*id, p)
+        })
+        .collect();
+    (
+        Snapshot::from_vec(base).expect("unique ids"),
+        Snapshot::from_vec(cur).expect("unique ids"),
+    )
+}
+
 fn encode_full(snap: &Snapshot<Ent>) -> Vec<u8> {
     let mut w = Writer::new();
     snapshot::write_full(&mut w, snap.iter()).expect("encodes");
@@ -318,6 +362,45 @@ fn benches(c: &mut Criterion) {
                 .count()
         });
     });
+    g.finish();
+
+    // The server's delta encoder on 1,000 arena-like players that all moved
+    // and turned (the "1,000 moving NPCs" scene): one baseline of a
+    // tick, through serde's flattener and through the derived field diff.
+    let (pbase, pcur) = moving_players(1000);
+    let pslots: Vec<(NetId, &Player, usize)> = pcur
+        .iter()
+        .enumerate()
+        .map(|(i, (id, s))| (id, s, i))
+        .collect();
+    let mut memo = delta::DeltaMemo::default();
+    let mut g = c.benchmark_group("server_delta_1000_all_moving");
+    for (name, fast) in [
+        ("serde flattener (write_delta_memo)", None),
+        (
+            "derived diff (write_delta_memo + diff_fields)",
+            Some(tickwire_shared::diff::diff_fields::<Player> as delta::FieldDiff<Player>),
+        ),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                w.clear();
+                memo.reset(pslots.len());
+                delta::write_delta_memo(
+                    &mut w,
+                    black_box(&pbase).iter(),
+                    black_box(&pslots).iter().copied(),
+                    1,
+                    &mut memo,
+                    &mut scratch,
+                    limits.max_fields_per_entity,
+                    fast,
+                )
+                .expect("encodes");
+                black_box(w.len())
+            });
+        });
+    }
     g.finish();
 
     // Applying one entity's patch: the patch adds the same differences each

@@ -44,8 +44,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::{DecodeError, EncodeError, Reader, Writer};
+use crate::diff::{DiffScratch, Differ};
 use crate::fields::{Field, encoded_len, flatten, write_fields};
 use crate::limits::Limits;
+use crate::patch::PatchError;
 use crate::snapshot::{IdDecoder, IdEncoder, NetId, Snapshot};
 
 /// Reusable buffers for [`write_delta`], so the per-tick path does not allocate.
@@ -63,7 +65,15 @@ pub struct DeltaScratch {
     cur_fields: Vec<Field>,
     /// The full state of the entity being diffed.
     state: Writer,
+    /// The field-by-field diff's buffers (see [`FieldDiff`]).
+    diff: DiffScratch,
 }
+
+/// A game's field-by-field diff of two entity states
+/// ([`crate::GameProtocol::diff_fields`]): the fast path of the delta
+/// encoder, which falls back to the serde flattener for an entity when it
+/// reports [`PatchError::Layout`]. Either way the bytes are the same.
+pub type FieldDiff<S> = fn(&S, &S, &mut Differ<'_>) -> Result<(), PatchError>;
 
 /// What one delta contained.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -136,7 +146,7 @@ pub fn write_delta<'a, S: Serialize + PartialEq + 'a>(
     max_fields: usize,
 ) -> Result<DeltaStats, EncodeError> {
     let cur = cur.into_iter().map(|(id, s)| (id, (s, None)));
-    write_delta_core(w, base, cur, scratch, max_fields, None)
+    write_delta_core(w, base, cur, scratch, max_fields, None, None)
 }
 
 /// What one entity's diff against one baseline came to.
@@ -272,6 +282,7 @@ impl DeltaMemo {
 ///
 /// # Errors
 /// As [`write_delta`], and when a slot is outside the memo.
+#[allow(clippy::too_many_arguments)]
 pub fn write_delta_memo<'a, S: Serialize + PartialEq + 'a>(
     w: &mut Writer,
     base: impl IntoIterator<Item = (NetId, &'a S)>,
@@ -280,10 +291,19 @@ pub fn write_delta_memo<'a, S: Serialize + PartialEq + 'a>(
     memo: &mut DeltaMemo,
     scratch: &mut DeltaScratch,
     max_fields: usize,
+    fast: Option<FieldDiff<S>>,
 ) -> Result<DeltaStats, EncodeError> {
     let baseline = memo.baseline(baseline_tick);
     let cur = cur.into_iter().map(|(id, s, slot)| (id, (s, Some(slot))));
-    write_delta_core(w, base, cur, scratch, max_fields, Some((memo, baseline)))
+    write_delta_core(
+        w,
+        base,
+        cur,
+        scratch,
+        max_fields,
+        Some((memo, baseline)),
+        fast,
+    )
 }
 
 /// [`crate::snapshot::write_full`] for one client of a tick, with each
@@ -316,6 +336,7 @@ fn write_delta_core<'a, S: Serialize + PartialEq + 'a>(
     scratch: &mut DeltaScratch,
     max_fields: usize,
     mut memo: MemoRef<'_>,
+    fast: Option<FieldDiff<S>>,
 ) -> Result<DeltaStats, EncodeError> {
     scratch.removed.clear();
     scratch.patched.clear();
@@ -378,8 +399,15 @@ fn write_delta_core<'a, S: Serialize + PartialEq + 'a>(
                 // `from_memo`: the state (and patch) bytes are in the memo;
                 // otherwise they are in `scratch.state` (and `scratch.patch`).
                 let (outcome, from_memo) = if known == Outcome::Unknown {
+                    let fast_slot = match (&mut memo, slot) {
+                        (Some((m, _)), Some(slot)) => Some((&mut **m, slot)),
+                        _ => None,
+                    };
                     let outcome = if b == c {
                         Outcome::Unchanged
+                    } else if let Some(o) = fast_patch(scratch, b, c, max_fields, fast, fast_slot)?
+                    {
+                        o
                     } else if write_patch(scratch, b, c, max_fields)? {
                         Outcome::Patch(Span::UNKNOWN)
                     } else {
@@ -496,6 +524,34 @@ fn next_sorted<T>(
     }
     *last = Some(id);
     Ok((id, v))
+}
+
+/// The game's field-by-field diff of `base` → `cur`, when it has one, the
+/// layouts match and the entity has a memo `slot` (whose state bytes give the
+/// full length): fills `scratch.patch` and returns whether to send the patch
+/// or the full state, as [`write_patch`] would. `None`: use [`write_patch`].
+fn fast_patch<S: Serialize>(
+    scratch: &mut DeltaScratch,
+    base: &S,
+    cur: &S,
+    max_fields: usize,
+    fast: Option<FieldDiff<S>>,
+    memo: Option<(&mut DeltaMemo, usize)>,
+) -> Result<Option<Outcome>, EncodeError> {
+    let (Some(diff), Some((memo, slot))) = (fast, memo) else {
+        return Ok(None);
+    };
+    if diff(base, cur, &mut Differ::new(&mut scratch.diff, max_fields)).is_err() {
+        return Ok(None);
+    }
+    let full_len = memo.state(slot, cur)?.len as usize;
+    scratch.patch.clear();
+    scratch.patch.raw(scratch.diff.patch());
+    Ok(Some(if scratch.patch.len() < full_len {
+        Outcome::Patch(Span::UNKNOWN)
+    } else {
+        Outcome::Full
+    }))
 }
 
 /// Fills `scratch.state` with the full state of `cur` and `scratch.patch` with

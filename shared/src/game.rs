@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::Reader;
+use crate::diff::Differ;
 use crate::limits::Limits;
 use crate::patch::PatchError;
 
@@ -123,6 +124,33 @@ pub trait GameProtocol: Send + Sync + 'static {
         limits: &Limits,
     ) -> Result<(), PatchError> {
         let _ = (state, r, limits);
+        Err(PatchError::Layout)
+    }
+
+    /// The field-by-field diff for [`Self::EntityState`] (see
+    /// [`crate::diff`]), used by the server to write a delta's patches
+    /// without serde's flattener: it compares `base` with `cur` field by
+    /// field and writes the patch into `d`. The bytes are the same either
+    /// way. The default has none, so every patch is written through serde. A
+    /// game whose state implements [`crate::patch::Patch`] overrides it next
+    /// to [`Self::patch_in_place`]:
+    ///
+    /// ```ignore
+    /// fn diff_fields(base: &Self::EntityState, cur: &Self::EntityState, d: &mut Differ<'_>)
+    ///     -> Result<(), PatchError> {
+    ///     tickwire_shared::diff::diff_fields(base, cur, d)
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`PatchError::Layout`] when the two states' layouts differ (an option
+    /// tag, a length or a variant changed), or to ask for the serde path.
+    fn diff_fields(
+        base: &Self::EntityState,
+        cur: &Self::EntityState,
+        d: &mut Differ<'_>,
+    ) -> Result<(), PatchError> {
+        let _ = (base, cur, d);
         Err(PatchError::Layout)
     }
 }

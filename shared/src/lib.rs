@@ -28,6 +28,7 @@ pub mod client;
 pub mod codec;
 pub mod conditioner;
 pub mod delta;
+pub mod diff;
 mod fields;
 pub mod framing;
 pub mod game;

@@ -29,6 +29,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::diff::Differ;
 use crate::fields::{Field, flatten, write_fields};
 use crate::limits::Limits;
 
@@ -61,6 +62,18 @@ pub trait Patch {
     /// [`PatchError::Decode`] for malformed bytes, [`PatchError::Layout`]
     /// when the patch changes this value's layout.
     fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError>;
+
+    /// Compares `self` (the current state) with `base` field by field, in
+    /// the same order as [`Patch::patch`], handing each pair to the matching
+    /// [`Differ`] method (see [`crate::diff`]). The derive implements it; the
+    /// default asks for the serde path.
+    ///
+    /// # Errors
+    /// [`PatchError::Layout`] when the layouts differ (or for the default).
+    fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
+        let _ = (base, d);
+        Err(PatchError::Layout)
+    }
 }
 
 /// Reads one patch: the mask, then each marked field's payload. Or, made
@@ -624,6 +637,10 @@ macro_rules! patch_primitive {
             fn field_count(&self) -> usize { 1 }
             #[inline(always)]
             fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> { p.$m(self) }
+            #[inline(always)]
+            fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
+                d.$m(*self, *base)
+            }
         }
     )*};
 }
@@ -631,7 +648,37 @@ macro_rules! patch_primitive {
 patch_primitive! {
     bool => bool, u8 => u8, i8 => i8, u16 => u16, i16 => i16, u32 => u32, i32 => i32,
     u64 => u64, i64 => i64, u128 => u128, i128 => i128, f32 => f32, f64 => f64,
-    char => char, String => string, Arc<str> => arc_str,
+    char => char,
+}
+
+impl Patch for String {
+    #[inline]
+    fn field_count(&self) -> usize {
+        1
+    }
+    #[inline(always)]
+    fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
+        p.string(self)
+    }
+    #[inline(always)]
+    fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
+        d.string(self, base)
+    }
+}
+
+impl Patch for Arc<str> {
+    #[inline]
+    fn field_count(&self) -> usize {
+        1
+    }
+    #[inline(always)]
+    fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
+        p.arc_str(self)
+    }
+    #[inline(always)]
+    fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
+        d.arc_str(self, base)
+    }
 }
 
 impl Patch for () {
@@ -639,6 +686,9 @@ impl Patch for () {
         0
     }
     fn patch(&mut self, _: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
+        Ok(())
+    }
+    fn diff(&self, _: &Self, _: &mut Differ<'_>) -> Result<(), PatchError> {
         Ok(())
     }
 }
@@ -654,6 +704,13 @@ impl<T: Patch> Patch for Option<T> {
             None => Ok(()),
         }
     }
+    fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
+        d.option_tag(self.is_some(), base.is_some())?;
+        match (self, base) {
+            (Some(c), Some(b)) => c.diff(b, d),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl<T: Patch> Patch for Vec<T> {
@@ -664,6 +721,10 @@ impl<T: Patch> Patch for Vec<T> {
         p.len(self.len())?;
         self.iter_mut().try_for_each(|v| v.patch(p))
     }
+    fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
+        d.len(self.len(), base.len())?;
+        self.iter().zip(base).try_for_each(|(c, b)| c.diff(b, d))
+    }
 }
 
 impl<T: Patch, const N: usize> Patch for [T; N] {
@@ -673,6 +734,9 @@ impl<T: Patch, const N: usize> Patch for [T; N] {
     fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
         self.iter_mut().try_for_each(|v| v.patch(p))
     }
+    fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
+        self.iter().zip(base).try_for_each(|(c, b)| c.diff(b, d))
+    }
 }
 
 macro_rules! patch_tuple {
@@ -681,6 +745,10 @@ macro_rules! patch_tuple {
             fn field_count(&self) -> usize { 0 $(+ self.$n.field_count())+ }
             fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
                 $(self.$n.patch(p)?;)+
+                Ok(())
+            }
+            fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
+                $(self.$n.diff(&base.$n, d)?;)+
                 Ok(())
             }
         }
@@ -698,6 +766,10 @@ macro_rules! patch_glam {
             fn field_count(&self) -> usize { [$(stringify!($f)),+].len() }
             fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
                 $(p.f32(&mut self.$f)?;)+
+                Ok(())
+            }
+            fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
+                $(d.f32(self.$f, base.$f)?;)+
                 Ok(())
             }
         }

@@ -17,6 +17,7 @@
 use glam::Vec2;
 use serde::{Deserialize, Serialize};
 
+use crate::diff::Differ;
 use crate::patch::{Patch, PatchError, Patcher};
 
 /// A `Vec2` stored as fixed-point `i32` per axis, in units of `1 / SCALE`.
@@ -137,6 +138,11 @@ impl<const SCALE: u32> Patch for QVec2<SCALE> {
         p.i32(&mut self.x)?;
         p.i32(&mut self.y)
     }
+    #[inline]
+    fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
+        d.i32(self.x, base.x)?;
+        d.i32(self.y, base.y)
+    }
 }
 
 impl Patch for Angle16 {
@@ -148,6 +154,10 @@ impl Patch for Angle16 {
     fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
         p.u16(&mut self.0)
     }
+    #[inline]
+    fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
+        d.u16(self.0, base.0)
+    }
 }
 
 impl Patch for Unorm8 {
@@ -158,6 +168,10 @@ impl Patch for Unorm8 {
     #[inline]
     fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
         p.u8(&mut self.0)
+    }
+    #[inline]
+    fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
+        d.u8(self.0, base.0)
     }
 }
 

@@ -648,6 +648,7 @@ proptest! {
                 &mut memo,
                 &mut scratch,
                 max,
+                None,
             )
             .unwrap();
             prop_assert_eq!(plain.as_slice(), memoized.as_slice());
