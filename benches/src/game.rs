@@ -19,10 +19,19 @@ impl GameProtocol for BenchProto {
     type Input = ();
     type EntityState = Ent;
     type Event = ();
+
+    /// The derived field diff (`room --serde-diff` turns it off).
+    fn diff_fields(
+        base: &Ent,
+        cur: &Ent,
+        d: &mut tickwire_shared::diff::Differ<'_>,
+    ) -> Result<(), tickwire_shared::patch::PatchError> {
+        tickwire_shared::diff::diff_fields(base, cur, d)
+    }
 }
 
 /// One replicated entity: 5 fields, 12 bytes in memory.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, tickwire_derive::Patch)]
 pub(crate) struct Ent {
     pub(crate) pos: QVec2<16>,
     pub(crate) angle: Angle16,

@@ -31,12 +31,27 @@ pub(crate) struct RoomArgs {
     /// Ticks measured (after 60 warm-up ticks).
     #[arg(long, default_value_t = 600)]
     ticks: u32,
+    /// Spread the clients' acknowledgements over this many ticks: client
+    /// `i` acknowledges the snapshot of `i % spread` ticks ago, so the room
+    /// diffs against `spread` distinct baselines per tick (1: every client
+    /// acknowledges the newest snapshot).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=32))]
+    ack_spread: u32,
+    /// Write patches through serde's flattener instead of the game's
+    /// derived field diff (`ServerConfig::field_diff` off).
+    #[arg(long)]
+    serde_diff: bool,
+    /// Send every snapshot full (`ServerConfig::deltas` off).
+    #[arg(long)]
+    full_snapshots: bool,
 }
 
 pub(crate) fn run(args: RoomArgs) -> Result<()> {
     let mut config = ServerConfig::default()
         .with_tick_rate(args.scenario.tick_rate)
-        .with_snapshot_interval(args.scenario.snapshot_interval);
+        .with_snapshot_interval(args.scenario.snapshot_interval)
+        .with_field_diff(!args.serde_diff)
+        .with_deltas(!args.full_snapshots);
     config.max_players_per_room = args.clients.max(1);
     let period = config.tick_period();
     let game = BenchGame::new(args.scenario.world());
@@ -67,8 +82,9 @@ pub(crate) fn run(args: RoomArgs) -> Result<()> {
         room.tick(now);
         let took = start.elapsed();
         let tick = room.tick_count();
-        for (id, outbox) in &outboxes {
+        for (i, (id, outbox)) in outboxes.iter().enumerate() {
             let batch = outbox.take();
+            let lag = u32::try_from(i)? % args.ack_spread;
             if let Some(s) = batch.snapshot {
                 if n >= 60 {
                     bytes += s.len() as u64;
@@ -78,7 +94,7 @@ pub(crate) fn run(args: RoomArgs) -> Result<()> {
                     now,
                     *id,
                     ClientMessage::Ack {
-                        snapshot_tick: tick,
+                        snapshot_tick: tick.saturating_sub(lag),
                     },
                 );
             }
@@ -90,8 +106,17 @@ pub(crate) fn run(args: RoomArgs) -> Result<()> {
     let wall = t0.elapsed().as_secs_f64();
     let us = |ns: u64| ns as f64 / 1e3;
     println!(
-        "room: {} clients, visibility={}, {} ticks in {wall:.2} s",
-        args.clients, args.scenario.visibility, args.ticks
+        "room: {} clients, visibility={}, {}, ack spread {}, {} diff, {} ticks in {wall:.2} s",
+        args.clients,
+        if args.full_snapshots {
+            "full snapshots"
+        } else {
+            "deltas"
+        },
+        args.scenario.visibility,
+        args.ack_spread,
+        if args.serde_diff { "serde" } else { "derived" },
+        args.ticks
     );
     println!(
         "tick mean={:.1} µs p50={:.1} µs p99={:.1} µs max={:.1} µs; {:.2} µs per client per tick; \

@@ -70,6 +70,12 @@ pub struct ServerConfig {
     /// When false, every snapshot is sent full (no baseline): more bytes,
     /// for measuring what deltas save or for debugging. Default true.
     pub deltas: bool,
+    /// Write a delta's patches with the game's field-by-field diff
+    /// ([`tickwire_shared::GameProtocol::diff_fields`], derived with
+    /// `#[derive(tickwire_derive::Patch)]`) where it has one. When false,
+    /// every patch goes through serde's flattener: the same bytes, more CPU,
+    /// for measuring what the derive saves or for debugging. Default true.
+    pub field_diff: bool,
 
     /// Protocol decode limits (message sizes, counts). See [`Limits`].
     pub limits: Limits,
@@ -345,6 +351,7 @@ impl Default for ServerConfig {
             snapshot_interval: 1,
             baseline_ring: 64,
             deltas: true,
+            field_diff: true,
             limits: Limits::default(),
             max_ws_message_bytes: 4096,
             handshake_timeout: Duration::from_secs(10),
@@ -404,6 +411,8 @@ with! {
     with_max_players_per_room: max_players_per_room: usize,
     /// Sets [`ServerConfig::deltas`].
     with_deltas: deltas: bool,
+    /// Sets [`ServerConfig::field_diff`].
+    with_field_diff: field_diff: bool,
     /// Sets [`ServerConfig::handshake_timeout`].
     with_handshake_timeout: handshake_timeout: Duration,
     /// Sets [`ServerConfig::idle_timeout`].

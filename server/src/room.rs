@@ -86,9 +86,15 @@ impl<G: Game> Room<G> {
             .saturating_mul(u32::from(config.snapshot_interval));
         Self {
             name: name.into(),
-            replication: Replication::new(ring, config.limits.max_fields_per_entity)
-                .with_deltas(config.deltas)
-                .with_field_diff(<G::Protocol as tickwire_shared::GameProtocol>::diff_fields),
+            replication: {
+                let r = Replication::new(ring, config.limits.max_fields_per_entity)
+                    .with_deltas(config.deltas);
+                if config.field_diff {
+                    r.with_field_diff(<G::Protocol as tickwire_shared::GameProtocol>::diff_fields)
+                } else {
+                    r
+                }
+            },
             world: World::new(reuse),
             config,
             game,
