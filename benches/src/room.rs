@@ -44,6 +44,11 @@ pub(crate) struct RoomArgs {
     /// Send every snapshot full (`ServerConfig::deltas` off).
     #[arg(long)]
     full_snapshots: bool,
+    /// `ServerConfig::baseline_snap`: how many snapshots older than its
+    /// newest ack a client's baseline may be, to share it (0: always the
+    /// newest).
+    #[arg(long, default_value_t = ServerConfig::default().baseline_snap)]
+    baseline_snap: u16,
 }
 
 pub(crate) fn run(args: RoomArgs) -> Result<()> {
@@ -51,7 +56,8 @@ pub(crate) fn run(args: RoomArgs) -> Result<()> {
         .with_tick_rate(args.scenario.tick_rate)
         .with_snapshot_interval(args.scenario.snapshot_interval)
         .with_field_diff(!args.serde_diff)
-        .with_deltas(!args.full_snapshots);
+        .with_deltas(!args.full_snapshots)
+        .with_baseline_snap(args.baseline_snap);
     config.max_players_per_room = args.clients.max(1);
     let period = config.tick_period();
     let game = BenchGame::new(args.scenario.world());
@@ -106,7 +112,7 @@ pub(crate) fn run(args: RoomArgs) -> Result<()> {
     let wall = t0.elapsed().as_secs_f64();
     let us = |ns: u64| ns as f64 / 1e3;
     println!(
-        "room: {} clients, visibility={}, {}, ack spread {}, {} diff, {} ticks in {wall:.2} s",
+        "room: {} clients, visibility={}, {}, ack spread {}, baseline snap {}, {} diff, {} ticks in {wall:.2} s",
         args.clients,
         if args.full_snapshots {
             "full snapshots"
@@ -115,6 +121,7 @@ pub(crate) fn run(args: RoomArgs) -> Result<()> {
         },
         args.scenario.visibility,
         args.ack_spread,
+        args.baseline_snap,
         if args.serde_diff { "serde" } else { "derived" },
         args.ticks
     );

@@ -39,11 +39,91 @@ pub struct Outbox {
     notify: Notify,
     max_reliable: usize,
     max_skipped: u32,
-    /// The newest snapshot tick the client acknowledged, plus one (0: none).
-    /// Acks flow session → room through here, not the room channel: the room
-    /// reads the newest one when it builds the next snapshot, so acks never
-    /// wake the room and a burst of them costs one store each.
+    /// The snapshots the client acknowledged, as an [`AckWindow`] packed
+    /// by [`AckWindow::pack`] (0: none yet). Acks flow session → room
+    /// through here, not the room channel: the room reads the window when it
+    /// builds the next snapshot, so acks never wake the room and a burst of
+    /// them costs one compare-and-swap each.
     acked: AtomicU64,
+}
+
+/// The newest snapshot tick a client acknowledged, and which of the
+/// [`AckWindow::SPAN`] ticks before it it acknowledged too: the ticks the
+/// server may diff against (PROTOCOL.md §8.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckWindow {
+    /// The newest acknowledged tick.
+    pub newest: u32,
+    /// Bit `i` set: tick `newest − 1 − i` was acknowledged.
+    pub before: u32,
+}
+
+impl AckWindow {
+    /// How many ticks before the newest one the window remembers.
+    pub const SPAN: u32 = 31;
+    const MASK: u64 = (1 << Self::SPAN) - 1;
+
+    /// The window after acknowledging `tick` too.
+    #[must_use]
+    pub fn with(self, tick: u32) -> Self {
+        match tick.cmp(&self.newest) {
+            core::cmp::Ordering::Equal => self,
+            core::cmp::Ordering::Greater => {
+                let d = tick - self.newest;
+                let before = if d > Self::SPAN {
+                    0
+                } else {
+                    // The old newest becomes bit d − 1; bit i moves to i + d.
+                    ((u64::from(self.before) << d) | (1 << (d - 1))) & Self::MASK
+                };
+                Self {
+                    newest: tick,
+                    before: before as u32,
+                }
+            }
+            core::cmp::Ordering::Less => {
+                let d = self.newest - tick;
+                let before = if d > Self::SPAN {
+                    self.before
+                } else {
+                    self.before | (1 << (d - 1))
+                };
+                Self { before, ..self }
+            }
+        }
+    }
+
+    /// Whether `tick` was acknowledged (as far as the window remembers).
+    #[must_use]
+    pub fn contains(self, tick: u32) -> bool {
+        match self.newest.checked_sub(tick) {
+            Some(0) => true,
+            Some(d) if d <= Self::SPAN => self.before & (1 << (d - 1)) != 0,
+            _ => false,
+        }
+    }
+
+    /// The acknowledged ticks, newest first.
+    pub fn ticks(self) -> impl Iterator<Item = u32> {
+        core::iter::once(self.newest).chain(
+            (1..=Self::SPAN)
+                .filter(move |d| self.before & (1 << (d - 1)) != 0)
+                .filter_map(move |d| self.newest.checked_sub(d)),
+        )
+    }
+
+    /// One word: `(newest + 1) << 31 | before` (0 is "none").
+    fn pack(self) -> u64 {
+        ((u64::from(self.newest) + 1) << Self::SPAN) | u64::from(self.before)
+    }
+
+    fn unpack(v: u64) -> Option<Self> {
+        let newest = (v >> Self::SPAN).checked_sub(1)?;
+        Some(Self {
+            newest: newest as u32,
+            before: (v & Self::MASK) as u32,
+        })
+    }
 }
 
 impl Outbox {
@@ -61,18 +141,33 @@ impl Outbox {
     }
 
     /// Records the client's acknowledgement of snapshot `tick` (the newest
-    /// one recorded wins; acks that arrive out of order cannot move it back).
+    /// one recorded stays the newest; an ack that arrives out of order only
+    /// marks its tick in the window).
     pub fn record_ack(&self, tick: u32) {
-        self.acked.fetch_max(u64::from(tick) + 1, Ordering::Relaxed);
+        let _ = self
+            .acked
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                let w = AckWindow::unpack(v).map_or(
+                    AckWindow {
+                        newest: tick,
+                        before: 0,
+                    },
+                    |w| w.with(tick),
+                );
+                Some(w.pack())
+            });
     }
 
     /// The newest acknowledged snapshot tick, if any.
     #[must_use]
     pub fn latest_ack(&self) -> Option<u32> {
-        match self.acked.load(Ordering::Relaxed) {
-            0 => None,
-            n => u32::try_from(n - 1).ok(),
-        }
+        self.acks().map(|w| w.newest)
+    }
+
+    /// The acknowledged snapshots, if any.
+    #[must_use]
+    pub fn acks(&self) -> Option<AckWindow> {
+        AckWindow::unpack(self.acked.load(Ordering::Relaxed))
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
@@ -188,6 +283,46 @@ mod tests {
         let b = o.take();
         assert_eq!(b.reliable.len(), 2);
         assert_eq!(b.close.map(|c| c.0), Some(CloseCode::SlowConsumer));
+    }
+
+    #[test]
+    fn the_ack_window_remembers_the_ticks_before_the_newest() {
+        let o = Outbox::new(2, 10);
+        assert_eq!(o.acks(), None);
+        for t in [10, 12, 11, 13, 40, 8] {
+            o.record_ack(t);
+        }
+        let w = o.acks().unwrap();
+        assert_eq!(w.newest, 40);
+        // 13, 12, 11 and 10 are within 31 ticks of 40; 8 is not.
+        assert_eq!(w.ticks().collect::<Vec<_>>(), [40, 13, 12, 11, 10]);
+        assert!(w.contains(12) && !w.contains(14) && !w.contains(8) && !w.contains(41));
+        // A jump past the window forgets everything before it.
+        o.record_ack(100);
+        assert_eq!(o.acks().unwrap().ticks().collect::<Vec<_>>(), [100]);
+    }
+
+    proptest::proptest! {
+        /// The window agrees with a set of every acked tick, within its span.
+        #[test]
+        fn the_ack_window_matches_a_set(acks in proptest::collection::vec(0u32..200, 1..60)) {
+            let o = Outbox::new(2, 10);
+            let mut all = std::collections::BTreeSet::new();
+            for &t in &acks {
+                o.record_ack(t);
+                all.insert(t);
+            }
+            let w = o.acks().unwrap();
+            let newest = *all.last().unwrap();
+            proptest::prop_assert_eq!(w.newest, newest);
+            let expected: Vec<u32> = all
+                .iter()
+                .rev()
+                .copied()
+                .filter(|t| newest - t <= AckWindow::SPAN)
+                .collect();
+            proptest::prop_assert_eq!(w.ticks().collect::<Vec<_>>(), expected);
+        }
     }
 
     #[test]

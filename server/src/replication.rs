@@ -26,6 +26,8 @@ use tickwire_shared::delta::{
 };
 use tickwire_shared::{EncodeError, NetId, Snapshot, SnapshotHeader, Writer};
 
+use crate::outbox::AckWindow;
+
 /// The ring of recent world states plus the per-tick shared bodies.
 #[derive(Debug)]
 pub struct Replication<S> {
@@ -42,35 +44,70 @@ pub struct Replication<S> {
     shared: HashMap<Option<u32>, Bytes>,
     /// The game's field-by-field diff, when it has one.
     fast: Option<FieldDiff<S>>,
+    /// How many ticks older than its newest ack a client's baseline may be,
+    /// to share it with other clients (see [`Replication::with_baseline_snap`]).
+    snap: u32,
+    /// This tick's votes: (baseline tick, clients that may use it).
+    votes: Vec<(u32, u32)>,
 }
+
+/// The positions (in its tick's snapshot) of the entities a client could
+/// see in a snapshot it was sent (`None`: everything).
+type SentView = Option<Arc<[u32]>>;
 
 /// What replication remembers about one client.
 #[derive(Debug, Default)]
 pub struct ClientReplication {
-    acked: Option<u32>,
-    /// Ticks sent, oldest first, with the positions (in that tick's
-    /// snapshot) of the entities the client could see (`None`: everything).
-    sent: VecDeque<(u32, Option<Arc<[u32]>>)>,
+    /// The acknowledged ticks (the newest, and which ticks before it).
+    acks: Option<AckWindow>,
+    /// The newest baseline used: the client keeps every acknowledged tick
+    /// from it on (PROTOCOL.md §8.7), and it never decreases.
+    used: Option<u32>,
+    /// Ticks sent from `used` on, oldest first, with the positions (in that
+    /// tick's snapshot) of the entities the client could see (`None`:
+    /// everything).
+    sent: VecDeque<(u32, SentView)>,
 }
 
 impl ClientReplication {
-    /// Records an acknowledgement. Acks for ticks never sent (or already
-    /// superseded) are ignored.
+    /// Records an acknowledgement of `tick`. Acks for ticks never sent (or
+    /// older than the baseline in use) never become baselines.
     pub fn ack(&mut self, tick: u32) {
-        if self.acked.is_some_and(|a| tick <= a) {
-            return;
-        }
-        if let Some(pos) = self.sent.iter().position(|(t, _)| *t == tick) {
-            self.acked = Some(tick);
-            // Older entries can never be a baseline again.
-            self.sent.drain(..pos);
-        }
+        self.acks = Some(match self.acks {
+            Some(w) => w.with(tick),
+            None => AckWindow {
+                newest: tick,
+                before: 0,
+            },
+        });
+    }
+
+    /// Records the acknowledgements an [`crate::outbox::Outbox`] collected
+    /// (a window that only grows: it replaces the one recorded before).
+    pub fn ack_window(&mut self, acks: AckWindow) {
+        self.acks = Some(acks);
     }
 
     /// The newest acknowledged tick.
     #[must_use]
     pub fn acked(&self) -> Option<u32> {
-        self.acked
+        self.acks.map(|w| w.newest)
+    }
+
+    /// The ticks this client may be sent a delta against: acknowledged,
+    /// sent, not older than the baseline in use, and at most `snap` ticks
+    /// older than its newest acknowledgement. Newest first.
+    fn candidates(&self, snap: u32) -> impl Iterator<Item = (u32, &SentView)> + '_ {
+        let acks = self.acks;
+        let floor = acks
+            .map_or(0, |w| w.newest.saturating_sub(snap))
+            .max(self.used.unwrap_or(0));
+        self.sent
+            .iter()
+            .rev()
+            .take_while(move |(t, _)| *t >= floor)
+            .filter(move |(t, _)| acks.is_some_and(|w| w.contains(*t)))
+            .map(|(t, v)| (*t, v))
     }
 
     /// Forgets everything: the next snapshot is full.
@@ -103,7 +140,53 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
             body: Writer::new(),
             shared: HashMap::new(),
             fast: None,
+            snap: 0,
+            votes: Vec::new(),
         }
+    }
+
+    /// Lets a client's baseline be up to `ticks` ticks older than its newest
+    /// acknowledgement when that tick is also the baseline of other clients
+    /// (default 0: always the newest). Every distinct baseline of a tick
+    /// costs a diff of the world; clients whose acks are spread over a few
+    /// ticks (different round trips) then share one. The room calls
+    /// [`Replication::vote`] for every client before building.
+    #[must_use]
+    pub fn with_baseline_snap(mut self, ticks: u32) -> Self {
+        self.snap = ticks;
+        self
+    }
+
+    /// Counts `client`'s possible baselines for this tick's builds: each
+    /// client then gets, among its own, the one most clients can use (the
+    /// newest on a tie). Without votes every client gets its newest.
+    pub fn vote(&mut self, client: &ClientReplication) {
+        for (t, _) in client.candidates(self.snap) {
+            if self.get(t).is_none() {
+                continue;
+            }
+            match self.votes.iter_mut().find(|(v, _)| *v == t) {
+                Some((_, n)) => *n += 1,
+                None => self.votes.push((t, 1)),
+            }
+        }
+    }
+
+    /// The baseline for `client`: its candidate in the ring with the most
+    /// votes, the newest on a tie.
+    fn pick(&self, client: &ClientReplication) -> Option<(u32, SentView)> {
+        let mut best: Option<(u32, u32, &SentView)> = None;
+        for (t, view) in client.candidates(self.snap) {
+            if self.get(t).is_none() {
+                continue;
+            }
+            let n = self.votes.iter().find(|(v, _)| *v == t).map_or(0, |v| v.1);
+            // Candidates come newest first: only more votes replace.
+            if best.is_none_or(|(_, bn, _)| n > bn) {
+                best = Some((t, n, view));
+            }
+        }
+        best.map(|(t, _, view)| (t, view.clone()))
     }
 
     /// Writes patches with the game's field-by-field diff
@@ -132,6 +215,7 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
         self.memo.reset(snapshot.len());
         self.ring.push_back((tick, Arc::new(snapshot)));
         self.shared.clear();
+        self.votes.clear();
     }
 
     /// The newest snapshot.
@@ -196,11 +280,11 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
         let visible: Option<Arc<[u32]>> = visible.map(Into::into);
         // A baseline is usable when deltas are on, the ring still holds it
         // and the client's view then is known.
-        let baseline = client.acked.filter(|_| self.deltas).and_then(|a| {
-            let base = self.get(a)?;
-            let (_, base_view) = client.sent.iter().find(|(t, _)| *t == a)?;
-            Some((a, Arc::clone(base), base_view.clone()))
-        });
+        let baseline = self
+            .deltas
+            .then(|| self.pick(client))
+            .flatten()
+            .and_then(|(a, base_view)| Some((a, Arc::clone(self.get(a)?), base_view)));
         let header = SnapshotHeader {
             tick,
             last_input,
@@ -264,10 +348,17 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
                 write_full_memo(&mut w, ExactLen(cur_iter, n), &mut self.memo)?;
             }
         }
+        if let Some(b) = header.baseline {
+            // Older entries can never be a baseline again.
+            client.used = Some(b);
+            while client.sent.front().is_some_and(|(t, _)| *t < b) {
+                client.sent.pop_front();
+            }
+        }
         client.sent.push_back((tick, visible));
-        // Trim the oldest entries, but keep the acked one (the baseline).
+        // Trim the oldest entries, but keep the baseline in use.
         while client.sent.len() > max_sent.max(2) {
-            let keep_front = client.sent.front().map(|(t, _)| *t) == client.acked;
+            let keep_front = client.sent.front().map(|(t, _)| *t) == client.used;
             client.sent.remove(usize::from(keep_front));
         }
         *out = w.into_vec();
@@ -381,6 +472,50 @@ mod tests {
         };
         let base = frame.header.baseline.map(|t| &kept[&t]);
         (frame.header.tick, frame.decode(base, &limits).unwrap())
+    }
+
+    /// Four clients whose acks trail by 0–3 ticks (different round trips),
+    /// every client acking every snapshot it gets: with a snap window of 4
+    /// they share one baseline per tick, and every delta decodes against a
+    /// snapshot that client acknowledged; without it each has its own.
+    #[test]
+    fn spread_acks_share_one_baseline_within_the_snap_window() {
+        for (window, most) in [(4, 1), (0, 4)] {
+            let mut repl = Replication::new(16, 64).with_baseline_snap(window);
+            let mut clients: Vec<ClientReplication> =
+                (0..4).map(|_| ClientReplication::default()).collect();
+            // What each client received, by tick (what it may keep).
+            let mut kept: Vec<HashMap<u32, Snapshot<i32>>> = vec![HashMap::new(); 4];
+            let mut out = Vec::new();
+            for tick in 1..=20u32 {
+                repl.push(tick, snap(&[(1, tick as i32), (2, 7), (3, -(tick as i32))]));
+                // Client i's acks arrive i ticks late.
+                for (i, c) in clients.iter_mut().enumerate() {
+                    if let Some(t) = tick.checked_sub(1 + i as u32).filter(|t| *t > 0) {
+                        c.ack(t);
+                    }
+                    repl.vote(c);
+                }
+                let mut bases = std::collections::BTreeSet::new();
+                for (i, c) in clients.iter_mut().enumerate() {
+                    repl.build(c, None, 0, 16, &mut out).unwrap();
+                    let ServerMessage::<()>::Snapshot(f) =
+                        ServerMessage::decode(&out, &Limits::default()).unwrap()
+                    else {
+                        panic!("not a snapshot")
+                    };
+                    if let Some(b) = f.header.baseline {
+                        assert!(c.acks.unwrap().contains(b), "window {window}: unacked {b}");
+                        bases.insert(b);
+                    }
+                    let (t, got) = receive(&out, &kept[i]);
+                    kept[i].insert(t, got);
+                }
+                if tick > 8 {
+                    assert_eq!(bases.len(), most, "window {window}, tick {tick}: {bases:?}");
+                }
+            }
+        }
     }
 
     #[test]

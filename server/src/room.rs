@@ -87,8 +87,11 @@ impl<G: Game> Room<G> {
         Self {
             name: name.into(),
             replication: {
+                let snap =
+                    u32::from(config.baseline_snap) * u32::from(config.snapshot_interval.max(1));
                 let r = Replication::new(ring, config.limits.max_fields_per_entity)
-                    .with_deltas(config.deltas);
+                    .with_deltas(config.deltas)
+                    .with_baseline_snap(snap);
                 if config.field_diff {
                     r.with_field_diff(<G::Protocol as tickwire_shared::GameProtocol>::diff_fields)
                 } else {
@@ -283,7 +286,10 @@ impl<G: Game> Room<G> {
                     m::inputs_dropped(dropped);
                 }
             }
-            ClientMessage::Ack { snapshot_tick } => c.repl.ack(snapshot_tick),
+            ClientMessage::Ack { snapshot_tick } => match &c.outbox {
+                Some(o) => o.record_ack(snapshot_tick),
+                None => c.repl.ack(snapshot_tick),
+            },
             ClientMessage::Leave => self.remove(now, client, LeaveReason::Left),
             ClientMessage::Hello(_) | ClientMessage::Ping { .. } | ClientMessage::Pong { .. } => {}
         }
@@ -452,11 +458,17 @@ impl<G: Game> Room<G> {
         self.replication.push(self.tick, snapshot);
         let max_sent = self.config.baseline_ring;
         let mut bytes_sent = 0u64;
+        // Acks first, and every client's possible baselines: clients then
+        // share the baselines most of them can use.
+        for c in self.clients.values_mut() {
+            let Some(outbox) = &c.outbox else { continue };
+            if let Some(acks) = outbox.acks() {
+                c.repl.ack_window(acks);
+            }
+            self.replication.vote(&c.repl);
+        }
         for (&id, c) in &mut self.clients {
             let Some(outbox) = &c.outbox else { continue };
-            if let Some(tick) = outbox.latest_ack() {
-                c.repl.ack(tick);
-            }
             // A view is the positions of the visible entities in the snapshot
             // just pushed: one pass over a contiguous slice, branch-free.
             let view = self.game.view(&self.world, id);
