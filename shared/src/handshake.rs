@@ -267,6 +267,9 @@ codes! {
         /// This node admits players only with a seat token from the
         /// matchmaker (`POST /matchmake`).
         SeatTokenRequired = 15,
+        /// The room the hello names is held by another node of the fleet:
+        /// matchmake (`POST /matchmake`) to be sent there.
+        RoomElsewhere = 16,
     }
 }
 
@@ -602,7 +605,9 @@ mod tests {
 
         let mut seated = old.clone();
         seated.seat_token = Some("tw1.x".into());
-        let bytes = ClientMessage::<()>::Hello(seated.clone()).to_bytes().unwrap();
+        let bytes = ClientMessage::<()>::Hello(seated.clone())
+            .to_bytes()
+            .unwrap();
         assert_eq!(&bytes[..old_bytes.len()], &old_bytes[..]);
         assert_eq!(&bytes[old_bytes.len()..], b"\x01\x05tw1.x");
         assert_eq!(
@@ -621,7 +626,10 @@ mod tests {
         for tail in [&b"\x02"[..], b"\x01\x05tw1", b"\x01\x01x\x00"] {
             let mut bad = old_bytes.clone();
             bad.extend_from_slice(tail);
-            assert!(ClientMessage::<()>::decode(&bad, &limits).is_err(), "{tail:?}");
+            assert!(
+                ClientMessage::<()>::decode(&bad, &limits).is_err(),
+                "{tail:?}"
+            );
         }
         let mut long = old_bytes.clone();
         let mut w = Writer::new();
