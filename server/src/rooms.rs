@@ -766,11 +766,15 @@ mod tests {
     fn rooms(per_room: usize, max_rooms: usize) -> Arc<Rooms<Nop>> {
         let mut config = ServerConfig::default().with_max_players_per_room(per_room);
         config.max_rooms = max_rooms;
+        rooms_with(config, Arc::new(crate::directory::MemoryDirectory::new()))
+    }
+
+    fn rooms_with(config: ServerConfig, directory: Arc<dyn Directory>) -> Arc<Rooms<Nop>> {
         Rooms::new(
             Arc::new(config),
             Box::new(|_| Nop),
             Arc::new(StatsCollector::new(std::time::Instant::now())),
-            Arc::new(crate::directory::MemoryDirectory::new()),
+            directory,
         )
     }
 
@@ -950,5 +954,145 @@ mod tests {
         let (n, _, _) = next[0].as_ref().expect("a seat was free");
         assert_eq!(n.welcome.room, "room-1");
         assert_eq!(settled_occupancy(&rooms, "room-1").await, Some((4, 0)));
+    }
+
+    mod seats {
+        use std::time::Duration;
+
+        use super::*;
+        use crate::config::FleetConfig;
+        use crate::directory::MemoryDirectory;
+        use crate::matchmaking::FleetSecret;
+        use crate::matchmaking::seat::{Seat, unix_ms_now};
+
+        fn secret() -> FleetSecret {
+            FleetSecret::new(b"0123456789abcdef-rooms".to_vec()).unwrap()
+        }
+
+        fn seat(identity: &str, room: &str, node: &str, ttl_ms: i64) -> String {
+            Seat {
+                identity: identity.into(),
+                room: room.into(),
+                mode: "ffa".into(),
+                node: node.into(),
+                expires_at_ms: unix_ms_now().saturating_add_signed(ttl_ms),
+                seat_id: [1; 16],
+            }
+            .issue(&secret())
+            .unwrap()
+        }
+
+        fn node(
+            require: bool,
+            secret: Option<FleetSecret>,
+            dir: Arc<dyn Directory>,
+        ) -> Arc<Rooms<Nop>> {
+            let mut fleet = FleetConfig::default()
+                .with_node_id("node-a")
+                .with_require_seat_token(require);
+            fleet.secret = secret;
+            rooms_with(ServerConfig::default().with_fleet(fleet), dir)
+        }
+
+        fn seated(room: Option<&str>, token: String) -> Hello {
+            let mut h = hello(room, None);
+            h.seat_token = Some(token);
+            h
+        }
+
+        async fn one(rooms: &Arc<Rooms<Nop>>, h: Hello) -> Join {
+            burst(rooms, 1, 1, &h).await.pop().expect("one join")
+        }
+
+        #[tokio::test]
+        async fn each_bad_seat_token_has_its_own_reject_code() {
+            let dir = Arc::new(MemoryDirectory::new());
+            let rooms = node(true, Some(secret()), dir.clone());
+            let good = one(&rooms, seated(None, seat("ann", "lobby", "node-a", 30_000))).await;
+            let (j, _, _) = good.as_ref().expect("a valid seat joins");
+            assert_eq!(j.welcome.room, "lobby", "the token names the room");
+            let lobby = dir
+                .room("lobby")
+                .await
+                .unwrap()
+                .expect("claimed before it opened");
+            assert_eq!(
+                (lobby.node.as_str(), lobby.mode.as_str()),
+                ("node-a", "ffa")
+            );
+            let cases = [
+                (
+                    seated(None, "tw1.AAAA".into()),
+                    RejectCode::SeatTokenInvalid,
+                ),
+                (
+                    seated(None, {
+                        let other = FleetSecret::new(b"another fleet secret".to_vec()).unwrap();
+                        let mut s = Seat::verify(
+                            &secret(),
+                            &seat("ann", "lobby", "node-a", 30_000),
+                            unix_ms_now(),
+                        )
+                        .unwrap();
+                        s.identity = "mallory".into();
+                        s.issue(&other).unwrap()
+                    }),
+                    RejectCode::SeatTokenInvalid,
+                ),
+                (
+                    seated(None, seat("ann", "lobby", "node-a", -1)),
+                    RejectCode::SeatTokenExpired,
+                ),
+                (
+                    seated(None, seat("ann", "lobby", "node-b", 30_000)),
+                    RejectCode::SeatTokenWrongNode,
+                ),
+                (
+                    seated(Some("other"), seat("ann", "lobby", "node-a", 30_000)),
+                    RejectCode::SeatTokenWrongRoom,
+                ),
+                (hello(Some("lobby"), None), RejectCode::SeatTokenRequired),
+                // The identity reaches the game's auth hook as its token.
+                (
+                    seated(None, seat("bad", "lobby", "node-a", 30_000)),
+                    RejectCode::AuthFailed,
+                ),
+            ];
+            for (h, want) in cases {
+                let got = one(&rooms, h).await;
+                assert_eq!(code(&got), want, "{:?}", got.as_ref().err());
+                let message = &got.as_ref().err().unwrap().message;
+                assert!(message.len() <= 256, "{message}");
+            }
+        }
+
+        #[tokio::test]
+        async fn without_a_secret_old_hellos_join_and_seat_tokens_are_refused() {
+            let rooms = node(false, None, Arc::new(MemoryDirectory::new()));
+            assert!(one(&rooms, hello(Some("lobby"), None)).await.is_ok());
+            let got = one(&rooms, seated(None, seat("ann", "lobby", "node-a", 30_000))).await;
+            assert_eq!(code(&got), RejectCode::SeatTokenInvalid);
+            // With a secret but not required, a hello without a token still joins.
+            let rooms = node(false, Some(secret()), Arc::new(MemoryDirectory::new()));
+            assert!(one(&rooms, hello(Some("lobby"), None)).await.is_ok());
+        }
+
+        #[tokio::test]
+        async fn room_names_held_by_other_nodes_are_not_opened_here() {
+            let dir = Arc::new(MemoryDirectory::new());
+            let ttl = Duration::from_secs(10);
+            for name in ["taken", "room-1", "room-2"] {
+                dir.create_room(&RoomInfo::new(name, "node-b"), ttl)
+                    .await
+                    .unwrap();
+            }
+            let rooms = node(false, None, dir.clone());
+            let got = one(&rooms, hello(Some("taken"), None)).await;
+            assert_eq!(code(&got), RejectCode::RoomElsewhere);
+            // Unnamed joins skip the auto names other nodes hold.
+            let (j, _, _) = one(&rooms, hello(None, None)).await.expect("joined");
+            assert_eq!(j.welcome.room, "room-3");
+            assert_eq!(dir.room("room-3").await.unwrap().unwrap().node, "node-a");
+        }
     }
 }
