@@ -242,13 +242,38 @@ impl Reply {
     }
 }
 
-/// Everything a node's matchmaker needs.
-pub(crate) struct MatchmakerConfig {
-    pub(crate) secret: FleetSecret,
-    pub(crate) seat_ttl: Duration,
-    pub(crate) directory_ttl: Duration,
-    pub(crate) room_capacity: u32,
-    pub(crate) heartbeat_interval: Duration,
+/// Everything a matchmaker needs. A server makes its own from its
+/// [`crate::config::FleetConfig`]; build one by hand only to run a
+/// [`Matchmaker`] on its own (a test, a matchmaking-only process).
+#[derive(Debug, Clone)]
+pub struct MatchmakerConfig {
+    /// Signs the seat tokens.
+    pub secret: FleetSecret,
+    /// How long a seat token is accepted. Default 30 s.
+    pub seat_ttl: Duration,
+    /// The TTL of a room entry the matchmaker creates (its node refreshes it
+    /// once the room opens). Default 10 s.
+    pub directory_ttl: Duration,
+    /// Players per room, for rooms whose node has not reported a capacity.
+    /// Default 64.
+    pub room_capacity: u32,
+    /// The nodes' heartbeat interval: seats handed out count towards a
+    /// room's and a node's load for two of them. Default 2 s.
+    pub heartbeat_interval: Duration,
+}
+
+impl MatchmakerConfig {
+    /// The defaults above, with `secret`.
+    #[must_use]
+    pub fn new(secret: FleetSecret) -> Self {
+        Self {
+            secret,
+            seat_ttl: Duration::from_secs(30),
+            directory_ttl: Duration::from_secs(10),
+            room_capacity: 64,
+            heartbeat_interval: Duration::from_secs(2),
+        }
+    }
 }
 
 /// A node's matchmaker: stateless but for the seats it handed out recently.
@@ -342,7 +367,9 @@ fn check_request(req: MatchmakeRequest) -> Result<(Want, Option<String>), Matchm
 }
 
 impl Matchmaker {
-    pub(crate) fn new(
+    /// A matchmaker over `directory`, authenticating with `auth`.
+    #[must_use]
+    pub fn new(
         directory: Arc<dyn Directory>,
         config: MatchmakerConfig,
         auth: Arc<dyn MatchmakeAuth>,
