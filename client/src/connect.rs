@@ -127,7 +127,15 @@ impl ConnectOptions {
         self
     }
 
-    /// Sets the seat token (see [`crate::matchmake::Ticket::apply`]).
+    /// Sets the room and the seat token of a matchmaker's ticket
+    /// ([`crate::matchmake::matchmake`]).
+    #[must_use]
+    pub fn with_ticket(self, ticket: &tickwire_shared::matchmake::Ticket) -> Self {
+        self.with_room(ticket.room.clone())
+            .with_seat_token(ticket.seat_token.clone())
+    }
+
+    /// Sets the seat token (see [`ConnectOptions::with_ticket`]).
     #[must_use]
     pub fn with_seat_token(mut self, token: impl Into<String>) -> Self {
         self.seat_token = Some(token.into());

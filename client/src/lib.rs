@@ -214,7 +214,7 @@ impl<P: GameProtocol> Client<P> {
         ticket: &matchmake::Ticket,
         options: ConnectOptions,
     ) -> Result<Self, ClientError> {
-        Self::connect(&ticket.wss_url, ticket.apply(options)).await
+        Self::connect(&ticket.wss_url, options.with_ticket(ticket)).await
     }
 
     /// Sends the hello and waits for the welcome on the current transport.

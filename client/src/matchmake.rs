@@ -29,9 +29,8 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
-use serde::{Deserialize, Serialize};
 
-use crate::connect::{self, ConnectOptions, Trust};
+use crate::connect::{self, Trust};
 use crate::error::ClientError;
 
 /// Largest matchmaker answer read, in bytes.
@@ -39,97 +38,7 @@ const MAX_ANSWER_BYTES: usize = 16 * 1024;
 /// The whole request (connect, TLS, request, answer) must finish within this.
 const MATCHMAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What to ask the matchmaker for.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct MatchmakeRequest {
-    /// A room by name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub room: Option<String>,
-    /// A game mode (with `room`: the mode a created room gets).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
-    /// Opaque, for the fleet's matchmaking auth hook.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub auth: Option<String>,
-    /// A resume token (32 hex digits), with `room`: route to the node that
-    /// holds the session.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resume: Option<String>,
-}
-
-impl MatchmakeRequest {
-    /// The least-loaded room of `mode`.
-    #[must_use]
-    pub fn mode(mode: impl Into<String>) -> Self {
-        Self {
-            mode: Some(mode.into()),
-            ..Self::default()
-        }
-    }
-
-    /// Room `name`, wherever it is (created if no node holds it).
-    #[must_use]
-    pub fn room(name: impl Into<String>) -> Self {
-        Self {
-            room: Some(name.into()),
-            ..Self::default()
-        }
-    }
-
-    /// Back to the node holding `room`, to resume the session of `token`.
-    #[must_use]
-    pub fn resume(room: impl Into<String>, token: tickwire_shared::ResumeToken) -> Self {
-        Self {
-            room: Some(room.into()),
-            resume: Some(token.0.iter().map(|b| format!("{b:02x}")).collect()),
-            ..Self::default()
-        }
-    }
-
-    /// Sets [`MatchmakeRequest::auth`].
-    #[must_use]
-    pub fn with_auth(mut self, auth: impl Into<String>) -> Self {
-        self.auth = Some(auth.into());
-        self
-    }
-}
-
-/// The matchmaker's answer: where to connect, with which seat token.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[non_exhaustive]
-pub struct Ticket {
-    /// The node's id.
-    pub node: String,
-    /// The node's WebSocket URL.
-    pub wss_url: String,
-    /// The node's QUIC URL, if it has one.
-    pub quic_url: Option<String>,
-    /// The room to join.
-    pub room: String,
-    /// The room's mode.
-    pub mode: String,
-    /// The seat token for the hello.
-    pub seat_token: String,
-    /// The seat token is refused after this long.
-    pub expires_in_ms: u64,
-}
-
-impl Ticket {
-    /// `options` with this ticket's room and seat token.
-    #[must_use]
-    pub fn apply(&self, options: ConnectOptions) -> ConnectOptions {
-        options
-            .with_room(self.room.clone())
-            .with_seat_token(self.seat_token.clone())
-    }
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-    message: String,
-}
+pub use tickwire_shared::matchmake::{ErrorBody, MatchmakeRequest, Ticket};
 
 /// Asks the matchmaker at `url` (`https://host[:port]`, or `http://` for a
 /// plain development node; the path defaults to `/matchmake`) for a seat.

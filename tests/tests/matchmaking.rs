@@ -167,9 +167,11 @@ async fn two_nodes_one_fleet_placed_by_load_and_by_room_name() -> Result<()> {
 
     // A ticket presented to the other node is misrouted.
     let other = if ta.node == "node-a" { &b } else { &a };
-    let wrong =
-        Client::<TestProto>::connect(&other.ws_url(), ta.apply(ConnectOptions::new(trust(other))))
-            .await;
+    let wrong = Client::<TestProto>::connect(
+        &other.ws_url(),
+        ConnectOptions::new(trust(other)).with_ticket(&ta),
+    )
+    .await;
     ensure!(
         rejected(wrong) == Some(RejectCode::SeatTokenWrongNode),
         "wrong node"

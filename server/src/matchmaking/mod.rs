@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand_core::{OsRng, TryRngCore};
-use serde::{Deserialize, Serialize};
+pub use tickwire_shared::matchmake::{ErrorBody, MatchmakeRequest, Ticket};
 
 use crate::directory::{Claim, Directory, DirectoryError, NodeInfo, RoomInfo, RoomState};
 use crate::game::AuthError;
@@ -90,48 +90,6 @@ impl MatchmakeAuth for PassThroughAuth {
     }
 }
 
-/// The body of `POST /matchmake`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct MatchmakeRequest {
-    /// A room by name (created when no node holds it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub room: Option<String>,
-    /// A game mode: the least-loaded room of that mode. With `room`, the
-    /// mode a created room gets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
-    /// Opaque, for the [`MatchmakeAuth`] hook.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth: Option<String>,
-    /// The session's resume token (32 hex digits): route to the node that
-    /// holds `room` (required with it) even while it drains.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resume: Option<String>,
-}
-
-/// The answer to a successful `POST /matchmake`: where to connect, and the
-/// seat token to send in the hello.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Ticket {
-    /// The node's id.
-    pub node: String,
-    /// The node's WebSocket URL.
-    pub wss_url: String,
-    /// The node's QUIC URL, when it has one.
-    pub quic_url: Option<String>,
-    /// The room to name in the hello.
-    pub room: String,
-    /// The room's mode.
-    pub mode: String,
-    /// The seat token for `Hello.seat_token`.
-    pub seat_token: String,
-    /// The token is refused after this long (milliseconds from the answer).
-    pub expires_in_ms: u64,
-}
-
 /// Why a matchmake failed; each maps to an HTTP status and a JSON error
 /// code (docs/PROTOCOL.md §13.3).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -195,16 +153,6 @@ impl MatchmakeError {
     }
 }
 
-/// The JSON body of an error answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct ErrorBody {
-    /// A stable code (`bad_request`, `auth_failed`, …).
-    pub error: String,
-    /// For people.
-    pub message: String,
-}
-
 /// An HTTP answer of the matchmaker: status, optional `Retry-After`, JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -228,10 +176,7 @@ impl Reply {
             },
             Err(e) => {
                 let (status, code, retry_after) = e.http();
-                let body = ErrorBody {
-                    error: code.to_owned(),
-                    message: e.to_string(),
-                };
+                let body = ErrorBody::new(code, e.to_string());
                 Self {
                     status,
                     retry_after,
