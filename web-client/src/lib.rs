@@ -53,6 +53,19 @@ thread_local! {
     static DRIVER: RefCell<Option<Rc<RefCell<Driver>>>> = const { RefCell::new(None) };
 }
 
+/// The page's driver, started on `canvas_id` (with `url`) at the first call.
+fn driver(canvas_id: &str, url: Option<String>) -> Result<Rc<RefCell<Driver>>, JsValue> {
+    DRIVER.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if let Some(d) = slot.as_ref() {
+            return Ok(d.clone());
+        }
+        let d = Driver::start(canvas_id, url)?;
+        *slot = Some(d.clone());
+        Ok(d)
+    })
+}
+
 /// Starts playing as `name` on the canvas with id `canvas_id`, connecting to
 /// `server_url` (default: `wss://<this host>/ws`, or `ws://` for an http
 /// page). Calling it again restarts with the new name (a new name is a new
@@ -62,16 +75,7 @@ thread_local! {
 /// When the canvas is missing or has no 2D context.
 #[wasm_bindgen]
 pub fn start(canvas_id: &str, name: &str, server_url: Option<String>) -> Result<(), JsValue> {
-    let driver = DRIVER.with(|slot| -> Result<_, JsValue> {
-        let mut slot = slot.borrow_mut();
-        if let Some(d) = slot.as_ref() {
-            return Ok(d.clone());
-        }
-        let d = Driver::start(canvas_id, server_url)?;
-        *slot = Some(d.clone());
-        Ok(d)
-    })?;
-    driver.borrow_mut().play(name);
+    driver(canvas_id, server_url)?.borrow_mut().play(name);
     Ok(())
 }
 
@@ -88,16 +92,7 @@ pub fn start_seat(
     room: &str,
     seat_token: &str,
 ) -> Result<(), JsValue> {
-    let driver = DRIVER.with(|slot| -> Result<_, JsValue> {
-        let mut slot = slot.borrow_mut();
-        if let Some(d) = slot.as_ref() {
-            return Ok(d.clone());
-        }
-        let d = Driver::start(canvas_id, Some(wss_url.to_owned()))?;
-        *slot = Some(d.clone());
-        Ok(d)
-    })?;
-    driver
+    driver(canvas_id, Some(wss_url.to_owned()))?
         .borrow_mut()
         .play_seat(name, wss_url, room, seat_token);
     Ok(())
