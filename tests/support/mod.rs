@@ -776,6 +776,14 @@ impl Watcher {
     }
 }
 
+/// Sends `hello` as the first message of `ws` (no handshake state kept),
+/// for tests that expect a `Reject`.
+pub async fn send_hello(ws: &mut Ws, hello: Hello) -> Result<()> {
+    let bytes = ClientMessage::<TestInput>::Hello(hello).to_bytes()?;
+    ws.send(Message::Binary(bytes.into())).await?;
+    Ok(())
+}
+
 /// Reads the server's `Reject` message (the handshake's answer to a refused
 /// hello).
 pub async fn expect_reject(

@@ -198,7 +198,7 @@ async fn two_nodes_one_fleet_placed_by_load_and_by_room_name() -> Result<()> {
     let mut h = hello();
     h.room = Some("duel".into());
     let mut ws = other.ws_connect(None).await?;
-    ws_send_hello(&mut ws, h).await?;
+    send_hello(&mut ws, h).await?;
     let reject = expect_reject(&mut ws, DEADLINE).await?;
     ensure!(reject.code == RejectCode::RoomElsewhere, "{reject:?}");
 
@@ -206,16 +206,6 @@ async fn two_nodes_one_fleet_placed_by_load_and_by_room_name() -> Result<()> {
         c.leave().await?;
     }
     drop(direct);
-    Ok(())
-}
-
-async fn ws_send_hello(ws: &mut Ws, h: tickwire_shared::Hello) -> Result<()> {
-    use futures_util::SinkExt as _;
-    let bytes = tickwire_shared::ClientMessage::<TestInput>::Hello(h).to_bytes()?;
-    ws.send(tokio_tungstenite::tungstenite::Message::Binary(
-        bytes.into(),
-    ))
-    .await?;
     Ok(())
 }
 
@@ -255,7 +245,7 @@ async fn the_http_api_answers_hostile_requests_with_json_errors() -> Result<()> 
 
     // A node that requires seat tokens refuses a plain hello.
     let mut ws = a.ws_connect(None).await?;
-    ws_send_hello(&mut ws, hello()).await?;
+    send_hello(&mut ws, hello()).await?;
     let reject = expect_reject(&mut ws, DEADLINE).await?;
     ensure!(reject.code == RejectCode::SeatTokenRequired, "{reject:?}");
     // And admits a matchmade one.
