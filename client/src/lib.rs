@@ -206,7 +206,8 @@ impl<P: GameProtocol> Client<P> {
 
     /// Connects to the node a matchmaker named ([`matchmake::matchmake`]),
     /// over its WebSocket URL, with the ticket's room and seat token added
-    /// to `options`.
+    /// to `options`. For QUIC: `Client::connect(quic_url,
+    /// options.with_ticket(&ticket))` with the ticket's `quic_url`.
     ///
     /// # Errors
     /// As [`Client::connect`].

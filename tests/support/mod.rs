@@ -248,6 +248,18 @@ impl TestServer {
         Self::launch(server.with_directory(directory), history).await
     }
 
+    /// A server in `directory` whose `POST /matchmake` authenticates with
+    /// `auth` (matchmaking needs `config.fleet.secret`).
+    pub async fn start_with_matchmaking(
+        config: ServerConfig,
+        directory: Arc<dyn tickwire_server::directory::Directory>,
+        auth: impl tickwire_server::MatchmakeAuth,
+    ) -> Result<Self> {
+        let (server, history) = Self::server(config);
+        let server = server.with_directory(directory).with_matchmake_auth(auth);
+        Self::launch(server, history).await
+    }
+
     fn server(config: ServerConfig) -> (Server<TestGame>, Arc<Mutex<WorldHistory>>) {
         let history = Arc::new(Mutex::new(WorldHistory::default()));
         let h = Arc::clone(&history);

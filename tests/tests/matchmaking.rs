@@ -14,7 +14,7 @@ use tickwire_client::{Client, ClientError, ClientEvent, ConnectOptions, Trust};
 use tickwire_server::directory::{
     Claim, Directory, DirectoryError, MemoryDirectory, NodeInfo, RoomInfo,
 };
-use tickwire_server::{FleetConfig, FleetSecret, ServerConfig};
+use tickwire_server::{AuthError, FleetConfig, FleetSecret, ServerConfig};
 use tickwire_shared::RejectCode;
 use tickwire_tests::*;
 use tokio::time::Instant;
@@ -212,7 +212,13 @@ async fn two_nodes_one_fleet_placed_by_load_and_by_room_name() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_api_answers_hostile_requests_with_json_errors() -> Result<()> {
     let dir: Arc<dyn Directory> = Arc::new(MemoryDirectory::new());
-    let a = TestServer::start_with_directory(node_config("node-a", true), dir.clone()).await?;
+    // Players log in as `player:NAME`; NAME is their identity.
+    let auth = |auth: Option<&str>| match auth.and_then(|a| a.strip_prefix("player:")) {
+        Some(name) => Ok(name.to_owned()),
+        None => Err(AuthError::failed("log in as player:NAME")),
+    };
+    let a =
+        TestServer::start_with_matchmaking(node_config("node-a", true), dir.clone(), auth).await?;
     let post = |body: &str| {
         format!(
             "POST /matchmake HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
@@ -248,11 +254,29 @@ async fn the_http_api_answers_hostile_requests_with_json_errors() -> Result<()> 
     send_hello(&mut ws, hello()).await?;
     let reject = expect_reject(&mut ws, DEADLINE).await?;
     ensure!(reject.code == RejectCode::SeatTokenRequired, "{reject:?}");
-    // And admits a matchmade one.
+    // The auth hook runs at the matchmaker: a refusal is a 401 with its
+    // message.
     until_directory(&*dir, "registered", |n| n.iter().any(|n| n.id == "node-a")).await?;
-    let t = matchmake(&https(&a), &trust(&a), &mode("")).await?;
+    match matchmake(&https(&a), &trust(&a), &mode("").with_auth("guest")).await {
+        Err(ClientError::Matchmake {
+            status: 401,
+            error,
+            message,
+            ..
+        }) => ensure!(
+            error == "auth_failed" && message.contains("player:NAME"),
+            "{message}"
+        ),
+        other => bail!("expected 401, got {other:?}"),
+    }
+    // An accepted one is admitted by the node; the identity in the seat
+    // token is what the game's own auth hook sees (the test game refuses
+    // "bad").
+    let t = matchmake(&https(&a), &trust(&a), &mode("").with_auth("player:ann")).await?;
     let mut c = connect(&a, &t).await?;
     snapshot(&mut c).await?;
+    let t = matchmake(&https(&a), &trust(&a), &mode("").with_auth("player:bad")).await?;
+    ensure!(rejected(connect(&a, &t).await) == Some(RejectCode::AuthFailed));
 
     // Without a fleet secret, matchmaking is off.
     let plain = TestServer::start(test_config()).await?;
