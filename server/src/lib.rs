@@ -10,7 +10,7 @@
 //! cannot tell the transports apart.
 //!
 //! ```text
-//!  TLS ─▶ http (static files, /healthz, /readyz, upgrade + Origin check) ─▶ session (one task per connection)
+//!  TLS ─▶ http (static files, /healthz, /readyz, POST /matchmake, upgrade + Origin check) ─▶ session (one task per connection)
 //!  QUIC (ALPN tickwire/1, Retry first) ─▶ stream + datagrams ────────────────▶ session
 //!                                                                          │ bounded channel        ▲ outbox (bounded,
 //!                                                                          ▼                        │ snapshots replaceable)
