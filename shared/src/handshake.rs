@@ -639,6 +639,18 @@ mod tests {
         assert!(ClientMessage::<()>::decode(&long, &limits).is_err());
     }
 
+    /// A seat-token reject is not retried with the same hello: the client
+    /// matchmakes again (docs/PROTOCOL.md §13.5).
+    #[test]
+    fn seat_token_rejects_are_not_retried() {
+        use crate::client::Closed;
+        for v in 11..=16 {
+            let code = RejectCode::from_u16(v);
+            assert!(!matches!(code, RejectCode::Other(_)), "{v} is known");
+            assert!(!Closed::may_retry(CloseCode::Rejected, Some(code), false), "{code}");
+        }
+    }
+
     #[test]
     fn codes_round_trip_and_unknown_codes_survive() {
         for v in [
