@@ -647,7 +647,10 @@ mod tests {
         for v in 11..=16 {
             let code = RejectCode::from_u16(v);
             assert!(!matches!(code, RejectCode::Other(_)), "{v} is known");
-            assert!(!Closed::may_retry(CloseCode::Rejected, Some(code), false), "{code}");
+            assert!(
+                !Closed::may_retry(CloseCode::Rejected, Some(code), false),
+                "{code}"
+            );
         }
     }
 
