@@ -19,11 +19,37 @@ use crate::lifecycle::NodeState;
 
 /// Seats handed out recently, not yet visible in the directory's counts
 /// (which lag by up to a heartbeat). Counted for a window, then forgotten.
+/// Per-room and per-node totals are kept as seats come and go, so reading
+/// them costs the rooms and nodes with recent seats, not the seats.
 #[derive(Debug)]
 pub(crate) struct Pending {
     window: Duration,
     max: usize,
-    seats: Mutex<VecDeque<(Instant, String, String)>>,
+    inner: Mutex<PendingInner>,
+}
+
+#[derive(Debug, Default)]
+struct PendingInner {
+    seats: VecDeque<(Instant, String, String)>,
+    counts: Counts,
+}
+
+impl PendingInner {
+    fn pop_front(&mut self) {
+        if let Some((_, room, node)) = self.seats.pop_front() {
+            for (map, key) in [
+                (&mut self.counts.rooms, room),
+                (&mut self.counts.nodes, node),
+            ] {
+                if let std::collections::hash_map::Entry::Occupied(mut e) = map.entry(key) {
+                    *e.get_mut() -= 1;
+                    if *e.get() == 0 {
+                        e.remove();
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Pending {
@@ -33,47 +59,44 @@ impl Pending {
         Self {
             window,
             max,
-            seats: Mutex::new(VecDeque::new()),
+            inner: Mutex::new(PendingInner::default()),
         }
     }
 
-    fn seats(
-        &self,
-        now: Instant,
-    ) -> std::sync::MutexGuard<'_, VecDeque<(Instant, String, String)>> {
-        let mut seats = self.seats.lock().unwrap_or_else(|e| e.into_inner());
-        while seats
+    /// The seats, without those older than the window.
+    fn current(&self, now: Instant) -> std::sync::MutexGuard<'_, PendingInner> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        while inner
+            .seats
             .front()
             .is_some_and(|(at, _, _)| now.saturating_duration_since(*at) >= self.window)
         {
-            seats.pop_front();
+            inner.pop_front();
         }
-        seats
+        inner
     }
 
     /// Records a seat in `room` on `node`.
     pub(crate) fn add(&self, now: Instant, room: &str, node: &str) {
-        let mut seats = self.seats(now);
-        if seats.len() >= self.max {
-            seats.pop_front();
+        let mut inner = self.current(now);
+        if inner.seats.len() >= self.max {
+            inner.pop_front();
         }
-        seats.push_back((now, room.to_owned(), node.to_owned()));
+        inner
+            .seats
+            .push_back((now, room.to_owned(), node.to_owned()));
+        *inner.counts.rooms.entry(room.to_owned()).or_default() += 1;
+        *inner.counts.nodes.entry(node.to_owned()).or_default() += 1;
     }
 
     /// Recent seats per room and per node.
     pub(crate) fn counts(&self, now: Instant) -> Counts {
-        let seats = self.seats(now);
-        let mut counts = Counts::default();
-        for (_, room, node) in seats.iter() {
-            *counts.rooms.entry(room.clone()).or_default() += 1;
-            *counts.nodes.entry(node.clone()).or_default() += 1;
-        }
-        counts
+        self.current(now).counts.clone()
     }
 }
 
 /// Seats handed out recently, per room and per node.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Counts {
     rooms: std::collections::HashMap<String, u32>,
     nodes: std::collections::HashMap<String, u32>,
