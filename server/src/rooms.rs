@@ -323,7 +323,11 @@ impl<G: Game> Rooms<G> {
         if let Some(name) = &hello.room {
             let open = {
                 let inner = self.lock();
-                inner.rooms.contains_key(name) || resuming(&inner)
+                // A draining or closing node opens no room: `pick` refuses.
+                inner.rooms.contains_key(name)
+                    || resuming(&inner)
+                    || inner.draining
+                    || inner.closing
             };
             if open || !valid_room_name(name) {
                 return Ok(None);
@@ -345,6 +349,7 @@ impl<G: Game> Rooms<G> {
                 let max = self.config.max_players_per_room;
                 if resuming(&inner)
                     || inner.draining
+                    || inner.closing
                     || inner.rooms.values().any(|h| h.occupancy() < max)
                 {
                     return Ok(None);
