@@ -54,6 +54,8 @@ pub struct ConnectOptions {
     pub room: Option<String>,
     /// A resume token from an earlier welcome. Default: none.
     pub resume_token: Option<tickwire_shared::ResumeToken>,
+    /// A seat token from a matchmaker ([`crate::matchmake`]). Default: none.
+    pub seat_token: Option<String>,
     /// Decode limits (must match the server's). Default: [`Limits::default`].
     pub limits: Limits,
     /// TCP + TLS + WebSocket + hello/welcome must complete within this.
@@ -88,6 +90,7 @@ impl ConnectOptions {
             auth_token: None,
             room: None,
             resume_token: None,
+            seat_token: None,
             limits: Limits::default(),
             handshake_timeout: Duration::from_secs(10),
             baseline_capacity: 64,
@@ -121,6 +124,21 @@ impl ConnectOptions {
     #[must_use]
     pub fn with_resume_token(mut self, token: tickwire_shared::ResumeToken) -> Self {
         self.resume_token = Some(token);
+        self
+    }
+
+    /// Sets the room and the seat token of a matchmaker's ticket
+    /// ([`crate::matchmake::matchmake`]).
+    #[must_use]
+    pub fn with_ticket(self, ticket: &tickwire_shared::matchmake::Ticket) -> Self {
+        self.with_room(ticket.room.clone())
+            .with_seat_token(ticket.seat_token.clone())
+    }
+
+    /// Sets the seat token (see [`ConnectOptions::with_ticket`]).
+    #[must_use]
+    pub fn with_seat_token(mut self, token: impl Into<String>) -> Self {
+        self.seat_token = Some(token.into());
         self
     }
 
@@ -181,50 +199,15 @@ impl Endpoint {
     /// # Errors
     /// [`ClientError::InvalidUrl`].
     pub fn parse(url: &str) -> Result<Self, ClientError> {
-        let bad = |reason: &str| ClientError::InvalidUrl {
-            url: url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| bad("expected scheme://host"))?;
-        let (scheme, default_port) = match scheme.to_ascii_lowercase().as_str() {
-            "wss" => (Scheme::Wss, 443),
-            "ws" => (Scheme::Ws, 80),
-            "quic" => (Scheme::Quic, 443),
-            _ => return Err(bad("the scheme must be wss, ws or quic")),
-        };
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_owned()),
-            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
-            None => (rest, "/".to_owned()),
-        };
-        if authority.contains('@') {
-            return Err(bad("user info is not supported"));
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-            let port = match after {
-                "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
-            };
-            (h, port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        let port = match port {
-            None => default_port,
-            Some(p) => p.parse().map_err(|_| bad("invalid port"))?,
-        };
+        let (scheme, host, port, path) = split_url(url, |scheme| match scheme {
+            "wss" => Some((Scheme::Wss, 443)),
+            "ws" => Some((Scheme::Ws, 80)),
+            "quic" => Some((Scheme::Quic, 443)),
+            _ => None,
+        })?;
         Ok(Self {
             scheme,
-            host: host.to_owned(),
+            host,
             port,
             path,
         })
@@ -245,6 +228,52 @@ impl Endpoint {
         };
         format!("{scheme}://{host}:{}{}", self.port, self.path)
     }
+}
+
+/// Splits `scheme://host[:port][/path]`; `schemes` maps the lower-case
+/// scheme to a value and its default port (`None`: not accepted).
+pub(crate) fn split_url<S>(
+    url: &str,
+    schemes: impl Fn(&str) -> Option<(S, u16)>,
+) -> Result<(S, String, u16, String), ClientError> {
+    let bad = |reason: &str| ClientError::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("expected scheme://host"))?;
+    let (scheme, default_port) =
+        schemes(scheme.to_ascii_lowercase().as_str()).ok_or_else(|| bad("unsupported scheme"))?;
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_owned()),
+        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+        None => (rest, "/".to_owned()),
+    };
+    if authority.contains('@') {
+        return Err(bad("user info is not supported"));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
+        };
+        (h, port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => p.parse().map_err(|_| bad("invalid port"))?,
+    };
+    Ok((scheme, host.to_owned(), port, path))
 }
 
 /// Any byte stream the WebSocket can run on (TCP, or TLS over TCP).
@@ -311,6 +340,28 @@ pub fn tls_config(trust: &Trust) -> Result<Arc<ClientConfig>, ClientError> {
     Ok(Arc::new(config))
 }
 
+/// A TCP connection to `host:port`, with TLS over it when `tls` is given.
+pub(crate) async fn stream(
+    host: &str,
+    port: u16,
+    tls: Option<&Arc<ClientConfig>>,
+) -> Result<Pin<Box<dyn Io>>, ClientError> {
+    let tcp = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| ClientError::Connection(e.to_string()))?;
+    let _ = tcp.set_nodelay(true);
+    let Some(config) = tls else {
+        return Ok(Box::pin(tcp));
+    };
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|e| ClientError::Tls(format!("server name {host:?}: {e}")))?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| ClientError::Tls(e.to_string()))?;
+    Ok(Box::pin(tls))
+}
+
 /// Opens the transport for `endpoint`: TCP, TLS and the WebSocket upgrade,
 /// or a QUIC connection and its stream (no tickwire handshake yet).
 pub(crate) async fn open(
@@ -324,23 +375,11 @@ pub(crate) async fn open(
         let quic = crate::transport::open_quic(endpoint, tls, limits).await?;
         return Ok(Transport::Quic(Box::new(quic)));
     }
-    let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
-        .await
-        .map_err(|e| conn(&e))?;
-    let _ = tcp.set_nodelay(true);
-    let stream: Pin<Box<dyn Io>> = match (endpoint.scheme, tls) {
-        (Scheme::Wss, Some(config)) => {
-            let name = ServerName::try_from(endpoint.host.clone())
-                .map_err(|e| ClientError::Tls(format!("server name {:?}: {e}", endpoint.host)))?;
-            let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
-                .connect(name, tcp)
-                .await
-                .map_err(|e| ClientError::Tls(e.to_string()))?;
-            Box::pin(tls)
-        }
-        (Scheme::Wss, None) => return Err(ClientError::Tls("no TLS configuration".into())),
-        _ => Box::pin(tcp),
-    };
+    if endpoint.scheme == Scheme::Wss && tls.is_none() {
+        return Err(ClientError::Tls("no TLS configuration".into()));
+    }
+    let tls = tls.filter(|_| endpoint.scheme == Scheme::Wss);
+    let stream = stream(&endpoint.host, endpoint.port, tls).await?;
     let request = endpoint.url().into_client_request().map_err(|e| conn(&e))?;
     let (ws, _response) =
         tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config(limits)))

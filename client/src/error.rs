@@ -45,6 +45,19 @@ pub enum ClientError {
     /// An input could not be encoded (local misuse).
     #[error("cannot encode: {0}")]
     Encode(#[from] EncodeError),
+    /// The matchmaker refused (`POST /matchmake` answered other than 200).
+    #[error("matchmaking refused ({status} {error}): {message}")]
+    Matchmake {
+        /// The HTTP status (400, 401, 404, 409, 413, 503…).
+        status: u16,
+        /// The JSON error code (`auth_failed`, `no_capacity`,
+        /// `directory_unavailable`, …; docs/PROTOCOL.md §13.3).
+        error: String,
+        /// For people.
+        message: String,
+        /// The `Retry-After` of a `503`: wait this long before trying again.
+        retry_after: Option<std::time::Duration>,
+    },
     /// The session is over: closed by the server (or by [`crate::Client::leave`]).
     /// A dropped connection without a close frame reports
     /// [`CloseCode::Other`]`(1006)`.

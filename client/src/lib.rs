@@ -63,6 +63,7 @@
 
 pub mod connect;
 mod error;
+pub mod matchmake;
 mod transport;
 
 use std::collections::VecDeque;
@@ -166,6 +167,7 @@ impl<P: GameProtocol> Client<P> {
         hello.room.clone_from(&options.room);
         hello.auth_token.clone_from(&options.auth_token);
         hello.resume_token = options.resume_token;
+        hello.seat_token.clone_from(&options.seat_token);
         let session = ClientSession::new(Duration::ZERO, hello, session_config(&options));
         let (inbound, outbound) = match &options.conditioner {
             Some((c, seed)) => (
@@ -200,6 +202,20 @@ impl<P: GameProtocol> Client<P> {
         tokio::time::timeout(timeout, run)
             .await
             .map_err(|_| ClientError::Timeout("connect and handshake"))?
+    }
+
+    /// Connects to the node a matchmaker named ([`matchmake::matchmake`]),
+    /// over its WebSocket URL, with the ticket's room and seat token added
+    /// to `options`. For QUIC: `Client::connect(quic_url,
+    /// options.with_ticket(&ticket))` with the ticket's `quic_url`.
+    ///
+    /// # Errors
+    /// As [`Client::connect`].
+    pub async fn connect_ticket(
+        ticket: &matchmake::Ticket,
+        options: ConnectOptions,
+    ) -> Result<Self, ClientError> {
+        Self::connect(&ticket.wss_url, options.with_ticket(ticket)).await
     }
 
     /// Sends the hello and waits for the welcome on the current transport.

@@ -131,6 +131,23 @@ pub struct FleetArgs {
     /// directory within this.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub directory_ttl: Duration,
+
+    /// The fleet's shared secret (at least 16 bytes), which signs seat
+    /// tokens: with it the node answers `POST /matchmake` and checks seat
+    /// tokens. Prefer the environment variable `TICKWIRE_FLEET_SECRET`
+    /// (a command line is visible to other users); this flag wins over it.
+    /// Without either, matchmaking is off. Never printed.
+    #[arg(long, value_name = "SECRET")]
+    pub fleet_secret: Option<tickwire_server::FleetSecret>,
+
+    /// Admit only players with a seat token from `POST /matchmake` (needs a
+    /// fleet secret).
+    #[arg(long)]
+    pub require_seat_token: bool,
+
+    /// How long a seat token is valid after matchmaking.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub seat_ttl: Duration,
 }
 
 impl FleetArgs {
@@ -144,9 +161,30 @@ impl FleetArgs {
             .with_heartbeat(self.heartbeat_interval, self.directory_ttl);
         fleet.public_wss_url.clone_from(&self.public_wss_url);
         fleet.public_quic_url.clone_from(&self.public_quic_url);
+        fleet.secret.clone_from(&self.fleet_secret);
+        fleet.require_seat_token = self.require_seat_token;
+        fleet.seat_ttl = self.seat_ttl;
         config.with_fleet(fleet)
     }
+
+    /// [`FleetArgs::fleet_secret`], else the environment variable
+    /// `TICKWIRE_FLEET_SECRET` (when set and not empty), parsed.
+    ///
+    /// # Errors
+    /// When the variable holds a secret shorter than 16 bytes.
+    pub fn secret_or_env(&mut self) -> Result<(), tickwire_server::matchmaking::SeatTokenError> {
+        if self.fleet_secret.is_none()
+            && let Some(s) = std::env::var_os(FLEET_SECRET_ENV).filter(|s| !s.is_empty())
+        {
+            let secret = tickwire_server::FleetSecret::new(s.into_encoded_bytes())?;
+            self.fleet_secret = Some(secret);
+        }
+        Ok(())
+    }
 }
+
+/// The environment variable `arena-server` reads the fleet secret from.
+pub const FLEET_SECRET_ENV: &str = "TICKWIRE_FLEET_SECRET";
 
 /// The prefix of [`stats_line`]'s lines.
 pub const STATS_PREFIX: &str = "STATS ";

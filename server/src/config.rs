@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tickwire_shared::Limits;
+
+use crate::matchmaking::FleetSecret;
 use tickwire_shared::conditioner::ConditionerConfig;
 
 /// How the server gets its TLS certificate.
@@ -210,6 +212,20 @@ pub struct FleetConfig {
     /// the directory (with its rooms) within this. More than
     /// `heartbeat_interval`. Default 10 s.
     pub ttl: Duration,
+    /// The fleet's shared secret, which signs and checks seat tokens
+    /// ([`crate::matchmaking`]). With it, the node answers `POST /matchmake`
+    /// and checks the seat token of every hello that has one. Without it
+    /// (the default), matchmaking is off (`/matchmake` answers `404`) and
+    /// a hello with a seat token is rejected (`SeatTokenInvalid`). Never
+    /// logged.
+    pub secret: Option<FleetSecret>,
+    /// Admit only hellos with a valid seat token (`SeatTokenRequired`
+    /// otherwise): players must come through `POST /matchmake`. Needs
+    /// [`FleetConfig::secret`]. Default false.
+    pub require_seat_token: bool,
+    /// How long a seat token is accepted after the matchmaker issued it
+    /// (the nodes' clocks must agree to well within it). Default 30 s.
+    pub seat_ttl: Duration,
 }
 
 impl Default for FleetConfig {
@@ -221,6 +237,9 @@ impl Default for FleetConfig {
             mode: String::new(),
             heartbeat_interval: Duration::from_secs(2),
             ttl: Duration::from_secs(10),
+            secret: None,
+            require_seat_token: false,
+            seat_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -237,6 +256,27 @@ impl FleetConfig {
     #[must_use]
     pub fn with_mode(mut self, mode: impl Into<String>) -> Self {
         self.mode = mode.into();
+        self
+    }
+
+    /// Sets [`FleetConfig::secret`] (matchmaking on).
+    #[must_use]
+    pub fn with_secret(mut self, secret: FleetSecret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// Sets [`FleetConfig::require_seat_token`].
+    #[must_use]
+    pub fn with_require_seat_token(mut self, on: bool) -> Self {
+        self.require_seat_token = on;
+        self
+    }
+
+    /// Sets [`FleetConfig::seat_ttl`].
+    #[must_use]
+    pub fn with_seat_ttl(mut self, ttl: Duration) -> Self {
+        self.seat_ttl = ttl;
         self
     }
 
@@ -502,6 +542,12 @@ impl ServerConfig {
             || self.fleet.node_id.len() > crate::directory::MAX_NAME_BYTES
         {
             return bad("fleet.node_id must be 1 to 128 bytes");
+        }
+        if self.fleet.require_seat_token && self.fleet.secret.is_none() {
+            return bad("fleet.require_seat_token needs fleet.secret");
+        }
+        if self.fleet.seat_ttl < Duration::from_secs(1) {
+            return bad("fleet.seat_ttl must be at least 1 s");
         }
         if self.quic_addr.is_some() && matches!(self.tls, TlsMode::Plain) {
             return bad("quic_addr needs TLS: QUIC cannot run in plain mode");

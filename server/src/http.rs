@@ -10,6 +10,7 @@
 //!                              ├─ HTTP/1.1 without Host, or two Hosts → 400
 //!                              ├─ GET /healthz          → 200 "ok" (liveness)
 //!                              ├─ GET /readyz           → 200 "ready" when the node is ready, else 503 "starting" | "draining" | "stopped"
+//!                              ├─ POST /matchmake       → JSON ticket, or a JSON error (crate::matchmaking; 404 without a fleet secret)
 //!                              ├─ GET|HEAD <static>     → 200 from the in-memory StaticFiles table, or 404
 //!                              ├─ other methods         → 405
 //!                              └─ GET <ws_path> upgrade → 400 malformed · 403 foreign Origin · 101
@@ -84,7 +85,10 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::lifecycle::{NodeState, NodeStatus};
+use crate::matchmaking::{self, MatchmakeError, Matchmaker, Reply};
 
+/// Path of the matchmaking endpoint (`POST`).
+pub const MATCHMAKE_PATH: &str = "/matchmake";
 /// Default path of the WebSocket endpoint.
 pub const DEFAULT_WS_PATH: &str = "/ws";
 /// Default (and minimum) limit on the size of a request head (request line
@@ -554,6 +558,8 @@ pub struct HttpContext {
     /// The node state `/readyz` reports. Default:
     /// [`NodeStatus::always_ready`]; a server sets its own.
     pub status: NodeStatus,
+    /// Answers `POST /matchmake`. Default none: `404 matchmaking_off`.
+    pub matchmaker: Option<Arc<Matchmaker>>,
 }
 
 impl HttpContext {
@@ -567,7 +573,14 @@ impl HttpContext {
             ws_config: websocket_config(DEFAULT_MAX_MESSAGE_BYTES),
             max_request_head_bytes: DEFAULT_MAX_REQUEST_HEAD_BYTES,
             status: NodeStatus::always_ready(),
+            matchmaker: None,
         }
+    }
+
+    /// Sets [`HttpContext::matchmaker`].
+    pub fn with_matchmaker(mut self, matchmaker: Arc<Matchmaker>) -> Self {
+        self.matchmaker = Some(matchmaker);
+        self
     }
 
     /// Sets [`HttpContext::status`].
@@ -650,9 +663,18 @@ where
     let service = {
         let ctx = Arc::clone(&ctx);
         let slot = Arc::clone(&slot);
-        service_fn(move |req| {
-            let response = route(req, &ctx, &slot);
-            async move { Ok::<_, Infallible>(response) }
+        service_fn(move |req: Request<Incoming>| {
+            let ctx = Arc::clone(&ctx);
+            let slot = Arc::clone(&slot);
+            async move {
+                let response = if req.uri().path() == MATCHMAKE_PATH && host_problem(&req).is_none()
+                {
+                    matchmake(req, &ctx).await
+                } else {
+                    route(req, &ctx, &slot)
+                };
+                Ok::<_, Infallible>(response)
+            }
         })
     };
 
@@ -716,15 +738,7 @@ type Body = Full<Bytes>;
 
 /// Answers one request. Never fails: every problem becomes a status code.
 fn route(mut req: Request<Incoming>, ctx: &HttpContext, slot: &UpgradeSlot) -> Response<Body> {
-    // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request with
-    // more than one, gets 400 (an upgrade too: RFC 6455 §4.2.1).
-    let mut hosts = req.headers().get_all(header::HOST).iter();
-    let host_problem = match (hosts.next(), hosts.next()) {
-        (None, _) if req.version() == Version::HTTP_11 => Some("missing Host header"),
-        (Some(_), Some(_)) => Some("more than one Host header"),
-        _ => None,
-    };
-    if let Some(reason) = host_problem {
+    if let Some(reason) = host_problem(&req) {
         tracing::debug!(reason, "bad request");
         let mut res = simple(StatusCode::BAD_REQUEST, reason);
         res.headers_mut()
@@ -765,6 +779,71 @@ fn route(mut req: Request<Incoming>, ctx: &HttpContext, slot: &UpgradeSlot) -> R
         }
         None => simple(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request with
+/// more than one, gets 400 (an upgrade too: RFC 6455 §4.2.1).
+fn host_problem(req: &Request<Incoming>) -> Option<&'static str> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if req.version() == Version::HTTP_11 => Some("missing Host header"),
+        (Some(_), Some(_)) => Some("more than one Host header"),
+        _ => None,
+    }
+}
+
+/// `POST /matchmake`: reads at most [`matchmaking::MAX_REQUEST_BYTES`] of
+/// body and answers the matchmaker's JSON.
+async fn matchmake(req: Request<Incoming>, ctx: &HttpContext) -> Response<Body> {
+    use http_body_util::{BodyExt as _, Limited};
+    if req.method() != Method::POST {
+        return method_not_allowed("POST");
+    }
+    let Some(matchmaker) = &ctx.matchmaker else {
+        return json(&Reply::from_result(&Err(MatchmakeError::Off)));
+    };
+    let too_large = || json(&Reply::from_result(&Err(MatchmakeError::TooLarge)));
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > matchmaking::MAX_REQUEST_BYTES as u64) {
+        return too_large();
+    }
+    let body = match Limited::new(req.into_body(), matchmaking::MAX_REQUEST_BYTES)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Err(_) => {
+            let e = MatchmakeError::BadRequest("the request body could not be read".to_owned());
+            return json(&Reply::from_result(&Err(e)));
+        }
+    };
+    json(&matchmaker.reply(&body).await)
+}
+
+/// A JSON response of the matchmaker.
+fn json(reply: &Reply) -> Response<Body> {
+    let mut res = Response::new(Full::new(Bytes::from(reply.body.clone())));
+    *res.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Some(secs) = reply.retry_after {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    res
 }
 
 /// Validates an upgrade request, checks its origin, and answers 101 (after

@@ -10,7 +10,7 @@
 //! cannot tell the transports apart.
 //!
 //! ```text
-//!  TLS ─▶ http (static files, /healthz, /readyz, upgrade + Origin check) ─▶ session (one task per connection)
+//!  TLS ─▶ http (static files, /healthz, /readyz, POST /matchmake, upgrade + Origin check) ─▶ session (one task per connection)
 //!  QUIC (ALPN tickwire/1, Retry first) ─▶ stream + datagrams ────────────────▶ session
 //!                                                                          │ bounded channel        ▲ outbox (bounded,
 //!                                                                          ▼                        │ snapshots replaceable)
@@ -89,6 +89,7 @@ pub mod directory;
 pub mod game;
 pub mod http;
 pub mod lifecycle;
+pub mod matchmaking;
 pub mod metrics;
 pub mod outbox;
 pub mod replication;
@@ -108,6 +109,7 @@ pub mod world;
 pub use config::{ConfigError, FleetConfig, QuicConfig, RetryPolicy, ServerConfig, TlsMode};
 pub use game::{AuthError, ClientId, Ctx, Game, LeaveReason, Target};
 pub use lifecycle::{LifecycleHooks, LoggingHooks, NodeState, NodeStatus};
+pub use matchmaking::{FleetSecret, MatchmakeAuth, MatchmakeRequest, Ticket};
 pub use server::{RunningServer, Server, ServerError, Signals, wait_for_signal};
 pub use stats::ServerStats;
 pub use tickwire_shared;

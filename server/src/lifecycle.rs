@@ -407,7 +407,7 @@ mod tests {
         fn room_count(&self) -> watch::Receiver<usize> {
             self.count.subscribe()
         }
-        fn snapshot(&self) -> Vec<(String, usize)> {
+        fn snapshot(&self) -> Vec<(String, usize, Arc<str>)> {
             Vec::new()
         }
     }

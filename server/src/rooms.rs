@@ -12,7 +12,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
+use crate::directory::{Claim, Directory, RoomInfo};
 use crate::game::{ClientId, Game, InputOf, LeaveReason};
+use crate::matchmaking::seat::{self, unix_ms_now};
 use crate::metrics as m;
 use crate::outbox::Outbox;
 use crate::room::{JoinRequest, Joined, Room};
@@ -53,6 +55,9 @@ struct RoomHandle<G: Game> {
     /// Seats held for joins on their way to the room task (see [`Seat`]).
     /// Taken only under the registry lock.
     reserved: Arc<AtomicUsize>,
+    /// The room's game mode, as registered in the directory: the seat
+    /// token's that opened it, else the node's (`FleetConfig::mode`).
+    mode: Arc<str>,
 }
 
 impl<G: Game> Clone for RoomHandle<G> {
@@ -61,6 +66,7 @@ impl<G: Game> Clone for RoomHandle<G> {
             tx: self.tx.clone(),
             players: Arc::clone(&self.players),
             reserved: Arc::clone(&self.reserved),
+            mode: Arc::clone(&self.mode),
         }
     }
 }
@@ -97,6 +103,12 @@ impl Drop for Seat {
 
 /// Attempts at placing one join before giving up with `ServerFull`.
 const JOIN_ATTEMPTS: usize = 4;
+/// Names tried for a new unnamed room that other nodes already hold.
+const CLAIM_ATTEMPTS: usize = 8;
+/// How long a join waits for the directory to claim a room name before it
+/// opens the room unclaimed (the directory is down; the publisher
+/// registers the room when it is back).
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(1);
 
 struct Inner<G: Game> {
     rooms: HashMap<String, RoomHandle<G>>,
@@ -114,6 +126,8 @@ pub(crate) struct Rooms<G: Game> {
     config: Arc<ServerConfig>,
     epoch: Instant,
     stats: Arc<StatsCollector>,
+    /// Where room names are claimed before a room opens.
+    directory: Arc<dyn Directory>,
     /// Set once the node drains: an empty room closes at once instead of
     /// after `empty_room_grace`. Read by room tasks without the lock.
     draining: AtomicBool,
@@ -132,9 +146,10 @@ fn draining() -> Rejection {
 }
 
 /// Longest room name accepted from a client.
-const MAX_ROOM_NAME: usize = 32;
+pub(crate) const MAX_ROOM_NAME: usize = 32;
 
-fn valid_room_name(name: &str) -> bool {
+/// Whether `name` is a room name a client may ask for (docs/PROTOCOL.md §5.2).
+pub(crate) fn valid_room_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_ROOM_NAME
         && name
@@ -147,6 +162,7 @@ impl<G: Game> Rooms<G> {
         config: Arc<ServerConfig>,
         factory: Box<dyn Fn(&str) -> G + Send + Sync>,
         stats: Arc<StatsCollector>,
+        directory: Arc<dyn Directory>,
     ) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Inner {
@@ -160,6 +176,7 @@ impl<G: Game> Rooms<G> {
             config,
             epoch: Instant::now(),
             stats,
+            directory,
             draining: AtomicBool::new(false),
             room_count: watch::Sender::new(0),
         })
@@ -191,12 +208,14 @@ impl<G: Game> Rooms<G> {
         new_token: ResumeToken,
         outbox: Arc<Outbox>,
     ) -> Result<(Joined, mpsc::Sender<RoomCommand<G>>), Rejection> {
+        let mode = self.admit(&mut hello)?;
         let auto = hello.room.is_none();
         // A room may close between lookup and join, and an unnamed join may
         // still meet a full room (a resume that turned into a fresh join):
         // try again, a bounded number of times.
         for _ in 0..JOIN_ATTEMPTS {
-            let (handle, seat, resume_only) = self.pick(&hello)?;
+            let fresh = self.claim_for(&hello, &mode).await?;
+            let (handle, seat, resume_only) = self.pick(&hello, fresh, &mode)?;
             let (reply, rx) = oneshot::channel();
             let req = JoinRequest {
                 hello: hello.clone(),
@@ -242,9 +261,151 @@ impl<G: Game> Rooms<G> {
         })
     }
 
+    /// Checks the hello's seat token (docs/PROTOCOL.md §13.5): a valid one
+    /// names the room and carries the identity that the game's auth hook
+    /// gets as its token. Returns the mode a room opened for it gets.
+    fn admit(&self, hello: &mut Hello) -> Result<Arc<str>, Rejection> {
+        let fleet = &self.config.fleet;
+        let Some(token) = hello.seat_token.take() else {
+            if fleet.require_seat_token {
+                return Err(Rejection {
+                    code: RejectCode::SeatTokenRequired,
+                    message:
+                        "this node admits players with a seat token only: POST /matchmake first"
+                            .to_owned(),
+                });
+            }
+            return Ok(Arc::from(fleet.mode.as_str()));
+        };
+        let Some(secret) = &fleet.secret else {
+            return Err(Rejection {
+                code: RejectCode::SeatTokenInvalid,
+                message: "this node has no fleet secret and takes no seat tokens".to_owned(),
+            });
+        };
+        let seat = seat::Seat::verify(secret, &token, unix_ms_now())
+            .and_then(|seat| {
+                seat.check(&fleet.node_id, hello.room.as_deref())
+                    .map(|()| seat)
+            })
+            .map_err(|e| {
+                let mut message = e.to_string();
+                // Reject messages are at most `max_text_bytes` (256) bytes.
+                let mut end = message.len().min(200);
+                while !message.is_char_boundary(end) {
+                    end -= 1;
+                }
+                message.truncate(end);
+                Rejection {
+                    code: e.reject_code(),
+                    message,
+                }
+            })?;
+        hello.room = Some(seat.room);
+        hello.auth_token = (!seat.identity.is_empty()).then_some(seat.identity);
+        Ok(Arc::from(seat.mode))
+    }
+
+    /// Claims in the directory, before the room opens here, the name of a
+    /// room this join would open: the room the hello names if it is not
+    /// open here, or, for an unnamed join that finds no room with space, a
+    /// fresh `room-N` (returned for [`Rooms::pick`] to use). Two nodes never
+    /// open rooms of the same name while the directory is up; while it is
+    /// down, the room opens unclaimed (and the publisher registers it, or
+    /// logs the conflict, when it is back).
+    async fn claim_for(&self, hello: &Hello, mode: &str) -> Result<Option<String>, Rejection> {
+        let resuming = |inner: &Inner<G>| {
+            hello
+                .resume_token
+                .and_then(|t| inner.tokens.get(&t))
+                .is_some_and(|name| inner.rooms.contains_key(name))
+        };
+        if let Some(name) = &hello.room {
+            let open = {
+                let inner = self.lock();
+                // A draining or closing node opens no room: `pick` refuses.
+                inner.rooms.contains_key(name)
+                    || resuming(&inner)
+                    || inner.draining
+                    || inner.closing
+            };
+            if open || !valid_room_name(name) {
+                return Ok(None);
+            }
+            return match self.claim(name, mode).await {
+                Some(holder) => Err(Rejection {
+                    code: RejectCode::RoomElsewhere,
+                    message: format!(
+                        "room {name:?} is held by another node of the fleet ({}); matchmake to reach it",
+                        holder.chars().take(64).collect::<String>()
+                    ),
+                }),
+                None => Ok(None),
+            };
+        }
+        for _ in 0..CLAIM_ATTEMPTS {
+            let name = {
+                let mut inner = self.lock();
+                let max = self.config.max_players_per_room;
+                if resuming(&inner)
+                    || inner.draining
+                    || inner.closing
+                    || inner.rooms.values().any(|h| h.occupancy() < max)
+                {
+                    return Ok(None);
+                }
+                loop {
+                    let n = format!("room-{}", inner.next_auto);
+                    inner.next_auto += 1;
+                    if !inner.rooms.contains_key(&n) {
+                        break n;
+                    }
+                }
+            };
+            if self.claim(&name, mode).await.is_none() {
+                return Ok(Some(name));
+            }
+        }
+        Err(Rejection {
+            code: RejectCode::ServerFull,
+            message: "could not find a free room name in the fleet; try again".to_owned(),
+        })
+    }
+
+    /// Claims `name` for this node; `Some(holder)` when another node holds
+    /// it.
+    async fn claim(&self, name: &str, mode: &str) -> Option<String> {
+        let fleet = &self.config.fleet;
+        let info = RoomInfo::new(name, fleet.node_id.clone())
+            .with_mode(mode)
+            .with_capacity(u32::try_from(self.config.max_players_per_room).unwrap_or(u32::MAX));
+        match tokio::time::timeout(CLAIM_TIMEOUT, self.directory.create_room(&info, fleet.ttl))
+            .await
+        {
+            Ok(Ok(Claim::Created)) => None,
+            Ok(Ok(Claim::Taken { node })) if node == fleet.node_id => None,
+            Ok(Ok(Claim::Taken { node })) => Some(node),
+            Ok(Err(e)) => {
+                tracing::warn!(room = %name, error = %e, "cannot claim the room name in the directory; opening it unclaimed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(room = %name, "the directory did not answer a room claim in time; opening it unclaimed");
+                None
+            }
+        }
+    }
+
     /// The room for `hello`, with a seat held in it, and whether the join
-    /// must be a resume (the node drains).
-    fn pick(self: &Arc<Self>, hello: &Hello) -> Result<(RoomHandle<G>, Seat, bool), Rejection> {
+    /// must be a resume (the node drains). A new unnamed room takes the
+    /// name `fresh` (claimed by [`Rooms::claim_for`]) when given; a new room
+    /// gets mode `mode`.
+    fn pick(
+        self: &Arc<Self>,
+        hello: &Hello,
+        fresh: Option<String>,
+        mode: &Arc<str>,
+    ) -> Result<(RoomHandle<G>, Seat, bool), Rejection> {
         let mut inner = self.lock();
         if inner.closing {
             return Err(Rejection {
@@ -284,9 +445,9 @@ impl<G: Game> Rooms<G> {
                     .filter(|(_, p)| *p < max)
                     .max_by_key(|(n, p)| (*p, core::cmp::Reverse((*n).clone())))
                     .map(|(n, _)| n.clone());
-                match best {
-                    Some(n) => n,
-                    None => loop {
+                match (best, fresh) {
+                    (Some(n), _) | (None, Some(n)) => n,
+                    (None, None) => loop {
                         let n = format!("room-{}", inner.next_auto);
                         inner.next_auto += 1;
                         if !inner.rooms.contains_key(&n) {
@@ -326,6 +487,7 @@ impl<G: Game> Rooms<G> {
             tx,
             players: Arc::new(AtomicUsize::new(0)),
             reserved: Arc::new(AtomicUsize::new(0)),
+            mode: Arc::clone(mode),
         };
         let seat = handle.reserve();
         inner.rooms.insert(name.clone(), handle.clone());
@@ -369,9 +531,10 @@ pub(crate) trait RoomsControl: Send + Sync {
     fn open_rooms(&self) -> usize;
     /// Number of open rooms, as it changes.
     fn room_count(&self) -> watch::Receiver<usize>;
-    /// Every open room's name and players (attached, or detached within
-    /// their resume grace), sorted by name: one short lock, no waiting.
-    fn snapshot(&self) -> Vec<(String, usize)>;
+    /// Every open room's name, players (attached, or detached within
+    /// their resume grace) and mode, sorted by name: one short lock, no
+    /// waiting.
+    fn snapshot(&self) -> Vec<(String, usize, Arc<str>)>;
 }
 
 impl<G: Game> RoomsControl for Rooms<G> {
@@ -400,12 +563,18 @@ impl<G: Game> RoomsControl for Rooms<G> {
         self.room_count.subscribe()
     }
 
-    fn snapshot(&self) -> Vec<(String, usize)> {
+    fn snapshot(&self) -> Vec<(String, usize, Arc<str>)> {
         let inner = self.lock();
         let mut rooms: Vec<_> = inner
             .rooms
             .iter()
-            .map(|(name, h)| (name.clone(), h.players.load(Ordering::Relaxed)))
+            .map(|(name, h)| {
+                (
+                    name.clone(),
+                    h.players.load(Ordering::Relaxed),
+                    Arc::clone(&h.mode),
+                )
+            })
             .collect();
         drop(inner);
         rooms.sort_unstable();
@@ -602,10 +771,15 @@ mod tests {
     fn rooms(per_room: usize, max_rooms: usize) -> Arc<Rooms<Nop>> {
         let mut config = ServerConfig::default().with_max_players_per_room(per_room);
         config.max_rooms = max_rooms;
+        rooms_with(config, Arc::new(crate::directory::MemoryDirectory::new()))
+    }
+
+    fn rooms_with(config: ServerConfig, directory: Arc<dyn Directory>) -> Arc<Rooms<Nop>> {
         Rooms::new(
             Arc::new(config),
             Box::new(|_| Nop),
             Arc::new(StatsCollector::new(std::time::Instant::now())),
+            directory,
         )
     }
 
@@ -785,5 +959,145 @@ mod tests {
         let (n, _, _) = next[0].as_ref().expect("a seat was free");
         assert_eq!(n.welcome.room, "room-1");
         assert_eq!(settled_occupancy(&rooms, "room-1").await, Some((4, 0)));
+    }
+
+    mod seats {
+        use std::time::Duration;
+
+        use super::*;
+        use crate::config::FleetConfig;
+        use crate::directory::MemoryDirectory;
+        use crate::matchmaking::FleetSecret;
+        use crate::matchmaking::seat::{Seat, unix_ms_now};
+
+        fn secret() -> FleetSecret {
+            FleetSecret::new(b"0123456789abcdef-rooms".to_vec()).unwrap()
+        }
+
+        fn seat(identity: &str, room: &str, node: &str, ttl_ms: i64) -> String {
+            Seat {
+                identity: identity.into(),
+                room: room.into(),
+                mode: "ffa".into(),
+                node: node.into(),
+                expires_at_ms: unix_ms_now().saturating_add_signed(ttl_ms),
+                seat_id: [1; 16],
+            }
+            .issue(&secret())
+            .unwrap()
+        }
+
+        fn node(
+            require: bool,
+            secret: Option<FleetSecret>,
+            dir: Arc<dyn Directory>,
+        ) -> Arc<Rooms<Nop>> {
+            let mut fleet = FleetConfig::default()
+                .with_node_id("node-a")
+                .with_require_seat_token(require);
+            fleet.secret = secret;
+            rooms_with(ServerConfig::default().with_fleet(fleet), dir)
+        }
+
+        fn seated(room: Option<&str>, token: String) -> Hello {
+            let mut h = hello(room, None);
+            h.seat_token = Some(token);
+            h
+        }
+
+        async fn one(rooms: &Arc<Rooms<Nop>>, h: Hello) -> Join {
+            burst(rooms, 1, 1, &h).await.pop().expect("one join")
+        }
+
+        #[tokio::test]
+        async fn each_bad_seat_token_has_its_own_reject_code() {
+            let dir = Arc::new(MemoryDirectory::new());
+            let rooms = node(true, Some(secret()), dir.clone());
+            let good = one(&rooms, seated(None, seat("ann", "lobby", "node-a", 30_000))).await;
+            let (j, _, _) = good.as_ref().expect("a valid seat joins");
+            assert_eq!(j.welcome.room, "lobby", "the token names the room");
+            let lobby = dir
+                .room("lobby")
+                .await
+                .unwrap()
+                .expect("claimed before it opened");
+            assert_eq!(
+                (lobby.node.as_str(), lobby.mode.as_str()),
+                ("node-a", "ffa")
+            );
+            let cases = [
+                (
+                    seated(None, "tw1.AAAA".into()),
+                    RejectCode::SeatTokenInvalid,
+                ),
+                (
+                    seated(None, {
+                        let other = FleetSecret::new(b"another fleet secret".to_vec()).unwrap();
+                        let mut s = Seat::verify(
+                            &secret(),
+                            &seat("ann", "lobby", "node-a", 30_000),
+                            unix_ms_now(),
+                        )
+                        .unwrap();
+                        s.identity = "mallory".into();
+                        s.issue(&other).unwrap()
+                    }),
+                    RejectCode::SeatTokenInvalid,
+                ),
+                (
+                    seated(None, seat("ann", "lobby", "node-a", -1)),
+                    RejectCode::SeatTokenExpired,
+                ),
+                (
+                    seated(None, seat("ann", "lobby", "node-b", 30_000)),
+                    RejectCode::SeatTokenWrongNode,
+                ),
+                (
+                    seated(Some("other"), seat("ann", "lobby", "node-a", 30_000)),
+                    RejectCode::SeatTokenWrongRoom,
+                ),
+                (hello(Some("lobby"), None), RejectCode::SeatTokenRequired),
+                // The identity reaches the game's auth hook as its token.
+                (
+                    seated(None, seat("bad", "lobby", "node-a", 30_000)),
+                    RejectCode::AuthFailed,
+                ),
+            ];
+            for (h, want) in cases {
+                let got = one(&rooms, h).await;
+                assert_eq!(code(&got), want, "{:?}", got.as_ref().err());
+                let message = &got.as_ref().err().unwrap().message;
+                assert!(message.len() <= 256, "{message}");
+            }
+        }
+
+        #[tokio::test]
+        async fn without_a_secret_old_hellos_join_and_seat_tokens_are_refused() {
+            let rooms = node(false, None, Arc::new(MemoryDirectory::new()));
+            assert!(one(&rooms, hello(Some("lobby"), None)).await.is_ok());
+            let got = one(&rooms, seated(None, seat("ann", "lobby", "node-a", 30_000))).await;
+            assert_eq!(code(&got), RejectCode::SeatTokenInvalid);
+            // With a secret but not required, a hello without a token still joins.
+            let rooms = node(false, Some(secret()), Arc::new(MemoryDirectory::new()));
+            assert!(one(&rooms, hello(Some("lobby"), None)).await.is_ok());
+        }
+
+        #[tokio::test]
+        async fn room_names_held_by_other_nodes_are_not_opened_here() {
+            let dir = Arc::new(MemoryDirectory::new());
+            let ttl = Duration::from_secs(10);
+            for name in ["taken", "room-1", "room-2"] {
+                dir.create_room(&RoomInfo::new(name, "node-b"), ttl)
+                    .await
+                    .unwrap();
+            }
+            let rooms = node(false, None, dir.clone());
+            let got = one(&rooms, hello(Some("taken"), None)).await;
+            assert_eq!(code(&got), RejectCode::RoomElsewhere);
+            // Unnamed joins skip the auto names other nodes hold.
+            let (j, _, _) = one(&rooms, hello(None, None)).await.expect("joined");
+            assert_eq!(j.welcome.room, "room-3");
+            assert_eq!(dir.room("room-3").await.unwrap().unwrap().node, "node-a");
+        }
     }
 }

@@ -17,6 +17,7 @@ use crate::http::{HttpContext, HttpError, OriginPolicy, StaticFiles, websocket_c
 use crate::lifecycle::{
     LifecycleHooks, LoggingHooks, NodeState, NodeStatus, StopRequest, Supervisor,
 };
+use crate::matchmaking::{MatchmakeAuth, Matchmaker, MatchmakerConfig, PassThroughAuth};
 use crate::rooms::{Rooms, RoomsControl};
 use crate::session::Shared;
 use crate::stats::{ServerStats, StatsCollector};
@@ -77,6 +78,7 @@ pub struct Server<G: Game> {
     factory: Box<dyn Fn(&str) -> G + Send + Sync>,
     hooks: Arc<dyn LifecycleHooks>,
     directory: Arc<dyn Directory>,
+    matchmake_auth: Arc<dyn MatchmakeAuth>,
 }
 
 impl<G: Game> Server<G> {
@@ -87,7 +89,19 @@ impl<G: Game> Server<G> {
             factory: Box::new(factory),
             hooks: Arc::new(LoggingHooks),
             directory: Arc::new(MemoryDirectory::new()),
+            matchmake_auth: Arc::new(PassThroughAuth),
         }
+    }
+
+    /// Sets the hook that authenticates `POST /matchmake` requests (see
+    /// [`crate::matchmaking`]; matchmaking needs
+    /// [`crate::config::FleetConfig::secret`]). Default
+    /// [`PassThroughAuth`]: the request's `auth` is the identity, and the
+    /// game's `on_auth` on the node that admits the player sees it.
+    #[must_use]
+    pub fn with_matchmake_auth(mut self, auth: impl MatchmakeAuth) -> Self {
+        self.matchmake_auth = Arc::new(auth);
+        self
     }
 
     /// Sets the room directory the node registers itself and its rooms in
@@ -170,12 +184,26 @@ impl<G: Game> Server<G> {
             OriginPolicy::for_server(local_addr, identity.is_some(), config.extra_origins.clone());
         origin.allow_missing = config.allow_missing_origin;
         let status = NodeStatus::new();
-        let http = Arc::new(
-            HttpContext::new(static_files, origin)
-                .with_ws_path(config.ws_path.clone())
-                .with_ws_config(ws_config(&config))
-                .with_status(status.clone()),
-        );
+        let mut http = HttpContext::new(static_files, origin)
+            .with_ws_path(config.ws_path.clone())
+            .with_ws_config(ws_config(&config))
+            .with_status(status.clone());
+        if let Some(secret) = &config.fleet.secret {
+            let matchmaker = Matchmaker::new(
+                Arc::clone(&self.directory),
+                MatchmakerConfig {
+                    secret: secret.clone(),
+                    seat_ttl: config.fleet.seat_ttl,
+                    directory_ttl: config.fleet.ttl,
+                    room_capacity: u32::try_from(config.max_players_per_room).unwrap_or(u32::MAX),
+                    heartbeat_interval: config.fleet.heartbeat_interval,
+                },
+                self.matchmake_auth,
+            );
+            http = http.with_matchmaker(Arc::new(matchmaker));
+            tracing::info!("matchmaking on: POST /matchmake");
+        }
+        let http = Arc::new(http);
         let tls = match &identity {
             Some(id) => {
                 tracing::info!(
@@ -208,7 +236,12 @@ impl<G: Game> Server<G> {
         let config = Arc::new(config);
         let (shutdown_tx, shutdown_rx) = watch::channel(None);
         let stats = Arc::new(StatsCollector::new(std::time::Instant::now()));
-        let rooms = Rooms::new(Arc::clone(&config), self.factory, Arc::clone(&stats));
+        let rooms = Rooms::new(
+            Arc::clone(&config),
+            self.factory,
+            Arc::clone(&stats),
+            Arc::clone(&self.directory),
+        );
         let shared = Arc::new(Shared {
             config: Arc::clone(&config),
             rooms: Arc::clone(&rooms),
@@ -240,7 +273,6 @@ impl<G: Game> Server<G> {
         let publisher = Publisher {
             directory: self.directory,
             node: node_info(&config, local_addr, identity.is_some(), quic_addr),
-            mode: config.fleet.mode.clone(),
             room_capacity: u32::try_from(config.max_players_per_room).unwrap_or(u32::MAX),
             interval: config.fleet.heartbeat_interval,
             ttl: config.fleet.ttl,

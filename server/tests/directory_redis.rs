@@ -368,3 +368,90 @@ async fn a_redis_that_is_not_there_is_a_typed_error_from_the_start() {
     let r = dir.rooms().await;
     assert!(is_unavailable(&r), "{r:?}");
 }
+
+/// Matchmaking over a shared Redis, as two nodes' matchmakers see it: by
+/// mode to the less-loaded node, by name to one room however many
+/// matchmakers ask at once, and a clear `503` (with `Retry-After`) while
+/// Redis is away, healed when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matchmaking_over_redis_places_by_load_and_refuses_while_redis_is_away() {
+    use tickwire_server::matchmaking::{
+        FleetSecret, MatchmakeError, MatchmakeRequest, Matchmaker, MatchmakerConfig,
+        PassThroughAuth, Seat, seat::unix_ms_now,
+    };
+    let Some(mut redis) = Redis::start("matchmaking").await else {
+        return;
+    };
+    let ttl = Duration::from_secs(30);
+    let secret = FleetSecret::new(b"redis-test-fleet-secret".to_vec()).unwrap();
+    let heartbeat = redis.directory();
+    for (id, players) in [("node-a", 40), ("node-b", 10)] {
+        let node = NodeInfo::new(id)
+            .with_wss_url(format!("wss://{id}.test/ws"))
+            .with_capacity(100)
+            .with_load(players, 0);
+        heartbeat.heartbeat(&node, &[], ttl).await.unwrap();
+    }
+    let matchmaker = |dir: RedisDirectory| {
+        let mut config = MatchmakerConfig::new(secret.clone());
+        config.room_capacity = 8;
+        Matchmaker::new(Arc::new(dir), config, Arc::new(PassThroughAuth))
+    };
+    let (a, b) = (matchmaker(redis.directory()), matchmaker(redis.directory()));
+
+    let mut by_mode = MatchmakeRequest::default();
+    by_mode.mode = Some("ffa".into());
+    let t = a.matchmake(by_mode.clone()).await.unwrap();
+    assert_eq!(t.node, "node-b", "the less-loaded node");
+    let seat = Seat::verify(&secret, &t.seat_token, unix_ms_now()).unwrap();
+    assert_eq!(
+        (seat.node.as_str(), seat.room.as_str()),
+        ("node-b", t.room.as_str())
+    );
+
+    for round in 0..20 {
+        let mut req = MatchmakeRequest::default();
+        req.room = Some(format!("duel-{round}"));
+        let (ta, tb) = tokio::join!(a.matchmake(req.clone()), b.matchmake(req));
+        let (ta, tb) = (ta.unwrap(), tb.unwrap());
+        assert_eq!((&ta.node, &ta.room), (&tb.node, &tb.room), "round {round}");
+    }
+    assert_eq!(heartbeat.rooms().await.unwrap().len(), 21, "each room once");
+
+    redis.kill();
+    let t0 = Instant::now();
+    let refused = a.reply(br#"{"mode": "ffa"}"#).await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(
+        refused.body.contains("directory_unavailable"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.retry_after, Some(5));
+    assert!(t0.elapsed() < DEADLINE, "refusal took {:?}", t0.elapsed());
+    assert!(matches!(
+        b.matchmake(by_mode.clone()).await,
+        Err(MatchmakeError::Directory(_))
+    ));
+
+    redis.launch().await;
+    let node = NodeInfo::new("node-a")
+        .with_wss_url("wss://node-a.test/ws")
+        .with_capacity(100);
+    let end = Instant::now() + DEADLINE;
+    while heartbeat.heartbeat(&node, &[], ttl).await.is_err() {
+        assert!(Instant::now() < end, "Redis never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let end = Instant::now() + DEADLINE;
+    let t = loop {
+        match a.matchmake(by_mode.clone()).await {
+            Ok(t) => break t,
+            Err(e) => {
+                assert!(matches!(e, MatchmakeError::Directory(_)), "{e:?}");
+                assert!(Instant::now() < end, "matchmaking never resumed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(t.node, "node-a", "the only node registered again");
+}

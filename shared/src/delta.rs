@@ -13,7 +13,7 @@
 //!
 //! * An entity present and equal in both costs **zero bytes**.
 //! * An entity gone from the view is *removed*.
-//! * A changed entity whose flattened field layout (see [`crate::fields`]) is
+//! * A changed entity whose flattened field layout (PROTOCOL.md §8.4) is
 //!   unchanged is *patched*: a mask of `ceil(n / 8)` bytes, where `n` is the
 //!   number of fields of the baseline state (bit `i % 8` of byte `i / 8` marks
 //!   field `i`), followed by each marked field's value, in field order:

@@ -56,6 +56,11 @@ pub struct Hello {
     pub auth_token: Option<String>,
     /// A token from an earlier [`Welcome`], to resume that session.
     pub resume_token: Option<ResumeToken>,
+    /// A seat token from a matchmaker (`POST /matchmake`), opaque to the
+    /// client. Sent as an optional trailing field: a hello without one
+    /// ends after `resume_token`, byte for byte the hello of clients that
+    /// predate matchmaking (docs/PROTOCOL.md §6.1).
+    pub seat_token: Option<String>,
 }
 
 impl Hello {
@@ -68,6 +73,7 @@ impl Hello {
             room: None,
             auth_token: None,
             resume_token: None,
+            seat_token: None,
         }
     }
 
@@ -82,6 +88,12 @@ impl Hello {
                 w.u8(1);
                 w.raw(&t.0);
             }
+        }
+        // Optional trailing field: written only when present, so a hello
+        // without a seat token is exactly a protocol-1 hello of old.
+        if let Some(seat) = &self.seat_token {
+            w.u8(1);
+            w.str(seat);
         }
     }
 
@@ -101,12 +113,21 @@ impl Hello {
         } else {
             None
         };
+        // The message may end here (no seat token); otherwise an option tag
+        // and the token follow.
+        let seat_token = if r.remaining() == 0 {
+            None
+        } else {
+            r.opt_str("seat token", limits.max_seat_token_bytes)?
+                .map(str::to_owned)
+        };
         Ok(Self {
             protocol_version,
             game_hash: u64::from_le_bytes(h),
             room,
             auth_token,
             resume_token,
+            seat_token,
         })
     }
 }
@@ -233,6 +254,22 @@ codes! {
         ShuttingDown = 9,
         /// The room name is not acceptable.
         InvalidRoom = 10,
+        /// The seat token is malformed, or its signature does not verify
+        /// with this node's fleet secret (forged, or another fleet's).
+        SeatTokenInvalid = 11,
+        /// The seat token has expired: matchmake again.
+        SeatTokenExpired = 12,
+        /// The seat token was issued for another node: connect to the node
+        /// the matchmaker named, or matchmake again.
+        SeatTokenWrongNode = 13,
+        /// The seat token was issued for another room than the hello names.
+        SeatTokenWrongRoom = 14,
+        /// This node admits players only with a seat token from the
+        /// matchmaker (`POST /matchmake`).
+        SeatTokenRequired = 15,
+        /// The room the hello names is held by another node of the fleet:
+        /// matchmake (`POST /matchmake`) to be sent there.
+        RoomElsewhere = 16,
     }
 }
 
@@ -549,6 +586,72 @@ mod tests {
                 message: "bad token".into()
             }
         );
+    }
+
+    /// The seat token is an optional trailing field: a hello without one is
+    /// byte for byte an old hello, and both forms decode.
+    #[test]
+    fn seat_token_is_an_optional_trailing_field() {
+        let limits = Limits::default();
+        let mut old = Hello::new(HASH);
+        old.room = Some("r".into());
+        let old_bytes = ClientMessage::<()>::Hello(old.clone()).to_bytes().unwrap();
+        // tag, version, hash, room, auth none, resume none: nothing more.
+        assert_eq!(old_bytes.len(), 1 + 1 + 8 + 3 + 1 + 1);
+        assert_eq!(
+            ClientMessage::<()>::decode(&old_bytes, &limits).unwrap(),
+            ClientMessage::Hello(old.clone())
+        );
+
+        let mut seated = old.clone();
+        seated.seat_token = Some("tw1.x".into());
+        let bytes = ClientMessage::<()>::Hello(seated.clone())
+            .to_bytes()
+            .unwrap();
+        assert_eq!(&bytes[..old_bytes.len()], &old_bytes[..]);
+        assert_eq!(&bytes[old_bytes.len()..], b"\x01\x05tw1.x");
+        assert_eq!(
+            ClientMessage::<()>::decode(&bytes, &limits).unwrap(),
+            ClientMessage::Hello(seated)
+        );
+
+        // An explicit "none" is accepted; a bad tag, a truncated token, a
+        // token over the limit and bytes after the token are errors.
+        let mut none = old_bytes.clone();
+        none.push(0);
+        assert_eq!(
+            ClientMessage::<()>::decode(&none, &limits).unwrap(),
+            ClientMessage::Hello(old)
+        );
+        for tail in [&b"\x02"[..], b"\x01\x05tw1", b"\x01\x01x\x00"] {
+            let mut bad = old_bytes.clone();
+            bad.extend_from_slice(tail);
+            assert!(
+                ClientMessage::<()>::decode(&bad, &limits).is_err(),
+                "{tail:?}"
+            );
+        }
+        let mut long = old_bytes.clone();
+        let mut w = Writer::new();
+        w.u8(1);
+        w.str(&"x".repeat(limits.max_seat_token_bytes + 1));
+        long.extend_from_slice(w.as_slice());
+        assert!(ClientMessage::<()>::decode(&long, &limits).is_err());
+    }
+
+    /// A seat-token reject is not retried with the same hello: the client
+    /// matchmakes again (docs/PROTOCOL.md §13.5).
+    #[test]
+    fn seat_token_rejects_are_not_retried() {
+        use crate::client::Closed;
+        for v in 11..=16 {
+            let code = RejectCode::from_u16(v);
+            assert!(!matches!(code, RejectCode::Other(_)), "{v} is known");
+            assert!(
+                !Closed::may_retry(CloseCode::Rejected, Some(code), false),
+                "{code}"
+            );
+        }
     }
 
     #[test]

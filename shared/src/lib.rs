@@ -20,6 +20,7 @@
 //! * [`conditioner`]: a seeded link simulator for tests and bots.
 //! * [`framing`]: the length prefix of messages on a byte stream (QUIC).
 //! * [`game`]: the [`GameProtocol`] trait that plugs a game's types in.
+//! * [`matchmake`]: the JSON bodies of `POST /matchmake`.
 //!
 //! The byte-level format is specified in `docs/PROTOCOL.md`.
 #![forbid(unsafe_code)]
@@ -34,6 +35,7 @@ pub mod framing;
 pub mod game;
 pub mod handshake;
 pub mod limits;
+pub mod matchmake;
 pub mod message;
 pub mod patch;
 pub mod quantize;

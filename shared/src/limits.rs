@@ -23,6 +23,9 @@ pub struct Limits {
     pub max_text_bytes: usize,
     /// Most primitive fields in one flattened entity state. Default: 1,024.
     pub max_fields_per_entity: usize,
+    /// Longest seat token in a hello (the optional trailing field), in
+    /// bytes. Default: 1,024.
+    pub max_seat_token_bytes: usize,
 }
 
 impl Default for Limits {
@@ -35,6 +38,7 @@ impl Default for Limits {
             max_events_per_message: 256,
             max_text_bytes: 256,
             max_fields_per_entity: 1024,
+            max_seat_token_bytes: 1024,
         }
     }
 }

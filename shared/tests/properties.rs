@@ -382,14 +382,16 @@ fn hello() -> impl Strategy<Value = Hello> {
         proptest::option::of(text()),
         proptest::option::of(text()),
         proptest::option::of(any::<[u8; 16]>()),
+        proptest::option::of(text()),
     )
         .prop_map(
-            |(protocol_version, game_hash, room, auth_token, token)| Hello {
+            |(protocol_version, game_hash, room, auth_token, token, seat_token)| Hello {
                 protocol_version,
                 game_hash,
                 room,
                 auth_token,
                 resume_token: token.map(ResumeToken::from_random),
+                seat_token,
             },
         )
 }

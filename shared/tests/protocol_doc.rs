@@ -71,6 +71,13 @@ fn hello() -> Client {
     ClientMessage::Hello(h)
 }
 
+fn hello_seat() -> Client {
+    let mut h = Hello::new(ExampleGame::PROTOCOL_HASH);
+    h.room = Some("lobby".into());
+    h.seat_token = Some("tw1.AbC-_9".into());
+    ClientMessage::Hello(h)
+}
+
 fn hello_resume() -> Client {
     let mut h = Hello::new(ExampleGame::PROTOCOL_HASH);
     h.resume_token = Some(token());
@@ -227,9 +234,10 @@ fn snapshot_example(name: &str) -> Option<SnapshotExample> {
 }
 
 /// Every example the document must contain, in document order.
-const EXAMPLES: [&str; 11] = [
+const EXAMPLES: [&str; 12] = [
     "hello",
     "hello-resume",
+    "hello-seat",
     "welcome",
     "reject",
     "inputs",
@@ -254,6 +262,7 @@ fn expected(name: &str) -> Expected {
     match name {
         "hello" => Expected::Client(hello()),
         "hello-resume" => Expected::Client(hello_resume()),
+        "hello-seat" => Expected::Client(hello_seat()),
         "inputs" => Expected::Client(inputs()),
         "ack" => Expected::Client(ack()),
         "welcome" => Expected::Server(welcome()),

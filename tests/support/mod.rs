@@ -248,6 +248,18 @@ impl TestServer {
         Self::launch(server.with_directory(directory), history).await
     }
 
+    /// A server in `directory` whose `POST /matchmake` authenticates with
+    /// `auth` (matchmaking needs `config.fleet.secret`).
+    pub async fn start_with_matchmaking(
+        config: ServerConfig,
+        directory: Arc<dyn tickwire_server::directory::Directory>,
+        auth: impl tickwire_server::MatchmakeAuth,
+    ) -> Result<Self> {
+        let (server, history) = Self::server(config);
+        let server = server.with_directory(directory).with_matchmake_auth(auth);
+        Self::launch(server, history).await
+    }
+
     fn server(config: ServerConfig) -> (Server<TestGame>, Arc<Mutex<WorldHistory>>) {
         let history = Arc::new(Mutex::new(WorldHistory::default()));
         let h = Arc::clone(&history);
@@ -774,6 +786,14 @@ impl Watcher {
         }
         Ok(report)
     }
+}
+
+/// Sends `hello` as the first message of `ws` (no handshake state kept),
+/// for tests that expect a `Reject`.
+pub async fn send_hello(ws: &mut Ws, hello: Hello) -> Result<()> {
+    let bytes = ClientMessage::<TestInput>::Hello(hello).to_bytes()?;
+    ws.send(Message::Binary(bytes.into())).await?;
+    Ok(())
 }
 
 /// Reads the server's `Reject` message (the handshake's answer to a refused

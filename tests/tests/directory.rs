@@ -1,6 +1,7 @@
 //! A node in the room directory, over real TLS on loopback: it registers
 //! itself (address, capacity, load, state) and its rooms (players, state)
-//! on its heartbeat, leaves a name another node holds alone, shows
+//! on its heartbeat, claims a room's name before it opens it (so it opens
+//! no room whose name another node holds), shows
 //! `draining` when it drains, and removes itself when it stops.
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use tickwire_server::directory::{
     Claim, Directory, MemoryDirectory, NodeInfo, RoomInfo, RoomState,
 };
 use tickwire_server::{FleetConfig, NodeState, ServerConfig};
-use tickwire_shared::{ClientMessage, Hello};
+use tickwire_shared::{ClientMessage, Hello, RejectCode};
 use tickwire_tests::*;
 use tokio::time::Instant;
 
@@ -83,9 +84,13 @@ async fn a_node_publishes_itself_and_its_rooms_and_leaves_when_it_stops() -> Res
     ensure!(node.capacity > 0 && node.players == 0, "{node:?}");
 
     let mut a = server.client(named("alpha")).await?;
-    let mut b = server.client(named("beta")).await?;
+    // "beta" is another node's: this node does not open it.
+    let mut ws = server.ws_connect(None).await?;
+    send_hello(&mut ws, named("beta")).await?;
+    let reject = expect_reject(&mut ws, DEADLINE).await?;
+    ensure!(reject.code == RejectCode::RoomElsewhere, "{reject:?}");
     let (node, rooms) = until(&dir, "rooms registered", |n, r| {
-        n.is_some_and(|n| n.players == 2 && n.rooms == 2)
+        n.is_some_and(|n| n.players == 1 && n.rooms == 1)
             && room(r, "alpha").is_some_and(|r| r.players == 1)
     })
     .await?;
@@ -97,7 +102,7 @@ async fn a_node_publishes_itself_and_its_rooms_and_leaves_when_it_stops() -> Res
             && alpha.state == RoomState::Open,
         "{alpha:?}"
     );
-    // The heartbeat that counted beta's player did not take beta's name.
+    // Beta's name stays the other node's.
     ensure!(
         room(&rooms, "beta") == Some(&theirs),
         "beta left alone: {rooms:?} (node {node:?})"
@@ -110,10 +115,8 @@ async fn a_node_publishes_itself_and_its_rooms_and_leaves_when_it_stops() -> Res
     })
     .await?;
 
-    for c in [&mut a, &mut b] {
-        c.send(ClientMessage::Leave).await?;
-        expect_close(&mut c.ws, DEADLINE).await?;
-    }
+    a.send(ClientMessage::Leave).await?;
+    expect_close(&mut a.ws, DEADLINE).await?;
     tokio::time::timeout(DEADLINE, server.server.stopped())
         .await
         .context("the node stops once its rooms are empty")?;

@@ -211,6 +211,15 @@ impl Driver {
         Ok(())
     }
 
+    /// Starts (or restarts) playing as `name` on the node at `url` with a
+    /// matchmaker's seat.
+    pub(crate) fn play_seat(&mut self, name: &str, url: &str, room: &str, seat_token: &str) {
+        self.drop_socket(1000, "restarting");
+        url.clone_into(&mut self.url);
+        self.client.play_seat(now_ms(), name, room, seat_token);
+        self.on_background();
+    }
+
     /// Starts (or restarts) playing as `name`.
     pub(crate) fn play(&mut self, name: &str) {
         self.drop_socket(1000, "restarting");

@@ -159,6 +159,8 @@ impl Stats {
 #[derive(Debug)]
 pub struct Client {
     name: String,
+    /// The room and seat token of a matchmaker's ticket, if playing by one.
+    seat: Option<(String, String)>,
     net: Option<Net<Arena>>,
     status: Status,
     /// When the driver should open the next socket.
@@ -215,6 +217,7 @@ impl Client {
     pub fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
+            seat: None,
             net: None,
             status: Status::Idle,
             connect_at: None,
@@ -260,6 +263,19 @@ impl Client {
         self.connect_at = Some(now_ms);
     }
 
+    /// (Re)starts playing as `name` with a matchmaker's seat (`room`,
+    /// `seat_token`): a new seat is a new session, whose hello names the
+    /// room and carries the token (docs/PROTOCOL.md §13).
+    pub fn play_seat(&mut self, now_ms: f64, name: &str, room: &str, seat_token: &str) {
+        let seat = Some((room.to_owned(), seat_token.to_owned()));
+        if seat != self.seat {
+            self.net = None;
+            self.my_entity = None;
+        }
+        self.seat = seat;
+        self.play(now_ms, name);
+    }
+
     /// Leaves the game: queues a `Leave` and stops reconnecting. The driver
     /// sends it, then closes the socket normally.
     pub fn leave(&mut self, now_ms: f64) {
@@ -282,7 +298,14 @@ impl Client {
     pub fn connecting(&mut self, now_ms: f64) {
         match &mut self.net {
             Some(n) => n.reconnect(now_ms),
-            None => self.net = Some(Net::new(now_ms, net::hello::<Arena>(&self.name))),
+            None => {
+                let mut hello = net::hello::<Arena>(&self.name);
+                if let Some((room, token)) = &self.seat {
+                    hello.room = Some(room.clone());
+                    hello.seat_token = Some(token.clone());
+                }
+                self.net = Some(Net::new(now_ms, hello));
+            }
         }
         self.status = Status::Connecting;
         self.connect_at = None;
@@ -914,6 +937,33 @@ mod tests {
         );
         c.on_message(1702.0, &welcome(true));
         assert_eq!(c.stats(1702.0).reconnect_attempts, 0);
+    }
+
+    /// A matchmaker's seat goes into the hello: its room and its token; a
+    /// new seat is a new session.
+    #[test]
+    fn a_seat_names_the_room_and_carries_the_token() {
+        let mut c = Client::new("ada");
+        c.play_seat(0.0, "ada", "mm-1", "tw1.seat");
+        c.connecting(0.0);
+        c.on_open(1.0);
+        let msgs = sent(&mut c, 1.0);
+        assert!(
+            matches!(&msgs[..], [ClientMessage::Hello(h)]
+                if h.room.as_deref() == Some("mm-1")
+                    && h.seat_token.as_deref() == Some("tw1.seat")
+                    && h.auth_token.as_deref() == Some("ada")),
+            "{msgs:?}"
+        );
+        c.play_seat(2.0, "ada", "mm-2", "tw1.other");
+        c.connecting(2.0);
+        c.on_open(3.0);
+        let msgs = sent(&mut c, 3.0);
+        assert!(
+            matches!(&msgs[..], [ClientMessage::Hello(h)]
+                if h.room.as_deref() == Some("mm-2") && h.resume_token.is_none()),
+            "{msgs:?}"
+        );
     }
 
     /// The server restarts input sequences on every connection, resumed or

@@ -20,6 +20,9 @@
 //!
 //! * `start(canvas_id, name, server_url?)`: start (or restart) playing;
 //!   `server_url` defaults to `ws(s)://<this host>/ws`.
+//! * `start_seat(canvas_id, name, wss_url, room, seat_token)`: play with a
+//!   matchmaker's ticket (`POST /matchmake`, which `www/app.js` calls with
+//!   `fetch`: `window.tickwire.matchmake(request)`).
 //! * `stop()`: leave the game.
 //! * `client_stats()`: a JSON string of [`client::Stats`].
 //! * `bench_snapshot_decode(entities, iterations, samples?)`: JSON with the
@@ -50,6 +53,19 @@ thread_local! {
     static DRIVER: RefCell<Option<Rc<RefCell<Driver>>>> = const { RefCell::new(None) };
 }
 
+/// The page's driver, started on `canvas_id` (with `url`) at the first call.
+fn driver(canvas_id: &str, url: Option<String>) -> Result<Rc<RefCell<Driver>>, JsValue> {
+    DRIVER.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if let Some(d) = slot.as_ref() {
+            return Ok(d.clone());
+        }
+        let d = Driver::start(canvas_id, url)?;
+        *slot = Some(d.clone());
+        Ok(d)
+    })
+}
+
 /// Starts playing as `name` on the canvas with id `canvas_id`, connecting to
 /// `server_url` (default: `wss://<this host>/ws`, or `ws://` for an http
 /// page). Calling it again restarts with the new name (a new name is a new
@@ -59,16 +75,26 @@ thread_local! {
 /// When the canvas is missing or has no 2D context.
 #[wasm_bindgen]
 pub fn start(canvas_id: &str, name: &str, server_url: Option<String>) -> Result<(), JsValue> {
-    let driver = DRIVER.with(|slot| -> Result<_, JsValue> {
-        let mut slot = slot.borrow_mut();
-        if let Some(d) = slot.as_ref() {
-            return Ok(d.clone());
-        }
-        let d = Driver::start(canvas_id, server_url)?;
-        *slot = Some(d.clone());
-        Ok(d)
-    })?;
-    driver.borrow_mut().play(name);
+    driver(canvas_id, server_url)?.borrow_mut().play(name);
+    Ok(())
+}
+
+/// Starts playing as `name` with a matchmaker's ticket: connects to
+/// `wss_url` (the ticket's node) and joins `room` with `seat_token`.
+///
+/// # Errors
+/// When the canvas is missing or has no 2D context.
+#[wasm_bindgen]
+pub fn start_seat(
+    canvas_id: &str,
+    name: &str,
+    wss_url: &str,
+    room: &str,
+    seat_token: &str,
+) -> Result<(), JsValue> {
+    driver(canvas_id, Some(wss_url.to_owned()))?
+        .borrow_mut()
+        .play_seat(name, wss_url, room, seat_token);
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 // The page's thin shell: loads the wasm client, remembers the name, and
 // exposes `window.tickwire` for tests. All game and protocol logic is Rust.
-import init, { start, stop, client_stats, bench_snapshot_decode } from './pkg/tickwire_web.js';
+import init, { start, start_seat, stop, client_stats, bench_snapshot_decode } from './pkg/tickwire_web.js';
 
 const NAME_KEY = 'tickwire.name';
 const params = new URLSearchParams(location.search);
@@ -21,7 +21,31 @@ function storedName() {
 
 nameInput.value = params.get('name') ?? storedName();
 
-/** Starts (or restarts) playing as `name` (default: the name field). */
+/**
+ * Asks this node's matchmaker (`POST /matchmake`, docs/PROTOCOL.md §13) for a seat:
+ * `request` is `{mode}` or `{room}`, with `auth`. Resolves to the ticket
+ * `{node, wss_url, quic_url, room, mode, seat_token, expires_in_ms}`; rejects with an
+ * Error whose `status`, `code` and `retryAfter` (seconds, on 503) say why.
+ */
+async function matchmake(request) {
+  const res = await fetch('/matchmake', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(request),
+  });
+  const body = await res.json().catch(() => ({ error: 'http', message: res.statusText }));
+  if (res.ok) return body;
+  const err = new Error(`matchmaking refused (${res.status} ${body.error}): ${body.message}`);
+  err.status = res.status;
+  err.code = body.error;
+  err.retryAfter = Number(res.headers.get('Retry-After')) || undefined;
+  throw err;
+}
+
+/**
+ * Starts (or restarts) playing as `name` (default: the name field). With `?matchmake`
+ * in the page's URL it matchmakes first (`?mode=…` or `?room=…`), so one URL reaches a fleet.
+ */
 async function play(name = nameInput.value) {
   name = String(name).trim().slice(0, 16);
   if (!name) {
@@ -31,7 +55,19 @@ async function play(name = nameInput.value) {
   nameInput.value = name;
   try { localStorage.setItem(NAME_KEY, name); } catch { /* private mode */ }
   await ready;
-  start('game', name, params.get('server'));
+  if (params.has('matchmake')) {
+    const request = params.has('room') ? { room: params.get('room') } : { mode: params.get('mode') ?? '' };
+    try {
+      const t = await matchmake({ ...request, auth: name });
+      start_seat('game', name, t.wss_url, t.room, t.seat_token);
+    } catch (err) {
+      banner.className = 'banner error';
+      banner.textContent = String(err.message ?? err);
+      return false;
+    }
+  } else {
+    start('game', name, params.get('server'));
+  }
   form.classList.add('hidden');
   document.getElementById('game').focus();
   return true;
@@ -51,6 +87,7 @@ addEventListener('keydown', (e) => {
 window.tickwire = {
   ready,
   play,
+  matchmake,
   stop: () => { if (loaded) stop(); },
   /** The client's figures (see `client_stats` in the Rust docs). */
   stats: () => (loaded ? JSON.parse(client_stats()) : { connected: false, status: 'loading' }),

@@ -21,6 +21,7 @@ use arena::cli::parse_duration;
 use arena::{Arena, ArenaEvent, EntityKind, EntityState, PlayerInput, buttons};
 use clap::Parser;
 use hdrhistogram::Histogram;
+use tickwire_client::matchmake::{MatchmakeRequest, matchmake};
 use tickwire_client::{Client, ClientError, ClientEvent, ClientWorld, ConnectOptions, Trust};
 use tickwire_shared::conditioner::ConditionerConfig;
 use tickwire_shared::quantize::Angle16;
@@ -35,6 +36,22 @@ struct Args {
     /// Server WebSocket URL (wss://, or ws:// for a --plain server).
     #[arg(long, default_value = "wss://127.0.0.1:8443/ws")]
     url: String,
+
+    /// Matchmake through this node of a fleet (`https://host:port`, or
+    /// `http://` for a --plain node) instead of connecting to --url: each
+    /// bot asks `POST /matchmake` for a room of --mode (or --room), then
+    /// connects to the node it names with its seat token. One URL reaches
+    /// the whole fleet; --ca-cert must then trust every node.
+    #[arg(long)]
+    matchmake: Option<String>,
+
+    /// With --matchmake: the game mode to ask for.
+    #[arg(long, default_value = "")]
+    mode: String,
+
+    /// With --matchmake: a room by name instead of a mode.
+    #[arg(long)]
+    room: Option<String>,
 
     /// Number of concurrent bots.
     #[arg(long, default_value_t = 10)]
@@ -349,7 +366,15 @@ async fn main() -> Result<()> {
     let trust = match (&args.ca_cert, args.insecure_dev_cert) {
         (Some(path), _) => Trust::PemFile(path.clone()),
         (None, true) => Trust::InsecureDevCertificate,
-        (None, false) if args.url.starts_with("ws://") => Trust::InsecureDevCertificate,
+        (None, false)
+            if args.url.starts_with("ws://")
+                || args
+                    .matchmake
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("http://")) =>
+        {
+            Trust::InsecureDevCertificate
+        }
         (None, false) => bail!(
             "say which certificate to trust: --ca-cert FILE, or --insecure-dev-cert for a local self-signed server"
         ),
@@ -416,6 +441,7 @@ async fn main() -> Result<()> {
     };
     let report = serde_json::json!({
         "url": args.url,
+        "matchmake": args.matchmake,
         "bots": args.bots,
         "duration_s": elapsed,
         "warmup_s": args.warmup.as_secs_f64(),
@@ -567,7 +593,22 @@ async fn run_bot(
                         Ok(_) => Ok(old),
                         Err(e) => Err(e),
                     },
-                    None => Client::<Arena>::connect(&args.url, options.clone()).await,
+                    None => match &args.matchmake {
+                        Some(url) => {
+                            let request = match &args.room {
+                                Some(room) => MatchmakeRequest::room(room.clone()),
+                                None => MatchmakeRequest::mode(args.mode.clone()),
+                            }
+                            .with_auth(format!("bot{i}"));
+                            match matchmake(url, &options.trust, &request).await {
+                                Ok(ticket) => {
+                                    Client::<Arena>::connect_ticket(&ticket, options.clone()).await
+                                }
+                                Err(e) => Err(e),
+                            }
+                        }
+                        None => Client::<Arena>::connect(&args.url, options.clone()).await,
+                    },
                 }
             };
             match tokio::time::timeout(budget, attempt).await {

@@ -137,7 +137,10 @@ async fn main() -> Result<()> {
                 .unwrap_or_else(|_| "info,tickwire_server=info".into()),
         )
         .init();
-    let args = Args::parse();
+    let mut args = Args::parse();
+    args.fleet
+        .secret_or_env()
+        .context(arena::cli::FLEET_SECRET_ENV)?;
     // Listen for SIGTERM/Ctrl-C from the start: one that comes while the
     // server starts is kept (and drains it) rather than killing the process.
     let mut signals = tickwire_server::Signals::new();

@@ -24,7 +24,6 @@ pub(crate) struct Publisher {
     /// The node's id, addresses and capacity; load and state are filled in
     /// at each heartbeat.
     pub(crate) node: NodeInfo,
-    pub(crate) mode: String,
     pub(crate) room_capacity: u32,
     pub(crate) interval: Duration,
     pub(crate) ttl: Duration,
@@ -111,7 +110,7 @@ impl Publisher {
         } else {
             RoomState::Closing
         };
-        let open: BTreeSet<&str> = snapshot.iter().map(|(n, _)| n.as_str()).collect();
+        let open: BTreeSet<&str> = snapshot.iter().map(|(n, _, _)| n.as_str()).collect();
         // Closed rooms leave.
         let closed: Vec<String> = seen
             .held
@@ -125,9 +124,9 @@ impl Publisher {
         }
         seen.conflicts.retain(|n| open.contains(n.as_str()));
         let mut infos = Vec::with_capacity(snapshot.len());
-        for (name, players) in &snapshot {
+        for (name, players, mode) in &snapshot {
             let info = RoomInfo::new(name.clone(), self.node.id.clone())
-                .with_mode(self.mode.clone())
+                .with_mode(&**mode)
                 .with_players(count(*players))
                 .with_capacity(self.room_capacity)
                 .with_state(room_state);
@@ -147,7 +146,7 @@ impl Publisher {
                 infos.push(info);
             }
         }
-        let players: usize = snapshot.iter().map(|(_, p)| p).sum();
+        let players: usize = snapshot.iter().map(|(_, p, _)| p).sum();
         let node = self
             .node
             .clone()
@@ -238,7 +237,7 @@ mod tests {
 
     /// Rooms that are whatever the test says.
     #[derive(Default)]
-    struct Rooms(Mutex<Vec<(String, usize)>>);
+    struct Rooms(Mutex<Vec<(String, usize, Arc<str>)>>);
 
     impl RoomsControl for Rooms {
         fn drain(&self) {}
@@ -249,7 +248,7 @@ mod tests {
         fn room_count(&self) -> watch::Receiver<usize> {
             watch::Sender::new(self.open_rooms()).subscribe()
         }
-        fn snapshot(&self) -> Vec<(String, usize)> {
+        fn snapshot(&self) -> Vec<(String, usize, Arc<str>)> {
             self.0.lock().unwrap().clone()
         }
     }
@@ -262,13 +261,12 @@ mod tests {
     async fn it_rides_out_a_directory_outage_and_registers_again_after_it() {
         let dir = Arc::new(Flaky::default());
         let rooms = Arc::new(Rooms::default());
-        *rooms.0.lock().unwrap() = vec![("r1".into(), 2)];
+        *rooms.0.lock().unwrap() = vec![("r1".into(), 2, Arc::from("m"))];
         let status = NodeStatus::new();
         status.advance(NodeState::Ready);
         let publisher = Publisher {
             directory: Arc::clone(&dir) as Arc<dyn Directory>,
             node: NodeInfo::new("n").with_capacity(64),
-            mode: "m".into(),
             room_capacity: 8,
             interval: Duration::from_secs(1),
             ttl: Duration::from_secs(5),

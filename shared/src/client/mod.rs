@@ -197,7 +197,8 @@ impl Closed {
     /// The retry rule: a dropped connection, a timeout, a protocol error, a
     /// server shutdown or a full server are worth a retry (with backoff);
     /// leaving, kicks, bans, incompatible versions, refused auth or names,
-    /// and a session taken over by another connection are not.
+    /// refused seat tokens (matchmake again instead), and a session taken
+    /// over by another connection are not.
     #[must_use]
     pub fn may_retry(code: CloseCode, reject: Option<RejectCode>, left: bool) -> bool {
         if left {
