@@ -283,6 +283,26 @@ proptest! {
         }
     }
 
+    /// Several entities, each changed in a few fields or in every field
+    /// that keeps its layout (so that whole states win over patches): the
+    /// delta and then a full snapshot from the same memo, whose states the
+    /// field diff wrote, are the flattener's bytes.
+    #[test]
+    fn derived_diffs_and_their_states_write_the_flattener_bytes(
+        ents in proptest::collection::vec((state(), state(), changed(), any::<bool>()), 1..8),
+    ) {
+        // Every field whose change keeps the layout.
+        const SAME_LAYOUT: u32 = 1 << 1 | 1 << 2 | 1 << 3 | 1 << 4 | 1 << 8 | 1 << 10
+            | 1 << 11 | 1 << 12 | 1 << 13 | 1 << 14;
+        let curs: Vec<State> = ents
+            .iter()
+            .map(|(b, o, mask, all)| blend(b, o, if *all { SAME_LAYOUT } else { *mask }))
+            .collect();
+        let pairs: Vec<(&State, &State)> = ents.iter().map(|e| &e.0).zip(&curs).collect();
+        let (plain, fast) = deltas_both_ways(&pairs, Limits::default().max_fields_per_entity);
+        prop_assert_eq!(plain, fast);
+    }
+
     /// The same with every primitive kind (wide integers, floats by bits,
     /// `-0.0` and NaN included), each kept or replaced.
     #[test]
@@ -340,11 +360,33 @@ fn delta_both_ways<S>(base: &S, cur: &S, max_fields: usize) -> (Vec<u8>, Vec<u8>
 where
     S: tickwire_shared::patch::Patch + Serialize + PartialEq,
 {
+    deltas_both_ways(&[(base, cur)], max_fields)
+}
+
+/// [`delta_both_ways`] for several entities (ids 1, 2, …), so that patched
+/// and whole entities mix and the "every change in full" fallback can win;
+/// then a full snapshot of the current states from the same memo.
+fn deltas_both_ways<S>(pairs: &[(&S, &S)], max_fields: usize) -> (Vec<u8>, Vec<u8>)
+where
+    S: tickwire_shared::patch::Patch + Serialize + PartialEq,
+{
     use tickwire_shared::NetId;
     use tickwire_shared::codec::Writer;
-    use tickwire_shared::delta::{DeltaMemo, DeltaScratch, write_delta, write_delta_memo};
-    let b = [(NetId(3), base)];
-    let c = [(NetId(3), cur, 0usize)];
+    use tickwire_shared::delta::{
+        DeltaMemo, DeltaScratch, write_delta, write_delta_memo, write_full_memo,
+    };
+    use tickwire_shared::snapshot::write_full;
+    let id = |i: usize| NetId(u32::try_from(i).unwrap() + 1);
+    let b: Vec<(NetId, &S)> = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (id(i), p.0))
+        .collect();
+    let c: Vec<(NetId, &S, usize)> = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (id(i), p.1, i))
+        .collect();
     let mut plain = Writer::new();
     write_delta(
         &mut plain,
@@ -354,9 +396,10 @@ where
         max_fields,
     )
     .unwrap();
+    write_full(&mut plain, c.iter().map(|(id, s, _)| (*id, *s))).unwrap();
     let mut fast = Writer::new();
     let mut memo = DeltaMemo::default();
-    memo.reset(1);
+    memo.reset(c.len());
     write_delta_memo(
         &mut fast,
         b.iter().copied(),
@@ -368,6 +411,8 @@ where
         Some(tickwire_shared::diff::diff_fields::<S>),
     )
     .unwrap();
+    // The memo now holds the states the diff wrote: a full snapshot from it.
+    write_full_memo(&mut fast, c.iter().copied(), &mut memo).unwrap();
     (plain.into_vec(), fast.into_vec())
 }
 

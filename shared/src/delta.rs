@@ -544,7 +544,13 @@ fn fast_patch<S: Serialize>(
     if diff(base, cur, &mut Differ::new(&mut scratch.diff, max_fields)).is_err() {
         return Ok(None);
     }
-    let full_len = memo.state(slot, cur)?.len as usize;
+    // The walk wrote `cur`'s whole encoding too: the memo keeps it, so the
+    // state is never encoded through serde on this path.
+    memo.slot(slot)?;
+    if memo.states[slot] == Span::UNKNOWN {
+        memo.states[slot] = Span::push(&mut memo.state_bytes, scratch.diff.state());
+    }
+    let full_len = scratch.diff.state().len();
     scratch.patch.clear();
     scratch.patch.raw(scratch.diff.patch());
     Ok(Some(if scratch.patch.len() < full_len {

@@ -40,6 +40,8 @@ pub struct DiffScratch {
     mask: Vec<u8>,
     values: Writer,
     patch: Writer,
+    /// The current state's whole encoding, written during the same walk.
+    state: Writer,
 }
 
 impl DiffScratch {
@@ -47,6 +49,15 @@ impl DiffScratch {
     #[must_use]
     pub fn patch(&self) -> &[u8] {
         self.patch.as_slice()
+    }
+
+    /// The current state's whole encoding (bincode, as a full snapshot
+    /// carries it), written by the last successful [`diff_fields`] in the
+    /// same walk as the patch: the encoder needs it to choose between the
+    /// patch and the whole state, and for the full section.
+    #[must_use]
+    pub fn state(&self) -> &[u8] {
+        self.state.as_slice()
     }
 }
 
@@ -88,6 +99,7 @@ impl<'s> Differ<'s> {
         self.s.mask.clear();
         self.s.mask.resize(fields.div_ceil(8), 0);
         self.s.values.clear();
+        self.s.state.clear();
         Ok(())
     }
 
@@ -138,6 +150,7 @@ impl<'s> Differ<'s> {
     /// [`PatchError::Layout`] past the last field.
     #[inline(always)]
     pub fn bool(&mut self, cur: bool, base: bool) -> Result<(), PatchError> {
+        self.s.state.bool(cur);
         self.mark(cur != base).map(drop)
     }
 
@@ -157,6 +170,7 @@ impl<'s> Differ<'s> {
     /// [`PatchError::Layout`] when one side is `Some` and the other `None`.
     #[inline(always)]
     pub fn option_tag(&mut self, cur: bool, base: bool) -> Result<(), PatchError> {
+        self.s.state.u8(u8::from(cur));
         self.same(cur == base)
     }
 
@@ -166,6 +180,7 @@ impl<'s> Differ<'s> {
     /// [`PatchError::Layout`] when the variants differ.
     #[inline(always)]
     pub fn variant(&mut self, cur: u32, base: u32) -> Result<(), PatchError> {
+        self.s.state.u32(cur);
         self.same(cur == base)
     }
 
@@ -175,6 +190,7 @@ impl<'s> Differ<'s> {
     /// [`PatchError::Layout`] when the lengths differ.
     #[inline(always)]
     pub fn len(&mut self, cur: usize, base: usize) -> Result<(), PatchError> {
+        self.s.state.u64(cur as u64);
         self.same(cur == base)
     }
 
@@ -184,6 +200,7 @@ impl<'s> Differ<'s> {
     /// [`PatchError::Layout`] past the last field.
     #[inline(always)]
     pub fn u8(&mut self, cur: u8, base: u8) -> Result<(), PatchError> {
+        self.s.state.u8(cur);
         if let Some(w) = self.mark(cur != base)? {
             w.u8(cur);
         }
@@ -196,6 +213,7 @@ impl<'s> Differ<'s> {
     /// [`PatchError::Layout`] past the last field.
     #[inline(always)]
     pub fn i8(&mut self, cur: i8, base: i8) -> Result<(), PatchError> {
+        self.s.state.u8(cur as u8);
         if let Some(w) = self.mark(cur != base)? {
             w.u8(cur as u8);
         }
@@ -208,6 +226,8 @@ impl<'s> Differ<'s> {
     /// [`PatchError::Layout`] past the last field.
     #[inline(always)]
     pub fn char(&mut self, cur: char, base: char) -> Result<(), PatchError> {
+        let mut utf8 = [0u8; 4];
+        self.s.state.raw(cur.encode_utf8(&mut utf8).as_bytes());
         if let Some(w) = self.mark(cur != base)? {
             w.u32(u32::from(cur));
         }
@@ -220,6 +240,7 @@ impl<'s> Differ<'s> {
     /// [`PatchError::Layout`] past the last field.
     #[inline(always)]
     pub fn bytes(&mut self, cur: &[u8], base: &[u8]) -> Result<(), PatchError> {
+        self.s.state.bytes(cur);
         if let Some(w) = self.mark(cur != base)? {
             w.bytes(cur);
         }
@@ -242,6 +263,7 @@ impl<'s> Differ<'s> {
     #[inline(always)]
     pub fn arc_str(&mut self, cur: &Arc<str>, base: &Arc<str>) -> Result<(), PatchError> {
         if Arc::ptr_eq(cur, base) {
+            self.s.state.bytes(cur.as_bytes());
             return self.field().map(drop);
         }
         self.bytes(cur.as_bytes(), base.as_bytes())
@@ -249,7 +271,7 @@ impl<'s> Differ<'s> {
 }
 
 macro_rules! differ_delta {
-    ($($(#[$doc:meta])* $m:ident: $t:ty => |$n:ident, $o:ident, $w:ident| $write:expr;)*) => {
+    ($($(#[$doc:meta])* $m:ident: $t:ty => |$n:ident, $o:ident, $w:ident| $write:expr, whole $whole:ident $(as $cast:ty)?;)*) => {
         impl Differ<'_> {$(
             $(#[$doc])*
             ///
@@ -257,6 +279,7 @@ macro_rules! differ_delta {
             /// [`PatchError::Layout`] past the last field.
             #[inline(always)]
             pub fn $m(&mut self, cur: $t, base: $t) -> Result<(), PatchError> {
+                self.s.state.$whole(cur $(as $cast)?);
                 if let Some($w) = self.mark(cur != base)? {
                     let ($n, $o) = (cur, base);
                     $write;
@@ -269,21 +292,21 @@ macro_rules! differ_delta {
 
 differ_delta! {
     /// A `u16` field: zigzag varint of `new − old`, wrapping, read as `i16`.
-    u16: u16 => |n, o, w| w.i64(i64::from(n.wrapping_sub(o) as i16));
+    u16: u16 => |n, o, w| w.i64(i64::from(n.wrapping_sub(o) as i16)), whole u16;
     /// An `i16` field: zigzag varint of `new − old`, wrapping.
-    i16: i16 => |n, o, w| w.i64(i64::from(n.wrapping_sub(o)));
+    i16: i16 => |n, o, w| w.i64(i64::from(n.wrapping_sub(o))), whole i64 as i64;
     /// A `u32` field: zigzag varint of `new − old`, wrapping, read as `i32`.
-    u32: u32 => |n, o, w| w.i64(i64::from(n.wrapping_sub(o) as i32));
+    u32: u32 => |n, o, w| w.i64(i64::from(n.wrapping_sub(o) as i32)), whole u32;
     /// An `i32` field: zigzag varint of `new − old`, wrapping.
-    i32: i32 => |n, o, w| w.i64(i64::from(n.wrapping_sub(o)));
+    i32: i32 => |n, o, w| w.i64(i64::from(n.wrapping_sub(o))), whole i64 as i64;
     /// A `u64` field: zigzag varint of `new − old`, wrapping, read as `i64`.
-    u64: u64 => |n, o, w| w.i64(n.wrapping_sub(o) as i64);
+    u64: u64 => |n, o, w| w.i64(n.wrapping_sub(o) as i64), whole u64;
     /// An `i64` field: zigzag varint of `new − old`, wrapping.
-    i64: i64 => |n, o, w| w.i64(n.wrapping_sub(o));
+    i64: i64 => |n, o, w| w.i64(n.wrapping_sub(o)), whole i64;
     /// A `u128` field: zigzag varint (i128) of `new − old`, wrapping.
-    u128: u128 => |n, o, w| w.i128(n.wrapping_sub(o) as i128);
+    u128: u128 => |n, o, w| w.i128(n.wrapping_sub(o) as i128), whole u128;
     /// An `i128` field: zigzag varint (i128) of `new − old`, wrapping.
-    i128: i128 => |n, o, w| w.i128(n.wrapping_sub(o));
+    i128: i128 => |n, o, w| w.i128(n.wrapping_sub(o)), whole i128;
 }
 
 impl Differ<'_> {
@@ -294,6 +317,7 @@ impl Differ<'_> {
     #[inline(always)]
     pub fn f32(&mut self, cur: f32, base: f32) -> Result<(), PatchError> {
         let (n, o) = (cur.to_bits(), base.to_bits());
+        self.s.state.raw(&n.to_le_bytes());
         if let Some(w) = self.mark(n != o)? {
             w.raw(&n.to_le_bytes());
         }
@@ -307,6 +331,7 @@ impl Differ<'_> {
     #[inline(always)]
     pub fn f64(&mut self, cur: f64, base: f64) -> Result<(), PatchError> {
         let (n, o) = (cur.to_bits(), base.to_bits());
+        self.s.state.raw(&n.to_le_bytes());
         if let Some(w) = self.mark(n != o)? {
             w.raw(&n.to_le_bytes());
         }
