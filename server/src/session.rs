@@ -470,8 +470,12 @@ async fn drive_inner<G: Game, C: Connection>(
         client,
         ping_sent: None,
     };
+    // One timer for the idle timeout, armed once: a message does not touch
+    // it (that would be a timer-wheel update per message); when it fires
+    // early, it is re-armed at the deadline the last message set.
+    let idle = tokio::time::sleep_until(last_heard + config.idle_timeout);
+    tokio::pin!(idle);
     loop {
-        let idle_deadline = last_heard + config.idle_timeout;
         let link_wakeup = link.as_ref().and_then(Link::next_wakeup);
         tokio::select! {
             biased;
@@ -548,7 +552,12 @@ async fn drive_inner<G: Game, C: Connection>(
                     Err(e) => return Err(End::new(CloseCode::InternalError, e.to_string())),
                 }
             }
-            () = tokio::time::sleep_until(idle_deadline) => {
+            () = &mut idle => {
+                let deadline = last_heard + config.idle_timeout;
+                if deadline > Instant::now() {
+                    idle.as_mut().reset(deadline);
+                    continue;
+                }
                 return Err(End::new(
                     CloseCode::IdleTimeout,
                     format!("nothing received for {} s", config.idle_timeout.as_secs()),
