@@ -626,13 +626,19 @@ async fn run_room<G: Game>(
     let period = rooms.config.tick_period();
     let mut schedule = TickSchedule::new(rooms.now(), period);
     let mut shutting_down = false;
+    // One timer for the tick deadline, re-armed once per tick (not once per
+    // command).
+    let tick_due = tokio::time::sleep_until(rooms.epoch + schedule.next_deadline());
+    tokio::pin!(tick_due);
     loop {
-        let deadline = rooms.epoch + schedule.next_deadline();
+        tick_due
+            .as_mut()
+            .reset(rooms.epoch + schedule.next_deadline());
         // Handle commands as they arrive until the tick is due.
         loop {
             tokio::select! {
                 biased;
-                () = tokio::time::sleep_until(deadline) => break,
+                () = &mut tick_due => break,
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => {
                         if handle_command(&rooms, &mut room, &players, cmd) {
