@@ -134,7 +134,10 @@ pub struct ServerConfig {
     /// Snapshots in a row that a session failed to send (each replaced by a
     /// newer one) before it is closed as a slow consumer. Default 120.
     pub max_skipped_snapshots: u32,
-    /// Bounded channel from sessions to their room. Default 1,024.
+    /// Bounded channel from sessions to their room for joins and
+    /// disconnects (commands that wake the room). Default 1,024. Inputs, acks
+    /// and leaves travel on a second channel that the room reads once per
+    /// tick; see [`ServerConfig::room_message_capacity`].
     pub room_channel_capacity: usize,
     /// On shutdown, sessions get this long to flush their close. Default 5 s.
     pub shutdown_timeout: Duration,
@@ -496,6 +499,29 @@ impl ServerConfig {
     #[must_use]
     pub fn tick_period(&self) -> Duration {
         Duration::from_secs(1) / u32::from(self.tick_rate.max(1))
+    }
+
+    /// The capacity of a room's message channel (inputs, acks, leaves),
+    /// which the room reads once per tick: a tick's worth of messages from a
+    /// full room at the message rate limit (`max_players_per_room` ×
+    /// ⌈`max_messages_per_sec` / `tick_rate`⌉), twice over for a late tick,
+    /// and at least [`ServerConfig::room_channel_capacity`]. A message that
+    /// finds it full is dropped (an input is resent until acked).
+    ///
+    /// ```
+    /// let c = tickwire_server::ServerConfig::default();
+    /// assert!(c.room_message_capacity() >= c.max_players_per_room * 4);
+    /// ```
+    #[must_use]
+    pub fn room_message_capacity(&self) -> usize {
+        let per_tick = self
+            .max_messages_per_sec
+            .div_ceil(u32::from(self.tick_rate.max(1)))
+            .max(1) as usize;
+        self.max_players_per_room
+            .saturating_mul(per_tick)
+            .saturating_mul(2)
+            .max(self.room_channel_capacity)
     }
 
     /// Checks that the values can work together.

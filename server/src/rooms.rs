@@ -46,8 +46,31 @@ pub(crate) enum RoomCommand<G: Game> {
     Shutdown(Arc<str>),
 }
 
+/// A session's way to its room: two bounded channels.
+///
+/// `control` (joins, disconnects, shutdown) wakes the room task as commands
+/// arrive. `messages` (inputs, acks, leave: [`RoomCommand::Message`]) does
+/// not: the room task reads it at the start of each tick, so a room wakes
+/// once per tick however many inputs its clients send. It holds at least
+/// [`crate::ServerConfig::room_message_capacity`] messages, a tick's worth
+/// for a full room at the message rate limit.
+pub(crate) struct RoomLink<G: Game> {
+    pub(crate) control: mpsc::Sender<RoomCommand<G>>,
+    pub(crate) messages: mpsc::Sender<RoomCommand<G>>,
+}
+
+impl<G: Game> Clone for RoomLink<G> {
+    fn clone(&self) -> Self {
+        Self {
+            control: self.control.clone(),
+            messages: self.messages.clone(),
+        }
+    }
+}
+
 struct RoomHandle<G: Game> {
     tx: mpsc::Sender<RoomCommand<G>>,
+    messages: mpsc::Sender<RoomCommand<G>>,
     /// Clients in the room (attached, or detached within their resume
     /// grace), as the room task last counted them. Only the room task writes
     /// it; it rises only while that task holds the registry lock.
@@ -64,6 +87,7 @@ impl<G: Game> Clone for RoomHandle<G> {
     fn clone(&self) -> Self {
         Self {
             tx: self.tx.clone(),
+            messages: self.messages.clone(),
             players: Arc::clone(&self.players),
             reserved: Arc::clone(&self.reserved),
             mode: Arc::clone(&self.mode),
@@ -207,7 +231,7 @@ impl<G: Game> Rooms<G> {
         client_id: ClientId,
         new_token: ResumeToken,
         outbox: Arc<Outbox>,
-    ) -> Result<(Joined, mpsc::Sender<RoomCommand<G>>), Rejection> {
+    ) -> Result<(Joined, RoomLink<G>), Rejection> {
         let mode = self.admit(&mut hello)?;
         let auto = hello.room.is_none();
         // A room may close between lookup and join, and an unnamed join may
@@ -242,7 +266,13 @@ impl<G: Game> Rooms<G> {
                     self.lock()
                         .tokens
                         .insert(joined.welcome.resume_token, joined.welcome.room.clone());
-                    return Ok((joined, handle.tx));
+                    return Ok((
+                        joined,
+                        RoomLink {
+                            control: handle.tx,
+                            messages: handle.messages,
+                        },
+                    ));
                 }
                 // `RoomFull` means "the room you named is full": a join that
                 // named none goes elsewhere. Its resume token did not resume
@@ -483,8 +513,10 @@ impl<G: Game> Rooms<G> {
             });
         }
         let (tx, rx) = mpsc::channel(self.config.room_channel_capacity);
+        let (messages, messages_rx) = mpsc::channel(self.config.room_message_capacity());
         let handle = RoomHandle {
             tx,
+            messages,
             players: Arc::new(AtomicUsize::new(0)),
             reserved: Arc::new(AtomicUsize::new(0)),
             mode: Arc::clone(mode),
@@ -504,6 +536,7 @@ impl<G: Game> Rooms<G> {
             Arc::clone(self),
             room,
             rx,
+            messages_rx,
             Arc::clone(&handle.players),
             Arc::clone(&handle.reserved),
         ));
@@ -600,12 +633,14 @@ impl<G: Game> Rooms<G> {
         players: &AtomicUsize,
         reserved: &AtomicUsize,
         rx: &mpsc::Receiver<RoomCommand<G>>,
+        messages: &mpsc::Receiver<RoomCommand<G>>,
     ) -> bool {
         let mut inner = self.lock();
         // A held seat is a join that picked this room and has not arrived.
         if players.load(Ordering::Relaxed) > 0
             || reserved.load(Ordering::Relaxed) > 0
             || !rx.is_empty()
+            || !messages.is_empty()
         {
             return false;
         }
@@ -620,9 +655,11 @@ async fn run_room<G: Game>(
     rooms: Arc<Rooms<G>>,
     mut room: Room<G>,
     mut rx: mpsc::Receiver<RoomCommand<G>>,
+    mut messages: mpsc::Receiver<RoomCommand<G>>,
     players: Arc<AtomicUsize>,
     reserved: Arc<AtomicUsize>,
 ) {
+    let max_messages = rooms.config.room_message_capacity();
     let period = rooms.config.tick_period();
     let mut schedule = TickSchedule::new(rooms.now(), period);
     let mut shutting_down = false;
@@ -641,6 +678,7 @@ async fn run_room<G: Game>(
                 () = &mut tick_due => break,
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => {
+                        rooms.stats.room_woke();
                         if handle_command(&rooms, &mut room, &players, cmd) {
                             shutting_down = true;
                         }
@@ -652,6 +690,14 @@ async fn run_room<G: Game>(
                 },
             }
             players.store(room.client_count(), Ordering::Relaxed);
+        }
+        // The tick's messages (inputs, acks, leaves), read now: they never
+        // woke the room. Bounded: what arrives meanwhile waits a tick.
+        for _ in 0..max_messages {
+            let Ok(cmd) = messages.try_recv() else { break };
+            if handle_command(&rooms, &mut room, &players, cmd) {
+                shutting_down = true;
+            }
         }
         let now = rooms.now();
         let start = schedule.start_tick(now);
@@ -677,7 +723,7 @@ async fn run_room<G: Game>(
         let idle = room.empty_for(now).is_some_and(|d| d >= grace);
         if (shutting_down || idle)
             && room.client_count() == 0
-            && rooms.close_if_empty(room.name(), &players, &reserved, &rx)
+            && rooms.close_if_empty(room.name(), &players, &reserved, &rx, &messages)
         {
             tracing::info!(room = %room.name(), "room closed");
             m::rooms(-1.0);
@@ -796,7 +842,7 @@ mod tests {
         h
     }
 
-    type Join = Result<(Joined, mpsc::Sender<RoomCommand<Nop>>, Arc<Outbox>), Rejection>;
+    type Join = Result<(Joined, RoomLink<Nop>, Arc<Outbox>), Rejection>;
     type Joins = Vec<Join>;
 
     /// `n` joins started together (all of them pick a room before any room
@@ -908,6 +954,51 @@ mod tests {
             .map_or(RejectCode::InvalidHello, |e| e.code)
     }
 
+    /// Inputs travel on the message channel, which the room reads at tick
+    /// time: a burst of them wakes the room task not once, and the room
+    /// still applies them (the next snapshot acknowledges the last one).
+    #[tokio::test]
+    async fn inputs_never_wake_the_room_and_are_applied_at_the_tick() {
+        let rooms = rooms(4, 1);
+        let joined = burst(&rooms, 1, 1, &hello(None, None)).await;
+        let (j, link, outbox) = joined.into_iter().next().expect("one").expect("joined");
+        let client = j.welcome.client_id;
+        let _ = rooms.stats().take(std::time::Instant::now());
+        for seq in 1..=100u32 {
+            let msg = ClientMessage::Inputs(tickwire_shared::Inputs {
+                first_seq: seq,
+                frames: vec![tickwire_shared::InputFrame {
+                    tick: 0,
+                    input: 1u8,
+                }],
+            });
+            link.messages
+                .send(RoomCommand::Message { client, msg })
+                .await
+                .expect("room open");
+        }
+        // Wait (bounded) for a snapshot acknowledging an input.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let last_input = loop {
+            let batch = outbox.take();
+            if let Some(bytes) = batch.snapshot {
+                let limits = tickwire_shared::Limits::default();
+                if let Ok(tickwire_shared::ServerMessage::<()>::Snapshot(f)) =
+                    tickwire_shared::ServerMessage::decode(&bytes, &limits)
+                    && f.header.last_input > 0
+                {
+                    break f.header.last_input;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "no input was applied");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        };
+        assert!(last_input >= 1);
+        let stats = rooms.stats().take(std::time::Instant::now());
+        assert!(stats.ticks() >= 1);
+        assert_eq!(stats.room_wakeups, 0, "100 inputs woke the room");
+    }
+
     #[tokio::test]
     async fn seats_follow_rejections_leaves_and_resumes() {
         // One room of 4 on the whole server.
@@ -935,13 +1026,14 @@ mod tests {
         // A dropped client keeps its seat through its resume grace, and a
         // resume (with no room named) takes that seat, not a new one.
         let (j, tx, outbox) = joined.pop().expect("4 joined").expect("joined");
-        tx.send(RoomCommand::Disconnected {
-            client: j.welcome.client_id,
-            outbox,
-            reason: LeaveReason::TimedOut,
-        })
-        .await
-        .expect("room open");
+        tx.control
+            .send(RoomCommand::Disconnected {
+                client: j.welcome.client_id,
+                outbox,
+                reason: LeaveReason::TimedOut,
+            })
+            .await
+            .expect("room open");
         assert_eq!(settled_occupancy(&rooms, "room-1").await, Some((4, 0)));
         let mut resume = hello(None, None);
         resume.resume_token = Some(j.welcome.resume_token);
@@ -953,12 +1045,13 @@ mod tests {
 
         // A leave frees its seat for the next unnamed join.
         let (j, tx, _) = joined.pop().expect("3 left").expect("joined");
-        tx.send(RoomCommand::Message {
-            client: j.welcome.client_id,
-            msg: ClientMessage::Leave,
-        })
-        .await
-        .expect("room open");
+        tx.messages
+            .send(RoomCommand::Message {
+                client: j.welcome.client_id,
+                msg: ClientMessage::Leave,
+            })
+            .await
+            .expect("room open");
         until_players(&rooms, "room-1", 3).await;
         let next = burst(&rooms, 2, 40, &hello(None, None)).await;
         assert_eq!(code(&next[1]), RejectCode::ServerFull);

@@ -31,7 +31,7 @@ use crate::game::{ClientId, EventOf, Game, InputOf, LeaveReason};
 use crate::lifecycle::ShutdownSignal;
 use crate::metrics as m;
 use crate::outbox::Outbox;
-use crate::rooms::{RoomCommand, Rooms};
+use crate::rooms::{RoomCommand, RoomLink, Rooms};
 use crate::transport::{Connection, End, Incoming};
 
 /// What sessions share.
@@ -115,7 +115,7 @@ pub(crate) async fn run<G: Game, C: Connection>(
     let (client, room_tx) = joined;
     m::clients(1.0);
     shared.rooms.stats().clients(1);
-    let end = drive(&mut conn, &shared, &outbox, client, &room_tx).await;
+    let end = drive(&mut conn, &shared, &outbox, client, &room_tx.messages).await;
     m::clients(-1.0);
     shared.rooms.stats().clients(-1);
     tracing::info!(%peer, transport = C::NAME, client, code = %end.code, reason = %end.reason, "session closed");
@@ -130,6 +130,7 @@ pub(crate) async fn run<G: Game, C: Connection>(
     };
     // Bounded channel: if the room is saturated, wait (this task only).
     let _ = room_tx
+        .control
         .send(RoomCommand::Disconnected {
             client,
             outbox: Arc::clone(&outbox),
@@ -139,7 +140,7 @@ pub(crate) async fn run<G: Game, C: Connection>(
     close(&mut conn, &end, &shared.config).await;
 }
 
-type Joined<G> = (ClientId, mpsc::Sender<RoomCommand<G>>);
+type Joined<G> = (ClientId, RoomLink<G>);
 
 async fn handshake<G: Game, C: Connection>(
     conn: &mut C,
@@ -212,6 +213,7 @@ async fn handshake<G: Game, C: Connection>(
     let sent = tokio::time::timeout_at(deadline, conn.send(vec![bytes.into()], None)).await;
     if !matches!(sent, Ok(Ok(()))) {
         let _ = tx
+            .control
             .send(RoomCommand::Disconnected {
                 client,
                 outbox: Arc::clone(outbox),
@@ -480,6 +482,15 @@ async fn drive_inner<G: Game, C: Connection>(
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
+                // The room may have closed this session in the same tick (a
+                // leave, a kick): its reason wins, after what it queued.
+                let batch = outbox.take();
+                if let Some((code, reason)) = batch.close {
+                    if link.is_none() {
+                        let _ = send(conn, batch.reliable, None, config.write_timeout).await;
+                    }
+                    return Err(End::new(code, reason));
+                }
                 let reason = shutdown
                     .borrow()
                     .as_deref()

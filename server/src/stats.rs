@@ -13,7 +13,7 @@
 //! when they join and when they end. Nothing is locked per client.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -60,6 +60,10 @@ pub struct ServerStats {
     pub connected_clients: u64,
     /// Snapshots queued for sending in the window.
     pub sent: SentCounters,
+    /// Times a room task woke between ticks for a command (a join, a
+    /// disconnect). Inputs, acks and leaves never wake a room: it reads them
+    /// at the start of each tick.
+    pub room_wakeups: u64,
 }
 
 impl Default for ServerStats {
@@ -72,6 +76,7 @@ impl Default for ServerStats {
             ticks_over_budget: 0,
             connected_clients: 0,
             sent: SentCounters::default(),
+            room_wakeups: 0,
         }
     }
 }
@@ -112,6 +117,7 @@ struct Window {
 pub(crate) struct StatsCollector {
     window: Mutex<Window>,
     clients: AtomicI64,
+    wakeups: AtomicU64,
 }
 
 impl StatsCollector {
@@ -125,7 +131,13 @@ impl StatsCollector {
                 sent: SentCounters::default(),
             }),
             clients: AtomicI64::new(0),
+            wakeups: AtomicU64::new(0),
         }
+    }
+
+    /// A room task woke between ticks for a command.
+    pub(crate) fn room_woke(&self) {
+        self.wakeups.fetch_add(1, Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
@@ -168,6 +180,7 @@ impl StatsCollector {
             ticks_over_budget: core::mem::take(&mut w.over_budget),
             connected_clients: u64::try_from(self.clients.load(Ordering::Relaxed)).unwrap_or(0),
             sent: core::mem::take(&mut w.sent),
+            room_wakeups: self.wakeups.swap(0, Ordering::Relaxed),
         };
         w.started = now;
         stats
