@@ -367,6 +367,8 @@ struct Peer<'a, G: Game> {
     room: &'a mpsc::Sender<RoomCommand<G>>,
     client: ClientId,
     ping_sent: Option<(u32, Instant)>,
+    /// Console figures (crate::console): RTT and bytes sent.
+    stats: Option<Arc<crate::console::ClientStats>>,
 }
 
 impl<G: Game> Peer<'_, G> {
@@ -396,6 +398,9 @@ impl<G: Game> Peer<'_, G> {
                         rtt_ms = at.elapsed().as_secs_f64() * 1e3,
                         "rtt"
                     );
+                    if let Some(stats) = &self.stats {
+                        stats.set_rtt(at.elapsed());
+                    }
                     self.ping_sent = None;
                 }
             }
@@ -469,6 +474,7 @@ async fn drive_inner<G: Game, C: Connection>(
         room,
         client,
         ping_sent: None,
+        stats: shared.rooms.client_stats(client),
     };
     loop {
         let idle_deadline = last_heard + config.idle_timeout;
@@ -485,6 +491,12 @@ async fn drive_inner<G: Game, C: Connection>(
             }
             () = outbox.changed() => {
                 let batch = outbox.take();
+                if let Some(stats) = &peer.stats {
+                    let bytes = batch.reliable.iter().map(Bytes::len).sum::<usize>()
+                        + batch.snapshot.as_ref().map_or(0, Bytes::len);
+                    let snapshots = u64::from(batch.snapshot.is_some());
+                    stats.record_sent(std::time::Instant::now(), snapshots, bytes as u64);
+                }
                 if let (Some(delay), Some(snapshot)) = (redundancy, &batch.snapshot) {
                     // A newer snapshot supersedes the pending copy.
                     copy = conn
