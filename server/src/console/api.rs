@@ -277,17 +277,22 @@ impl Console {
                 Some("the directory did not answer in time".to_owned()),
             ),
         };
-        if !nodes.iter().any(|n| n.id == self.node_id) {
-            let local = self.rooms.snapshot();
-            let players: usize = local.iter().map(|(_, p, _)| p).sum();
-            nodes.push(
+        // This node's own figures are fresher than its last heartbeat.
+        let local = self.rooms.snapshot();
+        let players: usize = local.iter().map(|(_, p, _)| p).sum();
+        let players = u32::try_from(players).unwrap_or(u32::MAX);
+        let open = u32::try_from(local.len()).unwrap_or(u32::MAX);
+        match nodes.iter_mut().find(|n| n.id == self.node_id) {
+            Some(me) => {
+                me.players = players;
+                me.rooms = open;
+                me.state = self.status.get();
+            }
+            None => nodes.push(
                 NodeInfo::new(self.node_id.clone())
                     .with_state(self.status.get())
-                    .with_load(
-                        u32::try_from(players).unwrap_or(u32::MAX),
-                        u32::try_from(local.len()).unwrap_or(u32::MAX),
-                    ),
-            );
+                    .with_load(players, open),
+            ),
         }
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
         let mut rooms = rooms;

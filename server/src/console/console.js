@@ -77,7 +77,7 @@
   async function refresh() {
     try {
       const [nodes, rooms] = await Promise.all([api("GET", "nodes"), api("GET", "rooms")]);
-      $("node").textContent = "node " + rooms.node + " · " + rooms.state;
+      $("node").textContent = "this node: " + rooms.node + " · " + rooms.state;
       fill($("nodes"), nodes.nodes, 8, (tr, n) => {
         cell(tr, n.id + (n.self ? " (this node)" : ""));
         stateCell(tr, n.state);
