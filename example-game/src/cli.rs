@@ -183,11 +183,11 @@ impl FleetArgs {
     /// # Errors
     /// When the variable holds a token shorter than 16 bytes (or not
     /// visible ASCII).
-    pub fn admin_token_or_env(
-        &mut self,
-    ) -> Result<(), tickwire_server::console::AdminTokenError> {
+    pub fn admin_token_or_env(&mut self) -> Result<(), tickwire_server::console::AdminTokenError> {
         if self.admin_token.is_none()
-            && let Some(s) = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|s| !s.is_empty())
+            && let Some(s) = std::env::var(ADMIN_TOKEN_ENV)
+                .ok()
+                .filter(|s| !s.is_empty())
         {
             self.admin_token = Some(s.parse()?);
         }

@@ -63,7 +63,10 @@ async fn the_console_page_shows_rooms_and_players() -> Result<()> {
         .tls_identity()
         .context("TLS expected")?
         .spki_sha256_base64();
-    let url = format!("https://localhost:{}/admin/", server.server.local_addr().port());
+    let url = format!(
+        "https://localhost:{}/admin/",
+        server.server.local_addr().port()
+    );
     let mut browser = Browser::launch(&spki).await?;
     let page = browser.open(&url).await?;
     browser
