@@ -25,7 +25,7 @@
 //! ```
 //! use tickwire_server::{ServerConfig, console::AdminToken};
 //!
-//! let token: AdminToken = "a long random admin token".parse().unwrap();
+//! let token: AdminToken = "a-long-random-admin-token".parse().unwrap();
 //! let config = ServerConfig::default().with_admin_token(Some(token));
 //! assert!(config.admin_token.is_some());
 //! // Short tokens are refused.
