@@ -263,7 +263,7 @@ async fn rooms_and_clients_show_players_rtt_and_rates() -> Result<()> {
     ensure!(
         nodes["fleet_rooms"]
             .as_array()
-            .is_some_and(|rs| rs.iter().any(|r| r["name"] == "arena")),
+            .is_some_and(|rs| rs.iter().any(|r| r["name"] == "arena" && r["players"] == 2)),
         "{nodes}"
     );
     a.abort();

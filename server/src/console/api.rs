@@ -296,6 +296,11 @@ impl Console {
         }
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
         let mut rooms = rooms;
+        for r in rooms.iter_mut().filter(|r| r.node == self.node_id) {
+            if let Some((_, p, _)) = local.iter().find(|(name, _, _)| *name == r.name) {
+                r.players = u32::try_from(*p).unwrap_or(u32::MAX);
+            }
+        }
         rooms.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));
         let nodes: Vec<Value> = nodes.iter().map(|n| node_json(n, &self.node_id)).collect();
         let rooms: Vec<Value> = rooms
