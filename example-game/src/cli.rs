@@ -148,6 +148,14 @@ pub struct FleetArgs {
     /// How long a seat token is valid after matchmaking.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub seat_ttl: Duration,
+
+    /// The admin token (at least 16 bytes) that opens the fleet console at
+    /// `/admin/` and its JSON API (docs/CONSOLE.md). Prefer the environment
+    /// variable `TICKWIRE_ADMIN_TOKEN` (a command line is visible to other
+    /// users); this flag wins over it. Without either, the console is off.
+    /// Never printed.
+    #[arg(long, value_name = "TOKEN")]
+    pub admin_token: Option<tickwire_server::AdminToken>,
 }
 
 impl FleetArgs {
@@ -164,7 +172,26 @@ impl FleetArgs {
         fleet.secret.clone_from(&self.fleet_secret);
         fleet.require_seat_token = self.require_seat_token;
         fleet.seat_ttl = self.seat_ttl;
-        config.with_fleet(fleet)
+        config
+            .with_fleet(fleet)
+            .with_admin_token(self.admin_token.clone())
+    }
+
+    /// [`FleetArgs::admin_token`], else the environment variable
+    /// `TICKWIRE_ADMIN_TOKEN` (when set and not empty), parsed.
+    ///
+    /// # Errors
+    /// When the variable holds a token shorter than 16 bytes (or not
+    /// visible ASCII).
+    pub fn admin_token_or_env(&mut self) -> Result<(), tickwire_server::console::AdminTokenError> {
+        if self.admin_token.is_none()
+            && let Some(s) = std::env::var(ADMIN_TOKEN_ENV)
+                .ok()
+                .filter(|s| !s.is_empty())
+        {
+            self.admin_token = Some(s.parse()?);
+        }
+        Ok(())
     }
 
     /// [`FleetArgs::fleet_secret`], else the environment variable
@@ -182,6 +209,9 @@ impl FleetArgs {
         Ok(())
     }
 }
+
+/// The environment variable `arena-server` reads the admin token from.
+pub const ADMIN_TOKEN_ENV: &str = "TICKWIRE_ADMIN_TOKEN";
 
 /// The environment variable `arena-server` reads the fleet secret from.
 pub const FLEET_SECRET_ENV: &str = "TICKWIRE_FLEET_SECRET";

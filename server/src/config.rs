@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tickwire_shared::Limits;
 
+use crate::console::AdminToken;
 use crate::matchmaking::FleetSecret;
 use tickwire_shared::conditioner::ConditionerConfig;
 
@@ -181,6 +182,11 @@ pub struct ServerConfig {
     /// How this node presents itself in the room directory. See
     /// [`FleetConfig`].
     pub fleet: FleetConfig,
+    /// The token that opens the fleet console (`/admin/` and
+    /// `/admin/api/…` on this listener; see [`crate::console`] and
+    /// docs/CONSOLE.md). Default none: the console is off and its paths
+    /// answer `404`. [`AdminToken`] refuses tokens under 16 bytes.
+    pub admin_token: Option<AdminToken>,
 }
 
 /// How a node registers itself and its rooms in the room directory
@@ -434,6 +440,7 @@ impl Default for ServerConfig {
             quic_addr: None,
             quic: QuicConfig::default(),
             fleet: FleetConfig::default(),
+            admin_token: None,
         }
     }
 }
@@ -487,6 +494,8 @@ with! {
     with_health_interval: health_interval: Duration,
     /// Sets [`ServerConfig::fleet`].
     with_fleet: fleet: FleetConfig,
+    /// Sets [`ServerConfig::admin_token`] (`Some` turns the console on).
+    with_admin_token: admin_token: Option<AdminToken>,
 }
 
 /// A configuration value that cannot work.

@@ -11,6 +11,7 @@
 //!                              ├─ GET /healthz          → 200 "ok" (liveness)
 //!                              ├─ GET /readyz           → 200 "ready" when the node is ready, else 503 "starting" | "draining" | "stopped"
 //!                              ├─ POST /matchmake       → JSON ticket, or a JSON error (crate::matchmaking; 404 without a fleet secret)
+//!                              ├─ /admin/, /admin/api/… → the fleet console (crate::console; 404 without an admin token)
 //!                              ├─ GET|HEAD <static>     → 200 from the in-memory StaticFiles table, or 404
 //!                              ├─ other methods         → 405
 //!                              └─ GET <ws_path> upgrade → 400 malformed · 403 foreign Origin · 101
@@ -84,6 +85,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use crate::console::{self, ApiReply, Console};
 use crate::lifecycle::{NodeState, NodeStatus};
 use crate::matchmaking::{self, MatchmakeError, Matchmaker, Reply};
 
@@ -560,6 +562,9 @@ pub struct HttpContext {
     pub status: NodeStatus,
     /// Answers `POST /matchmake`. Default none: `404 matchmaking_off`.
     pub matchmaker: Option<Arc<Matchmaker>>,
+    /// Serves the fleet console under `/admin/`. Default none: `404`
+    /// (`console_off` on `/admin/api/…`).
+    pub console: Option<Arc<Console>>,
 }
 
 impl HttpContext {
@@ -574,12 +579,19 @@ impl HttpContext {
             max_request_head_bytes: DEFAULT_MAX_REQUEST_HEAD_BYTES,
             status: NodeStatus::always_ready(),
             matchmaker: None,
+            console: None,
         }
     }
 
     /// Sets [`HttpContext::matchmaker`].
     pub fn with_matchmaker(mut self, matchmaker: Arc<Matchmaker>) -> Self {
         self.matchmaker = Some(matchmaker);
+        self
+    }
+
+    /// Sets [`HttpContext::console`].
+    pub fn with_console(mut self, console: Arc<Console>) -> Self {
+        self.console = Some(console);
         self
     }
 
@@ -667,9 +679,11 @@ where
             let ctx = Arc::clone(&ctx);
             let slot = Arc::clone(&slot);
             async move {
-                let response = if req.uri().path() == MATCHMAKE_PATH && host_problem(&req).is_none()
-                {
+                let path = req.uri().path();
+                let response = if path == MATCHMAKE_PATH && host_problem(&req).is_none() {
                     matchmake(req, &ctx).await
+                } else if is_admin_path(path) && host_problem(&req).is_none() {
+                    admin(req, &ctx).await
                 } else {
                     route(req, &ctx, &slot)
                 };
@@ -795,34 +809,153 @@ fn host_problem(req: &Request<Incoming>) -> Option<&'static str> {
 /// `POST /matchmake`: reads at most [`matchmaking::MAX_REQUEST_BYTES`] of
 /// body and answers the matchmaker's JSON.
 async fn matchmake(req: Request<Incoming>, ctx: &HttpContext) -> Response<Body> {
-    use http_body_util::{BodyExt as _, Limited};
     if req.method() != Method::POST {
         return method_not_allowed("POST");
     }
     let Some(matchmaker) = &ctx.matchmaker else {
         return json(&Reply::from_result(&Err(MatchmakeError::Off)));
     };
-    let too_large = || json(&Reply::from_result(&Err(MatchmakeError::TooLarge)));
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > matchmaking::MAX_REQUEST_BYTES as u64) {
-        return too_large();
-    }
-    let body = match Limited::new(req.into_body(), matchmaking::MAX_REQUEST_BYTES)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Err(_) => {
+    let body = match read_body(req, matchmaking::MAX_REQUEST_BYTES).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            return json(&Reply::from_result(&Err(MatchmakeError::TooLarge)));
+        }
+        Err(BodyError::Unreadable) => {
             let e = MatchmakeError::BadRequest("the request body could not be read".to_owned());
             return json(&Reply::from_result(&Err(e)));
         }
     };
     json(&matchmaker.reply(&body).await)
+}
+
+/// Why [`read_body`] read no body.
+enum BodyError {
+    /// Over the limit (declared or sent).
+    TooLarge,
+    /// The peer failed mid-body.
+    Unreadable,
+}
+
+/// Reads at most `max` bytes of body: a larger `Content-Length` is refused
+/// before reading, and a body that grows past `max` stops being read.
+async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, BodyError> {
+    use http_body_util::{BodyExt as _, Limited};
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    match Limited::new(req.into_body(), max).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::Unreadable),
+    }
+}
+
+/// Whether `path` belongs to the console (`/admin` and below).
+fn is_admin_path(path: &str) -> bool {
+    path == console::ADMIN_PREFIX
+        || path
+            .strip_prefix(console::ADMIN_PREFIX)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The console: its page (no secret in it) and its API behind the admin
+/// token. Everything answers `404` when the console is off.
+async fn admin(req: Request<Incoming>, ctx: &HttpContext) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let api = path.starts_with("/admin/api/") || path == "/admin/api";
+    let Some(console) = &ctx.console else {
+        return if api {
+            admin_json(&ApiReply::off())
+        } else {
+            simple(StatusCode::NOT_FOUND, "not found")
+        };
+    };
+    if !api {
+        let is_get = req.method() == Method::GET || req.method() == Method::HEAD;
+        let (body, content_type) = match path.as_str() {
+            "/admin" | "/admin/" | "/admin/index.html" => {
+                (console::PAGE_HTML, "text/html; charset=utf-8")
+            }
+            "/admin/console.js" => (console::PAGE_JS, "text/javascript; charset=utf-8"),
+            _ => return simple(StatusCode::NOT_FOUND, "not found"),
+        };
+        if !is_get {
+            return method_not_allowed("GET, HEAD");
+        }
+        let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        let h = res.headers_mut();
+        add_common_headers(h);
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; img-src 'self' data:; base-uri 'none'; \
+                 form-action 'none'; frame-ancestors 'none'",
+            ),
+        );
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        return res;
+    }
+    if !console.authorized(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+    ) {
+        tracing::debug!(path = %path, "console: unauthorized request");
+        return admin_json(&ApiReply::unauthorized());
+    }
+    let method = req.method().clone();
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.as_bytes().to_vec());
+    let body = match read_body(req, console::MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return admin_json(&ApiReply::too_large()),
+        Err(BodyError::Unreadable) => {
+            return admin_json(&ApiReply::error(
+                400,
+                "bad_request",
+                "the request body could not be read",
+            ));
+        }
+    };
+    let reply = console
+        .handle(&method, &path, content_type.as_deref(), &body)
+        .await;
+    admin_json(&reply)
+}
+
+/// A JSON response of the console API.
+fn admin_json(reply: &ApiReply) -> Response<Body> {
+    let body = serde_json::to_vec(&reply.body).unwrap_or_default();
+    let mut res = json(&Reply {
+        status: reply.status,
+        retry_after: None,
+        body: String::new(),
+    });
+    *res.body_mut() = Full::new(Bytes::from(body));
+    let h = res.headers_mut();
+    if reply.challenge {
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"tickwire console\""),
+        );
+    }
+    if let Some(allow) = reply.allow {
+        h.insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    res
 }
 
 /// A JSON response of the matchmaker.

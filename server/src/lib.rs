@@ -85,6 +85,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod console;
 pub mod directory;
 pub mod game;
 pub mod http;
@@ -107,6 +108,7 @@ mod transport;
 pub mod world;
 
 pub use config::{ConfigError, FleetConfig, QuicConfig, RetryPolicy, ServerConfig, TlsMode};
+pub use console::AdminToken;
 pub use game::{AuthError, ClientId, Ctx, Game, LeaveReason, Target};
 pub use lifecycle::{LifecycleHooks, LoggingHooks, NodeState, NodeStatus};
 pub use matchmaking::{FleetSecret, MatchmakeAuth, MatchmakeRequest, Ticket};

@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tickwire_shared::handshake::Rejection;
-use tickwire_shared::{ClientMessage, Hello, RejectCode, ResumeToken};
+use tickwire_shared::{ClientMessage, CloseCode, Hello, RejectCode, ResumeToken};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
+use crate::console::{ClientRow, ClientStats, ControlError, RoomRow, RoomStats};
 use crate::directory::{Claim, Directory, RoomInfo};
 use crate::game::{ClientId, Game, InputOf, LeaveReason};
 use crate::matchmaking::seat::{self, unix_ms_now};
@@ -44,6 +45,13 @@ pub(crate) enum RoomCommand<G: Game> {
     },
     /// Close every session with `ServerShutdown` and this reason.
     Shutdown(Arc<str>),
+    /// The console kicks a client: its session closes with `Kicked` and
+    /// this reason, and the game sees [`LeaveReason::Kicked`].
+    Kick { client: ClientId, reason: String },
+    /// The console closes the room: every session closes with `RoomClosed`
+    /// and this reason (the game sees [`LeaveReason::Shutdown`]), and the
+    /// room closes once empty.
+    Close(String),
 }
 
 /// A session's way to its room: two bounded channels.
@@ -81,6 +89,8 @@ struct RoomHandle<G: Game> {
     /// The room's game mode, as registered in the directory: the seat
     /// token's that opened it, else the node's (`FleetConfig::mode`).
     mode: Arc<str>,
+    /// The room's figures for the console, written by its task per tick.
+    stats: Arc<RoomStats>,
 }
 
 impl<G: Game> Clone for RoomHandle<G> {
@@ -91,6 +101,7 @@ impl<G: Game> Clone for RoomHandle<G> {
             players: Arc::clone(&self.players),
             reserved: Arc::clone(&self.reserved),
             mode: Arc::clone(&self.mode),
+            stats: Arc::clone(&self.stats),
         }
     }
 }
@@ -143,9 +154,21 @@ struct Inner<G: Game> {
     draining: bool,
 }
 
+/// A session past its handshake, as the console sees it: registered when
+/// its join succeeds, removed when it disconnects (or its room closes).
+struct ClientEntry {
+    room: String,
+    outbox: Arc<Outbox>,
+    stats: Arc<ClientStats>,
+    since: std::time::Instant,
+}
+
 /// The set of rooms of one server.
 pub(crate) struct Rooms<G: Game> {
     inner: Mutex<Inner<G>>,
+    /// Live sessions by client id, for the console (its own lock: never
+    /// taken together with `inner`).
+    clients: Mutex<HashMap<ClientId, ClientEntry>>,
     factory: Box<dyn Fn(&str) -> G + Send + Sync>,
     config: Arc<ServerConfig>,
     epoch: Instant,
@@ -196,6 +219,7 @@ impl<G: Game> Rooms<G> {
                 closing: false,
                 draining: false,
             }),
+            clients: Mutex::new(HashMap::new()),
             factory,
             config,
             epoch: Instant::now(),
@@ -266,6 +290,7 @@ impl<G: Game> Rooms<G> {
                     self.lock()
                         .tokens
                         .insert(joined.welcome.resume_token, joined.welcome.room.clone());
+                    self.register_client(&joined, &outbox);
                     return Ok((
                         joined,
                         RoomLink {
@@ -520,6 +545,7 @@ impl<G: Game> Rooms<G> {
             players: Arc::new(AtomicUsize::new(0)),
             reserved: Arc::new(AtomicUsize::new(0)),
             mode: Arc::clone(mode),
+            stats: Arc::new(RoomStats::new(std::time::Instant::now())),
         };
         let seat = handle.reserve();
         inner.rooms.insert(name.clone(), handle.clone());
@@ -539,6 +565,7 @@ impl<G: Game> Rooms<G> {
             messages_rx,
             Arc::clone(&handle.players),
             Arc::clone(&handle.reserved),
+            Arc::clone(&handle.stats),
         ));
         Ok((handle, seat, resume_only))
     }
@@ -568,6 +595,20 @@ pub(crate) trait RoomsControl: Send + Sync {
     /// their resume grace) and mode, sorted by name: one short lock, no
     /// waiting.
     fn snapshot(&self) -> Vec<(String, usize, Arc<str>)>;
+}
+
+/// What the fleet console (crate::console) reads and does, beyond
+/// [`RoomsControl`].
+pub(crate) trait ConsoleControl: RoomsControl {
+    /// Every open room with its console figures, sorted by name.
+    fn room_rows(&self, now: std::time::Instant) -> Vec<RoomRow>;
+    /// The sessions of room `name`, sorted by id; `None` when no such room
+    /// is open here.
+    fn client_rows(&self, name: &str, now: std::time::Instant) -> Option<Vec<ClientRow>>;
+    /// Asks room `name` to kick `client` with `reason` (the console).
+    fn kick(&self, name: &str, client: ClientId, reason: &str) -> Result<(), ControlError>;
+    /// Asks room `name` to close every session and then itself.
+    fn close_room(&self, name: &str, reason: &str) -> Result<(), ControlError>;
 }
 
 impl<G: Game> RoomsControl for Rooms<G> {
@@ -615,6 +656,132 @@ impl<G: Game> RoomsControl for Rooms<G> {
     }
 }
 
+impl<G: Game> ConsoleControl for Rooms<G> {
+    fn room_rows(&self, now: std::time::Instant) -> Vec<RoomRow> {
+        let handles: Vec<(String, RoomHandle<G>)> = {
+            let inner = self.lock();
+            inner
+                .rooms
+                .iter()
+                .map(|(n, h)| (n.clone(), h.clone()))
+                .collect()
+        };
+        let mut rows: Vec<RoomRow> = handles
+            .into_iter()
+            .map(|(name, h)| RoomRow {
+                name,
+                mode: Arc::clone(&h.mode),
+                players: h.players.load(Ordering::Relaxed),
+                figures: h.stats.figures(now),
+            })
+            .collect();
+        rows.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        rows
+    }
+
+    fn client_rows(&self, name: &str, now: std::time::Instant) -> Option<Vec<ClientRow>> {
+        if !self.lock().rooms.contains_key(name) {
+            return None;
+        }
+        let mut clients = self.console_clients();
+        // Sessions whose outbox closed are on their way out.
+        clients.retain(|_, c| !c.outbox.is_closed());
+        let mut rows: Vec<ClientRow> = clients
+            .iter()
+            .filter(|(_, c)| c.room == name)
+            .map(|(id, c)| ClientRow {
+                id: *id,
+                connected: now.saturating_duration_since(c.since),
+                figures: c.stats.figures(now),
+            })
+            .collect();
+        drop(clients);
+        rows.sort_unstable_by_key(|r| r.id);
+        Some(rows)
+    }
+
+    fn kick(&self, name: &str, client: ClientId, reason: &str) -> Result<(), ControlError> {
+        let in_room = self
+            .console_clients()
+            .get(&client)
+            .is_some_and(|c| c.room == name);
+        let tx = self.room_tx(name)?;
+        if !in_room {
+            return Err(ControlError::ClientNotFound {
+                room: name.to_owned(),
+                client,
+            });
+        }
+        let cmd = RoomCommand::Kick {
+            client,
+            reason: reason.to_owned(),
+        };
+        tx.try_send(cmd)
+            .map_err(|_| ControlError::Busy(name.to_owned()))
+    }
+
+    fn close_room(&self, name: &str, reason: &str) -> Result<(), ControlError> {
+        let tx = self.room_tx(name)?;
+        tx.try_send(RoomCommand::Close(reason.to_owned()))
+            .map_err(|_| ControlError::Busy(name.to_owned()))
+    }
+}
+
+impl<G: Game> Rooms<G> {
+    fn console_clients(&self) -> std::sync::MutexGuard<'_, HashMap<ClientId, ClientEntry>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn room_tx(&self, name: &str) -> Result<mpsc::Sender<RoomCommand<G>>, ControlError> {
+        self.lock()
+            .rooms
+            .get(name)
+            .map(|h| h.tx.clone())
+            .ok_or_else(|| ControlError::RoomNotFound(name.to_owned()))
+    }
+
+    /// Registers a joined session for the console (a resume replaces the
+    /// entry of the connection it replaces).
+    fn register_client(&self, joined: &Joined, outbox: &Arc<Outbox>) {
+        let entry = ClientEntry {
+            room: joined.welcome.room.clone(),
+            outbox: Arc::clone(outbox),
+            stats: Arc::new(ClientStats::new(std::time::Instant::now())),
+            since: std::time::Instant::now(),
+        };
+        self.console_clients()
+            .insert(joined.welcome.client_id, entry);
+    }
+
+    /// Forgets the session of `client` on `outbox` (not a newer one).
+    fn unregister_client(&self, client: ClientId, outbox: &Arc<Outbox>) {
+        let mut clients = self.console_clients();
+        if clients
+            .get(&client)
+            .is_some_and(|c| Arc::ptr_eq(&c.outbox, outbox))
+        {
+            clients.remove(&client);
+        }
+    }
+
+    /// The console figures a session updates (RTT, bytes sent), once it
+    /// joined.
+    pub(crate) fn client_stats(&self, client: ClientId) -> Option<Arc<ClientStats>> {
+        self.console_clients()
+            .get(&client)
+            .map(|c| Arc::clone(&c.stats))
+    }
+
+    /// The outboxes of room `name`'s sessions, by client id.
+    fn room_outboxes(&self, name: &str) -> Vec<(ClientId, Arc<Outbox>)> {
+        self.console_clients()
+            .iter()
+            .filter(|(_, c)| c.room == name)
+            .map(|(id, c)| (*id, Arc::clone(&c.outbox)))
+            .collect()
+    }
+}
+
 impl<G: Game> Rooms<G> {
     fn forget(&self, tokens: Vec<ResumeToken>) {
         if tokens.is_empty() {
@@ -647,6 +814,8 @@ impl<G: Game> Rooms<G> {
         inner.rooms.remove(name);
         inner.tokens.retain(|_, room| room != name);
         self.room_count.send_replace(inner.rooms.len());
+        drop(inner);
+        self.console_clients().retain(|_, c| c.room != name);
         true
     }
 }
@@ -658,6 +827,7 @@ async fn run_room<G: Game>(
     mut messages: mpsc::Receiver<RoomCommand<G>>,
     players: Arc<AtomicUsize>,
     reserved: Arc<AtomicUsize>,
+    console: Arc<RoomStats>,
 ) {
     let max_messages = rooms.config.room_message_capacity();
     let period = rooms.config.tick_period();
@@ -709,9 +879,9 @@ async fn run_room<G: Game>(
         room.tick(now);
         let took = t0.elapsed();
         m::tick_seconds(took.as_secs_f64());
-        rooms
-            .stats
-            .record_tick(took, period, start.overrun, room.take_sent());
+        let sent = room.take_sent();
+        rooms.stats.record_tick(took, period, start.overrun, sent);
+        console.record(std::time::Instant::now(), took, start.overrun, sent);
         rooms.forget(room.take_forgotten_tokens());
         players.store(room.client_count(), Ordering::Relaxed);
         // A draining node closes an empty room at once.
@@ -776,9 +946,34 @@ fn handle_command<G: Game>(
             client,
             outbox,
             reason,
-        } => room.disconnect(now, client, &outbox, reason),
+        } => {
+            rooms.unregister_client(client, &outbox);
+            room.disconnect(now, client, &outbox, reason);
+        }
         RoomCommand::Shutdown(reason) => {
             room.shutdown_because(now, &reason);
+            return true;
+        }
+        RoomCommand::Kick { client, reason } => {
+            let outbox = rooms
+                .room_outboxes(room.name())
+                .into_iter()
+                .find(|(id, _)| *id == client);
+            if let Some((_, outbox)) = outbox {
+                // The first close wins: the session closes with this reason.
+                outbox.close(CloseCode::Kicked, reason.as_str());
+                room.disconnect(now, client, &outbox, LeaveReason::Kicked);
+                tracing::info!(room = %room.name(), client, %reason, "console: client kicked");
+            }
+        }
+        RoomCommand::Close(reason) => {
+            for (client, outbox) in rooms.room_outboxes(room.name()) {
+                outbox.close(CloseCode::RoomClosed, reason.as_str());
+                room.disconnect(now, client, &outbox, LeaveReason::Shutdown);
+            }
+            // Clients detached within their resume grace have no session.
+            room.shutdown_because(now, &reason);
+            tracing::info!(room = %room.name(), %reason, "console: room closed");
             return true;
         }
     }

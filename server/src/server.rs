@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{ConfigError, ServerConfig, TlsMode};
+use crate::console::Console;
 use crate::directory::publisher::Publisher;
 use crate::directory::{Directory, MemoryDirectory, NodeInfo};
 use crate::game::Game;
@@ -18,7 +19,7 @@ use crate::lifecycle::{
     LifecycleHooks, LoggingHooks, NodeState, NodeStatus, StopRequest, Supervisor,
 };
 use crate::matchmaking::{MatchmakeAuth, Matchmaker, MatchmakerConfig, PassThroughAuth};
-use crate::rooms::{Rooms, RoomsControl};
+use crate::rooms::{ConsoleControl, Rooms, RoomsControl};
 use crate::session::Shared;
 use crate::stats::{ServerStats, StatsCollector};
 use crate::tls::{TlsError, TlsIdentity};
@@ -203,7 +204,6 @@ impl<G: Game> Server<G> {
             http = http.with_matchmaker(Arc::new(matchmaker));
             tracing::info!("matchmaking on: POST /matchmake");
         }
-        let http = Arc::new(http);
         let tls = match &identity {
             Some(id) => {
                 tracing::info!(
@@ -242,6 +242,21 @@ impl<G: Game> Server<G> {
             Arc::clone(&stats),
             Arc::clone(&self.directory),
         );
+        let (stop, requests) = watch::channel(StopRequest::None);
+        if let Some(token) = &config.admin_token {
+            let stop = stop.clone();
+            let console = Console::new(
+                token.clone(),
+                config.fleet.node_id.clone(),
+                Arc::clone(&self.directory),
+                Arc::clone(&rooms) as Arc<dyn ConsoleControl>,
+                status.clone(),
+                Box::new(move || request_stop(&stop, StopRequest::Drain)),
+            );
+            http = http.with_console(Arc::new(console));
+            tracing::info!("fleet console on: /admin/ (admin token set)");
+        }
+        let http = Arc::new(http);
         let shared = Arc::new(Shared {
             config: Arc::clone(&config),
             rooms: Arc::clone(&rooms),
@@ -268,7 +283,6 @@ impl<G: Game> Server<G> {
         }
         let scheme = if identity.is_some() { "https" } else { "http" };
         tracing::info!(%local_addr, "listening on {scheme}://{local_addr}/");
-        let (stop, requests) = watch::channel(StopRequest::None);
         let rooms: Arc<dyn RoomsControl> = rooms;
         let publisher = Publisher {
             directory: self.directory,
@@ -303,6 +317,17 @@ impl<G: Game> Server<G> {
             supervisor,
         })
     }
+}
+
+/// Asks the supervisor for `request` unless a later one was asked already.
+fn request_stop(stop: &watch::Sender<StopRequest>, request: StopRequest) {
+    stop.send_if_modified(|now| {
+        let later = request > *now;
+        if later {
+            *now = request;
+        }
+        later
+    });
 }
 
 /// How this node describes itself in the directory: its id and public
@@ -423,13 +448,7 @@ impl RunningServer {
     }
 
     fn request(&self, request: StopRequest) {
-        self.stop.send_if_modified(|now| {
-            let later = request > *now;
-            if later {
-                *now = request;
-            }
-            later
-        });
+        request_stop(&self.stop, request);
     }
 
     /// What happened since the previous call (or since the start): tick

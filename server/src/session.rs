@@ -369,6 +369,8 @@ struct Peer<'a, G: Game> {
     room: &'a mpsc::Sender<RoomCommand<G>>,
     client: ClientId,
     ping_sent: Option<(u32, Instant)>,
+    /// Console figures (crate::console): RTT and bytes sent.
+    stats: Option<Arc<crate::console::ClientStats>>,
 }
 
 impl<G: Game> Peer<'_, G> {
@@ -398,6 +400,9 @@ impl<G: Game> Peer<'_, G> {
                         rtt_ms = at.elapsed().as_secs_f64() * 1e3,
                         "rtt"
                     );
+                    if let Some(stats) = &self.stats {
+                        stats.set_rtt(at.elapsed());
+                    }
                     self.ping_sent = None;
                 }
             }
@@ -471,6 +476,7 @@ async fn drive_inner<G: Game, C: Connection>(
         room,
         client,
         ping_sent: None,
+        stats: shared.rooms.client_stats(client),
     };
     // One timer for the idle timeout, armed once: a message does not touch
     // it (that would be a timer-wheel update per message); when it fires
@@ -500,6 +506,12 @@ async fn drive_inner<G: Game, C: Connection>(
             }
             () = outbox.changed() => {
                 let batch = outbox.take();
+                if let Some(stats) = &peer.stats {
+                    let bytes = batch.reliable.iter().map(Bytes::len).sum::<usize>()
+                        + batch.snapshot.as_ref().map_or(0, Bytes::len);
+                    let snapshots = u64::from(batch.snapshot.is_some());
+                    stats.record_sent(std::time::Instant::now(), snapshots, bytes as u64);
+                }
                 if let (Some(delay), Some(snapshot)) = (redundancy, &batch.snapshot) {
                     // A newer snapshot supersedes the pending copy.
                     copy = conn

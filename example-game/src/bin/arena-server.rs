@@ -141,6 +141,9 @@ async fn main() -> Result<()> {
     args.fleet
         .secret_or_env()
         .context(arena::cli::FLEET_SECRET_ENV)?;
+    args.fleet
+        .admin_token_or_env()
+        .context(arena::cli::ADMIN_TOKEN_ENV)?;
     // Listen for SIGTERM/Ctrl-C from the start: one that comes while the
     // server starts is kept (and drains it) rather than killing the process.
     let mut signals = tickwire_server::Signals::new();
