@@ -135,10 +135,10 @@ pub struct ServerConfig {
     /// Snapshots in a row that a session failed to send (each replaced by a
     /// newer one) before it is closed as a slow consumer. Default 120.
     pub max_skipped_snapshots: u32,
-    /// Bounded channel from sessions to their room for joins and
-    /// disconnects (commands that wake the room). Default 1,024. Inputs, acks
-    /// and leaves travel on a second channel that the room reads once per
-    /// tick; see [`ServerConfig::room_message_capacity`].
+    /// Bounded channel from sessions to their room for joins, leaves and
+    /// disconnects (commands that wake the room). Default 1,024. Inputs
+    /// travel on a second channel that the room reads once per tick; see
+    /// [`ServerConfig::room_message_capacity`].
     pub room_channel_capacity: usize,
     /// On shutdown, sessions get this long to flush their close. Default 5 s.
     pub shutdown_timeout: Duration,
@@ -510,8 +510,8 @@ impl ServerConfig {
         Duration::from_secs(1) / u32::from(self.tick_rate.max(1))
     }
 
-    /// The capacity of a room's message channel (inputs, acks, leaves),
-    /// which the room reads once per tick: a tick's worth of messages from a
+    /// The capacity of a room's input channel, which the room reads once per
+    /// tick: a tick's worth of messages from a
     /// full room at the message rate limit (`max_players_per_room` ×
     /// ⌈`max_messages_per_sec` / `tick_rate`⌉), twice over for a late tick,
     /// and at least [`ServerConfig::room_channel_capacity`]. A message that

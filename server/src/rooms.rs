@@ -56,10 +56,12 @@ pub(crate) enum RoomCommand<G: Game> {
 
 /// A session's way to its room: two bounded channels.
 ///
-/// `control` (joins, disconnects, shutdown) wakes the room task as commands
-/// arrive. `messages` (inputs, acks, leave: [`RoomCommand::Message`]) does
-/// not: the room task reads it at the start of each tick, so a room wakes
-/// once per tick however many inputs its clients send. It holds at least
+/// `control` (joins, leaves, disconnects, console commands, shutdown) wakes
+/// the room task as commands arrive. `messages` (inputs:
+/// [`RoomCommand::Message`]) does not: the room task reads it at the start
+/// of each tick, so a room wakes once per tick however many inputs its
+/// clients send. (Acks never reach the room task: they go through the
+/// session's [`Outbox`].) It holds at least
 /// [`crate::ServerConfig::room_message_capacity`] messages, a tick's worth
 /// for a full room at the message rate limit.
 pub(crate) struct RoomLink<G: Game> {
@@ -861,8 +863,7 @@ async fn run_room<G: Game>(
             }
             players.store(room.client_count(), Ordering::Relaxed);
         }
-        // The tick's messages (inputs, acks, leaves), read now: they never
-        // woke the room. Bounded: what arrives meanwhile waits a tick.
+        // The tick's inputs, read now: they never woke the room. Bounded: what arrives meanwhile waits a tick.
         for _ in 0..max_messages {
             let Ok(cmd) = messages.try_recv() else { break };
             if handle_command(&rooms, &mut room, &players, cmd) {

@@ -115,7 +115,7 @@ pub(crate) async fn run<G: Game, C: Connection>(
     let (client, room_tx) = joined;
     m::clients(1.0);
     shared.rooms.stats().clients(1);
-    let end = drive(&mut conn, &shared, &outbox, client, &room_tx.messages).await;
+    let end = drive(&mut conn, &shared, &outbox, client, &room_tx).await;
     m::clients(-1.0);
     shared.rooms.stats().clients(-1);
     tracing::info!(%peer, transport = C::NAME, client, code = %end.code, reason = %end.reason, "session closed");
@@ -366,7 +366,7 @@ async fn send<C: Connection>(
 struct Peer<'a, G: Game> {
     shared: &'a Shared<G>,
     outbox: &'a Outbox,
-    room: &'a mpsc::Sender<RoomCommand<G>>,
+    room: &'a RoomLink<G>,
     client: ClientId,
     ping_sent: Option<(u32, Instant)>,
     /// Console figures (crate::console): RTT and bytes sent.
@@ -408,10 +408,13 @@ impl<G: Game> Peer<'_, G> {
             }
             Ok(ClientMessage::Ack { snapshot_tick }) => self.outbox.record_ack(snapshot_tick),
             Ok(ClientMessage::Leave) => {
-                // The room removes the client and closes the outbox with "goodbye".
+                // The room removes the client and closes the outbox with
+                // "goodbye". On the channel that wakes the room: a leave is
+                // rare, and its goodbye should not wait for the next tick.
                 let msg = ClientMessage::Leave;
                 let _ = self
                     .room
+                    .control
                     .send(RoomCommand::Message {
                         client: self.client,
                         msg,
@@ -423,7 +426,7 @@ impl<G: Game> Peer<'_, G> {
                     client: self.client,
                     msg,
                 };
-                if let Err(mpsc::error::TrySendError::Full(_)) = self.room.try_send(cmd) {
+                if let Err(mpsc::error::TrySendError::Full(_)) = self.room.messages.try_send(cmd) {
                     // The room is saturated: drop this message (inputs are
                     // resent until acked) rather than block.
                     m::inputs_dropped(1);
@@ -439,7 +442,7 @@ async fn drive<G: Game, C: Connection>(
     shared: &Arc<Shared<G>>,
     outbox: &Arc<Outbox>,
     client: ClientId,
-    room: &mpsc::Sender<RoomCommand<G>>,
+    room: &RoomLink<G>,
 ) -> End {
     match drive_inner(conn, shared, outbox, client, room).await {
         Ok(()) => End::new(CloseCode::Normal, "closed"),
@@ -452,7 +455,7 @@ async fn drive_inner<G: Game, C: Connection>(
     shared: &Arc<Shared<G>>,
     outbox: &Arc<Outbox>,
     client: ClientId,
-    room: &mpsc::Sender<RoomCommand<G>>,
+    room: &RoomLink<G>,
 ) -> Result<(), End> {
     let config = &shared.config;
     let mut shutdown = shared.shutdown.clone();

@@ -60,9 +60,9 @@ pub struct ServerStats {
     pub connected_clients: u64,
     /// Snapshots queued for sending in the window.
     pub sent: SentCounters,
-    /// Times a room task woke between ticks for a command (a join, a
-    /// disconnect). Inputs, acks and leaves never wake a room: it reads them
-    /// at the start of each tick.
+    /// Times a room task woke between ticks for a command (a join, a leave,
+    /// a disconnect, a console action). Inputs never wake a room: it reads
+    /// them at the start of each tick (and acks never reach it).
     pub room_wakeups: u64,
 }
 
