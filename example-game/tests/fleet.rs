@@ -1,0 +1,325 @@
+//! A fleet of real processes: one `redis-server`, three `arena-server`
+//! nodes sharing it, and 200 players (in-process `tickwire-client`s) that
+//! matchmake across them. Then, in order:
+//!
+//! 1. **fill**: every player is in; rooms fill up to capacity and no
+//!    further (see [`check_fill`] for the exact criterion); no room name
+//!    is held by two nodes;
+//! 2. **kill -9** of a node: its rooms leave the directory within the TTL
+//!    (+ margin), its players see the connection drop (1006) and matchmake
+//!    again onto the survivors, and the survivors' players see no snapshot
+//!    gap longer than [`GAP_BOUND`] and no disconnect;
+//! 3. **Redis restart**: the nodes keep their rooms and players, matchmaking
+//!    answers `503 directory_unavailable` while Redis is down and works
+//!    again after, and the directory holds exactly the live nodes' rooms;
+//! 4. **drain on SIGTERM**: the draining node gets no new room or player,
+//!    and its players are closed with 1001 and a reason, then matchmake
+//!    again onto the last node.
+//!
+//! Every wait has a deadline and says what it waited for; every child
+//! process is killed when the test ends, panics included ([`Proc`]).
+//!
+//! Under `cargo xtask test` (which sets `TICKWIRE_REDIS_SERVER`) or CI a
+//! missing `redis-server` fails the test; elsewhere it skips, loudly.
+//!
+//! `fleet_bench` (ignored) runs the same fleet for the figures in
+//! BENCHMARKS.md ("Fleet"): `cargo xtask bench fleet`.
+
+mod fleet_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use fleet_support::*;
+use tickwire_server::NodeState;
+use tickwire_shared::CloseCode;
+use tokio::time::Instant;
+
+/// Players in the test.
+const PLAYERS: usize = 200;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_one_redis_and_survive_kill_redis_restart_and_drain() {
+    let Some(mut fleet) = Fleet::start(FleetOptions::test()).await else {
+        return;
+    };
+    let t_all = Instant::now();
+
+    // 1. Fill: 200 players matchmake through node-0.
+    let bots = Bots::spawn(PLAYERS, fleet.matchmake_urls(&["node-0", "node-1"]));
+    let fill = wait_for(
+        "every player connected with a snapshot",
+        FILL_DEADLINE,
+        || async {
+            let v = bots.view();
+            let ready = v.iter().filter(|b| b.connected && b.snapshots > 0).count();
+            if ready == PLAYERS {
+                Ok(())
+            } else {
+                Err(format!("{ready}/{PLAYERS} ready; {}", bots.summary()))
+            }
+        },
+    )
+    .await;
+    eprintln!("fill: {PLAYERS} players in after {fill:?}");
+    let view = bots.view();
+    for (i, b) in view.iter().enumerate() {
+        assert!(
+            b.losses.is_empty() && b.connects == 1,
+            "bot{i} lost its connection while filling: {:?}",
+            b.losses
+        );
+    }
+    check_fill(&view, fleet.room_capacity, PLAYERS);
+    check_directory_matches(&fleet, &bots, &["node-0", "node-1", "node-2"], &[]).await;
+
+    // 2. kill -9 of node-2 (not the matchmaking entry point).
+    let victims: BTreeSet<usize> = bots.on_node("node-2");
+    assert!(
+        !victims.is_empty(),
+        "node-2 got no players: {}",
+        bots.summary()
+    );
+    let before = bots.view();
+    bots.reset_gaps();
+    let t_kill = Instant::now();
+    fleet.kill_node("node-2");
+    let ttl = fleet.options.ttl;
+    let gone = wait_for(
+        "node-2 and its rooms to leave the directory (TTL + 2 s)",
+        ttl + Duration::from_secs(2),
+        || async {
+            let (nodes, rooms) = fleet.directory_listing().await?;
+            let left: Vec<_> = rooms.iter().filter(|r| r.node == "node-2").collect();
+            if nodes.iter().any(|n| n.id == "node-2") || !left.is_empty() {
+                return Err(format!(
+                    "node-2 listed: {}; its rooms: {left:?}",
+                    nodes.iter().any(|n| n.id == "node-2")
+                ));
+            }
+            Ok(())
+        },
+    )
+    .await;
+    eprintln!(
+        "kill: node-2's {} players dropped; node-2 left the directory {:?} after the kill (TTL {ttl:?})",
+        victims.len(),
+        t_kill.elapsed().min(gone + Duration::from_millis(1))
+    );
+    let moved = wait_for(
+        "node-2's players to matchmake again onto the survivors",
+        REJOIN_DEADLINE,
+        || async {
+            let v = bots.view();
+            let waiting: Vec<_> = victims
+                .iter()
+                .filter(|&&i| {
+                    !(v[i].connected
+                        && v[i].snapshots > 0
+                        && v[i].node.as_deref() != Some("node-2")
+                        && !v[i].losses.is_empty())
+                })
+                .collect();
+            if waiting.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} still waiting, e.g. bot{}: {:?}",
+                    waiting.len(),
+                    waiting[0],
+                    v[*waiting[0]]
+                ))
+            }
+        },
+    )
+    .await;
+    let t_rejoined = t_kill.elapsed();
+    eprintln!("kill: all of node-2's players back in {moved:?} ({t_rejoined:?} after the kill)");
+    let after = bots.view();
+    for &i in &victims {
+        let loss = &after[i].losses[0];
+        assert_eq!(loss.node, "node-2", "bot{i}: {loss:?}");
+        // A process killed with -9 sends no close frame: the client reports
+        // a dropped connection, 1006, with the transport's reason.
+        assert!(
+            loss.code == Some(CloseCode::Other(1006)) || loss.what.contains("connection"),
+            "bot{i} got no clear error when its node died: {loss:?}"
+        );
+    }
+    check_survivors(&before, &after, &victims, "the kill");
+    check_capacity(&after, fleet.room_capacity);
+    check_directory_matches(&fleet, &bots, &["node-0", "node-1"], &["node-2"]).await;
+
+    // 3. Redis restart: down, 503s, back, everything re-registered.
+    let before = bots.view();
+    bots.reset_gaps();
+    let redis_down = Instant::now();
+    fleet.redis.kill();
+    let refused = wait_for(
+        "matchmaking to answer 503 directory_unavailable with Redis down",
+        Duration::from_secs(10),
+        || async {
+            let mut answers = Vec::new();
+            for node in ["node-0", "node-1"] {
+                match fleet.matchmake_once(node).await {
+                    Err(Refused {
+                        status: 503, error, ..
+                    }) if error == "directory_unavailable" => {}
+                    other => answers.push(format!("{node}: {other:?}")),
+                }
+            }
+            if answers.is_empty() {
+                Ok(())
+            } else {
+                Err(answers.join("; "))
+            }
+        },
+    )
+    .await;
+    eprintln!("redis down: matchmaking refused with 503 directory_unavailable after {refused:?}");
+    // Both nodes notice (their heartbeat fails) while Redis is down.
+    for node in ["node-0", "node-1"] {
+        fleet
+            .wait_line(
+                node,
+                "room directory heartbeat failed",
+                Duration::from_secs(10),
+            )
+            .await;
+    }
+    fleet.assert_running(&["node-0", "node-1"]);
+    let down_for = redis_down.elapsed();
+    fleet.redis.launch().await;
+    let resumed = wait_for(
+        "matchmaking to work again after Redis returned",
+        Duration::from_secs(15),
+        || async { fleet.join_once("node-0").await },
+    )
+    .await;
+    eprintln!(
+        "redis back after {down_for:?} down: a new player matchmade and got a snapshot {resumed:?} later"
+    );
+    wait_for(
+        "the survivors and all their rooms to be registered again",
+        Duration::from_secs(10),
+        || async { directory_matches(&fleet, &bots, &["node-0", "node-1"], &["node-2"]).await },
+    )
+    .await;
+    let after = bots.view();
+    check_survivors(&before, &after, &BTreeSet::new(), "the Redis restart");
+    fleet.assert_running(&["node-0", "node-1"]);
+
+    // 4. SIGTERM node-1: it drains.
+    let drained: BTreeSet<usize> = bots.on_node("node-1");
+    assert!(
+        !drained.is_empty(),
+        "node-1 has no players: {}",
+        bots.summary()
+    );
+    let before = bots.view();
+    bots.reset_gaps();
+    fleet.sigterm("node-1");
+    wait_for(
+        "node-1 to show as draining in the directory",
+        Duration::from_secs(5),
+        || async {
+            let (nodes, _) = fleet.directory_listing().await?;
+            match nodes.iter().find(|n| n.id == "node-1") {
+                Some(n) if n.state == NodeState::Draining => Ok(()),
+                other => Err(format!("node-1: {other:?}")),
+            }
+        },
+    )
+    .await;
+    for k in 0..20 {
+        let t = fleet
+            .matchmake_once(if k % 2 == 0 { "node-0" } else { "node-1" })
+            .await
+            .unwrap_or_else(|e| panic!("matchmake {k} while node-1 drains: {e:?}"));
+        assert_eq!(
+            t.node, "node-0",
+            "matchmake {k} placed a player on the draining node: {t:?}"
+        );
+    }
+    let grace = fleet.options.drain_grace;
+    wait_for(
+        "node-1's players to be told why and to move to node-0",
+        grace + REJOIN_DEADLINE,
+        || async {
+            let v = bots.view();
+            let waiting: Vec<_> = drained
+                .iter()
+                .filter(|&&i| {
+                    !(v[i].connected
+                        && v[i].node.as_deref() == Some("node-0")
+                        && v[i].snapshots > 0)
+                })
+                .collect();
+            if waiting.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} waiting, e.g. bot{}: {:?}",
+                    waiting.len(),
+                    waiting[0],
+                    v[*waiting[0]]
+                ))
+            }
+        },
+    )
+    .await;
+    let after = bots.view();
+    for &i in &drained {
+        let loss = after[i].losses.last().expect("a loss");
+        assert_eq!(loss.node, "node-1", "bot{i}: {loss:?}");
+        assert!(
+            loss.code == Some(CloseCode::ServerShutdown) && loss.what.contains("drained"),
+            "bot{i} was not told why its node went away: {loss:?}"
+        );
+    }
+    // Everyone else was on node-0 and stays there undisturbed.
+    check_survivors(&before, &after, &drained, "the drain");
+    let status = fleet
+        .wait_exit("node-1", grace + Duration::from_secs(10))
+        .await;
+    assert!(
+        status.success(),
+        "node-1 exited with {status} after SIGTERM"
+    );
+    check_capacity(&after, fleet.room_capacity);
+    bots.stop().await;
+    eprintln!("fleet test done in {:?}", t_all.elapsed());
+}
+
+/// "Rooms fill evenly up to capacity": seen from the players' welcomes,
+/// (a) no room holds more than its capacity; (b) there are at most
+/// ceil(players / capacity) + 1 rooms (the placement fills a room before
+/// it opens another; one spare room is allowed for the window in which a
+/// room's count in the directory lags its seats); (c) the nodes' player
+/// counts differ by at most one room's capacity (new rooms go to the
+/// least-loaded node).
+fn check_fill(view: &[BotView], capacity: usize, players: usize) {
+    check_capacity(view, capacity);
+    let rooms = rooms_of(view);
+    let most = players.div_ceil(capacity) + 1;
+    assert!(
+        rooms.len() <= most,
+        "{} rooms for {players} players of {capacity} per room (at most {most}): {rooms:?}",
+        rooms.len()
+    );
+    let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
+    for b in view {
+        *per_node
+            .entry(b.node.as_deref().unwrap_or("?"))
+            .or_default() += 1;
+    }
+    let (min, max) = (
+        per_node.values().min().copied().unwrap_or(0),
+        per_node.values().max().copied().unwrap_or(0),
+    );
+    assert!(
+        per_node.len() == 3 && max - min <= capacity,
+        "players per node not within one room of each other: {per_node:?}"
+    );
+    eprintln!("fill: {} rooms, players per node {per_node:?}", rooms.len());
+}
