@@ -595,6 +595,8 @@ pub struct BotView {
     pub room: Option<String>,
     pub connected: bool,
     pub connects: u32,
+    /// When the current (or last) connection got its welcome.
+    pub connected_at: Option<Instant>,
     pub snapshots: u64,
     pub last_snapshot: Option<Instant>,
     /// The longest time between two snapshots since the last
@@ -759,6 +761,7 @@ async fn run_bot(
             s.room = Some(room.clone());
             s.connected = true;
             s.connects += 1;
+            s.connected_at = Some(Instant::now());
             s.last_snapshot = None;
         }
         let mut first = true;
