@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use fleet_support::*;
+use tickwire_client::matchmake::MatchmakeRequest;
 use tickwire_server::NodeState;
 use tickwire_shared::CloseCode;
 use tokio::time::Instant;
@@ -292,14 +293,22 @@ async fn three_nodes_share_one_redis_and_survive_kill_redis_restart_and_drain() 
         },
     )
     .await;
+    // New players, by mode and into rooms that do not exist yet (so that a
+    // new room must be placed), through either node: none on node-1.
     for k in 0..20 {
+        let via = if k % 2 == 0 { "node-0" } else { "node-1" };
+        let request = if k < 10 {
+            MatchmakeRequest::mode("")
+        } else {
+            MatchmakeRequest::room(format!("drain-probe-{k}"))
+        };
         let t = fleet
-            .matchmake_once(if k % 2 == 0 { "node-0" } else { "node-1" })
+            .matchmake_with(via, request)
             .await
-            .unwrap_or_else(|e| panic!("matchmake {k} while node-1 drains: {e:?}"));
+            .unwrap_or_else(|e| panic!("matchmake {k} via {via} while node-1 drains: {e:?}"));
         assert_eq!(
             t.node, "node-0",
-            "matchmake {k} placed a player on the draining node: {t:?}"
+            "matchmake {k} via {via} placed a player on the draining node: {t:?}"
         );
     }
     let grace = fleet.options.drain_grace;

@@ -541,7 +541,16 @@ impl Fleet {
 
     /// One `POST /matchmake {"mode": ""}` to node `id`.
     pub async fn matchmake_once(&self, id: &str) -> Result<Ticket, Refused> {
-        let request = MatchmakeRequest::mode("").with_auth("probe");
+        self.matchmake_with(id, MatchmakeRequest::mode("")).await
+    }
+
+    /// One `POST /matchmake` of `request` to node `id`.
+    pub async fn matchmake_with(
+        &self,
+        id: &str,
+        request: MatchmakeRequest,
+    ) -> Result<Ticket, Refused> {
+        let request = request.with_auth("probe");
         matchmake(&self.https(id), &Trust::InsecureDevCertificate, &request)
             .await
             .map_err(refused)
