@@ -393,3 +393,164 @@ fn check_fill(view: &[BotView], capacity: usize, players: usize) {
     );
     eprintln!("fill: {} rooms, players per node {per_node:?}", rooms.len());
 }
+
+/// The fleet figures of BENCHMARKS.md ("Fleet"), with `arena-server`'s
+/// defaults (heartbeat 2 s, TTL 10 s): `cargo xtask bench fleet`, or
+/// `cargo test --release -p arena --test fleet -- --ignored --exact fleet_bench --nocapture`.
+/// Its measuring windows are fixed lengths of time (a benchmark, not a
+/// synchronisation); every wait for a state still has a deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: cargo xtask bench fleet"]
+async fn fleet_bench() {
+    let Some(fleet) = Fleet::start(FleetOptions::defaults()).await else {
+        panic!("fleet_bench needs redis-server");
+    };
+    let beat = fleet.options.heartbeat;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+
+    // Join latency under a ramp: 200 players, one every 20 ms, at most 8
+    // matchmaking or connecting at once; matchmake request sent -> first
+    // snapshot applied.
+    let bots = Bots::spawn(
+        PLAYERS,
+        fleet.matchmake_urls(&["node-0", "node-1", "node-2"]),
+    );
+    wait_for(
+        "every player connected with a snapshot",
+        FILL_DEADLINE,
+        || async {
+            let v = bots.view();
+            let ready = v.iter().filter(|b| b.connected && b.snapshots > 0).count();
+            if ready == PLAYERS {
+                Ok(())
+            } else {
+                Err(format!("{ready}/{PLAYERS}: {}", bots.summary()))
+            }
+        },
+    )
+    .await;
+    let mut joins: Vec<Duration> = bots
+        .view()
+        .iter()
+        .flat_map(|b| b.join_latency.clone())
+        .collect();
+    let (join_p50, join_p99) = (quantile(&mut joins, 0.5), quantile(&mut joins, 0.99));
+
+    // Join latency one at a time (no queueing): 50 players in a row.
+    let mut solo = Vec::new();
+    for _ in 0..50 {
+        let t0 = Instant::now();
+        fleet.join_once("node-0").await.expect("a join");
+        solo.push(t0.elapsed());
+    }
+    let (solo_p50, solo_p99) = (quantile(&mut solo, 0.5), quantile(&mut solo, 0.99));
+    let (_, rooms) = fleet.directory_listing().await.expect("directory");
+    let rooms_at_rest = rooms.len();
+
+    // Redis commands per heartbeat: nothing but the nodes' heartbeats for
+    // five intervals.
+    fleet.redis.reset_stats();
+    let window = beat * 5;
+    tokio::time::sleep(window).await;
+    let hb_stats = fleet.redis.commandstats();
+    let hb_total: u64 = hb_stats.values().sum();
+    let heartbeats = (fleet.options.nodes as f64) * window.as_secs_f64() / beat.as_secs_f64();
+    let per_heartbeat = hb_total as f64 / heartbeats;
+    let hb_per_sec = hb_total as f64 / window.as_secs_f64();
+
+    // Redis commands per matchmake: 200 in a row through node-0, minus the
+    // heartbeats' share of the window.
+    fleet.redis.reset_stats();
+    let t0 = Instant::now();
+    for _ in 0..200 {
+        fleet.matchmake_once("node-0").await.expect("a matchmake");
+    }
+    let took = t0.elapsed();
+    let mm_stats = fleet.redis.commandstats();
+    let mm_total: u64 = mm_stats.values().sum();
+    let per_matchmake = (mm_total as f64 - hb_per_sec * took.as_secs_f64()) / 200.0;
+
+    // Throughput: 32 concurrent requesters, round robin over the 3 nodes,
+    // for 10 s; each request a new TLS connection (as a player's is).
+    let (_, rooms) = fleet.directory_listing().await.expect("directory");
+    let rooms_before_load = rooms.len();
+    let urls = fleet.matchmake_urls(&["node-0", "node-1", "node-2"]);
+    let end = Instant::now() + Duration::from_secs(10);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..32usize {
+        let urls = urls.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut errors, mut n) = (Vec::new(), Vec::new(), k);
+            while Instant::now() < end {
+                let t = Instant::now();
+                let request =
+                    tickwire_client::matchmake::MatchmakeRequest::mode("").with_auth("load");
+                match tickwire_client::matchmake::matchmake(
+                    &urls[n % urls.len()],
+                    &tickwire_client::Trust::InsecureDevCertificate,
+                    &request,
+                )
+                .await
+                {
+                    Ok(_) => lat.push(t.elapsed()),
+                    Err(e) => errors.push(e.to_string()),
+                }
+                n += 1;
+            }
+            (lat, errors)
+        }));
+    }
+    let (mut lat, mut errors) = (Vec::new(), Vec::new());
+    for t in tasks {
+        let (l, e) = t.await.expect("requester");
+        lat.extend(l);
+        errors.extend(e);
+    }
+    let load_secs = started.elapsed().as_secs_f64();
+    let ok = lat.len();
+    let (mm_p50, mm_p99) = (quantile(&mut lat, 0.5), quantile(&mut lat, 0.99));
+    let (_, rooms) = fleet.directory_listing().await.expect("directory");
+    bots.stop().await;
+
+    let stats = |s: &std::collections::BTreeMap<String, u64>| {
+        s.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "fleet bench: 3 nodes, {PLAYERS} players, heartbeat {beat:?}, TTL {:?}",
+        fleet.options.ttl
+    );
+    println!(
+        "join latency (matchmake request -> first snapshot), {PLAYERS} players ramped over 4 s, 8 at once: p50 {:.1} ms, p99 {:.1} ms",
+        ms(join_p50),
+        ms(join_p99)
+    );
+    println!(
+        "join latency, one player at a time (50): p50 {:.1} ms, p99 {:.1} ms",
+        ms(solo_p50),
+        ms(solo_p99)
+    );
+    println!(
+        "redis commands per heartbeat ({rooms_at_rest} rooms on 3 nodes): {per_heartbeat:.1} ({hb_total} in {window:?}: {})",
+        stats(&hb_stats)
+    );
+    println!(
+        "redis commands per matchmake (sequential, {rooms_at_rest}+ rooms listed): {per_matchmake:.1} ({mm_total} for 200 in {took:?}: {})",
+        stats(&mm_stats)
+    );
+    println!(
+        "matchmake throughput, 32 concurrent, 3 nodes: {:.0} req/s ({ok} ok, {} errors{}), p50 {:.1} ms, p99 {:.1} ms; rooms in the directory {rooms_before_load} before, {} after",
+        ok as f64 / load_secs,
+        errors.len(),
+        errors
+            .first()
+            .map(|e| format!(", e.g. {e}"))
+            .unwrap_or_default(),
+        ms(mm_p50),
+        ms(mm_p99),
+        rooms.len()
+    );
+}
