@@ -438,10 +438,21 @@ async fn fleet_bench() {
 
     // Join latency one at a time (no queueing): 50 players in a row.
     let mut solo = Vec::new();
+    let (mut solo_mm, mut solo_welcome) = (Vec::new(), Vec::new());
     for _ in 0..50 {
-        solo.push(fleet.join_once("node-0").await.expect("a join"));
+        let [mm, welcome, snapshot] = fleet.join_timed("node-0").await.expect("a join");
+        solo_mm.push(mm);
+        solo_welcome.push(welcome);
+        solo.push(snapshot);
     }
     let (solo_p50, solo_p99) = (quantile(&mut solo, 0.5), quantile(&mut solo, 0.99));
+    let parts = format!(
+        "matchmake answered p50 {:.1} ms / p99 {:.1} ms, welcome p50 {:.1} / p99 {:.1} ms",
+        ms(quantile(&mut solo_mm, 0.5)),
+        ms(quantile(&mut solo_mm, 0.99)),
+        ms(quantile(&mut solo_welcome, 0.5)),
+        ms(quantile(&mut solo_welcome, 0.99))
+    );
     let (_, rooms) = fleet.directory_listing().await.expect("directory");
     let rooms_at_rest = rooms.len();
 
@@ -530,12 +541,12 @@ async fn fleet_bench() {
         ms(join_p99)
     );
     println!(
-        "join latency, one player at a time (50): p50 {:.1} ms, p99 {:.1} ms",
+        "join latency, one player at a time (50): p50 {:.1} ms, p99 {:.1} ms ({parts})",
         ms(solo_p50),
         ms(solo_p99)
     );
     println!(
-        "redis commands per heartbeat ({rooms_at_rest} rooms on 3 nodes): {per_heartbeat:.1} ({hb_total} in {window:?}: {})",
+        "redis commands per heartbeat ({rooms_at_rest} rooms on 3 nodes): {per_heartbeat:.1} ({hb_total} for {heartbeats} heartbeats in {window:?}: {})",
         stats(&hb_stats)
     );
     println!(

@@ -561,15 +561,23 @@ impl Fleet {
     /// Matchmakes through node `id`, connects, waits for one snapshot and
     /// leaves; returns the time from the matchmake request to the snapshot.
     pub async fn join_once(&self, id: &str) -> Result<Duration, String> {
+        self.join_timed(id).await.map(|t| t[2])
+    }
+
+    /// [`Fleet::join_once`], returning the times from the matchmake
+    /// request to its answer, to the welcome, and to the first snapshot.
+    pub async fn join_timed(&self, id: &str) -> Result<[Duration; 3], String> {
         let t0 = Instant::now();
         let ticket = self
             .matchmake_once(id)
             .await
             .map_err(|e| format!("matchmake: {e:?}"))?;
+        let matchmade = t0.elapsed();
         let options = ConnectOptions::new(Trust::InsecureDevCertificate);
         let mut client = Client::<Arena>::connect_ticket(&ticket, options)
             .await
             .map_err(|e| format!("connect: {e}"))?;
+        let welcomed = t0.elapsed();
         let first = async {
             loop {
                 match client.next_event().await {
@@ -587,7 +595,7 @@ impl Fleet {
             .map_err(|_| "no snapshot within 5 s".to_owned())??;
         let took = t0.elapsed();
         let _ = tokio::time::timeout(Duration::from_secs(2), client.leave()).await;
-        Ok(took)
+        Ok([matchmade, welcomed, took])
     }
 }
 
