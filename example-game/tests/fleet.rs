@@ -138,28 +138,7 @@ async fn three_nodes_share_one_redis_and_survive_kill_redis_restart_and_drain() 
     wait_for(
         "node-2's players to matchmake again onto the survivors",
         REJOIN_DEADLINE,
-        || async {
-            let v = bots.view();
-            let waiting: Vec<_> = victims
-                .iter()
-                .filter(|&&i| {
-                    !(v[i].connected
-                        && v[i].snapshots > 0
-                        && v[i].node.as_deref() != Some("node-2")
-                        && !v[i].losses.is_empty())
-                })
-                .collect();
-            if waiting.is_empty() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{} still waiting, e.g. bot{}: {:?}",
-                    waiting.len(),
-                    waiting[0],
-                    v[*waiting[0]]
-                ))
-            }
-        },
+        || async { bots.moved_off(&victims, "node-2") },
     )
     .await;
     let after = bots.view();
@@ -315,27 +294,7 @@ async fn three_nodes_share_one_redis_and_survive_kill_redis_restart_and_drain() 
     wait_for(
         "node-1's players to be told why and to move to node-0",
         grace + REJOIN_DEADLINE,
-        || async {
-            let v = bots.view();
-            let waiting: Vec<_> = drained
-                .iter()
-                .filter(|&&i| {
-                    !(v[i].connected
-                        && v[i].node.as_deref() == Some("node-0")
-                        && v[i].snapshots > 0)
-                })
-                .collect();
-            if waiting.is_empty() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{} waiting, e.g. bot{}: {:?}",
-                    waiting.len(),
-                    waiting[0],
-                    v[*waiting[0]]
-                ))
-            }
-        },
+        || async { bots.moved_off(&drained, "node-1") },
     )
     .await;
     let after = bots.view();

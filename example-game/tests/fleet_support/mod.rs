@@ -153,36 +153,9 @@ impl Drop for Proc {
     }
 }
 
-/// The `redis-server` to run: `TICKWIRE_REDIS_SERVER`, else the one on PATH.
-/// `None` means skip (only outside xtask and CI), said loudly. The same
-/// policy as `server/tests/directory_redis.rs`.
-fn redis_binary() -> Option<PathBuf> {
-    let required =
-        std::env::var_os("TICKWIRE_REDIS_SERVER").is_some() || std::env::var_os("CI").is_some();
-    let found = std::env::var_os("TICKWIRE_REDIS_SERVER")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::split_paths(&std::env::var_os("PATH")?)
-                .map(|dir| dir.join("redis-server"))
-                .find(|p| p.is_file())
-        })
-        .filter(|p| p.is_file());
-    match found {
-        Some(path) => Some(path),
-        None if required => panic!(
-            "redis-server not found (TICKWIRE_REDIS_SERVER or PATH) but this run requires it: \
-             install it with `apt-get install -y redis-server` (cargo xtask test does this as root)"
-        ),
-        None => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED: redis-server is not on PATH, so the fleet test did not run.\n\
-                 !!! Install it with `apt-get install -y redis-server`, or run `cargo xtask test`.\n"
-            );
-            None
-        }
-    }
-}
+#[path = "../../../server/tests/support/redis_server.rs"]
+mod redis_server;
+use redis_server::{redis_binary, redis_command, redis_dir};
 
 /// A `redis-server` of our own on a free loopback port, saving nothing
 /// (`--save '' --appendonly no`, in a temp dir): a restart comes back
@@ -196,15 +169,8 @@ pub struct Redis {
 
 impl Redis {
     async fn start(tag: &str) -> Option<Self> {
-        let binary = redis_binary()?;
-        let dir = std::env::temp_dir().join(format!(
-            "tickwire-redis-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let binary = redis_binary("the fleet test")?;
+        let dir = redis_dir(tag);
         let mut redis = Self {
             proc: None,
             binary,
@@ -221,13 +187,7 @@ impl Redis {
 
     /// Starts the server on `self.addr` and waits until it answers PING.
     pub async fn launch(&mut self) {
-        let mut cmd = Command::new(&self.binary);
-        cmd.arg("--port")
-            .arg(self.addr.port().to_string())
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--protected-mode", "yes", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&self.dir);
+        let mut cmd = redis_command(&self.binary, self.addr.port(), &self.dir);
         self.proc = Some(Proc::spawn("redis-server", &mut cmd));
         let addr = self.addr;
         wait_for(
@@ -690,6 +650,32 @@ impl Bots {
             .filter(|(_, b)| b.connected && b.node.as_deref() == Some(id))
             .map(|(i, _)| i)
             .collect()
+    }
+
+    /// `Ok` once every player of `who` lost a connection to node `left`
+    /// and is playing on another node (welcomed, and a snapshot since).
+    pub fn moved_off(&self, who: &BTreeSet<usize>, left: &str) -> Result<(), String> {
+        let v = self.view();
+        let waiting: Vec<usize> = who
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let b = &v[i];
+                !(b.connected
+                    && b.last_snapshot.is_some()
+                    && b.node.as_deref() != Some(left)
+                    && b.losses.last().is_some_and(|l| l.node == left))
+            })
+            .collect();
+        match waiting.first() {
+            None => Ok(()),
+            Some(&i) => Err(format!(
+                "{} of {} not yet moved off {left}, e.g. bot{i}: {:?}",
+                waiting.len(),
+                who.len(),
+                v[i]
+            )),
+        }
     }
 
     /// Connected players per node, and failures, for messages.
