@@ -259,6 +259,18 @@ fn write_json(
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// `cargo xtask bench fleet`: runs the ignored `fleet_bench` test (release)
+/// with the `redis-server` that `cargo xtask test` uses.
+fn fleet() -> Result<ExitCode> {
+    let redis = crate::setup::ensure_redis()?;
+    let mut cmd = util::cargo();
+    cmd.args(["test", "--release", "-p", "arena", "--test", "fleet", "--"])
+        .args(["--ignored", "--exact", "fleet_bench", "--nocapture"]);
+    redis.export_to(&mut cmd);
+    util::run(&mut cmd).context("the fleet benchmark failed")?;
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,16 +292,4 @@ mod tests {
         assert_eq!(parse_secs("45"), Ok(Duration::from_secs(45)));
         assert!(parse_secs("1h").is_err());
     }
-}
-
-/// `cargo xtask bench fleet`: runs the ignored `fleet_bench` test (release)
-/// with the `redis-server` that `cargo xtask test` uses.
-fn fleet() -> Result<ExitCode> {
-    let redis = crate::setup::ensure_redis()?;
-    let mut cmd = util::cargo();
-    cmd.args(["test", "--release", "-p", "arena", "--test", "fleet", "--"])
-        .args(["--ignored", "--exact", "fleet_bench", "--nocapture"]);
-    redis.export_to(&mut cmd);
-    util::run(&mut cmd).context("the fleet benchmark failed")?;
-    Ok(ExitCode::SUCCESS)
 }
