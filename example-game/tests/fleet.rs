@@ -57,15 +57,7 @@ async fn three_nodes_share_one_redis_and_survive_kill_redis_restart_and_drain() 
     let fill = wait_for(
         "every player connected with a snapshot",
         FILL_DEADLINE,
-        || async {
-            let v = bots.view();
-            let ready = v.iter().filter(|b| b.connected && b.snapshots > 0).count();
-            if ready == PLAYERS {
-                Ok(())
-            } else {
-                Err(format!("{ready}/{PLAYERS} ready; {}", bots.summary()))
-            }
-        },
+        || async { bots.all_in() },
     )
     .await;
     eprintln!("fill: {PLAYERS} players in after {fill:?}");
@@ -383,15 +375,7 @@ async fn fleet_bench() {
     wait_for(
         "every player connected with a snapshot",
         FILL_DEADLINE,
-        || async {
-            let v = bots.view();
-            let ready = v.iter().filter(|b| b.connected && b.snapshots > 0).count();
-            if ready == PLAYERS {
-                Ok(())
-            } else {
-                Err(format!("{ready}/{PLAYERS}: {}", bots.summary()))
-            }
-        },
+        || async { bots.all_in() },
     )
     .await;
     let mut joins: Vec<Duration> = bots
