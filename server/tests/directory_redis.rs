@@ -8,7 +8,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,38 +19,9 @@ use tokio::time::Instant;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
-/// The `redis-server` to run: `TICKWIRE_REDIS_SERVER`, else the one on PATH.
-/// `None` means skip (only allowed outside xtask and CI).
-fn redis_binary() -> Option<PathBuf> {
-    let required =
-        std::env::var_os("TICKWIRE_REDIS_SERVER").is_some() || std::env::var_os("CI").is_some();
-    let found = std::env::var_os("TICKWIRE_REDIS_SERVER")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::split_paths(&std::env::var_os("PATH")?)
-                .map(|dir| dir.join("redis-server"))
-                .find(|p| p.is_file())
-        })
-        .filter(|p| p.is_file());
-    match found {
-        Some(path) => Some(path),
-        None if required => panic!(
-            "redis-server not found (TICKWIRE_REDIS_SERVER or PATH) but this run requires it: \
-             install it with `apt-get install -y redis-server` (cargo xtask test does this as root)"
-        ),
-        None => {
-            // Straight to stderr: the test harness captures `eprintln!` of
-            // passing tests, and this must be seen.
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED: redis-server is not on PATH, so the Redis directory tests did not run.\n\
-                 !!! Install it with `apt-get install -y redis-server`, or run `cargo xtask test`.\n"
-            );
-            None
-        }
-    }
-}
+#[path = "support/redis_server.rs"]
+mod redis_server;
+use redis_server::{redis_binary, redis_command, redis_dir};
 
 /// A `redis-server` of our own, killed (and its directory removed) on drop.
 struct Redis {
@@ -68,15 +39,8 @@ fn free_port() -> SocketAddr {
 impl Redis {
     /// Starts one, or `None` when the tests skip.
     async fn start(tag: &str) -> Option<Self> {
-        let binary = redis_binary()?;
-        let dir = std::env::temp_dir().join(format!(
-            "tickwire-redis-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let binary = redis_binary("the Redis directory tests")?;
+        let dir = redis_dir(tag);
         let mut redis = Self {
             child: None,
             binary,
@@ -89,13 +53,7 @@ impl Redis {
 
     /// Starts the server process on `self.addr` and waits until it answers.
     async fn launch(&mut self) {
-        let child = Command::new(&self.binary)
-            .arg("--port")
-            .arg(self.addr.port().to_string())
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--protected-mode", "yes", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
+        let child = redis_command(&self.binary, self.addr.port(), &self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -53,6 +53,14 @@ struct Args {
     #[arg(long)]
     room: Option<String>,
 
+    /// With --matchmake: a bot whose session ends for any reason but its
+    /// own leave (its node died or drained, the connection dropped) or
+    /// whose matchmake or connect fails matchmakes again, after a pause
+    /// (the matchmaker's `Retry-After` on a 503, else 0.5 s), until the end
+    /// of the run: what a game client does to survive the loss of a node.
+    #[arg(long, requires = "matchmake", conflicts_with = "churn")]
+    rematchmake: bool,
+
     /// Number of concurrent bots.
     #[arg(long, default_value_t = 10)]
     bots: u32,
@@ -178,6 +186,8 @@ struct Counters {
     desyncs: AtomicU64,
     abnormal_closes: AtomicU64,
     resumed: AtomicU64,
+    /// Sessions lost under a `--rematchmake` bot, which then matchmade again.
+    rematchmakes: AtomicU64,
     errors: Mutex<Vec<String>>,
     hist: Mutex<Histograms>,
 }
@@ -205,6 +215,7 @@ impl Counters {
             desyncs: AtomicU64::new(0),
             abnormal_closes: AtomicU64::new(0),
             resumed: AtomicU64::new(0),
+            rematchmakes: AtomicU64::new(0),
             errors: Mutex::new(Vec::new()),
             hist: Mutex::new(Histograms::default()),
         }
@@ -452,6 +463,7 @@ async fn main() -> Result<()> {
         "connects": c.connects.load(Relaxed),
         "connects_per_s": c.measured_connects.load(Relaxed) as f64 / measured,
         "resumed": c.resumed.load(Relaxed),
+        "rematchmakes": c.rematchmakes.load(Relaxed),
         "failed": c.failed.load(Relaxed),
         "abnormal_closes": c.abnormal_closes.load(Relaxed),
         "desync_errors": c.desyncs.load(Relaxed),
@@ -482,9 +494,10 @@ async fn main() -> Result<()> {
             args.bots
         );
         println!(
-            "  connects {}  (resumed {})  failed {}  abnormal closes {}",
+            "  connects {}  (resumed {}, matchmade again {})  failed {}  abnormal closes {}",
             c.connects.load(Relaxed),
             c.resumed.load(Relaxed),
+            c.rematchmakes.load(Relaxed),
             c.failed.load(Relaxed),
             c.abnormal_closes.load(Relaxed)
         );
@@ -621,10 +634,17 @@ async fn run_bot(
             Err(e) => {
                 c.failed.fetch_add(1, Relaxed);
                 note(&c, &e, i);
-                if !args.churn {
+                if !args.churn && !args.rematchmake {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                let pause = match &e {
+                    ClientError::Matchmake {
+                        retry_after: Some(after),
+                        ..
+                    } => (*after).min(Duration::from_secs(5)),
+                    _ => Duration::from_millis(500),
+                };
+                tokio::time::sleep_until(stop.min(Instant::now() + pause)).await;
                 continue;
             }
         };
@@ -658,7 +678,9 @@ async fn run_bot(
         c.connected_now.fetch_sub(1, Relaxed);
         c.connected(began, Instant::now());
         if !alive {
-            if !args.churn {
+            if args.rematchmake {
+                c.rematchmakes.fetch_add(1, Relaxed);
+            } else if !args.churn {
                 break;
             }
             continue;

@@ -78,6 +78,12 @@ enum Other {
     /// profile, alternating runs; prints both, the ratio and the 3× target
     /// (about 2 minutes after the builds).
     Wasm(wasm::WasmArgs),
+    /// The fleet figures: one redis-server, three arena-server nodes (their
+    /// defaults: heartbeat 2 s, TTL 10 s) and 200 players on loopback; join
+    /// latency, Redis commands per heartbeat and per matchmake, and
+    /// matchmaking throughput with p99 (the ignored `fleet_bench` test of
+    /// example-game/tests/fleet.rs, release build; about a minute after it).
+    Fleet,
 }
 
 /// The tables, in report order.
@@ -126,6 +132,9 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
     if let Some(Other::Wasm(wasm)) = &args.other {
         return wasm::run(wasm);
+    }
+    if let Some(Other::Fleet) = &args.other {
+        return fleet();
     }
     let stop = Interrupt::install()?;
     let started = Instant::now();
@@ -248,6 +257,18 @@ fn write_json(
     });
     let text = serde_json::to_string_pretty(&v)?;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `cargo xtask bench fleet`: runs the ignored `fleet_bench` test (release)
+/// with the `redis-server` that `cargo xtask test` uses.
+fn fleet() -> Result<ExitCode> {
+    let redis = crate::setup::ensure_redis()?;
+    let mut cmd = util::cargo();
+    cmd.args(["test", "--release", "-p", "arena", "--test", "fleet", "--"])
+        .args(["--ignored", "--exact", "fleet_bench", "--nocapture"]);
+    redis.export_to(&mut cmd);
+    util::run(&mut cmd).context("the fleet benchmark failed")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
