@@ -413,3 +413,57 @@ async fn matchmaking_over_redis_places_by_load_and_refuses_while_redis_is_away()
     };
     assert_eq!(t.node, "node-a", "the only node registered again");
 }
+
+/// Redis restarts empty between two heartbeats (no failed heartbeat in
+/// between): the next heartbeat registers the node's rooms again, and leaves
+/// a name that another node took meanwhile to that node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_after_an_empty_restart_registers_the_rooms_again() {
+    let Some(mut redis) = Redis::start("restart").await else {
+        return;
+    };
+    let dir = redis.directory();
+    let ttl = Duration::from_secs(30);
+    let node = NodeInfo::new("node-a");
+    let rooms = [
+        RoomInfo::new("kept", "node-a").with_mode("duel").with_players(2),
+        RoomInfo::new("taken", "node-a"),
+    ];
+    dir.heartbeat(&node, &[], ttl).await.unwrap();
+    for r in &rooms {
+        assert!(matches!(dir.create_room(r, ttl).await.unwrap(), Claim::Created));
+    }
+
+    redis.kill();
+    redis.launch().await;
+    let end = Instant::now() + DEADLINE;
+    // Another node claims one of the names first.
+    loop {
+        match dir.create_room(&RoomInfo::new("taken", "node-b"), ttl).await {
+            Ok(c) => {
+                assert!(matches!(c, Claim::Created), "{c:?}");
+                break;
+            }
+            Err(e) => {
+                assert!(Instant::now() < end, "never reconnected: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    dir.heartbeat(&node, &rooms, ttl).await.unwrap();
+    let mut listed: Vec<(String, String, String, u32)> = dir
+        .rooms()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.name, r.node, r.mode, r.players))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            ("kept".into(), "node-a".into(), "duel".into(), 2),
+            ("taken".into(), "node-b".into(), String::new(), 0),
+        ]
+    );
+}

@@ -144,10 +144,15 @@ fn corrupt(what: &str, key: &str) -> DirectoryError {
     }
 }
 
-/// Registers or refreshes a node, then refreshes the rooms it holds.
-/// KEYS: node, nodes index, node's rooms set, then one room key per room.
+/// Registers or refreshes a node, then refreshes the rooms it holds, and
+/// registers again those whose entry is gone (Redis restarted without
+/// persistence, or an entry expired while Redis was unreachable); a name
+/// another node took meanwhile is left to it.
+/// KEYS: node, nodes index, node's rooms set, rooms index, then one room key
+/// per room.
 /// ARGV: ttl ms, id, wss, quic, capacity, players, rooms, state, then per
-/// room: mode, players, capacity, state.
+/// room: name, mode, players, capacity, state.
+/// Returns the number of rooms refreshed or registered again.
 const HEARTBEAT: &str = r"
 local ttl = ARGV[1]
 redis.call('HSET', KEYS[1], 'id', ARGV[2], 'wss', ARGV[3], 'quic', ARGV[4],
@@ -155,12 +160,22 @@ redis.call('HSET', KEYS[1], 'id', ARGV[2], 'wss', ARGV[3], 'quic', ARGV[4],
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('SADD', KEYS[2], ARGV[2])
 local refreshed = 0
-for i = 4, #KEYS do
-  local a = 9 + (i - 4) * 4
-  if redis.call('HGET', KEYS[i], 'node') == ARGV[2] then
-    redis.call('HSET', KEYS[i], 'mode', ARGV[a], 'players', ARGV[a + 1],
-      'capacity', ARGV[a + 2], 'state', ARGV[a + 3])
+for i = 5, #KEYS do
+  local a = 9 + (i - 5) * 5
+  local holder = redis.call('HGET', KEYS[i], 'node')
+  if holder == ARGV[2] then
+    redis.call('HSET', KEYS[i], 'mode', ARGV[a + 1], 'players', ARGV[a + 2],
+      'capacity', ARGV[a + 3], 'state', ARGV[a + 4])
     redis.call('PEXPIRE', KEYS[i], ttl)
+    refreshed = refreshed + 1
+  elseif not holder then
+    redis.call('DEL', KEYS[i])
+    redis.call('HSET', KEYS[i], 'name', ARGV[a], 'mode', ARGV[a + 1],
+      'players', ARGV[a + 2], 'capacity', ARGV[a + 3], 'node', ARGV[2],
+      'state', ARGV[a + 4])
+    redis.call('PEXPIRE', KEYS[i], ttl)
+    redis.call('SADD', KEYS[4], ARGV[a])
+    redis.call('SADD', KEYS[3], ARGV[a])
     refreshed = refreshed + 1
   end
 end
@@ -355,7 +370,8 @@ impl RedisDirectory {
         let mut call = script.prepare_invoke();
         call.key(self.node_key(&node.id))
             .key(self.nodes_key())
-            .key(self.node_rooms_key(&node.id));
+            .key(self.node_rooms_key(&node.id))
+            .key(self.rooms_key());
         call.arg(ttl_ms(ttl))
             .arg(&node.id)
             .arg(node.wss_url.as_deref().unwrap_or(""))
@@ -367,7 +383,8 @@ impl RedisDirectory {
         for room in rooms.iter().filter(|r| r.node == node.id) {
             check_name(&room.name)?;
             call.key(self.room_key(&room.name));
-            call.arg(&room.mode)
+            call.arg(&room.name)
+                .arg(&room.mode)
                 .arg(room.players)
                 .arg(room.capacity)
                 .arg(room.state.as_str());
