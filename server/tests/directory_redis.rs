@@ -426,12 +426,17 @@ async fn a_heartbeat_after_an_empty_restart_registers_the_rooms_again() {
     let ttl = Duration::from_secs(30);
     let node = NodeInfo::new("node-a");
     let rooms = [
-        RoomInfo::new("kept", "node-a").with_mode("duel").with_players(2),
+        RoomInfo::new("kept", "node-a")
+            .with_mode("duel")
+            .with_players(2),
         RoomInfo::new("taken", "node-a"),
     ];
     dir.heartbeat(&node, &[], ttl).await.unwrap();
     for r in &rooms {
-        assert!(matches!(dir.create_room(r, ttl).await.unwrap(), Claim::Created));
+        assert!(matches!(
+            dir.create_room(r, ttl).await.unwrap(),
+            Claim::Created
+        ));
     }
 
     redis.kill();
@@ -439,7 +444,10 @@ async fn a_heartbeat_after_an_empty_restart_registers_the_rooms_again() {
     let end = Instant::now() + DEADLINE;
     // Another node claims one of the names first.
     loop {
-        match dir.create_room(&RoomInfo::new("taken", "node-b"), ttl).await {
+        match dir
+            .create_room(&RoomInfo::new("taken", "node-b"), ttl)
+            .await
+        {
             Ok(c) => {
                 assert!(matches!(c, Claim::Created), "{c:?}");
                 break;
