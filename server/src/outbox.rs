@@ -63,6 +63,18 @@ impl AckWindow {
     pub const SPAN: u32 = 31;
     const MASK: u64 = (1 << Self::SPAN) - 1;
 
+    /// `window` (none yet: empty) after acknowledging `tick` too.
+    #[must_use]
+    pub fn add(window: Option<Self>, tick: u32) -> Self {
+        match window {
+            Some(w) => w.with(tick),
+            None => Self {
+                newest: tick,
+                before: 0,
+            },
+        }
+    }
+
     /// The window after acknowledging `tick` too.
     #[must_use]
     pub fn with(self, tick: u32) -> Self {
@@ -147,14 +159,7 @@ impl Outbox {
         let _ = self
             .acked
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                let w = AckWindow::unpack(v).map_or(
-                    AckWindow {
-                        newest: tick,
-                        before: 0,
-                    },
-                    |w| w.with(tick),
-                );
-                Some(w.pack())
+                Some(AckWindow::add(AckWindow::unpack(v), tick).pack())
             });
     }
 

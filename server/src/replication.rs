@@ -73,13 +73,7 @@ impl ClientReplication {
     /// Records an acknowledgement of `tick`. Acks for ticks never sent (or
     /// older than the baseline in use) never become baselines.
     pub fn ack(&mut self, tick: u32) {
-        self.acks = Some(match self.acks {
-            Some(w) => w.with(tick),
-            None => AckWindow {
-                newest: tick,
-                before: 0,
-            },
-        });
+        self.acks = Some(AckWindow::add(self.acks, tick));
     }
 
     /// Records the acknowledgements an [`crate::outbox::Outbox`] collected
