@@ -291,9 +291,11 @@ impl Supervisor {
                 changed = requests.changed() => if changed.is_err() { break StopRequest::Now },
             }
         };
+        // Refuse new players before saying so: whoever sees `Draining` (a
+        // test, a fleet manager, /readyz) must find joins already refused.
+        self.rooms.drain();
         self.status.advance(NodeState::Draining);
         self.hooks.draining();
-        self.rooms.drain();
         let reason = if request == StopRequest::Drain {
             self.wait_for_rooms(&mut rooms, &mut requests, &mut health)
                 .await
