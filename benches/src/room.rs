@@ -15,7 +15,7 @@ use hdrhistogram::Histogram;
 use tickwire_server::ServerConfig;
 use tickwire_server::outbox::Outbox;
 use tickwire_server::room::{JoinRequest, Room};
-use tickwire_shared::{ClientMessage, GameProtocol, Hello, ResumeToken};
+use tickwire_shared::{ClientMessage, GameProtocol, Hello, Limits, ResumeToken, ServerMessage};
 
 use crate::game::{BenchGame, BenchProto};
 use crate::server::Scenario;
@@ -49,6 +49,18 @@ pub(crate) struct RoomArgs {
     /// newest).
     #[arg(long, default_value_t = ServerConfig::default().baseline_snap)]
     baseline_snap: u16,
+    /// Clients that read slowly, as a fraction of `--clients` (the first
+    /// ones): each takes what its outbox holds only every `--slow-every`
+    /// ticks, as a session whose socket drains that often.
+    #[arg(long, default_value_t = 0.0)]
+    slow_fraction: f64,
+    /// How often (ticks) a slow client reads.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    slow_every: u32,
+    /// `ServerConfig::max_snapshot_slowdown` (1: clients that fall behind
+    /// are not slowed down).
+    #[arg(long, default_value_t = ServerConfig::default().max_snapshot_slowdown)]
+    max_slowdown: u16,
 }
 
 pub(crate) fn run(args: RoomArgs) -> Result<()> {
@@ -57,7 +69,8 @@ pub(crate) fn run(args: RoomArgs) -> Result<()> {
         .with_snapshot_interval(args.scenario.snapshot_interval)
         .with_field_diff(!args.serde_diff)
         .with_deltas(!args.full_snapshots)
-        .with_baseline_snap(args.baseline_snap);
+        .with_baseline_snap(args.baseline_snap)
+        .with_max_snapshot_slowdown(args.max_slowdown);
     config.max_players_per_room = args.clients.max(1);
     let period = config.tick_period();
     let game = BenchGame::new(args.scenario.world());
@@ -79,6 +92,9 @@ pub(crate) fn run(args: RoomArgs) -> Result<()> {
             .map_err(|r| anyhow!("join refused: {}", r.message))?;
         outboxes.push((id, outbox));
     }
+    let mut limits = Limits::default();
+    limits.max_server_message_bytes = usize::MAX;
+    let slow = (args.clients as f64 * args.slow_fraction.clamp(0.0, 1.0)).round() as usize;
     let mut hist = Histogram::<u64>::new_with_bounds(100, 60_000_000_000, 3)?;
     let (mut bytes, mut snaps) = (0u64, 0u64);
     let t0 = Instant::now();
@@ -89,6 +105,9 @@ pub(crate) fn run(args: RoomArgs) -> Result<()> {
         let took = start.elapsed();
         let tick = room.tick_count();
         for (i, (id, outbox)) in outboxes.iter().enumerate() {
+            if i < slow && !n.is_multiple_of(args.slow_every) {
+                continue;
+            }
             let batch = outbox.take();
             let lag = u32::try_from(i)? % args.ack_spread;
             if let Some(s) = batch.snapshot {
@@ -96,11 +115,17 @@ pub(crate) fn run(args: RoomArgs) -> Result<()> {
                     bytes += s.len() as u64;
                     snaps += 1;
                 }
+                // A slow reader acknowledges the snapshot it took, which
+                // may be older than this tick.
+                let took = match ServerMessage::<()>::decode(&s, &limits) {
+                    Ok(ServerMessage::Snapshot(f)) => f.header.tick,
+                    _ => return Err(anyhow!("the outbox held something else than a snapshot")),
+                };
                 room.handle(
                     now,
                     *id,
                     ClientMessage::Ack {
-                        snapshot_tick: tick.saturating_sub(lag),
+                        snapshot_tick: took.min(tick.saturating_sub(lag)),
                     },
                 );
             }
@@ -112,14 +137,17 @@ pub(crate) fn run(args: RoomArgs) -> Result<()> {
     let wall = t0.elapsed().as_secs_f64();
     let us = |ns: u64| ns as f64 / 1e3;
     println!(
-        "room: {} clients, visibility={}, {}, ack spread {}, baseline snap {}, {} diff, {} ticks in {wall:.2} s",
+        "room: {} clients ({slow} reading every {} ticks, slowdown up to {}), visibility={}, {}, \
+         ack spread {}, baseline snap {}, {} diff, {} ticks in {wall:.2} s",
         args.clients,
+        args.slow_every,
+        args.max_slowdown,
+        args.scenario.visibility,
         if args.full_snapshots {
             "full snapshots"
         } else {
             "deltas"
         },
-        args.scenario.visibility,
         args.ack_spread,
         args.baseline_snap,
         if args.serde_diff { "serde" } else { "derived" },

@@ -373,7 +373,7 @@ where
     use tickwire_shared::NetId;
     use tickwire_shared::codec::Writer;
     use tickwire_shared::delta::{
-        DeltaMemo, DeltaScratch, write_delta, write_delta_memo, write_full_memo,
+        DeltaMemo, DeltaScratch, write_delta, write_delta_memo, write_delta_with, write_full_memo,
     };
     use tickwire_shared::snapshot::write_full;
     let id = |i: usize| NetId(u32::try_from(i).unwrap() + 1);
@@ -413,6 +413,32 @@ where
     .unwrap();
     // The memo now holds the states the diff wrote: a full snapshot from it.
     write_full_memo(&mut fast, c.iter().copied(), &mut memo).unwrap();
+    // And the memo-less writer (a budgeted client's own delta) with the
+    // field diff: the flattener's delta bytes again.
+    let mut single = Writer::new();
+    write_delta_with(
+        &mut single,
+        b.iter().copied(),
+        c.iter().map(|(id, s, _)| (*id, *s)),
+        &mut DeltaScratch::default(),
+        max_fields,
+        Some(tickwire_shared::diff::diff_fields::<S>),
+    )
+    .unwrap();
+    let mut plain_delta = Writer::new();
+    write_delta(
+        &mut plain_delta,
+        b.iter().copied(),
+        c.iter().map(|(id, s, _)| (*id, *s)),
+        &mut DeltaScratch::default(),
+        max_fields,
+    )
+    .unwrap();
+    assert_eq!(
+        single.as_slice(),
+        plain_delta.as_slice(),
+        "write_delta_with and the flattener differ"
+    );
     (plain.into_vec(), fast.into_vec())
 }
 

@@ -135,6 +135,29 @@ pub struct ServerConfig {
     /// Snapshots in a row that a session failed to send (each replaced by a
     /// newer one) before it is closed as a slow consumer. Default 120.
     pub max_skipped_snapshots: u32,
+    /// How far a client that falls behind is slowed down: it is sent one
+    /// snapshot in up to this many, deltas against a baseline the ring still
+    /// holds, rather than every snapshot (and, once its baseline left the
+    /// ring, full ones). A client falls behind when its outbox still holds
+    /// the previous snapshot or its newest acknowledgement is more than half
+    /// the ring (`baseline_ring / 2` snapshots) old; its rate recovers step
+    /// by step once it keeps up. A client still stalled at the slowest rate
+    /// for `max_skipped_snapshots` snapshots is closed as a slow consumer.
+    /// 1: never slow down. Default 8 (7.5 snapshots/s at 60).
+    pub max_snapshot_slowdown: u16,
+    /// Each client's byte budget for snapshots, in bytes per second (the
+    /// protocol payload, before WebSocket/TLS framing). When a snapshot
+    /// would exceed it, lower-priority changes wait for a later snapshot and
+    /// their priority ([`crate::Game::priority`]) accumulates until they are
+    /// sent; see `budget.rs`. Nothing changes on the wire. Needs `deltas`.
+    /// Default none (every change of every snapshot is sent).
+    pub client_bytes_per_sec: Option<u32>,
+    /// With a byte budget, the longest a changed entity waits: after this
+    /// it is sent whatever the budget (so a budget too small for the view
+    /// is exceeded rather than leaving entities stale). At most half the
+    /// ring (`baseline_ring × snapshot_interval / 2` ticks) when a budget
+    /// is set. Default 500 ms.
+    pub budget_max_wait: Duration,
     /// Bounded channel from sessions to their room for joins, leaves and
     /// disconnects (commands that wake the room). Default 1,024. Inputs
     /// travel on a second channel that the room reads once per tick; see
@@ -428,6 +451,9 @@ impl Default for ServerConfig {
             max_messages_per_sec: 240,
             max_queued_reliable: 256,
             max_skipped_snapshots: 120,
+            max_snapshot_slowdown: 8,
+            client_bytes_per_sec: None,
+            budget_max_wait: Duration::from_millis(500),
             room_channel_capacity: 1024,
             shutdown_timeout: Duration::from_secs(5),
             drain_grace: Duration::from_secs(25),
@@ -470,6 +496,12 @@ with! {
     with_max_players_per_room: max_players_per_room: usize,
     /// Sets [`ServerConfig::deltas`].
     with_deltas: deltas: bool,
+    /// Sets [`ServerConfig::client_bytes_per_sec`].
+    with_client_bytes_per_sec: client_bytes_per_sec: Option<u32>,
+    /// Sets [`ServerConfig::budget_max_wait`].
+    with_budget_max_wait: budget_max_wait: Duration,
+    /// Sets [`ServerConfig::max_snapshot_slowdown`].
+    with_max_snapshot_slowdown: max_snapshot_slowdown: u16,
     /// Sets [`ServerConfig::baseline_snap`].
     with_baseline_snap: baseline_snap: u16,
     /// Sets [`ServerConfig::field_diff`].
@@ -544,6 +576,20 @@ impl ServerConfig {
         }
         if self.snapshot_interval == 0 {
             return bad("snapshot_interval must be at least 1");
+        }
+        if self.max_snapshot_slowdown == 0 {
+            return bad("max_snapshot_slowdown must be at least 1 (1: never slow down)");
+        }
+        if self.client_bytes_per_sec == Some(0) {
+            return bad("client_bytes_per_sec must be positive (or none for no budget)");
+        }
+        let ring_ticks = (self.baseline_ring as f64) * f64::from(self.snapshot_interval);
+        if self.client_bytes_per_sec.is_some()
+            && self.budget_max_wait.as_secs_f64() * f64::from(self.tick_rate) > ring_ticks / 2.0
+        {
+            return bad(
+                "budget_max_wait must be at most half the ring (baseline_ring × snapshot_interval / 2 ticks)",
+            );
         }
         if self.baseline_ring < 2 {
             return bad("baseline_ring must be at least 2");

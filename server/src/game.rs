@@ -154,4 +154,16 @@ pub trait Game: Send + 'static {
         let _ = (view, id, state);
         true
     }
+
+    /// How much a change of a visible entity matters to the client with
+    /// `view`, when clients have a byte budget
+    /// ([`crate::ServerConfig::client_bytes_per_sec`]): each snapshot a
+    /// change that did not fit adds this to the entity's accumulated
+    /// priority, and the highest accumulated priorities are sent first (for
+    /// example, nearer entities higher). Negative counts as 0. Clients that
+    /// see everything (no view) use 1 for every entity. Default: 1.
+    fn priority(view: &Self::View, id: NetId, state: &StateOf<Self>) -> f32 {
+        let _ = (view, id, state);
+        1.0
+    }
 }

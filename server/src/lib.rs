@@ -84,6 +84,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod config;
 pub mod console;
 pub mod directory;
@@ -93,6 +94,7 @@ pub mod lifecycle;
 pub mod matchmaking;
 pub mod metrics;
 pub mod outbox;
+pub mod pace;
 pub mod replication;
 pub mod room;
 mod rooms;

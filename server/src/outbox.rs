@@ -230,6 +230,17 @@ impl Outbox {
         });
     }
 
+    /// Whether the snapshot queued last is still waiting to be sent (the
+    /// session could not write it yet).
+    #[must_use]
+    pub fn snapshot_pending(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .snapshot
+            .is_some()
+    }
+
     /// True once closed.
     #[must_use]
     pub fn is_closed(&self) -> bool {

@@ -31,11 +31,11 @@ use crate::outbox::AckWindow;
 /// The ring of recent world states plus the per-tick shared bodies.
 #[derive(Debug)]
 pub struct Replication<S> {
-    ring: VecDeque<(u32, Arc<Snapshot<S>>)>,
+    pub(crate) ring: VecDeque<(u32, Arc<Snapshot<S>>)>,
     capacity: usize,
-    max_fields: usize,
+    pub(crate) max_fields: usize,
     deltas: bool,
-    scratch: DeltaScratch,
+    pub(crate) scratch: DeltaScratch,
     /// Per-entity diffs and encoded states of the current tick, shared by
     /// the clients with a view.
     memo: DeltaMemo,
@@ -43,7 +43,7 @@ pub struct Replication<S> {
     /// Bodies for see-everything clients of the current tick, by baseline.
     shared: HashMap<Option<u32>, Bytes>,
     /// The game's field-by-field diff, when it has one.
-    fast: Option<FieldDiff<S>>,
+    pub(crate) fast: Option<FieldDiff<S>>,
     /// How many ticks older than its newest ack a client's baseline may be,
     /// to share it with other clients (see [`Replication::with_baseline_snap`]).
     snap: u32,
@@ -53,7 +53,7 @@ pub struct Replication<S> {
 
 /// The positions (in its tick's snapshot) of the entities a client could
 /// see in a snapshot it was sent (`None`: everything).
-type SentView = Option<Arc<[u32]>>;
+pub(crate) type SentView = Option<Arc<[u32]>>;
 
 /// What replication remembers about one client.
 #[derive(Debug, Default)]
@@ -62,11 +62,11 @@ pub struct ClientReplication {
     acks: Option<AckWindow>,
     /// The newest baseline used: the client keeps every acknowledged tick
     /// from it on (PROTOCOL.md §8.7), and it never decreases.
-    used: Option<u32>,
+    pub(crate) used: Option<u32>,
     /// Ticks sent from `used` on, oldest first, with the positions (in that
     /// tick's snapshot) of the entities the client could see (`None`:
     /// everything).
-    sent: VecDeque<(u32, SentView)>,
+    pub(crate) sent: VecDeque<(u32, SentView)>,
 }
 
 impl ClientReplication {
@@ -168,7 +168,7 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
 
     /// The baseline for `client`: its candidate in the ring with the most
     /// votes, the newest on a tie.
-    fn pick(&self, client: &ClientReplication) -> Option<(u32, SentView)> {
+    pub(crate) fn pick(&self, client: &ClientReplication) -> Option<(u32, SentView)> {
         let mut best: Option<(u32, u32, &SentView)> = None;
         for (t, view) in client.candidates(self.snap) {
             if self.get(t).is_none() {
@@ -191,6 +191,12 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
     pub fn with_field_diff(mut self, diff: FieldDiff<S>) -> Self {
         self.fast = Some(diff);
         self
+    }
+
+    /// Whether deltas are on.
+    #[must_use]
+    pub fn deltas(&self) -> bool {
+        self.deltas
     }
 
     /// Turns deltas off (or back on, the default): without them every

@@ -15,10 +15,12 @@ use tickwire_shared::{
     Welcome, Writer, handshake::Rejection,
 };
 
+use crate::budget::Budget;
 use crate::config::ServerConfig;
 use crate::game::{ClientId, Ctx, EventOf, Game, InputOf, LeaveReason, StateOf, Target};
 use crate::metrics as m;
 use crate::outbox::Outbox;
+use crate::pace::{Decision, Pace, PaceLimits};
 use crate::replication::{ClientReplication, Replication};
 use crate::stats::SentCounters;
 use crate::world::World;
@@ -51,6 +53,11 @@ struct Client<I> {
     last_received: u32,
     last_applied: u32,
     repl: ClientReplication,
+    pace: Pace,
+    /// Whether this snapshot tick builds a snapshot for the client.
+    due: bool,
+    /// Its byte budget, when the room has one (`client_bytes_per_sec`).
+    budget: Option<Box<Budget>>,
 }
 
 /// One room: a world, a game and its clients.
@@ -217,6 +224,9 @@ impl<G: Game> Room<G> {
                 last_received: 0,
                 last_applied: 0,
                 repl: ClientReplication::default(),
+                pace: Pace::default(),
+                due: false,
+                budget: self.new_budget(),
             },
         );
         self.empty_since = None;
@@ -235,6 +245,10 @@ impl<G: Game> Room<G> {
         }
         client.detached_at = None;
         client.repl.reset();
+        client.pace = Pace::default();
+        if let Some(b) = &mut client.budget {
+            b.reset();
+        }
         // Sequence numbers restart with every connection (docs/PROTOCOL.md §7).
         client.inputs.clear();
         client.last_received = 0;
@@ -458,17 +472,36 @@ impl<G: Game> Room<G> {
         self.replication.push(self.tick, snapshot);
         let max_sent = self.config.baseline_ring;
         let mut bytes_sent = 0u64;
-        // Acks first, and every client's possible baselines: clients then
-        // share the baselines most of them can use.
+        // Acks first, then each client's pace (a client that fell behind
+        // is skipped, see `pace.rs`), then the possible baselines of the
+        // clients due: they share the baselines most of them can use.
+        let limits = self.pace_limits();
+        let tick = self.tick;
+        let max_wait = self.budget_max_wait();
         for c in self.clients.values_mut() {
+            c.due = false;
             let Some(outbox) = &c.outbox else { continue };
             if let Some(acks) = outbox.acks() {
                 c.repl.ack_window(acks);
             }
-            self.replication.vote(&c.repl);
+            let lag = c.repl.acked().map(|a| tick.wrapping_sub(a));
+            let snapshot = tick / limits.interval;
+            match c.pace.due(snapshot, outbox.snapshot_pending(), lag, limits) {
+                Decision::Build => c.due = true,
+                Decision::Skip => {}
+                Decision::Close(behind) => outbox.close(
+                    CloseCode::SlowConsumer,
+                    format!("fell {behind} snapshots behind"),
+                ),
+            }
+            if c.due && c.budget.is_none() {
+                self.replication.vote(&c.repl);
+            }
         }
         for (&id, c) in &mut self.clients {
-            let Some(outbox) = &c.outbox else { continue };
+            let Some(outbox) = c.outbox.as_ref().filter(|_| c.due) else {
+                continue;
+            };
             // A view is the positions of the visible entities in the snapshot
             // just pushed: one pass over a contiguous slice, branch-free.
             let view = self.game.view(&self.world, id);
@@ -483,17 +516,37 @@ impl<G: Game> Room<G> {
                 }
                 self.visible.truncate(n);
             }
-            match self.replication.build_indexed(
-                &mut c.repl,
-                view.is_some().then_some(self.visible.as_slice()),
-                c.last_applied,
-                max_sent,
-                &mut self.scratch,
-            ) {
-                Ok(built) => {
+            let visible = view.is_some().then_some(self.visible.as_slice());
+            let built = match &mut c.budget {
+                Some(budget) if self.replication.deltas() => self
+                    .replication
+                    .build_budgeted(
+                        &mut c.repl,
+                        budget,
+                        visible,
+                        |nid, s| view.as_ref().map_or(1.0, |v| G::priority(v, nid, s)),
+                        max_wait,
+                        c.last_applied,
+                        max_sent,
+                        &mut self.scratch,
+                    )
+                    .map(|b| b.delta),
+                _ => self
+                    .replication
+                    .build_indexed(
+                        &mut c.repl,
+                        visible,
+                        c.last_applied,
+                        max_sent,
+                        &mut self.scratch,
+                    )
+                    .map(|b| b.delta),
+            };
+            match built {
+                Ok(delta) => {
                     bytes_sent += self.scratch.len() as u64;
                     self.sent.snapshots += 1;
-                    self.sent.full_snapshots += u64::from(!built.delta);
+                    self.sent.full_snapshots += u64::from(!delta);
                     outbox.push_snapshot(Bytes::copy_from_slice(&self.scratch));
                 }
                 Err(e) => {
@@ -507,6 +560,35 @@ impl<G: Game> Room<G> {
         }
         m::snapshot_bytes(bytes_sent);
         self.sent.bytes += bytes_sent;
+    }
+
+    /// A new client's byte budget, when the room has one.
+    fn new_budget(&self) -> Option<Box<Budget>> {
+        let per_sec = self.config.client_bytes_per_sec?;
+        let snapshots =
+            f64::from(self.config.tick_rate) / f64::from(self.config.snapshot_interval.max(1));
+        Some(Box::new(Budget::new(per_sec, snapshots)))
+    }
+
+    /// `budget_max_wait` in ticks (at least one snapshot).
+    fn budget_max_wait(&self) -> u32 {
+        let ticks = self.config.budget_max_wait.as_secs_f64() * f64::from(self.config.tick_rate);
+        (ticks as u32).max(u32::from(self.config.snapshot_interval.max(1)))
+    }
+
+    /// The pacing limits from the config: the slowest rate, the ack lags
+    /// (half the ring's span; about 100 ms over the round trip) and the
+    /// stall allowance.
+    fn pace_limits(&self) -> PaceLimits {
+        let interval = u32::from(self.config.snapshot_interval.max(1));
+        let ring = u32::try_from(self.config.baseline_ring).unwrap_or(u32::MAX);
+        PaceLimits {
+            max_every: u32::from(self.config.max_snapshot_slowdown),
+            max_ack_lag: ring.saturating_mul(interval) / 2,
+            lag_margin: u32::from(self.config.tick_rate / 10).max(2),
+            interval,
+            max_stalled: self.config.max_skipped_snapshots,
+        }
     }
 
     fn send_events(&mut self) {

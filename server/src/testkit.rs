@@ -203,6 +203,9 @@ pub struct HarnessClient<P: GameProtocol> {
     outbox: Arc<Outbox>,
     link: Option<Link>,
     server: ServerSide,
+    /// Whether the server side writes what the room queues (false: the
+    /// client stopped reading and its socket buffer is full).
+    reading: bool,
     buf: Vec<u8>,
 }
 
@@ -260,6 +263,12 @@ where
         &self.room
     }
 
+    /// The room's snapshot counters since the previous call (see
+    /// [`Room::take_sent`]).
+    pub fn take_sent(&mut self) -> crate::stats::SentCounters {
+        self.room.take_sent()
+    }
+
     /// Client `i`.
     #[must_use]
     pub fn client(&self, i: ClientIndex) -> &HarnessClient<G::Protocol> {
@@ -295,6 +304,17 @@ where
     /// Opens a connection for a new client with `auth_token` and sends its
     /// hello. Returns its index; it is established once the welcome arrives.
     pub fn connect(&mut self, auth_token: Option<&str>) -> ClientIndex {
+        let link = self.harness.link.clone();
+        self.connect_with_link(auth_token, &link)
+    }
+
+    /// [`Harness::connect`] over a link of its own (a slow or lossy player
+    /// among good ones, for example), instead of [`HarnessConfig::link`].
+    pub fn connect_with_link(
+        &mut self,
+        auth_token: Option<&str>,
+        link: &ConditionerConfig,
+    ) -> ClientIndex {
         let mut hello = Hello::new(<G::Protocol as GameProtocol>::PROTOCOL_HASH);
         hello.auth_token = auth_token.map(str::to_owned);
         let session = ClientSession::new(self.now, hello, self.harness.client.clone());
@@ -308,13 +328,21 @@ where
             mismatches: Vec::new(),
             acked_seq: 0,
             outbox: self.new_outbox(),
-            link: Some(Link::new(&self.harness.link, seed)),
+            link: Some(Link::new(link, seed)),
             server: ServerSide::Handshake,
+            reading: true,
             buf: Vec::new(),
         });
         let i = self.clients.len() - 1;
         self.pump_client(i);
         i
+    }
+
+    /// Stops (`false`) or restarts client `i`'s reading, as a player whose
+    /// socket's buffers are full: while stopped, what the room queues for it
+    /// stays in its outbox (a close still goes out).
+    pub fn set_reading(&mut self, i: ClientIndex, reading: bool) {
+        self.clients[i].reading = reading;
     }
 
     /// Drops client `i`'s connection without a close, as a network failure
@@ -612,6 +640,9 @@ where
         let now = self.now;
         let c = &mut self.clients[i];
         if !matches!(c.server, ServerSide::Joined(_)) {
+            return;
+        }
+        if !c.reading && !c.outbox.is_closed() {
             return;
         }
         let batch = c.outbox.take();

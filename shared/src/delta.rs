@@ -149,6 +149,25 @@ pub fn write_delta<'a, S: Serialize + PartialEq + 'a>(
     write_delta_core(w, base, cur, scratch, max_fields, None, None)
 }
 
+/// [`write_delta`] with the game's field-by-field diff (`fast`, see
+/// [`crate::GameProtocol::diff_fields`]) where it has one: the same bytes,
+/// written without serde's flattener. For a receiver-specific delta that
+/// shares no work with other receivers (no [`DeltaMemo`]).
+///
+/// # Errors
+/// As [`write_delta`].
+pub fn write_delta_with<'a, S: Serialize + PartialEq + 'a>(
+    w: &mut Writer,
+    base: impl IntoIterator<Item = (NetId, &'a S)>,
+    cur: impl IntoIterator<Item = (NetId, &'a S)>,
+    scratch: &mut DeltaScratch,
+    max_fields: usize,
+    fast: Option<FieldDiff<S>>,
+) -> Result<DeltaStats, EncodeError> {
+    let cur = cur.into_iter().map(|(id, s)| (id, (s, None)));
+    write_delta_core(w, base, cur, scratch, max_fields, None, fast)
+}
+
 /// What one entity's diff against one baseline came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
@@ -538,17 +557,26 @@ fn fast_patch<S: Serialize>(
     fast: Option<FieldDiff<S>>,
     memo: Option<(&mut DeltaMemo, usize)>,
 ) -> Result<Option<Outcome>, EncodeError> {
-    let (Some(diff), Some((memo, slot))) = (fast, memo) else {
+    let Some(diff) = fast else {
         return Ok(None);
     };
     if diff(base, cur, &mut Differ::new(&mut scratch.diff, max_fields)).is_err() {
         return Ok(None);
     }
-    // The walk wrote `cur`'s whole encoding too: the memo keeps it, so the
-    // state is never encoded through serde on this path.
-    memo.slot(slot)?;
-    if memo.states[slot] == Span::UNKNOWN {
-        memo.states[slot] = Span::push(&mut memo.state_bytes, scratch.diff.state());
+    // The walk wrote `cur`'s whole encoding too: the memo keeps it (or,
+    // without one, `scratch.state`), so the state is never encoded through
+    // serde on this path.
+    match memo {
+        Some((memo, slot)) => {
+            memo.slot(slot)?;
+            if memo.states[slot] == Span::UNKNOWN {
+                memo.states[slot] = Span::push(&mut memo.state_bytes, scratch.diff.state());
+            }
+        }
+        None => {
+            scratch.state.clear();
+            scratch.state.raw(scratch.diff.state());
+        }
     }
     let full_len = scratch.diff.state().len();
     scratch.patch.clear();
