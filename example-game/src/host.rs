@@ -207,4 +207,12 @@ impl Game for ArenaGame {
     fn can_see(view: &Vec2, _id: NetId, state: &EntityState) -> bool {
         in_view(*view, state.pos.to_vec2())
     }
+
+    /// With a byte budget (`arena-server --client-bytes-per-sec`), nearer
+    /// entities are sent first: priority 1 at the edge of the view, up to
+    /// 8 next to the player.
+    fn priority(view: &Vec2, _id: NetId, state: &EntityState) -> f32 {
+        let d = view.distance(state.pos.to_vec2()) / crate::VIEW_RADIUS;
+        1.0 + 7.0 * (1.0 - d.clamp(0.0, 1.0))
+    }
 }

@@ -18,9 +18,11 @@
 //! exact and bounded:
 //!
 //! * an entity sent since the baseline (in a snapshot the client has not
-//!   acknowledged yet) is sent again, fresh, in every delta until one is
-//!   acknowledged: otherwise applying the delta to the older baseline would
-//!   take the client back to an older state;
+//!   acknowledged yet) is sent again, as it was sent then, in every delta
+//!   until that snapshot is acknowledged: otherwise applying the delta to
+//!   the older baseline would take the client back to an older state. (As
+//!   it was then, not fresh: a fresh state would be a new unacknowledged
+//!   send, and every moving entity once sent would be sent every tick);
 //! * an entity whose state equals what the client holds is re-pointed to the
 //!   newest snapshot (free);
 //! * an entity that has waited half the ring is sent whatever the budget:
@@ -63,8 +65,9 @@ pub struct Budget {
     tokens: f64,
     /// Estimated bytes per entity sent (moving average).
     per_entity: f64,
-    /// Accumulated priority of waiting entities, sorted by id.
-    acc: Vec<(NetId, f32)>,
+    /// Waiting entities, sorted by id: accumulated priority, and the tick
+    /// they started waiting.
+    acc: Vec<(NetId, f32, u32)>,
     /// For each snapshot sent (oldest first, from the baseline in use on),
     /// what the client holds after applying it.
     pub(crate) held: VecDeque<(u32, HeldWorld)>,
@@ -77,6 +80,10 @@ pub enum Fate {
     Send,
     /// Its state equals what the client holds: re-pointed, nothing sent.
     Same,
+    /// Sent since the baseline in a snapshot not acknowledged yet: sent
+    /// again as it was then (not fresher, so that resending stops once that
+    /// snapshot is acknowledged).
+    Carry,
     /// Waits: the client keeps what it holds (or still lacks it).
     Wait,
 }
@@ -128,19 +135,22 @@ impl Budget {
         self.per_entity.max(1.0)
     }
 
-    /// Adds `priority` to the accumulators of the waiting entities `ids`
-    /// (sorted), forgets entities no longer waiting, and returns each
-    /// one's accumulated priority, in the same order.
-    pub fn accumulate(&mut self, waiting: &[(NetId, f32)], out: &mut Vec<f32>) {
+    /// Adds each waiting entity's priority (`waiting`, sorted by id) to its
+    /// accumulator, forgets entities no longer waiting, and returns each
+    /// one's accumulated priority and the tick it started waiting, in the
+    /// same order.
+    pub fn accumulate(&mut self, tick: u32, waiting: &[(NetId, f32)], out: &mut Vec<(f32, u32)>) {
         out.clear();
         let mut next = Vec::with_capacity(waiting.len());
         let mut old = self.acc.iter().peekable();
         for &(id, p) in waiting {
-            while old.next_if(|(o, _)| *o < id).is_some() {}
-            let before = old.next_if(|(o, _)| *o == id).map_or(0.0, |(_, a)| *a);
+            while old.next_if(|(o, _, _)| *o < id).is_some() {}
+            let (before, since) = old
+                .next_if(|(o, _, _)| *o == id)
+                .map_or((0.0, tick), |(_, a, s)| (*a, *s));
             let a = before + p.max(0.0);
-            next.push((id, a));
-            out.push(a);
+            next.push((id, a, since));
+            out.push((a, since));
         }
         self.acc = next;
     }
@@ -148,7 +158,7 @@ impl Budget {
     /// Resets the accumulators of the entities sent (`ids` sorted).
     pub fn sent(&mut self, ids: &[NetId]) {
         let mut ids = ids.iter().peekable();
-        self.acc.retain(|(id, _)| {
+        self.acc.retain(|(id, _, _)| {
             while ids.next_if(|s| **s < *id).is_some() {}
             ids.next_if(|s| **s == *id).is_none()
         });
@@ -233,16 +243,19 @@ mod tests {
         let mut b = Budget::new(1_000, 10.0);
         let mut out = Vec::new();
         let ids = [(NetId(1), 1.0), (NetId(2), 2.0), (NetId(5), 0.5)];
-        b.accumulate(&ids, &mut out);
-        b.accumulate(&ids, &mut out);
-        assert_eq!(out, [2.0, 4.0, 1.0]);
+        let acc = |out: &[(f32, u32)]| out.iter().map(|a| a.0).collect::<Vec<_>>();
+        b.accumulate(10, &ids, &mut out);
+        b.accumulate(11, &ids, &mut out);
+        assert_eq!(acc(&out), [2.0, 4.0, 1.0]);
+        assert!(out.iter().all(|a| a.1 == 10), "waiting since tick 10");
         b.sent(&[NetId(2)]);
-        b.accumulate(&ids, &mut out);
-        assert_eq!(out, [3.0, 2.0, 1.5]);
+        b.accumulate(12, &ids, &mut out);
+        assert_eq!(acc(&out), [3.0, 2.0, 1.5]);
+        assert_eq!(out[1].1, 12, "waiting again since it was sent");
         // An entity that stops waiting is forgotten.
-        b.accumulate(&[(NetId(5), 0.5)], &mut out);
-        b.accumulate(&ids, &mut out);
-        assert_eq!(out, [1.0, 2.0, 2.5]);
+        b.accumulate(13, &[(NetId(5), 0.5)], &mut out);
+        b.accumulate(14, &ids, &mut out);
+        assert_eq!(acc(&out), [1.0, 2.0, 2.5]);
     }
 
     #[test]
@@ -356,9 +369,9 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
             .pick(client)
             .and_then(|(bt, _)| Some((bt, Arc::clone(budget.held_at(bt)?))))
             .and_then(|(bt, world)| Some((bt, resolver.states(&world)?, world)));
-        if baseline.is_none() {
-            budget.reset();
-        }
+        // Without one the snapshot is full and the client's world becomes
+        // what it holds; the records of earlier snapshots stay (their acks
+        // may still come, and then they are baselines).
         let newest = baseline
             .as_ref()
             .and_then(|_| budget.newest().map(Arc::clone));
@@ -384,6 +397,7 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
         // Each entity of the view: its fate, and what the client holds.
         let mut fates = vec![Fate::Wait; view.len()];
         let mut held_base: Vec<Option<Held>> = vec![None; view.len()];
+        let mut held_newest: Vec<Option<Held>> = vec![None; view.len()];
         let mut waiting: Vec<(NetId, f32)> = Vec::new();
         let mut waiting_index: Vec<usize> = Vec::new();
         let (mut b, mut l) = (0usize, 0usize);
@@ -401,9 +415,10 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
             let base_state = in_base.map(|i| base_states[i].1);
             let newest_state = in_newest.and_then(|i| newest_states.get(i).map(|s| s.1));
             held_base[k] = in_base.map(|i| base_world[i]);
+            held_newest[k] = in_newest.map(|i| newest_world[i]);
             let sent_since = baseline.is_some() && base_state != newest_state;
             if sent_since {
-                fates[k] = Fate::Send;
+                fates[k] = Fate::Carry;
                 mandatory += 1;
             } else if base_state == Some(state) {
                 fates[k] = Fate::Same;
@@ -416,12 +431,17 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
             }
         }
         let mut acc = Vec::new();
-        budget.accumulate(&waiting, &mut acc);
-        let mut candidates: Vec<Candidate> = waiting_index
-            .iter()
-            .zip(&acc)
-            .map(|(&index, &priority)| Candidate { index, priority })
-            .collect();
+        budget.accumulate(tick, &waiting, &mut acc);
+        // A new entity that waited `max_wait` goes whatever the budget too.
+        let mut candidates: Vec<Candidate> = Vec::with_capacity(acc.len());
+        for (&index, &(priority, since)) in waiting_index.iter().zip(&acc) {
+            if tick.saturating_sub(since) + 1 >= max_wait {
+                fates[index] = Fate::Send;
+                mandatory += 1;
+            } else {
+                candidates.push(Candidate { index, priority });
+            }
+        }
         let tokens = budget.refill();
         let per_entity = budget.per_entity();
         choose(
@@ -442,6 +462,7 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
                     }
                     world.push(Held { id, tick, pos });
                 }
+                Fate::Carry => world.extend(held_newest[k]),
                 Fate::Wait => world.extend(held_base[k]),
             }
         }
@@ -503,3 +524,39 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
 /// Bytes a snapshot spends besides its entities (header and section
 /// lengths), reserved before choosing.
 const HEADER_BYTES: f64 = 16.0;
+
+#[cfg(test)]
+mod build_tests {
+    use tickwire_shared::{NetId, Snapshot};
+
+    use super::*;
+
+    fn world(tick: i32, n: u32) -> Snapshot<i32> {
+        Snapshot::from_vec((1..=n).map(|i| (NetId(i), tick * 100 + i as i32)).collect()).unwrap()
+    }
+
+    #[test]
+    fn deltas_follow_acks_within_the_budget() {
+        let mut r: Replication<i32> = Replication::new(64, 64);
+        let mut c = ClientReplication::default();
+        let mut b = Budget::new(600, 60.0);
+        let mut out = Vec::new();
+        let mut deltas = 0;
+        for t in 1..=40u32 {
+            r.push(t, world(t as i32, 100));
+            let built = r
+                .build_budgeted(&mut c, &mut b, None, |_, _| 1.0, 30, 0, 64, &mut out)
+                .unwrap();
+            deltas += usize::from(built.delta);
+            // Acks arrive three snapshots late.
+            if t > 3 {
+                c.ack(t - 3);
+            }
+        }
+        assert_eq!(
+            deltas,
+            40 - 4,
+            "every snapshot after the first ack is a delta"
+        );
+    }
+}

@@ -199,6 +199,15 @@ pub struct HarnessClient<P: GameProtocol> {
     /// Applied snapshots whose world differed from the server's view (a
     /// description of each); empty when replication is correct.
     pub mismatches: Vec<String>,
+    /// With a byte budget: the oldest state seen in the client's world, in
+    /// ticks behind the snapshot that held it (see [`Harness`]).
+    pub stalest: u32,
+    /// The tick of the last full snapshot applied (a budgeted full snapshot
+    /// may hold only part of the view).
+    full_at: u32,
+    /// With a byte budget: for each entity held, the newest server tick
+    /// whose state it holds (it may never go back).
+    state_ticks: std::collections::HashMap<NetId, u32>,
     acked_seq: u32,
     outbox: Arc<Outbox>,
     link: Option<Link>,
@@ -326,6 +335,9 @@ where
             acknowledged: Vec::new(),
             checked: 0,
             mismatches: Vec::new(),
+            stalest: 0,
+            full_at: 0,
+            state_ticks: std::collections::HashMap::new(),
             acked_seq: 0,
             outbox: self.new_outbox(),
             link: Some(Link::new(link, seed)),
@@ -503,17 +515,23 @@ where
                 let id = self.client_id(i);
                 let c = &self.clients[i];
                 let world = c.session.world().to_snapshot();
-                let verdict = match id.and_then(|id| self.sent_view(a.tick, id)) {
-                    Some(want) if *want == world => None,
-                    Some(want) => Some(format!(
-                        "client {id:?} at tick {}: has {} entities, the server sent a view of {} ({:?} vs {:?})",
-                        a.tick,
-                        world.len(),
-                        want.len(),
-                        world.as_slice().iter().take(4).collect::<Vec<_>>(),
-                        want.as_slice().iter().take(4).collect::<Vec<_>>(),
-                    )),
-                    None => Some(format!("client {id:?}: no server view of tick {}", a.tick)),
+                if a.baseline.is_none() {
+                    self.clients[i].full_at = a.tick;
+                }
+                let verdict = match (id, self.config.client_bytes_per_sec) {
+                    (Some(id), Some(_)) => self.check_budgeted(i, id, a.tick, &world),
+                    _ => match id.and_then(|id| self.sent_view(a.tick, id)) {
+                        Some(want) if *want == world => None,
+                        Some(want) => Some(format!(
+                            "client {id:?} at tick {}: has {} entities, the server sent a view of {} ({:?} vs {:?})",
+                            a.tick,
+                            world.len(),
+                            want.len(),
+                            world.as_slice().iter().take(4).collect::<Vec<_>>(),
+                            want.as_slice().iter().take(4).collect::<Vec<_>>(),
+                        )),
+                        None => Some(format!("client {id:?}: no server view of tick {}", a.tick)),
+                    },
                 };
                 let c = &mut self.clients[i];
                 c.checked += 1;
@@ -527,6 +545,81 @@ where
             }
             self.clients[i].events.push(ev);
         }
+    }
+
+    /// The check of a client with a byte budget, whose world after tick `t`
+    /// may hold older states of entities whose changes waited: every entity
+    /// it holds is in its view at `t` with a state the server had at most
+    /// `budget_max_wait` ticks before `t` (the staleness is recorded in
+    /// [`HarnessClient::stalest`]), and every entity in its view throughout
+    /// that window (and since its last full snapshot) is held; and no
+    /// entity's state goes back to an older one.
+    fn check_budgeted(
+        &mut self,
+        i: ClientIndex,
+        id: ClientId,
+        t: u32,
+        world: &Snapshot<StateOf<G>>,
+    ) -> Option<String> {
+        let window = u32::try_from(
+            (self.config.budget_max_wait.as_secs_f64() * f64::from(self.config.tick_rate)) as u64,
+        )
+        .unwrap_or(u32::MAX);
+        // (On a mismatch the record is dropped: the run has failed anyway.)
+        let mut ticks = core::mem::take(&mut self.clients[i].state_ticks);
+        let Some(now) = self.sent_view(t, id) else {
+            return Some(format!("client {id}: no server view of tick {t}"));
+        };
+        let mut stalest = 0;
+        ticks.retain(|eid, _| world.get(*eid).is_some());
+        for (eid, state) in world.iter() {
+            if now.get(eid).is_none() {
+                return Some(format!(
+                    "client {id} at tick {t}: holds {eid:?}, not in its view"
+                ));
+            }
+            let age = (0..=window.min(t)).find(|age| {
+                self.sent_view(t - age, id)
+                    .and_then(|v| v.get(eid))
+                    .is_some_and(|s| s == state)
+            });
+            match age {
+                Some(age) => {
+                    stalest = stalest.max(age);
+                    let at = t - age;
+                    if let Some(before) = ticks.insert(eid, at)
+                        && before > at
+                    {
+                        return Some(format!(
+                            "client {id} at tick {t}: {eid:?} went back from the state of tick \
+                             {before} to that of tick {at}"
+                        ));
+                    }
+                }
+                None => {
+                    return Some(format!(
+                        "client {id} at tick {t}: {eid:?} holds a state the server did not have \
+                         in the last {window} ticks"
+                    ));
+                }
+            }
+        }
+        for (eid, _) in now.iter() {
+            let always = (0..=window.min(t)).all(|age| {
+                self.sent_view(t - age, id)
+                    .is_some_and(|v| v.get(eid).is_some())
+            });
+            let settled = t >= self.clients[i].full_at.saturating_add(window);
+            if always && settled && world.get(eid).is_none() {
+                return Some(format!(
+                    "client {id} at tick {t}: {eid:?} in view for {window} ticks but never sent"
+                ));
+            }
+        }
+        let c = &mut self.clients[i];
+        c.stalest = c.stalest.max(stalest);
+        c.state_ticks = ticks;
+        None
     }
 
     /// The server's session rules for one received message (what

@@ -129,10 +129,19 @@ impl Game for Play {
 }
 
 fn harness(link: ConditionerConfig, seed: u64) -> Harness<Play> {
+    harness_with(link, seed, None)
+}
+
+/// [`harness`] with each client's byte budget (the harness then checks
+/// that every state a client holds is one the server had within
+/// `budget_max_wait`, never going back, and that nothing in view waits
+/// longer).
+fn harness_with(link: ConditionerConfig, seed: u64, budget: Option<u32>) -> Harness<Play> {
     let server = ServerConfig::default()
         .with_tick_rate(60)
         .with_snapshot_interval(1)
-        .with_resume_grace(Duration::from_secs(5));
+        .with_resume_grace(Duration::from_secs(5))
+        .with_client_bytes_per_sec(budget);
     Harness::new(
         Play::default(),
         HarnessConfig::default()
@@ -197,10 +206,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     /// Random play on a bad network: loss, duplication, reordering, delay,
-    /// dropped connections and resumes, late joiners.
+    /// dropped connections and resumes, late joiners; in half the cases
+    /// with a byte budget of 1.5 KB/s per client.
     #[test]
     fn every_client_matches_the_server_and_inputs_apply_exactly_once(
         seed in any::<u64>(),
+        budget in prop_oneof![Just(None), Just(Some(1_500u32))],
         loss in 0.0f64..0.25,
         duplicate in 0.0f64..0.1,
         reorder in 0.0f64..0.3,
@@ -215,7 +226,7 @@ proptest! {
             .with_uniform_loss(loss)
             .with_duplicate(duplicate)
             .with_reorder(reorder);
-        let mut h = harness(link, seed);
+        let mut h = harness_with(link, seed, budget);
         let mut next_input = 1u32;
         let mut down_until: HashMap<usize, usize> = HashMap::new();
         let mut clients: Vec<usize> = Vec::new();

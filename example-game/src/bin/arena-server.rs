@@ -108,6 +108,12 @@ struct Args {
     #[arg(long)]
     full_snapshots: bool,
 
+    /// Each client's snapshot budget in bytes per second: changes that do
+    /// not fit wait, nearer entities first (`ServerConfig::client_bytes_per_sec`).
+    /// Default: no budget.
+    #[arg(long)]
+    client_bytes_per_sec: Option<u32>,
+
     /// Print one `STATS {json}` line per interval on stdout: tick
     /// percentiles, overruns, clients, snapshots and bytes (see
     /// `arena::cli::stats_line`). E.g. `1s`.
@@ -181,7 +187,8 @@ async fn main() -> Result<()> {
         .with_conditioner(args.conditioner.clone())
         .with_quic_addr((!args.no_quic && !args.plain).then_some(args.quic_addr))
         .with_quic(QuicConfig::default().with_redundant_snapshots(!args.no_redundant_snapshots))
-        .with_deltas(!args.full_snapshots);
+        .with_deltas(!args.full_snapshots)
+        .with_client_bytes_per_sec(args.client_bytes_per_sec);
     let mut config = args.fleet.apply(args.lifecycle.apply(config));
     config.conditioner_seed = args.seed;
     config.extra_origins.clone_from(&args.allow_origins);
