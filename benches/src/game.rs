@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use glam::Vec2;
 use serde::{Deserialize, Serialize};
+use tickwire_server::interest::Grid;
 use tickwire_server::world::{EntityKey, World};
 use tickwire_server::{AuthError, ClientId, Ctx, Game, LeaveReason};
 use tickwire_shared::quantize::{Angle16, QVec2};
@@ -48,6 +49,8 @@ pub(crate) struct WorldParams {
     /// `Some(radius)`: clients see entities within `radius` of their
     /// viewpoint; `None`: clients see everything.
     pub(crate) view_radius: Option<f32>,
+    /// With a view radius: answer `Game::visible` from a grid.
+    pub(crate) grid: bool,
     /// The side of the square world (it wraps around).
     pub(crate) side: f32,
     /// Units per second.
@@ -67,6 +70,7 @@ impl WorldParams {
 /// A client's view: its viewpoint (in quantized units), the view radius and
 /// the world side (quantized), for a wrapped distance check.
 pub(crate) struct View {
+    center: Vec2,
     x: i64,
     y: i64,
     r2: i64,
@@ -95,6 +99,9 @@ pub(crate) struct BenchGame {
     angle: Vec<f32>,
     rng: u64,
     views: HashMap<ClientId, (i64, i64)>,
+    /// Net ids, in `keys` order.
+    ids: Vec<NetId>,
+    grid: Option<Grid>,
 }
 
 impl BenchGame {
@@ -106,6 +113,11 @@ impl BenchGame {
             angle: Vec::new(),
             rng: 0x7469_636b_7769_7265,
             views: HashMap::new(),
+            ids: Vec::new(),
+            grid: params
+                .view_radius
+                .filter(|_| params.grid)
+                .map(|r| Grid::new(r / 2.0)),
         }
     }
 
@@ -123,6 +135,11 @@ impl BenchGame {
                     hp: 100,
                 },
             );
+            let id = ctx.world.net_id(key).unwrap_or(NetId(0));
+            if let Some(g) = &mut self.grid {
+                g.set(id, p);
+            }
+            self.ids.push(id);
             self.keys.push(key);
             self.pos.push(p);
             self.angle.push(a);
@@ -174,6 +191,9 @@ impl Game for BenchGame {
             let p = Vec2::new(p.x.rem_euclid(side), p.y.rem_euclid(side));
             self.angle[i] = a;
             self.pos[i] = p;
+            if let Some(g) = &mut self.grid {
+                g.set(self.ids[i], p);
+            }
             if let Some(e) = ctx.world.get_mut(self.keys[i]) {
                 e.pos = QVec2::from_vec2(p);
                 e.angle = Angle16::from_radians(a);
@@ -190,11 +210,33 @@ impl Game for BenchGame {
         let (x, y) = self.views.get(&client).copied().unwrap_or((0, 0));
         let r = (r * 16.0) as i64;
         Some(View {
+            center: Vec2::new(x as f32, y as f32) / 16.0,
             x,
             y,
             r2: r * r,
             side: ((self.params.side * 16.0) as i64).max(1),
         })
+    }
+
+    /// The grid's cells around the view, and around its copies one world
+    /// side away where the view crosses an edge of the torus.
+    fn visible(&self, _world: &World<Ent>, view: &View, out: &mut Vec<NetId>) -> bool {
+        let (Some(grid), Some(r)) = (&self.grid, self.params.view_radius) else {
+            return false;
+        };
+        let side = self.params.side;
+        for dx in [-side, 0.0, side] {
+            for dy in [-side, 0.0, side] {
+                let c = view.center + Vec2::new(dx, dy);
+                let lo = c - Vec2::splat(r);
+                let hi = c + Vec2::splat(r);
+                if hi.x >= 0.0 && hi.y >= 0.0 && lo.x < side && lo.y < side {
+                    // One unit more: positions are quantized to 1/16.
+                    grid.query(c, r + 1.0, out);
+                }
+            }
+        }
+        true
     }
 
     fn can_see(view: &View, _id: NetId, state: &Ent) -> bool {

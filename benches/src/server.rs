@@ -44,6 +44,11 @@ pub(crate) struct Scenario {
     /// entities) instead of every client seeing everything.
     #[arg(long)]
     pub(crate) visibility: bool,
+    /// With `--visibility`: ask `Game::can_see` about every entity for every
+    /// client, instead of only about those in the cells of the game's grid
+    /// around it (`Game::visible`, `tickwire_server::interest::Grid`).
+    #[arg(long)]
+    pub(crate) no_grid: bool,
     /// View radius in world units (the world is sized to match `--in-view`).
     #[arg(long, default_value_t = 100.0)]
     pub(crate) view_radius: f32,
@@ -88,6 +93,9 @@ impl Scenario {
         if self.visibility {
             a.push("--visibility".to_owned());
         }
+        if self.no_grid {
+            a.push("--no-grid".to_owned());
+        }
         a
     }
 
@@ -101,6 +109,7 @@ impl Scenario {
             entities: self.entities,
             stride,
             view_radius: self.visibility.then_some(self.view_radius),
+            grid: !self.no_grid,
             side: WorldParams::side_for(self.entities.max(1), self.view_radius, self.in_view),
             speed: self.speed,
             max_turn: self.max_turn,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use glam::Vec2;
+use tickwire_server::interest::Grid;
 use tickwire_server::world::{EntityKey, World};
 use tickwire_server::{AuthError, ClientId, Ctx, Game, LeaveReason, Target};
 use tickwire_shared::NetId;
@@ -25,6 +26,8 @@ pub struct ArenaGame {
     /// The store keys of the NPCs, in [`Wanderers::iter`] order (spawned on
     /// the first tick).
     npc_keys: Vec<EntityKey>,
+    /// Every entity's position by net id, for [`Game::visible`].
+    grid: Grid,
 }
 
 impl ArenaGame {
@@ -40,6 +43,7 @@ impl ArenaGame {
             interest: true,
             npcs: Wanderers::new(0, seed),
             npc_keys: Vec::new(),
+            grid: Grid::new(crate::VIEW_RADIUS / 2.0),
         }
     }
 
@@ -74,6 +78,9 @@ impl ArenaGame {
 
     fn despawn(&mut self, world: &mut World<EntityState>, tick: u32, id: SimId) {
         if let Some(key) = self.entities.remove(&id) {
+            if let Some(nid) = world.net_id(key) {
+                self.grid.remove(nid);
+            }
             world.despawn(tick, key);
         }
     }
@@ -178,6 +185,12 @@ impl Game for ArenaGame {
                 *slot = state;
             }
         }
+        // The grid moves an entity only when it changes cell.
+        if self.interest {
+            for (nid, state) in ctx.world.iter_by_net_id() {
+                self.grid.set(nid, state.pos.to_vec2());
+            }
+        }
     }
 
     fn on_leave(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, _why: LeaveReason) {
@@ -202,6 +215,13 @@ impl Game for ArenaGame {
             return None;
         }
         Some(self.sim.player(client)?.pos)
+    }
+
+    /// The entities in the grid cells around the player; the room keeps
+    /// those [`in_view`] (`can_see`).
+    fn visible(&self, _world: &World<EntityState>, view: &Vec2, out: &mut Vec<NetId>) -> bool {
+        self.grid.query(*view, crate::VIEW_RADIUS, out);
+        true
     }
 
     fn can_see(view: &Vec2, _id: NetId, state: &EntityState) -> bool {

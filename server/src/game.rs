@@ -148,6 +148,23 @@ pub trait Game: Send + 'static {
         None
     }
 
+    /// The entities that may be visible from `view`, from a spatial index the
+    /// game keeps (for example a [`crate::interest::Grid`] updated in
+    /// [`Game::on_tick`]): push their ids onto `out` (any order, a superset
+    /// is fine) and return true. The room then checks only those with
+    /// [`Game::can_see`], so a client costs what is near it, not the whole
+    /// world. Default: false, and [`Game::can_see`] is asked about every
+    /// entity.
+    fn visible(
+        &self,
+        world: &World<StateOf<Self>>,
+        view: &Self::View,
+        out: &mut Vec<NetId>,
+    ) -> bool {
+        let _ = (world, view, out);
+        false
+    }
+
     /// Whether an entity is visible from `view`. Applied before diffing, so
     /// a hidden entity's state never reaches the client. Default: visible.
     fn can_see(view: &Self::View, id: NetId, state: &StateOf<Self>) -> bool {

@@ -90,6 +90,7 @@ pub mod console;
 pub mod directory;
 pub mod game;
 pub mod http;
+pub mod interest;
 pub mod lifecycle;
 pub mod matchmaking;
 pub mod metrics;

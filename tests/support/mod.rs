@@ -206,6 +206,19 @@ impl Game for TestGame {
         Some((client, 0, 0))
     }
 
+    /// Names every entity, as a coarse spatial index would name the ones
+    /// nearby: the room must still ask `can_see` about each, so the
+    /// byte-level visibility test covers this path.
+    fn visible(
+        &self,
+        world: &tickwire_server::world::World<TestEntity>,
+        _view: &(ClientId, i32, i32),
+        out: &mut Vec<NetId>,
+    ) -> bool {
+        out.extend(world.iter_by_net_id().map(|(id, _)| id));
+        true
+    }
+
     fn can_see(view: &(ClientId, i32, i32), _id: NetId, state: &TestEntity) -> bool {
         state.secret == 0 || state.owner == view.0
     }

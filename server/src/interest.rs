@@ -1,0 +1,198 @@
+//! A uniform grid of entity positions, for the [`crate::Game::visible`]
+//! hook: "which entities does this client see" answered from the cells
+//! around it, at a cost that grows with what is near, not with the world.
+//!
+//! The grid is kept incrementally: [`Grid::set`] moves an entity between
+//! cells only when it crosses into another cell, so a game calls it for the
+//! entities that moved each tick (or every entity: most calls then change
+//! nothing).
+//!
+//! ```
+//! use glam::Vec2;
+//! use tickwire_server::interest::Grid;
+//! use tickwire_shared::NetId;
+//!
+//! let mut grid = Grid::new(50.0);
+//! grid.set(NetId(1), Vec2::new(10.0, 10.0));
+//! grid.set(NetId(2), Vec2::new(400.0, 10.0));
+//! grid.set(NetId(1), Vec2::new(12.0, 11.0)); // moved within its cell
+//! let mut near = Vec::new();
+//! grid.query(Vec2::ZERO, 100.0, &mut near);
+//! assert_eq!(near, [NetId(1)]);
+//! grid.remove(NetId(1));
+//! near.clear();
+//! grid.query(Vec2::ZERO, 100.0, &mut near);
+//! assert!(near.is_empty());
+//! ```
+
+use std::collections::HashMap;
+
+use glam::Vec2;
+use tickwire_shared::NetId;
+
+/// A uniform grid of entity positions (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Grid {
+    cell: f32,
+    cells: HashMap<(i32, i32), Vec<NetId>>,
+    /// Each entity's cell.
+    at: HashMap<NetId, (i32, i32)>,
+}
+
+impl Grid {
+    /// A grid of square cells `cell` units wide. A cell about the size of a
+    /// view radius keeps queries to a few cells. Non-positive or non-finite
+    /// sizes are taken as 1.
+    #[must_use]
+    pub fn new(cell: f32) -> Self {
+        Self {
+            cell: if cell.is_finite() && cell > 0.0 {
+                cell
+            } else {
+                1.0
+            },
+            cells: HashMap::new(),
+            at: HashMap::new(),
+        }
+    }
+
+    fn cell_of(&self, p: Vec2) -> (i32, i32) {
+        // Saturating casts: far-away or NaN positions land in edge cells.
+        (
+            (p.x / self.cell).floor() as i32,
+            (p.y / self.cell).floor() as i32,
+        )
+    }
+
+    /// Puts `id` at `p` (inserting it, or moving it if its cell changed).
+    pub fn set(&mut self, id: NetId, p: Vec2) {
+        let cell = self.cell_of(p);
+        match self.at.insert(id, cell) {
+            Some(old) if old == cell => {}
+            Some(old) => {
+                self.take_out(id, old);
+                self.cells.entry(cell).or_default().push(id);
+            }
+            None => self.cells.entry(cell).or_default().push(id),
+        }
+    }
+
+    /// Removes `id` (nothing if absent).
+    pub fn remove(&mut self, id: NetId) {
+        if let Some(cell) = self.at.remove(&id) {
+            self.take_out(id, cell);
+        }
+    }
+
+    fn take_out(&mut self, id: NetId, cell: (i32, i32)) {
+        if let Some(ids) = self.cells.get_mut(&cell) {
+            if let Some(i) = ids.iter().position(|x| *x == id) {
+                ids.swap_remove(i);
+            }
+            if ids.is_empty() {
+                self.cells.remove(&cell);
+            }
+        }
+    }
+
+    /// Entities in the grid.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    /// Whether the grid is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    /// Pushes onto `out` every entity in the cells that the square around
+    /// `center` with half-side `radius` touches: a superset of those within
+    /// `radius` (filter exactly with [`crate::Game::can_see`], which the
+    /// room does). Unordered.
+    pub fn query(&self, center: Vec2, radius: f32, out: &mut Vec<NetId>) {
+        let r = Vec2::splat(radius.max(0.0));
+        let (x0, y0) = self.cell_of(center - r);
+        let (x1, y1) = self.cell_of(center + r);
+        // A query wider than the grid's occupied cells walks the cells.
+        let span = i64::from(x1) - i64::from(x0) + 1;
+        let area = span.saturating_mul(i64::from(y1) - i64::from(y0) + 1);
+        if area > self.cells.len() as i64 {
+            for (&(x, y), ids) in &self.cells {
+                if (x0..=x1).contains(&x) && (y0..=y1).contains(&y) {
+                    out.extend_from_slice(ids);
+                }
+            }
+            return;
+        }
+        for x in x0..=x1 {
+            for y in y0..=y1 {
+                if let Some(ids) = self.cells.get(&(x, y)) {
+                    out.extend_from_slice(ids);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// After random inserts, moves and removals, a query returns every
+        /// entity within the radius, each once.
+        #[test]
+        fn queries_cover_the_radius(
+            moves in proptest::collection::vec((0u32..40, -500f32..500.0, -500f32..500.0, any::<bool>()), 1..300),
+            center in (-600f32..600.0, -600f32..600.0),
+            radius in 0f32..300.0,
+            cell in 5f32..200.0,
+        ) {
+            let mut grid = Grid::new(cell);
+            let mut truth: HashMap<NetId, Vec2> = HashMap::new();
+            for (id, x, y, remove) in moves {
+                let id = NetId(id);
+                if remove {
+                    grid.remove(id);
+                    truth.remove(&id);
+                } else {
+                    grid.set(id, Vec2::new(x, y));
+                    truth.insert(id, Vec2::new(x, y));
+                }
+            }
+            prop_assert_eq!(grid.len(), truth.len());
+            let c = Vec2::new(center.0, center.1);
+            let mut got = Vec::new();
+            grid.query(c, radius, &mut got);
+            let mut sorted = got.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            prop_assert_eq!(sorted.len(), got.len(), "an entity twice");
+            for (id, p) in &truth {
+                if p.distance(c) <= radius {
+                    prop_assert!(got.contains(id), "{:?} at {} missed", id, p);
+                }
+            }
+            for id in &got {
+                prop_assert!(truth.contains_key(id), "{:?} was removed", id);
+            }
+        }
+    }
+
+    #[test]
+    fn odd_inputs_do_not_panic() {
+        let mut g = Grid::new(f32::NAN);
+        g.set(NetId(1), Vec2::new(f32::NAN, f32::INFINITY));
+        g.set(NetId(2), Vec2::new(-1e30, 1e30));
+        let mut out = Vec::new();
+        g.query(Vec2::ZERO, f32::INFINITY, &mut out);
+        g.query(Vec2::new(f32::NAN, 0.0), 10.0, &mut out);
+        g.remove(NetId(1));
+        g.remove(NetId(7));
+        assert_eq!(g.len(), 1);
+    }
+}
