@@ -61,6 +61,8 @@ pub type HeldWorld = Arc<[Held]>;
 pub struct Budget {
     /// Bytes per snapshot (the budget divided by the snapshot rate).
     per_snapshot: f64,
+    /// The tick of the last build.
+    last: Option<u32>,
     /// The bucket, in bytes (may go below zero after an overrun).
     tokens: f64,
     /// Estimated bytes per entity sent (moving average).
@@ -104,6 +106,7 @@ impl Budget {
         let per_snapshot = f64::from(bytes_per_sec) / snapshots_per_sec.max(1e-3);
         Self {
             per_snapshot,
+            last: None,
             tokens: per_snapshot,
             // A first guess; replaced by what snapshots measure.
             per_entity: 8.0,
@@ -113,9 +116,12 @@ impl Budget {
     }
 
     /// The bytes this snapshot may spend: the bucket refilled by one
-    /// snapshot's share (holding at most two).
-    pub fn refill(&mut self) -> f64 {
-        self.tokens = (self.tokens + self.per_snapshot).min(2.0 * self.per_snapshot);
+    /// snapshot's share per room snapshot since the last refill (`elapsed`:
+    /// more than one when the client is sent fewer snapshots, see
+    /// `pace.rs`), holding at most two builds' worth.
+    pub fn refill(&mut self, elapsed: u32) -> f64 {
+        let gain = self.per_snapshot * f64::from(elapsed.max(1));
+        self.tokens = (self.tokens + gain).min(2.0 * gain);
         self.tokens
     }
 
@@ -231,10 +237,15 @@ mod tests {
     #[test]
     fn the_bucket_holds_two_snapshots_and_overruns_are_paid_back() {
         let mut b = Budget::new(6_000, 60.0);
-        assert!((b.refill() - 200.0).abs() < 1e-9);
-        assert!((b.refill() - 200.0).abs() < 1e-9, "capped at two snapshots");
+        assert!((b.refill(1) - 200.0).abs() < 1e-9);
+        assert!(
+            (b.refill(1) - 200.0).abs() < 1e-9,
+            "capped at two snapshots"
+        );
         b.charge(500, 10, 10);
-        assert!(b.refill() < 0.0, "an overrun is paid back first");
+        assert!(b.refill(1) < 0.0, "an overrun is paid back first");
+        // A client sent one snapshot in 4 gets 4 snapshots' share.
+        assert!((b.refill(4) - 200.0).abs() < 1e-9, "-200 + 4 × 100");
         assert!((b.per_entity() - (0.75 * 8.0 + 0.25 * 49.0)).abs() < 1e-9);
     }
 
@@ -362,6 +373,11 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
                 detail: "no world state pushed yet".to_owned(),
             });
         };
+        // The room's snapshot interval, from the two newest ring entries.
+        let interval = match self.ring.len() {
+            n if n >= 2 => tick.saturating_sub(self.ring[n - 2].0).max(1),
+            _ => 1,
+        };
         let resolver = Resolver { ring: &self.ring };
         // The baseline: an acked snapshot whose record (and every state in
         // it) is still at hand.
@@ -442,7 +458,11 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
                 candidates.push(Candidate { index, priority });
             }
         }
-        let tokens = budget.refill();
+        let elapsed = budget
+            .last
+            .map_or(1, |l| tick.saturating_sub(l) / interval.max(1));
+        budget.last = Some(tick);
+        let tokens = budget.refill(elapsed);
         let per_entity = budget.per_entity();
         choose(
             &mut candidates,

@@ -121,8 +121,9 @@ impl Pace {
 
     /// Decides snapshot number `snapshot` of the room (its tick divided by
     /// the snapshot interval) for the client. `pending`: its outbox still
-    /// holds the previous snapshot. `ack_lag`: ticks between this tick and
-    /// its newest acknowledged snapshot (`None` before its first ack).
+    /// holds the previous snapshot. `ack_lag`: the time since its newest
+    /// acknowledged snapshot was built, in ticks (`None` before its first
+    /// ack).
     ///
     /// A client sent one snapshot in `every` gets the snapshots whose number
     /// is a multiple of `every`: slowed-down clients are built for on the

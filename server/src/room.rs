@@ -85,6 +85,8 @@ pub struct Room<G: Game> {
     /// too sparse for a table (then found by binary search).
     pos_by_id: Vec<u32>,
     pos_by_id_tick: Option<u32>,
+    /// When each snapshot of the ring was built (for clients' ack lags).
+    snapshot_times: VecDeque<(u32, Duration)>,
     empty_since: Option<Duration>,
     sent: SentCounters,
 }
@@ -126,6 +128,7 @@ impl<G: Game> Room<G> {
             near: Vec::new(),
             pos_by_id: Vec::new(),
             pos_by_id_tick: None,
+            snapshot_times: VecDeque::new(),
             empty_since: Some(Duration::ZERO),
             sent: SentCounters::default(),
         }
@@ -461,12 +464,12 @@ impl<G: Game> Room<G> {
             .tick
             .is_multiple_of(u32::from(self.config.snapshot_interval.max(1)))
         {
-            self.send_snapshots();
+            self.send_snapshots(now);
         }
         self.send_events();
     }
 
-    fn send_snapshots(&mut self) {
+    fn send_snapshots(&mut self, now: Duration) {
         let entities: Vec<(NetId, StateOf<G>)> = self
             .world
             .iter_by_net_id()
@@ -487,6 +490,11 @@ impl<G: Game> Room<G> {
         // clients due: they share the baselines most of them can use.
         let limits = self.pace_limits();
         let tick = self.tick;
+        let period = self.config.tick_period().as_secs_f64().max(1e-9);
+        self.snapshot_times.push_back((tick, now));
+        while self.snapshot_times.len() > self.config.baseline_ring.max(2) {
+            self.snapshot_times.pop_front();
+        }
         let max_wait = self.budget_max_wait();
         for c in self.clients.values_mut() {
             c.due = false;
@@ -494,7 +502,22 @@ impl<G: Game> Room<G> {
             if let Some(acks) = outbox.acks() {
                 c.repl.ack_window(acks);
             }
-            let lag = c.repl.acked().map(|a| tick.wrapping_sub(a));
+            // The ack lag in ticks of time since that snapshot was built, not
+            // in tick numbers: after a late tick the room runs the ticks it
+            // owes back to back, and counting them would make every client
+            // look behind.
+            let lag = c.repl.acked().map(|a| {
+                let sent = self
+                    .snapshot_times
+                    .iter()
+                    .rev()
+                    .find(|(t, _)| *t == a)
+                    .map(|(_, at)| *at);
+                sent.map_or(u32::MAX, |at| {
+                    let ticks = now.saturating_sub(at).as_secs_f64() / period;
+                    ticks.min(f64::from(u32::MAX)) as u32
+                })
+            });
             let snapshot = tick / limits.interval;
             match c.pace.due(snapshot, outbox.snapshot_pending(), lag, limits) {
                 Decision::Build => c.due = true,
