@@ -26,10 +26,10 @@ fn www_dir() -> Result<PathBuf> {
     let dir = std::env::var_os("TICKWIRE_WWW_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/www"));
-    let wasm = dir.join("pkg/tickwire_web_bg.wasm");
+    let wasm = dir.join("pkg/arena_web_bg.wasm");
     if !dir.join("index.html").is_file() || !wasm.is_file() {
         bail!(
-            "the web client is not built at {} (missing index.html or pkg/tickwire_web_bg.wasm): \
+            "the web client is not built at {} (missing index.html or pkg/arena_web_bg.wasm): \
              run `cargo xtask web` first, or run the whole suite with `cargo xtask test`",
             dir.display()
         );
