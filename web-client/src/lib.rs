@@ -54,13 +54,13 @@ pub mod __private {
 /// ```ts
 /// export type TickwireState = EntityState;
 /// export class TickwireClient {
-///   constructor(url?: string);
-///   connect(options?: TickwireConnectOptions): void;
+///   constructor(url?: string | null);
+///   connect(options: TickwireConnectOptions | undefined): void;
 ///   sendInput(input: TickwireInput): number | undefined;
 ///   entities(): TickwireEntity<TickwireState>[];
-///   onSnapshot(f?: (changes: TickwireChanges<TickwireState>) => void): void;
-///   onEvent(f?: (event: TickwireEvent) => void): void;
-///   onStatus(f?: (status: TickwireStatus) => void): void;
+///   onSnapshot(f: ((changes: TickwireChanges<TickwireState>) => void) | undefined): void;
+///   onEvent(f: ((event: TickwireEvent) => void) | undefined): void;
+///   onStatus(f: ((status: TickwireStatus) => void) | undefined): void;
 ///   stats(): TickwireStats;
 ///   close(): void;
 /// }
