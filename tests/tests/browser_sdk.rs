@@ -146,6 +146,17 @@ async fn the_js_api_plays_with_plain_objects() -> Result<()> {
         )
         .await?;
     println!("statuses: {statuses}");
+
+    // Figures for the record (printed; not asserted: no timing asserts).
+    for (entities, iterations) in [(1000, 100), (100, 500), (20, 2000)] {
+        let cost = browser
+            .eval(
+                &page,
+                &format!("window.sdk.bench({entities}, {iterations})"),
+            )
+            .await?;
+        println!("JS API cost per snapshot: {cost}");
+    }
     server.shutdown().await;
     Ok(())
 }

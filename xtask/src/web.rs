@@ -85,11 +85,7 @@ pub(crate) fn build_web(release: bool) -> Result<PathBuf> {
             )
         })?;
 
-    report(
-        &out_dir,
-        &pkg_dir.join(format!("{LIB_NAME}_bg.wasm")),
-        profile,
-    )?;
+    report(&out_dir, &pkg_dir, profile)?;
     Ok(out_dir)
 }
 
@@ -101,18 +97,28 @@ pub(crate) fn static_dir() -> PathBuf {
         .join("www")
 }
 
-/// Prints where the client went and how big its wasm module is, raw and gzipped.
-fn report(out_dir: &Path, wasm: &Path, profile: &str) -> Result<()> {
-    let bytes = fs::read(wasm)
-        .with_context(|| format!("could not read the generated module {}", wasm.display()))?;
-    let gzipped = gzip_len(&bytes).context("could not gzip the wasm module to measure it")?;
+/// Prints where the client went and how big its bundle is, raw and gzipped:
+/// the wasm module, the JS bindings, and the two together (what a browser
+/// downloads besides the page; the `.d.ts` is for editors only).
+fn report(out_dir: &Path, pkg_dir: &Path, profile: &str) -> Result<()> {
     println!("web client ({profile}) built in {}", out_dir.display());
-    println!(
-        "  {}: {} ({} gzipped)",
-        wasm.display(),
-        size(bytes.len()),
-        size(gzipped)
-    );
+    let (mut raw, mut gz) = (0, 0);
+    for name in [format!("{LIB_NAME}_bg.wasm"), format!("{LIB_NAME}.js")] {
+        let path = pkg_dir.join(name);
+        let bytes = fs::read(&path)
+            .with_context(|| format!("could not read the generated {}", path.display()))?;
+        let gzipped = gzip_len(&bytes)
+            .with_context(|| format!("could not gzip {} to measure it", path.display()))?;
+        println!(
+            "  {}: {} ({} gzipped)",
+            path.display(),
+            size(bytes.len()),
+            size(gzipped)
+        );
+        raw += bytes.len();
+        gz += gzipped;
+    }
+    println!("  bundle (wasm + JS): {} ({} gzipped)", size(raw), size(gz));
     Ok(())
 }
 

@@ -148,3 +148,45 @@ pub fn bench_snapshot_decode(
         .map(|r| r.to_json())
         .map_err(|e| JsValue::from_str(&e))
 }
+
+/// Times what the JavaScript API adds to each received snapshot over the
+/// Rust path: building the `onSnapshot` object (`{tick, added, changed,
+/// removed}` with plain-object states, [`tickwire_web::js::changes_to_js`])
+/// and calling a listener, after decoding and applying a delta of a
+/// synthetic arena world of `entities` entities with every tenth changed.
+/// Sampled as [`bench_snapshot_decode`]. Returns JSON `{entities, changed,
+/// rust_us, with_front_end_us, rust_min_us, with_front_end_min_us,
+/// extra_us, extra_per_changed_us}` (see [`bench::FrontEndCost`]).
+///
+/// # Errors
+/// When the synthetic snapshot does not round-trip, or the conversion fails
+/// (bugs).
+#[wasm_bindgen]
+pub fn bench_js_api(
+    entities: u32,
+    iterations: u32,
+    samples: Option<u32>,
+) -> Result<String, JsValue> {
+    let samples = samples.unwrap_or(bench::DEFAULT_SAMPLES);
+    // A listener that reads the object, as a page's would.
+    let listener = js_sys::Function::new_with_args(
+        "changes",
+        "globalThis.__tickwireBenchSink = changes.changed.length + changes.added.length;",
+    );
+    bench::arena_front_end_cost(
+        entities,
+        iterations,
+        samples,
+        tickwire_web::socket::now_ms,
+        |world, tick| {
+            let changes =
+                tickwire_web::js::changes_to_js(world, tick).map_err(|e| format!("{e:?}"))?;
+            listener
+                .call1(&JsValue::UNDEFINED, &changes)
+                .map_err(|e| format!("{e:?}"))?;
+            Ok(())
+        },
+    )
+    .map(|r| r.to_json())
+    .map_err(|e| JsValue::from_str(&e))
+}

@@ -1,7 +1,7 @@
 // A page that plays the arena through the generic JavaScript API only: the class
 // `TickwireClient` that `tickwire_web::export_js_api!` generates for the arena's types
 // (typings in pkg/arena_web.d.ts). No game code, no canvas, no npm.
-import init, { TickwireClient } from './pkg/arena_web.js';
+import init, { TickwireClient, bench_js_api } from './pkg/arena_web.js';
 
 /** What the page saw through the API's callbacks. */
 const seen = {
@@ -83,5 +83,8 @@ window.sdk = {
     try { client.sendInput({ buttons: 'left' }); return null; } catch (e) { return String(e); }
   },
   close() { clearInterval(holding); client.close(); },
+  /** µs the JS API adds per received snapshot (see `bench_js_api` in arena-web). */
+  bench: (entities = 1000, iterations = 200, samples = undefined) =>
+    JSON.parse(bench_js_api(entities, iterations, samples)),
 };
 show();
