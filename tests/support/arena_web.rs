@@ -149,3 +149,46 @@ pub fn player<'a>(world: &'a ClientWorld<EntityState>, name: &str) -> Option<&'a
         .map(|(_, s)| s)
         .find(|s| s.kind == EntityKind::Player && &*s.name == name)
 }
+
+/// An arena server on a free loopback port with a self-signed certificate,
+/// serving `www` (interest management off, so every player sees every
+/// other wherever they spawned), and what a client needs to trust it.
+pub struct ArenaPage {
+    /// The running server.
+    pub server: tickwire_server::RunningServer,
+    /// Its address.
+    pub addr: std::net::SocketAddr,
+    /// The certificate's SPKI hash for Chromium's allow-list.
+    pub spki: String,
+    /// A rustls client config trusting it.
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+impl ArenaPage {
+    /// Starts the server on `config`'s other settings (a link conditioner…).
+    pub async fn start(config: tickwire_server::ServerConfig) -> Result<Self> {
+        use tickwire_server::{Server, TlsMode};
+        let config = config
+            .with_addr("127.0.0.1:0".parse()?)
+            .with_tls(TlsMode::SelfSigned)
+            .with_static_dir(Some(www_dir()?))
+            .with_snapshot_interval(2);
+        let server = Server::new(config, |_room| {
+            arena::host::ArenaGame::new(0, 7).with_interest_management(false)
+        })
+        .start()
+        .await?;
+        let addr = server.local_addr();
+        let identity = server
+            .tls_identity()
+            .context("the server has no TLS identity")?;
+        let spki = identity.spki_sha256_base64();
+        let tls = tickwire_server::tls::client_config_trusting(identity.leaf(), &[])?;
+        Ok(Self {
+            server,
+            addr,
+            spki,
+            tls,
+        })
+    }
+}

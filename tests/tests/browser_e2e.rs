@@ -9,8 +9,8 @@ use anyhow::{Context, Result, anyhow, ensure};
 use arena::EntityKind;
 use arena::host::ArenaGame;
 use serde_json::Value;
-use tickwire_server::{Server, ServerConfig, TlsMode};
-use tickwire_tests::arena_web::{Observer, player, www_dir};
+use tickwire_server::{Server, ServerConfig};
+use tickwire_tests::arena_web::{ArenaPage, Observer, player, www_dir};
 use tickwire_tests::cdp::Browser;
 use tokio::time::Instant;
 
@@ -21,25 +21,14 @@ async fn stats(browser: &mut Browser, page: &tickwire_tests::cdp::Page) -> Resul
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_players_move_shoot_and_see_each_other() -> Result<()> {
     tickwire_tests::init_tracing();
-    let www = www_dir()?;
-    let config = ServerConfig::default()
-        .with_addr("127.0.0.1:0".parse()?)
-        .with_tls(TlsMode::SelfSigned)
-        .with_static_dir(Some(www))
-        .with_snapshot_interval(2);
     // Interest management off, so every player sees every other wherever
     // they spawned (the visibility itself is covered by lifecycle.rs).
-    let server = Server::new(config, |_room| {
-        ArenaGame::new(0, 7).with_interest_management(false)
-    })
-    .start()
-    .await?;
-    let addr = server.local_addr();
-    let identity = server
-        .tls_identity()
-        .ok_or_else(|| anyhow!("TLS expected"))?;
-    let spki = identity.spki_sha256_base64();
-    let tls = tickwire_server::tls::client_config_trusting(identity.leaf(), &[])?;
+    let ArenaPage {
+        server,
+        addr,
+        spki,
+        tls,
+    } = ArenaPage::start(ServerConfig::default()).await?;
     let mut observer = Observer::connect(addr, tls).await?;
 
     let url = format!("https://localhost:{}/", addr.port());

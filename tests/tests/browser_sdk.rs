@@ -6,34 +6,22 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, ensure};
+use anyhow::{Context, Result, ensure};
 use arena::buttons;
-use arena::host::ArenaGame;
 use serde_json::{Value, json};
-use tickwire_server::{Server, ServerConfig, TlsMode};
-use tickwire_tests::arena_web::{Observer, player, www_dir};
+use tickwire_server::ServerConfig;
+use tickwire_tests::arena_web::{ArenaPage, Observer, player, www_dir};
 use tickwire_tests::cdp::Browser;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_js_api_plays_with_plain_objects() -> Result<()> {
     tickwire_tests::init_tracing();
-    let www = www_dir()?;
-    let config = ServerConfig::default()
-        .with_addr("127.0.0.1:0".parse()?)
-        .with_tls(TlsMode::SelfSigned)
-        .with_static_dir(Some(www))
-        .with_snapshot_interval(2);
-    let server = Server::new(config, |_room| {
-        ArenaGame::new(0, 7).with_interest_management(false)
-    })
-    .start()
-    .await?;
-    let addr = server.local_addr();
-    let identity = server
-        .tls_identity()
-        .ok_or_else(|| anyhow!("TLS expected"))?;
-    let spki = identity.spki_sha256_base64();
-    let tls = tickwire_server::tls::client_config_trusting(identity.leaf(), &[])?;
+    let ArenaPage {
+        server,
+        addr,
+        spki,
+        tls,
+    } = ArenaPage::start(ServerConfig::default()).await?;
     let mut observer = Observer::connect(addr, tls).await?;
 
     let mut browser = Browser::launch(&spki).await?;

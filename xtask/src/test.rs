@@ -124,44 +124,36 @@ fn cargo_step(args: &[&str], hint: &'static str) -> Result<()> {
 
 /// Fails if `cargo tree -p tickwire-shared -e normal` lists tokio, mio or socket2.
 fn check_shared_deps() -> Result<()> {
-    let tree = util::output(util::cargo().args([
-        "tree",
-        "-p",
+    check_deps(
         "tickwire-shared",
-        "-e",
-        "normal",
-        "--prefix",
-        "none",
-    ]))?;
-    let found = forbidden_deps(&tree, &FORBIDDEN_IN_SHARED);
-    if let Some(first) = found.first() {
-        bail!(
-            "tickwire-shared depends on {}, but it must do no IO and build for wasm32; \
-             see why with `cargo tree -p tickwire-shared -e normal -i {first}` and remove that dependency",
-            found.join(", ")
-        );
-    }
-    Ok(())
+        &FORBIDDEN_IN_SHARED,
+        "it must do no IO and build for wasm32",
+        "remove that dependency",
+    )
 }
 
 /// `cargo tree -p tickwire-web -e normal` must not list a game (`arena`) nor
 /// native IO: the SDK is generic over `GameProtocol` and runs in a browser.
 fn check_web_deps() -> Result<()> {
-    let tree = util::output(util::cargo().args([
-        "tree",
-        "-p",
+    check_deps(
         "tickwire-web",
-        "-e",
-        "normal",
-        "--prefix",
-        "none",
-    ]))?;
-    let found = forbidden_deps(&tree, &FORBIDDEN_IN_WEB);
+        &FORBIDDEN_IN_WEB,
+        "the browser SDK must stay generic over the game and free of native IO",
+        "move that code to the game's crate (example-game/web for the arena)",
+    )
+}
+
+/// Fails if `cargo tree -p package -e normal` lists a crate of `forbidden`;
+/// the error says why (`rule`) and what to do (`fix`).
+fn check_deps(package: &str, forbidden: &[&str], rule: &str, fix: &str) -> Result<()> {
+    let tree = util::output(
+        util::cargo().args(["tree", "-p", package, "-e", "normal", "--prefix", "none"]),
+    )?;
+    let found = forbidden_deps(&tree, forbidden);
     if let Some(first) = found.first() {
         bail!(
-            "tickwire-web depends on {}, but the browser SDK must stay generic over the game and \
-             free of native IO; see why with `cargo tree -p tickwire-web -e normal -i {first}` \
-             and move that code to the game's crate (example-game/web for the arena)",
+            "{package} depends on {}, but {rule}; see why with \
+             `cargo tree -p {package} -e normal -i {first}` and {fix}",
             found.join(", ")
         );
     }

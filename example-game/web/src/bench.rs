@@ -454,6 +454,9 @@ impl FrontEndCost {
     }
 }
 
+/// What a front-end does after each applied snapshot (world, tick).
+type FrontEnd<'a> = dyn FnMut(&ClientWorld<arena::EntityState>, u32) -> Result<(), String> + 'a;
+
 /// Times the arena's deltas (`n` entities, every tenth changed) through the
 /// Rust path alone, then with `front_end(world, tick)` after each apply
 /// (for the JS API: building the `onSnapshot` object and calling the
@@ -466,29 +469,24 @@ pub fn arena_front_end_cost(
     iterations: u32,
     samples: u32,
     mut now_ms: impl FnMut() -> f64,
-    front_end: impl FnMut(&ClientWorld<arena::EntityState>, u32) -> Result<(), String>,
+    mut front_end: impl FnMut(&ClientWorld<arena::EntityState>, u32) -> Result<(), String>,
 ) -> Result<FrontEndCost, String> {
-    let (rust_us, rust_min_us) = delta_then::<arena::Arena>(
-        arena_world(n),
-        arena_change,
-        10,
-        iterations,
-        samples,
-        &mut now_ms,
-        |w, _| {
-            black_box(w.changes().changed.len());
-            Ok(())
-        },
-    )?;
-    let (with_front_end_us, with_front_end_min_us) = delta_then::<arena::Arena>(
-        arena_world(n),
-        arena_change,
-        10,
-        iterations,
-        samples,
-        &mut now_ms,
-        front_end,
-    )?;
+    let mut time = |then: &mut FrontEnd<'_>| {
+        delta_then::<arena::Arena>(
+            arena_world(n),
+            arena_change,
+            10,
+            iterations,
+            samples,
+            &mut now_ms,
+            then,
+        )
+    };
+    let (rust_us, rust_min_us) = time(&mut |w, _| {
+        black_box(w.changes().changed.len());
+        Ok(())
+    })?;
+    let (with_front_end_us, with_front_end_min_us) = time(&mut front_end)?;
     Ok(FrontEndCost {
         entities: n,
         changed: n.div_ceil(10),
