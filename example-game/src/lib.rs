@@ -60,6 +60,17 @@ use tickwire_shared::{GameProtocol, Limits};
 
 mod rules;
 
+/// TypeScript declarations of the quantized types the arena's states use
+/// (tsify declares the arena's own types from their Rust definitions).
+#[cfg(feature = "js")]
+#[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
+const TS_QUANTIZED: &str = r#"
+/** A position in 1/16 world units per axis (tickwire's QVec2<16>): divide by 16 for world units. */
+export interface QVec2 { x: number; y: number }
+/** An angle in 1/65536 turns (tickwire's Angle16): times 2π/65536 is radians. */
+export type Angle16 = number;
+"#;
+
 #[cfg(feature = "server")]
 pub mod cli;
 #[cfg(feature = "server")]
@@ -118,10 +129,12 @@ impl GameProtocol for Arena {
 /// Only intent travels: the server applies its own fixed speed, so a client
 /// cannot move faster than [`PLAYER_SPEED`] by sending anything.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "js", derive(tsify::Tsify))]
 pub struct PlayerInput {
     /// A set of [`buttons`] bits; unknown bits are ignored.
     pub buttons: u8,
     /// The aim direction (any angle is valid).
+    #[cfg_attr(feature = "js", tsify(type = "Angle16"))]
     pub aim: Angle16,
 }
 
@@ -163,6 +176,7 @@ pub mod buttons {
 
 /// What a replicated entity is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Patch)]
+#[cfg_attr(feature = "js", derive(tsify::Tsify))]
 pub enum EntityKind {
     /// A player (human or bot).
     Player,
@@ -187,12 +201,15 @@ pub enum EntityKind {
 /// the borrowed bytes, so decoding a state allocates nothing for an NPC or a
 /// projectile and one `Arc` for a player.
 #[derive(Clone, Debug, PartialEq, Serialize, Patch)]
+#[cfg_attr(feature = "js", derive(tsify::Tsify))]
 pub struct EntityState {
     /// Player or projectile.
     pub kind: EntityKind,
     /// Position in world units, 1/16 precision.
+    #[cfg_attr(feature = "js", tsify(type = "QVec2"))]
     pub pos: QVec2<16>,
     /// Aim (players) or heading (projectiles).
+    #[cfg_attr(feature = "js", tsify(type = "Angle16"))]
     pub angle: Angle16,
     /// `0..=MAX_HEALTH`; 0 = dead (waiting to respawn). Always 0 for
     /// projectiles.
@@ -203,6 +220,7 @@ pub struct EntityState {
     /// The player's name; empty for projectiles. Shared (`Arc<str>`, a
     /// string on the wire): snapshots clone every state every tick, and a
     /// reference count is cheaper than a string copy.
+    #[cfg_attr(feature = "js", tsify(type = "string"))]
     pub name: Arc<str>,
     /// Scoreboard: kills (players; 0 for projectiles).
     pub kills: u16,
@@ -295,9 +313,11 @@ impl<'de> Deserialize<'de> for SharedName {
 
 /// A reliable game event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "js", derive(tsify::Tsify))]
 pub enum ArenaEvent {
     /// Sent to a client after join/respawn-resume: its player entity.
     YouAre {
+        #[cfg_attr(feature = "js", tsify(type = "number"))]
         /// The network id of the client's player entity.
         entity: NetId,
     },

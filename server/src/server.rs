@@ -80,6 +80,8 @@ pub struct Server<G: Game> {
     hooks: Arc<dyn LifecycleHooks>,
     directory: Arc<dyn Directory>,
     matchmake_auth: Arc<dyn MatchmakeAuth>,
+    /// Files served from memory where the static directory has none.
+    fallback_files: Vec<(String, bytes::Bytes)>,
 }
 
 impl<G: Game> Server<G> {
@@ -91,7 +93,26 @@ impl<G: Game> Server<G> {
             hooks: Arc::new(LoggingHooks),
             directory: Arc::new(MemoryDirectory::new()),
             matchmake_auth: Arc::new(PassThroughAuth),
+            fallback_files: Vec::new(),
         }
+    }
+
+    /// Serves `body` at `url_path` (such as `/index.html`, which also
+    /// answers `/`) unless [`ServerConfig::static_dir`] has a file there: a
+    /// page embedded in the binary, for example one that says how to build
+    /// the web client, so that the URL a server prints never answers 404.
+    /// The content type comes from the extension.
+    ///
+    /// ```no_run
+    /// # use tickwire_server::{Server, ServerConfig};
+    /// # fn demo<G: tickwire_server::Game>(server: Server<G>) -> Server<G> {
+    /// server.with_fallback_file("/index.html", "<!doctype html><p>Run <code>make web</code> first.</p>")
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_fallback_file(mut self, url_path: &str, body: impl Into<bytes::Bytes>) -> Self {
+        self.fallback_files.push((url_path.to_owned(), body.into()));
+        self
     }
 
     /// Sets the hook that authenticates `POST /matchmake` requests (see
@@ -162,10 +183,20 @@ impl<G: Game> Server<G> {
             ])?),
             TlsMode::Plain => None,
         };
-        let static_files = match &config.static_dir {
+        let mut static_files = match &config.static_dir {
             Some(dir) => StaticFiles::load(dir, config.max_static_bytes)?,
             None => StaticFiles::empty(),
         };
+        for (path, body) in &self.fallback_files {
+            let url = if path.starts_with('/') {
+                path.clone()
+            } else {
+                format!("/{path}")
+            };
+            if !static_files.contains(&url) {
+                static_files.insert(&url, body.clone());
+            }
+        }
         let listener =
             TcpListener::bind(config.addr)
                 .await

@@ -4,6 +4,7 @@
 //! certificate) driving the protocol's client core, `ClientSession`.
 #![allow(missing_docs)]
 
+pub mod arena_web;
 pub mod cdp;
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,145 +1,224 @@
-//! # tickwire-web: the browser client of the arena demo
+//! # tickwire-web: the browser SDK
 //!
-//! Rust compiled to `wasm32-unknown-unknown`; the page's JavaScript
-//! (`www/app.js`) only loads the module and calls [`start`]. Every protocol
-//! byte is built and parsed by `tickwire-shared`.
+//! Everything a browser client of a tickwire game needs, generic over the
+//! game's [`GameProtocol`](tickwire_shared::GameProtocol) (no game in here;
+//! the arena's page, `example-game/web`, is one user). Every protocol byte
+//! is built and parsed by [`tickwire_shared::client::ClientSession`].
 //!
 //! ```text
-//!  WebSocket (binary) ─▶ browser (driver) ─▶ client ─┬─ net      drives tickwire_shared::client::ClientSession (every protocol rule), meters
-//!  keys, mouse ────────▶                            ├─ predict  local player: arena::step_player + reconciliation
-//!  requestAnimationFrame ─▶                          ├─ interp   remote entities, adaptive delay
-//!                                                    ├─ render   Canvas 2D (camera, arena, players, shots)
-//!                                                    └─ ui       banner, scoreboard, net overlay, kill feed
+//!  WebSocket ─▶ socket::WebSocketClient ─▶ connection::Connection ─▶ net::Net ─▶ ClientSession
+//!                 (browser glue)            (reconnect, status)       (meters, RTT)
+//!  game: SocketApp::on_event ─▶ interp::InterpBuffer<T: Interpolate>   remote entities
+//!                             └▶ predict::Predictor<P: Predict>         my entity
+//!  stats::NetStats                                                       RTT, snapshots/s, bytes/s…
 //! ```
 //!
-//! The sans-IO parts (`net`, `predict`, `interp`, `reconnect`, `meter`,
-//! `input`, `client`, the camera and the HUD texts) build and run their tests
-//! on the host; `browser` and the drawing calls need a page.
-//!
-//! JavaScript API (see `www/app.js`, which also sets `window.tickwire`):
-//!
-//! * `start(canvas_id, name, server_url?)`: start (or restart) playing;
-//!   `server_url` defaults to `ws(s)://<this host>/ws`.
-//! * `start_seat(canvas_id, name, wss_url, room, seat_token)`: play with a
-//!   matchmaker's ticket (`POST /matchmake`, which `www/app.js` calls with
-//!   `fetch`: `window.tickwire.matchmake(request)`).
-//! * `stop()`: leave the game.
-//! * `client_stats()`: a JSON string of [`client::Stats`].
-//! * `bench_snapshot_decode(entities, iterations, samples?)`: JSON with the
-//!   µs to decode and apply a full snapshot and a 10 %-changed delta to the
-//!   client's world, and (the old path) to decode them into a new snapshot.
+//! The sans-IO parts (`connection`, `net`, `reconnect`, `interp`,
+//! `predict`, `meter`, `stats`) build and run their tests on the host;
+//! `socket` needs a page.
 #![warn(missing_docs)]
 
-pub mod bench;
-mod browser;
-pub mod client;
-pub mod input;
+pub mod connection;
 pub mod interp;
+pub mod js;
 pub mod meter;
 pub mod net;
 pub mod predict;
 pub mod reconnect;
-pub mod render;
-pub mod ui;
+pub mod socket;
+pub mod stats;
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
-use wasm_bindgen::prelude::*;
-
-use crate::browser::Driver;
-
-thread_local! {
-    static DRIVER: RefCell<Option<Rc<RefCell<Driver>>>> = const { RefCell::new(None) };
+/// What [`export_js_api!`] expands to refers to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use js_sys;
+    pub use wasm_bindgen;
 }
 
-/// The page's driver, started on `canvas_id` (with `url`) at the first call.
-fn driver(canvas_id: &str, url: Option<String>) -> Result<Rc<RefCell<Driver>>, JsValue> {
-    DRIVER.with(|slot| {
-        let mut slot = slot.borrow_mut();
-        if let Some(d) = slot.as_ref() {
-            return Ok(d.clone());
+/// Exports the JavaScript class `TickwireClient` for game `$game` from the
+/// calling crate (a `cdylib` built for wasm32), with TypeScript typings:
+/// `TickwireInput`, `TickwireState` and `TickwireEvent` become aliases of
+/// the TypeScript types named here (the game's types as `tsify` declares
+/// them, or any TypeScript type such as `any`), and the class's methods are
+/// typed with them. See [`js`] for what the class does.
+///
+/// Invoke it once per wasm module (the names are fixed).
+///
+/// ```ignore
+/// // In the game's web crate (crate-type = ["cdylib", "rlib"]):
+/// tickwire_web::export_js_api!(arena::Arena, input = PlayerInput, state = EntityState, event = ArenaEvent);
+/// ```
+///
+/// The generated `.d.ts` then reads (abridged):
+///
+/// ```ts
+/// export type TickwireState = EntityState;
+/// export class TickwireClient {
+///   constructor(url?: string | null);
+///   connect(options: TickwireConnectOptions | undefined): void;
+///   sendInput(input: TickwireInput): number | undefined;
+///   entities(): TickwireEntity<TickwireState>[];
+///   onSnapshot(f: ((changes: TickwireChanges<TickwireState>) => void) | undefined): void;
+///   onEvent(f: ((event: TickwireEvent) => void) | undefined): void;
+///   onStatus(f: ((status: TickwireStatus) => void) | undefined): void;
+///   stats(): TickwireStats;
+///   close(): void;
+/// }
+/// ```
+#[macro_export]
+macro_rules! export_js_api {
+    ($game:ty, input = $input:ident, state = $state:ident, event = $event:ident $(,)?) => {
+        #[$crate::__private::wasm_bindgen::prelude::wasm_bindgen(
+            wasm_bindgen = $crate::__private::wasm_bindgen,
+            typescript_custom_section
+        )]
+        const __TICKWIRE_TS: &str = ::core::concat!(
+            "/** One tick of the game's input. */\nexport type TickwireInput = ",
+            ::core::stringify!($input),
+            ";\n/** The replicated state of one entity. */\nexport type TickwireState = ",
+            ::core::stringify!($state),
+            ";\n/** A game event. */\nexport type TickwireEvent = ",
+            ::core::stringify!($event),
+            ";\n",
+        );
+
+        #[$crate::__private::wasm_bindgen::prelude::wasm_bindgen(
+            wasm_bindgen = $crate::__private::wasm_bindgen,
+            typescript_custom_section
+        )]
+        const __TICKWIRE_TS_COMMON: &str = $crate::js::TS_COMMON;
+
+        /// A connection to the game's server: connect, send inputs, read
+        /// the entities (plain objects) or subscribe to their changes, the
+        /// game's events, the status and network figures, close.
+        #[$crate::__private::wasm_bindgen::prelude::wasm_bindgen(
+            wasm_bindgen = $crate::__private::wasm_bindgen,
+            js_sys = $crate::__private::js_sys
+        )]
+        pub struct TickwireClient {
+            inner: $crate::js::JsClient<$game>,
         }
-        let d = Driver::start(canvas_id, url)?;
-        *slot = Some(d.clone());
-        Ok(d)
-    })
-}
 
-/// Starts playing as `name` on the canvas with id `canvas_id`, connecting to
-/// `server_url` (default: `wss://<this host>/ws`, or `ws://` for an http
-/// page). Calling it again restarts with the new name (a new name is a new
-/// player; the same name resumes the session).
-///
-/// # Errors
-/// When the canvas is missing or has no 2D context.
-#[wasm_bindgen]
-pub fn start(canvas_id: &str, name: &str, server_url: Option<String>) -> Result<(), JsValue> {
-    driver(canvas_id, server_url)?.borrow_mut().play(name);
-    Ok(())
-}
+        #[$crate::__private::wasm_bindgen::prelude::wasm_bindgen(
+            wasm_bindgen = $crate::__private::wasm_bindgen,
+            js_sys = $crate::__private::js_sys
+        )]
+        impl TickwireClient {
+            /// A client for the server at `url` (`wss://host/ws`; default:
+            /// this page's host). Nothing happens before `connect`.
+            #[wasm_bindgen(constructor)]
+            pub fn new(
+                url: ::core::option::Option<::std::string::String>,
+            ) -> ::core::result::Result<TickwireClient, $crate::__private::wasm_bindgen::JsValue> {
+                ::core::result::Result::Ok(Self {
+                    inner: $crate::js::JsClient::new(url)?,
+                })
+            }
 
-/// Starts playing as `name` with a matchmaker's ticket: connects to
-/// `wss_url` (the ticket's node) and joins `room` with `seat_token`.
-///
-/// # Errors
-/// When the canvas is missing or has no 2D context.
-#[wasm_bindgen]
-pub fn start_seat(
-    canvas_id: &str,
-    name: &str,
-    wss_url: &str,
-    room: &str,
-    seat_token: &str,
-) -> Result<(), JsValue> {
-    driver(canvas_id, Some(wss_url.to_owned()))?
-        .borrow_mut()
-        .play_seat(name, wss_url, room, seat_token);
-    Ok(())
-}
+            /// Connects (reconnecting by itself after a drop) as
+            /// `options.auth`, in `options.room` or with a matchmaker's
+            /// `options.seatToken`. Calling it again with the same options
+            /// resumes; with others it starts a new session.
+            pub fn connect(
+                &self,
+                #[wasm_bindgen(unchecked_param_type = "TickwireConnectOptions | undefined")]
+                options: $crate::__private::wasm_bindgen::JsValue,
+            ) -> ::core::result::Result<(), $crate::__private::wasm_bindgen::JsValue> {
+                self.inner.connect(options)
+            }
 
-/// Leaves the game (sends `Leave`, closes the socket, stops reconnecting).
-#[wasm_bindgen]
-pub fn stop() {
-    if let Some(d) = DRIVER.with(|slot| slot.borrow().clone()) {
-        d.borrow_mut().leave();
-    }
-}
+            /// Sends one tick of input; its sequence number, or `undefined`
+            /// while not connected (dropped).
+            #[wasm_bindgen(js_name = sendInput)]
+            pub fn send_input(
+                &self,
+                #[wasm_bindgen(unchecked_param_type = "TickwireInput")]
+                input: $crate::__private::wasm_bindgen::JsValue,
+            ) -> ::core::result::Result<::core::option::Option<u32>, $crate::__private::wasm_bindgen::JsValue> {
+                self.inner.send_input(input)
+            }
 
-/// The client's figures as a JSON object: `connected`, `status`, `name`,
-/// `tick`, `rtt_ms`, `snapshots_per_sec`, `bytes_per_sec`,
-/// `corrections_per_sec`, `fps`, `my_entity`, `client_id`, `entity_count`,
-/// `visible_players`, `projectiles`, `unacked_inputs`, `interp_delay_ms`,
-/// `reconnect_attempts`. Before [`start`]: `{"connected":false,"status":"idle"}`.
-#[wasm_bindgen]
-#[must_use]
-pub fn client_stats() -> String {
-    match DRIVER.with(|slot| slot.borrow().clone()) {
-        Some(d) => d.borrow_mut().stats_json(),
-        None => "{\"connected\":false,\"status\":\"idle\"}".to_owned(),
-    }
-}
+            /// Every entity of the newest snapshot, sorted by id.
+            #[wasm_bindgen(unchecked_return_type = "TickwireEntity<TickwireState>[]")]
+            pub fn entities(
+                &self,
+            ) -> ::core::result::Result<$crate::__private::wasm_bindgen::JsValue, $crate::__private::wasm_bindgen::JsValue> {
+                self.inner.entities()
+            }
 
-/// Times decoding and applying a synthetic arena snapshot of `entities`
-/// entities to a `ClientWorld`, full and as a delta with every tenth entity
-/// changed, and the same messages through the old
-/// decode-into-a-new-snapshot path: for each, one warm-up batch of
-/// `iterations` runs, then `samples` (default
-/// [`bench::DEFAULT_SAMPLES`]) timed batches. Returns JSON `{entities,
-/// iterations, samples, full_us, full_min_us, delta_us, delta_min_us,
-/// decode_full_us, decode_delta_us, full_bytes, delta_bytes}` (median and
-/// fastest batch means in microseconds; see [`bench::BenchResult`]).
-///
-/// # Errors
-/// When the synthetic snapshot does not round-trip (a bug).
-#[wasm_bindgen]
-pub fn bench_snapshot_decode(
-    entities: u32,
-    iterations: u32,
-    samples: Option<u32>,
-) -> Result<String, JsValue> {
-    let samples = samples.unwrap_or(bench::DEFAULT_SAMPLES);
-    bench::arena_snapshot_decode(entities, iterations, samples, browser::now_ms)
-        .map(|r| r.to_json())
-        .map_err(|e| JsValue::from_str(&e))
+            /// The state of entity `id`, or `undefined`.
+            #[wasm_bindgen(unchecked_return_type = "TickwireState | undefined")]
+            pub fn entity(
+                &self,
+                id: u32,
+            ) -> ::core::result::Result<$crate::__private::wasm_bindgen::JsValue, $crate::__private::wasm_bindgen::JsValue> {
+                self.inner.entity(id)
+            }
+
+            /// Calls `f` with what each applied snapshot added, changed and
+            /// removed (`undefined` stops).
+            #[wasm_bindgen(js_name = onSnapshot)]
+            pub fn on_snapshot(
+                &self,
+                #[wasm_bindgen(unchecked_param_type = "((changes: TickwireChanges<TickwireState>) => void) | undefined")]
+                f: ::core::option::Option<$crate::__private::js_sys::Function>,
+            ) {
+                self.inner.on_snapshot(f);
+            }
+
+            /// Calls `f` with every game event, in order (`undefined` stops).
+            #[wasm_bindgen(js_name = onEvent)]
+            pub fn on_event(
+                &self,
+                #[wasm_bindgen(unchecked_param_type = "((event: TickwireEvent) => void) | undefined")]
+                f: ::core::option::Option<$crate::__private::js_sys::Function>,
+            ) {
+                self.inner.on_event(f);
+            }
+
+            /// Calls `f` now and whenever the status changes (`undefined`
+            /// stops).
+            #[wasm_bindgen(js_name = onStatus)]
+            pub fn on_status(
+                &self,
+                #[wasm_bindgen(unchecked_param_type = "((status: TickwireStatus) => void) | undefined")]
+                f: ::core::option::Option<$crate::__private::js_sys::Function>,
+            ) {
+                self.inner.on_status(f);
+            }
+
+            /// Where the connection stands.
+            #[wasm_bindgen(unchecked_return_type = "TickwireStatus")]
+            pub fn status(
+                &self,
+            ) -> ::core::result::Result<$crate::__private::wasm_bindgen::JsValue, $crate::__private::wasm_bindgen::JsValue> {
+                self.inner.status()
+            }
+
+            /// Network figures: RTT, snapshots and bytes per second…
+            #[wasm_bindgen(unchecked_return_type = "TickwireStats")]
+            pub fn stats(
+                &self,
+            ) -> ::core::result::Result<$crate::__private::wasm_bindgen::JsValue, $crate::__private::wasm_bindgen::JsValue> {
+                self.inner.stats()
+            }
+
+            /// This player's client id once welcomed.
+            #[wasm_bindgen(getter, js_name = clientId)]
+            pub fn client_id(&self) -> ::core::option::Option<u32> {
+                self.inner.client_id()
+            }
+
+            /// The newest error converting a state or event for a listener.
+            #[wasm_bindgen(getter, js_name = lastError)]
+            pub fn last_error(&self) -> ::core::option::Option<::std::string::String> {
+                self.inner.last_error()
+            }
+
+            /// Leaves the game and stops reconnecting.
+            pub fn close(&self) {
+                self.inner.close();
+            }
+        }
+    };
 }

@@ -1,55 +1,114 @@
-//! Client-side prediction of the local player, and reconciliation with the
-//! server.
+//! Client-side prediction of the local player's entity, and reconciliation
+//! with the server: the [`Predict`] hook a game implements and the
+//! [`Predictor`] that runs it.
 //!
 //! Every local tick the client applies its own input at once with the very
-//! movement function the server runs (for the arena: `arena::step_player`),
-//! so the player moves without waiting a round trip. When a snapshot arrives
-//! it carries the server's position of our entity after input `last_input`;
+//! rule the server runs (for the arena, `arena::step_player`), so the
+//! player moves without waiting a round trip. When a snapshot arrives it
+//! carries the server's state of our entity after input `last_input`;
 //! [`Predictor::reconcile`] restarts from it and replays every input the
-//! server has not applied yet. If the result differs from what was shown,
-//! the difference becomes a visual offset that decays over about 100 ms
-//! instead of snapping; differences larger than the snap distance (respawn,
-//! teleport) snap.
+//! server has not applied yet (the session's pending inputs). If the result
+//! differs from what was shown, the difference becomes a visual correction
+//! that decays over about 100 ms instead of snapping; differences larger than
+//! the snap distance (respawn, teleport) snap.
+//!
+//! ```
+//! use glam::Vec2;
+//! use tickwire_web::predict::{Predict, Predictor};
+//!
+//! /// Moves at 120 units/s in the input's direction.
+//! struct Walk;
+//! impl Predict for Walk {
+//!     type Input = Vec2;
+//!     type State = Vec2;
+//!     fn step(&self, p: &Vec2, dir: &Vec2, dt: f32) -> Vec2 {
+//!         *p + dir.normalize_or_zero() * 120.0 * dt
+//!     }
+//!     fn distance(&self, a: &Vec2, b: &Vec2) -> f32 {
+//!         a.distance(*b)
+//!     }
+//! }
+//!
+//! let mut p = Predictor::new(Walk, 60, 50.0);
+//! p.reconcile(0.0, Vec2::ZERO, []); // the first server state
+//! p.apply_input(&Vec2::X); // one local tick, shown at once
+//! assert_eq!(p.position(), Some(Vec2::new(2.0, 0.0)));
+//! // The server applied nothing yet: replaying the pending input agrees.
+//! assert_eq!(p.reconcile(10.0, Vec2::ZERO, [&Vec2::X]), 0.0);
+//! ```
 
-use glam::Vec2;
-
+use crate::interp::Interpolate;
 use crate::meter::RateMeter;
 
-/// The movement function shared with the server: position, input, seconds.
-pub type StepFn<I> = fn(Vec2, &I, f32) -> Vec2;
+/// The prediction hook a game implements: how one tick of the local
+/// player's input changes the predicted state (usually the position of the
+/// player's entity, taken from its replicated state).
+pub trait Predict {
+    /// One tick of input (the game's `GameProtocol::Input`).
+    type Input;
+    /// What is predicted, e.g. a position. [`Interpolate`] is used to smooth
+    /// corrections.
+    type State: Interpolate;
 
-/// Differences smaller than this (world units) are not corrections: they are
-/// quantization noise (positions travel as 1/16 units).
+    /// The state after one tick of `input`, `dt` seconds long. It must be
+    /// the server's rule, or every snapshot will correct the prediction.
+    fn step(&self, state: &Self::State, input: &Self::Input, dt: f32) -> Self::State;
+
+    /// How far apart two states are (world units for a position): decides
+    /// snapping and counts corrections.
+    fn distance(&self, a: &Self::State, b: &Self::State) -> f32;
+}
+
+/// Differences smaller than this are not corrections: they are quantization
+/// noise (arena positions travel as 1/16 units).
 pub const CORRECTION_EPSILON: f32 = 0.1;
-/// The visual offset shrinks to 5 % within this many milliseconds.
+/// The visual correction shrinks to 5 % within this many milliseconds.
 pub const SMOOTHING_MS: f64 = 100.0;
+/// A correction whose remaining size is below this is dropped.
+const SETTLED: f32 = 1e-3;
 
-/// Predicts one entity driven by local inputs.
+/// A correction being smoothed out: shown = `position + (from − to) × keep`.
 #[derive(Debug, Clone)]
-pub struct Predictor<I> {
-    step: StepFn<I>,
+struct Correction<S> {
+    /// What was shown when the correction happened.
+    from: S,
+    /// The corrected prediction at that moment.
+    to: S,
+    /// The part of `from − to` still shown, from 1 down to 0.
+    keep: f32,
+}
+
+/// Predicts one entity driven by local inputs with the game's [`Predict`].
+#[derive(Debug, Clone)]
+pub struct Predictor<P: Predict> {
+    hook: P,
     dt: f32,
     snap_distance: f32,
-    position: Option<Vec2>,
-    offset: Vec2,
+    position: Option<P::State>,
+    correction: Option<Correction<P::State>>,
     corrections: RateMeter,
     last_error: f32,
 }
 
-impl<I> Predictor<I> {
-    /// A predictor that steps with `step` at `tick_rate` ticks per second and
-    /// snaps when the server disagrees by more than `snap_distance`.
+impl<P: Predict> Predictor<P> {
+    /// A predictor that steps with `hook` at `tick_rate` ticks per second
+    /// and snaps when the server disagrees by more than `snap_distance`.
     #[must_use]
-    pub fn new(step: StepFn<I>, tick_rate: u16, snap_distance: f32) -> Self {
+    pub fn new(hook: P, tick_rate: u16, snap_distance: f32) -> Self {
         Self {
-            step,
+            hook,
             dt: 1.0 / f32::from(tick_rate.max(1)),
             snap_distance,
             position: None,
-            offset: Vec2::ZERO,
+            correction: None,
             corrections: RateMeter::new(),
             last_error: 0.0,
         }
+    }
+
+    /// The game's hook.
+    pub fn hook(&self) -> &P {
+        &self.hook
     }
 
     /// Changes the tick rate (from the server's welcome).
@@ -58,42 +117,49 @@ impl<I> Predictor<I> {
     }
 
     /// Applies one tick of local input. Does nothing until the first
-    /// [`Predictor::reconcile`] gave a starting position.
-    pub fn apply_input(&mut self, input: &I) {
-        if let Some(p) = self.position {
-            self.position = Some((self.step)(p, input, self.dt));
+    /// [`Predictor::reconcile`] gave a starting state.
+    pub fn apply_input(&mut self, input: &P::Input) {
+        if let Some(p) = &self.position {
+            self.position = Some(self.hook.step(p, input, self.dt));
         }
     }
 
-    /// Takes the server's position after its last applied input, replays
-    /// `unacked` (the inputs after it, oldest first) and turns any difference
-    /// into a smoothed offset. Returns the size of the correction.
+    /// Takes the server's state after its last applied input, replays
+    /// `unacked` (the inputs after it, oldest first: the session's
+    /// `pending_inputs`) and turns any difference into a smoothed
+    /// correction. Returns the size of the correction.
     pub fn reconcile<'a>(
         &mut self,
         now_ms: f64,
-        server_position: Vec2,
-        unacked: impl IntoIterator<Item = &'a I>,
+        server_state: P::State,
+        unacked: impl IntoIterator<Item = &'a P::Input>,
     ) -> f32
     where
-        I: 'a,
+        P::Input: 'a,
     {
-        let mut p = server_position;
+        let mut p = server_state;
         for input in unacked {
-            p = (self.step)(p, input, self.dt);
+            p = self.hook.step(&p, input, self.dt);
         }
-        let Some(old) = self.position else {
+        let Some(old) = self.position.take() else {
             self.position = Some(p);
-            self.offset = Vec2::ZERO;
+            self.correction = None;
             self.last_error = 0.0;
             return 0.0;
         };
-        let error = old - p;
-        let size = error.length();
-        if !size.is_finite() || size > self.snap_distance {
-            self.offset = Vec2::ZERO;
+        let size = self.hook.distance(&old, &p);
+        let shown = self.shown(&old);
+        self.correction = if !size.is_finite() || size > self.snap_distance {
+            None
+        } else if self.hook.distance(&shown, &p) > SETTLED {
+            Some(Correction {
+                from: shown,
+                to: p.clone(),
+                keep: 1.0,
+            })
         } else {
-            self.offset += error;
-        }
+            None
+        };
         if size > CORRECTION_EPSILON || !size.is_finite() {
             self.corrections.add(now_ms, 1.0);
         }
@@ -104,38 +170,56 @@ impl<I> Predictor<I> {
 
     /// Lets `elapsed_ms` of smoothing happen (call once per rendered frame).
     pub fn advance(&mut self, elapsed_ms: f64) {
+        let Some(c) = &mut self.correction else {
+            return;
+        };
         // exp(-3) ≈ 5 % left after SMOOTHING_MS.
-        let keep = (-3.0 * elapsed_ms.max(0.0) / SMOOTHING_MS).exp() as f32;
-        self.offset *= keep;
-        if self.offset.length_squared() < 1e-6 {
-            self.offset = Vec2::ZERO;
+        c.keep *= (-3.0 * elapsed_ms.max(0.0) / SMOOTHING_MS).exp() as f32;
+        if self.hook.distance(&c.from, &c.to) * c.keep < SETTLED {
+            self.correction = None;
         }
     }
 
-    /// Forgets the position (death, respawn, new session): the next
-    /// reconcile starts fresh.
+    /// Forgets the state (death, respawn, new session): the next reconcile
+    /// starts fresh.
     pub fn reset(&mut self) {
         self.position = None;
-        self.offset = Vec2::ZERO;
+        self.correction = None;
     }
 
-    /// The predicted position (what the server will compute once it has
+    /// The predicted state (what the server will compute once it has
     /// applied every input sent so far).
     #[must_use]
-    pub fn position(&self) -> Option<Vec2> {
-        self.position
+    pub fn position(&self) -> Option<P::State> {
+        self.position.clone()
     }
 
-    /// Where to draw the player: the prediction plus the decaying offset.
+    /// What to draw: the prediction plus what is left of the correction.
     #[must_use]
-    pub fn visual_position(&self) -> Option<Vec2> {
-        self.position.map(|p| p + self.offset)
+    pub fn visual_position(&self) -> Option<P::State> {
+        self.position.as_ref().map(|p| self.shown(p))
     }
 
-    /// The offset still being smoothed out.
+    /// `position + (from − to) × keep`, with interpolations only (affine:
+    /// the midpoint of `to + 2·keep·(from − to)` and `2·position − to`).
+    fn shown(&self, position: &P::State) -> P::State {
+        match &self.correction {
+            None => position.clone(),
+            Some(c) => {
+                let a = c.to.interpolate(&c.from, 2.0 * c.keep);
+                let b = c.to.interpolate(position, 2.0);
+                a.interpolate(&b, 0.5)
+            }
+        }
+    }
+
+    /// How far the drawn state still is from the prediction.
     #[must_use]
-    pub fn offset(&self) -> Vec2 {
-        self.offset
+    pub fn correction_left(&self) -> f32 {
+        match (&self.position, &self.correction) {
+            (Some(p), Some(_)) => self.hook.distance(&self.shown(p), p),
+            _ => 0.0,
+        }
     }
 
     /// The size of the last correction.
@@ -155,19 +239,38 @@ impl<I> Predictor<I> {
 mod tests {
     use std::collections::VecDeque;
 
+    use glam::Vec2;
+
     use super::*;
 
     /// A movement rule like the arena's: a unit direction at 120 units/s,
     /// clamped to a box.
+    #[derive(Debug, Clone)]
+    struct Walk;
+    impl Predict for Walk {
+        type Input = Vec2;
+        type State = Vec2;
+        fn step(&self, p: &Vec2, dir: &Vec2, dt: f32) -> Vec2 {
+            (*p + dir.normalize_or_zero() * 120.0 * dt).clamp(Vec2::ZERO, Vec2::splat(500.0))
+        }
+        fn distance(&self, a: &Vec2, b: &Vec2) -> f32 {
+            a.distance(*b)
+        }
+    }
+
     fn step(p: Vec2, dir: &Vec2, dt: f32) -> Vec2 {
-        (p + dir.normalize_or_zero() * 120.0 * dt).clamp(Vec2::ZERO, Vec2::splat(500.0))
+        Walk.step(&p, dir, dt)
+    }
+
+    fn offset(p: &Predictor<Walk>) -> Vec2 {
+        p.visual_position().unwrap() - p.position().unwrap()
     }
 
     /// Runs a client against a server that applies inputs `delay` ticks late
     /// and reports snapshots every 2 ticks; `server_nudge` moves the server's
     /// player once, at tick 30.
-    fn run(server_nudge: Vec2) -> (Predictor<Vec2>, Vec<f32>) {
-        let mut predictor = Predictor::new(step as StepFn<Vec2>, 60, 50.0);
+    fn run(server_nudge: Vec2) -> (Predictor<Walk>, Vec<f32>) {
+        let mut predictor = Predictor::new(Walk, 60, 50.0);
         let mut server = Vec2::new(100.0, 100.0);
         let mut in_flight: VecDeque<(u32, Vec2)> = VecDeque::new();
         let mut unacked: VecDeque<(u32, Vec2)> = VecDeque::new();
@@ -218,29 +321,29 @@ mod tests {
         assert_eq!(corrections.len(), 1, "{errors:?}");
         assert!((corrections[0] - 3.0).abs() < 1e-3);
         // Long after, the visual offset is gone.
-        assert_eq!(p.offset(), Vec2::ZERO);
+        assert_eq!(p.correction_left(), 0.0);
         assert_eq!(p.corrections_per_sec(1000.0), 1.0);
     }
 
     #[test]
     fn the_offset_starts_at_the_error_and_decays_over_100ms() {
-        let mut p = Predictor::new(step as StepFn<Vec2>, 60, 50.0);
+        let mut p = Predictor::new(Walk, 60, 50.0);
         p.reconcile(0.0, Vec2::new(10.0, 10.0), []);
         p.reconcile(10.0, Vec2::new(14.0, 10.0), []);
         // Nothing moved on screen yet.
         assert_eq!(p.visual_position(), Some(Vec2::new(10.0, 10.0)));
         p.advance(50.0);
-        let half = p.offset().x;
+        let half = offset(&p).x;
         assert!(-4.0 < half && half < -0.5, "{half}");
         p.advance(50.0);
-        assert!(p.offset().x.abs() <= 4.0 * 0.051, "{}", p.offset().x);
+        assert!(offset(&p).x.abs() <= 4.0 * 0.051, "{}", offset(&p).x);
         p.advance(500.0);
         assert_eq!(p.visual_position(), Some(Vec2::new(14.0, 10.0)));
     }
 
     #[test]
     fn large_jumps_snap() {
-        let mut p = Predictor::new(step as StepFn<Vec2>, 60, 50.0);
+        let mut p = Predictor::new(Walk, 60, 50.0);
         p.reconcile(0.0, Vec2::ZERO, []);
         p.reconcile(1.0, Vec2::new(400.0, 0.0), []);
         assert_eq!(p.visual_position(), Some(Vec2::new(400.0, 0.0)));

@@ -11,10 +11,13 @@ use crate::web;
 
 /// Crates that would mean `tickwire-shared` does IO; it must stay sans-IO and wasm-safe.
 const FORBIDDEN_IN_SHARED: [&str; 3] = ["tokio", "mio", "socket2"];
+/// Crates `tickwire-web` (the browser SDK) must not depend on: it is generic
+/// over the game (no `arena`) and runs in a browser (no native IO).
+const FORBIDDEN_IN_WEB: [&str; 4] = ["arena", "tokio", "mio", "socket2"];
 
 /// Runs the checks and prints `xtask test: N passed, N failed` as the last line.
 pub(crate) fn run(quick: bool) -> ExitCode {
-    let mut steps = Steps::new(if quick { 5 } else { 8 });
+    let mut steps = Steps::new(if quick { 6 } else { 9 });
     let outcome = run_steps(&mut steps, quick);
     if let Err(err) = &outcome {
         eprintln!(
@@ -68,6 +71,7 @@ fn run_steps(steps: &mut Steps, quick: bool) -> Result<()> {
         )
     })?;
     steps.run("shared stays sans-IO", check_shared_deps)?;
+    steps.run("tickwire-web stays game-agnostic", check_web_deps)?;
 
     let mut www = None;
     if !quick {
@@ -120,32 +124,48 @@ fn cargo_step(args: &[&str], hint: &'static str) -> Result<()> {
 
 /// Fails if `cargo tree -p tickwire-shared -e normal` lists tokio, mio or socket2.
 fn check_shared_deps() -> Result<()> {
-    let tree = util::output(util::cargo().args([
-        "tree",
-        "-p",
+    check_deps(
         "tickwire-shared",
-        "-e",
-        "normal",
-        "--prefix",
-        "none",
-    ]))?;
-    let found = forbidden_deps(&tree);
+        &FORBIDDEN_IN_SHARED,
+        "it must do no IO and build for wasm32",
+        "remove that dependency",
+    )
+}
+
+/// `cargo tree -p tickwire-web -e normal` must not list a game (`arena`) nor
+/// native IO: the SDK is generic over `GameProtocol` and runs in a browser.
+fn check_web_deps() -> Result<()> {
+    check_deps(
+        "tickwire-web",
+        &FORBIDDEN_IN_WEB,
+        "the browser SDK must stay generic over the game and free of native IO",
+        "move that code to the game's crate (example-game/web for the arena)",
+    )
+}
+
+/// Fails if `cargo tree -p package -e normal` lists a crate of `forbidden`;
+/// the error says why (`rule`) and what to do (`fix`).
+fn check_deps(package: &str, forbidden: &[&str], rule: &str, fix: &str) -> Result<()> {
+    let tree = util::output(
+        util::cargo().args(["tree", "-p", package, "-e", "normal", "--prefix", "none"]),
+    )?;
+    let found = forbidden_deps(&tree, forbidden);
     if let Some(first) = found.first() {
         bail!(
-            "tickwire-shared depends on {}, but it must do no IO and build for wasm32; \
-             see why with `cargo tree -p tickwire-shared -e normal -i {first}` and remove that dependency",
+            "{package} depends on {}, but {rule}; see why with \
+             `cargo tree -p {package} -e normal -i {first}` and {fix}",
             found.join(", ")
         );
     }
     Ok(())
 }
 
-/// The forbidden crates named in `cargo tree --prefix none` output, sorted, each once.
-fn forbidden_deps(tree: &str) -> Vec<&str> {
+/// The `forbidden` crates named in `cargo tree --prefix none` output, sorted, each once.
+fn forbidden_deps<'a>(tree: &'a str, forbidden: &[&str]) -> Vec<&'a str> {
     let mut found: Vec<&str> = tree
         .lines()
         .filter_map(|line| line.split_whitespace().next())
-        .filter(|name| FORBIDDEN_IN_SHARED.contains(name))
+        .filter(|name| forbidden.contains(name))
         .collect();
     found.sort_unstable();
     found.dedup();
@@ -184,19 +204,29 @@ impl Steps {
 
 #[cfg(test)]
 mod tests {
-    use super::forbidden_deps;
+    use super::{FORBIDDEN_IN_SHARED, FORBIDDEN_IN_WEB, forbidden_deps};
 
     #[test]
     fn clean_tree_has_no_forbidden_deps() {
         let tree = "tickwire-shared v0.1.0 (/repo/shared)\nbincode v2.0.1\nserde v1.0.219\n\
                     tokio-macros v2.5.0\nmiow v0.6.0\n";
-        assert!(forbidden_deps(tree).is_empty());
+        assert!(forbidden_deps(tree, &FORBIDDEN_IN_SHARED).is_empty());
     }
 
     #[test]
     fn finds_each_forbidden_dep_once() {
         let tree = "tickwire-shared v0.1.0 (/repo/shared)\ntokio v1.47.1\nmio v1.0.4\n\
                     socket2 v0.6.0\ntokio v1.47.1 (*)\n";
-        assert_eq!(forbidden_deps(tree), ["mio", "socket2", "tokio"]);
+        assert_eq!(
+            forbidden_deps(tree, &FORBIDDEN_IN_SHARED),
+            ["mio", "socket2", "tokio"]
+        );
+    }
+
+    #[test]
+    fn the_web_sdk_may_not_depend_on_a_game() {
+        let tree = "tickwire-web v0.1.0 (/repo/web-client)\narena v0.1.0 (/repo/example-game)\n\
+                    arena-web-helpers v0.1.0\n";
+        assert_eq!(forbidden_deps(tree, &FORBIDDEN_IN_WEB), ["arena"]);
     }
 }

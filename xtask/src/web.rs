@@ -1,5 +1,6 @@
-//! Building the browser client: compile `tickwire-web` for wasm32, generate its
-//! JavaScript bindings with the wasm-bindgen library, and lay out `target/www/`.
+//! Building the arena's browser client: compile `arena-web` (the arena's page,
+//! built on the `tickwire-web` SDK) for wasm32, generate its JavaScript
+//! bindings with the wasm-bindgen library, and lay out `target/www/`.
 
 use std::fs;
 use std::io::Write;
@@ -12,19 +13,19 @@ use wasm_bindgen_cli_support::Bindgen;
 
 use crate::util::{self, WASM_TARGET};
 
-/// The package and library file name of the browser client.
-pub(crate) const PACKAGE: &str = "tickwire-web";
-const LIB_NAME: &str = "tickwire_web";
+/// The package and library file name of the arena's browser client.
+pub(crate) const PACKAGE: &str = "arena-web";
+pub(crate) const LIB_NAME: &str = "arena_web";
 /// The cargo profile of a release build of the browser client (see the root
 /// Cargo.toml): optimized for speed, one codegen unit, stripped.
 pub(crate) const WASM_PROFILE: &str = "wasm-release";
 
 /// Builds the browser client into `<target>/www/` and returns that folder.
 ///
-/// `<target>/www/` holds a copy of `web-client/www/` (the page, its JS shell and CSS)
-/// and `pkg/` with `tickwire_web.js` and `tickwire_web_bg.wasm`.
+/// `<target>/www/` holds a copy of `example-game/web/www/` (the page, its JS shell and
+/// CSS) and `pkg/` with `arena_web.js` and `arena_web_bg.wasm`.
 pub(crate) fn build_web(release: bool) -> Result<PathBuf> {
-    let static_dir = util::repo_root().join("web-client").join("www");
+    let static_dir = static_dir();
     if !static_dir.is_dir() {
         bail!(
             "the browser client's static files are missing: {} does not exist; \
@@ -51,7 +52,7 @@ pub(crate) fn build_web(release: bool) -> Result<PathBuf> {
         .join(format!("{LIB_NAME}.wasm"));
     if !wasm.is_file() {
         bail!(
-            "cargo built {PACKAGE} but {} is missing; check that web-client/Cargo.toml keeps crate-type \"cdylib\"",
+            "cargo built {PACKAGE} but {} is missing; check that example-game/web/Cargo.toml keeps crate-type \"cdylib\"",
             wasm.display()
         );
     }
@@ -68,7 +69,9 @@ pub(crate) fn build_web(release: bool) -> Result<PathBuf> {
         .input_path(&wasm)
         .web(true)
         .context("wasm-bindgen rejected the `web` output mode")?
-        .typescript(false)
+        // `arena_web.d.ts`: the typings of the JS API (`TickwireClient`,
+        // the arena's types from tsify); tests/tests/browser_sdk.rs checks them.
+        .typescript(true)
         // As `wasm-bindgen --target web` does: `init()` finds the module next to the JS.
         .omit_default_module_path(false)
         .debug(!release)
@@ -82,26 +85,40 @@ pub(crate) fn build_web(release: bool) -> Result<PathBuf> {
             )
         })?;
 
-    report(
-        &out_dir,
-        &pkg_dir.join(format!("{LIB_NAME}_bg.wasm")),
-        profile,
-    )?;
+    report(&out_dir, &pkg_dir, profile)?;
     Ok(out_dir)
 }
 
-/// Prints where the client went and how big its wasm module is, raw and gzipped.
-fn report(out_dir: &Path, wasm: &Path, profile: &str) -> Result<()> {
-    let bytes = fs::read(wasm)
-        .with_context(|| format!("could not read the generated module {}", wasm.display()))?;
-    let gzipped = gzip_len(&bytes).context("could not gzip the wasm module to measure it")?;
+/// The page's static files in the repository: `example-game/web/www/`.
+pub(crate) fn static_dir() -> PathBuf {
+    util::repo_root()
+        .join("example-game")
+        .join("web")
+        .join("www")
+}
+
+/// Prints where the client went and how big its bundle is, raw and gzipped:
+/// the wasm module, the JS bindings, and the two together (what a browser
+/// downloads besides the page; the `.d.ts` is for editors only).
+fn report(out_dir: &Path, pkg_dir: &Path, profile: &str) -> Result<()> {
     println!("web client ({profile}) built in {}", out_dir.display());
-    println!(
-        "  {}: {} ({} gzipped)",
-        wasm.display(),
-        size(bytes.len()),
-        size(gzipped)
-    );
+    let (mut raw, mut gz) = (0, 0);
+    for name in [format!("{LIB_NAME}_bg.wasm"), format!("{LIB_NAME}.js")] {
+        let path = pkg_dir.join(name);
+        let bytes = fs::read(&path)
+            .with_context(|| format!("could not read the generated {}", path.display()))?;
+        let gzipped = gzip_len(&bytes)
+            .with_context(|| format!("could not gzip {} to measure it", path.display()))?;
+        println!(
+            "  {}: {} ({} gzipped)",
+            path.display(),
+            size(bytes.len()),
+            size(gzipped)
+        );
+        raw += bytes.len();
+        gz += gzipped;
+    }
+    println!("  bundle (wasm + JS): {} ({} gzipped)", size(raw), size(gz));
     Ok(())
 }
 

@@ -16,6 +16,25 @@ use tickwire_shared::conditioner::ConditionerConfig;
 
 /// The tickwire arena: a top-down multiplayer shooter. Open the printed URL
 /// in a browser to play.
+/// The page at `/` when no `--static-dir` is given: what to run to play in
+/// a browser.
+const NO_CLIENT_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>tickwire arena server</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:3em auto;padding:0 1em;background:#0b0e13;color:#d8dee9}code{background:#18202a;padding:.1em .3em;border-radius:3px}</style>
+</head>
+<body>
+<h1>tickwire arena server</h1>
+<p>This server is running, but it was started without the browser client, so there is no game page here.</p>
+<p>To play in a browser, run this from the repository instead:</p>
+<pre><code>cargo xtask play</code></pre>
+<p>It builds the wasm client into <code>target/www</code> and starts <code>arena-server --static-dir target/www</code>, then open the URL it prints.
+Or build the client with <code>cargo xtask web</code> and restart this server with <code>--static-dir target/www</code>.</p>
+<p>Native clients (<code>arena-bots</code>) connect to <code>/ws</code> (WebSocket) or over QUIC without a page.</p>
+</body>
+</html>
+"#;
+
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Args {
@@ -199,7 +218,10 @@ async fn main() -> Result<()> {
         ArenaGame::new(bots, seed)
             .with_npcs(npcs)
             .with_interest_management(interest)
-    });
+    })
+    // Without --static-dir the printed URL still answers: with how to get
+    // the browser client.
+    .with_fallback_file("/index.html", NO_CLIENT_PAGE);
     if let Some(url) = &args.fleet.redis_url {
         let redis =
             RedisDirectoryConfig::new(url.clone()).with_prefix(args.fleet.redis_prefix.clone());
@@ -250,6 +272,11 @@ async fn main() -> Result<()> {
             server.local_addr().ip().to_string()
         };
     println!("\nopen  {scheme}://{host}:{port}/");
+    if args.static_dir.is_none() {
+        println!(
+            "      (no --static-dir: that page says how to get the browser client: `cargo xtask play`)"
+        );
+    }
     if let Some(quic) = server.quic_addr() {
         println!(
             "QUIC  quic://{host}:{}  (native clients, arena-bots)",

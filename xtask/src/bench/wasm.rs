@@ -1,11 +1,11 @@
 //! `cargo xtask bench wasm`: the client's snapshot decode + apply benchmark
 //! in headless Chromium next to its native twin: the same Rust code
-//! (`tickwire_web::bench::arena_snapshot_decode`), the same synthetic world,
+//! (`arena_web::bench::arena_snapshot_decode`), the same synthetic world,
 //! the same cargo profile, in one invocation.
 //!
 //! ```text
 //!  xtask ── cargo xtask web (profile wasm-release) ──▶ <target>/www
-//!    ├── cargo test -p tickwire-web --profile wasm-release … native_snapshot_bench   (native run)
+//!    ├── cargo test -p arena-web --profile wasm-release … native_snapshot_bench   (native run)
 //!    └── chromium --headless … http://127.0.0.1:PORT/bench.html?…&report=/bench-result  (browser run)
 //!          ▲ a small HTTP server in this process serves <target>/www (cross-origin
 //!          └ isolated, so performance.now() has 5 µs steps) and takes the POSTed result
@@ -13,7 +13,7 @@
 //!
 //! Native and browser runs alternate (`--runs`, default 3); each run is a
 //! fresh process, and each reports the median of its timed batches (see
-//! `web-client/src/bench.rs`). The summary is the median over the runs and
+//! `example-game/web/src/bench.rs`). The summary is the median over the runs and
 //! the wasm / native ratio, against issue 11's target of at most 3×. Raw
 //! results go to `<target>/bench/wasm/results.json`. Every wait has a
 //! deadline.
@@ -111,8 +111,8 @@ pub(crate) fn run(args: &WasmArgs) -> Result<ExitCode> {
             let dir = dir
                 .canonicalize()
                 .with_context(|| format!("--www {}", dir.display()))?;
-            if !dir.join("pkg").join("tickwire_web_bg.wasm").is_file() {
-                bail!("--www {}: no pkg/tickwire_web_bg.wasm there", dir.display());
+            if !dir.join("pkg").join("arena_web_bg.wasm").is_file() {
+                bail!("--www {}: no pkg/arena_web_bg.wasm there", dir.display());
             }
             dir
         }
@@ -122,7 +122,7 @@ pub(crate) fn run(args: &WasmArgs) -> Result<ExitCode> {
         // The page from this tree: a bundle built elsewhere may lack it or
         // hold another version.
         for page in ["bench.html", "bench.js"] {
-            let from = util::repo_root().join("web-client").join("www").join(page);
+            let from = web::static_dir().join(page);
             std::fs::copy(&from, www.join(page))
                 .with_context(|| format!("copying {} into {}", from.display(), www.display()))?;
         }
@@ -133,7 +133,7 @@ pub(crate) fn run(args: &WasmArgs) -> Result<ExitCode> {
     // Build the native twin before anything is timed.
     let mut build = native_command(args);
     build.arg("--no-run");
-    util::run(&mut build).context("building the native twin (tickwire-web's tests)")?;
+    util::run(&mut build).context("building the native twin (arena-web's tests)")?;
 
     let machine = Machine::probe();
     let chromium_version = util::output(Command::new(&chromium).arg("--version"))
@@ -519,7 +519,7 @@ mod tests {
 
     #[test]
     fn files_stay_under_the_root() {
-        let root = util::repo_root().join("web-client").join("www");
+        let root = web::static_dir();
         let (page, mime) = file(&root, "/bench.html").unwrap();
         assert!(String::from_utf8_lossy(&page).contains("bench.js"));
         assert_eq!(mime, "text/html; charset=utf-8");
@@ -531,7 +531,7 @@ mod tests {
 
     #[test]
     fn the_server_serves_isolated_pages_and_takes_a_result() {
-        let root = util::repo_root().join("web-client").join("www");
+        let root = web::static_dir();
         let server = Server::start(&root).unwrap();
         let ask = |req: String| {
             let mut s = TcpStream::connect(server.addr).unwrap();

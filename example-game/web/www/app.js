@@ -1,6 +1,6 @@
 // The page's thin shell: loads the wasm client, remembers the name, and
 // exposes `window.tickwire` for tests. All game and protocol logic is Rust.
-import init, { start, start_seat, stop, client_stats, bench_snapshot_decode } from './pkg/tickwire_web.js';
+import init, { start, start_seat, stop, client_stats, bench_snapshot_decode } from './pkg/arena_web.js';
 
 const NAME_KEY = 'tickwire.name';
 const params = new URLSearchParams(location.search);

@@ -1,9 +1,11 @@
-//! The arena client: glues the protocol session (`ClientSession`, through
-//! [`Net`]), prediction, interpolation and the HUD state together, without
-//! touching the browser.
+//! The arena client: glues tickwire-web's [`Connection`] (the protocol
+//! session, reconnects), its [`Predictor`] and [`InterpBuffer`], and the
+//! HUD state together, without touching the browser.
 //!
-//! The browser driver (`browser.rs`) owns the socket, the canvas and the
-//! event listeners and calls into [`Client`]:
+//! The browser driver (`browser.rs`) runs it through
+//! `tickwire_web::socket::WebSocketClient` (it is the [`SocketApp`]) and
+//! owns the canvas and the event listeners. Its sans-IO methods mirror what
+//! the socket driver does, for the tests:
 //!
 //! ```text
 //!  connect_due(now)? ─▶ open socket, connecting(now)   on_open(now)
@@ -27,16 +29,38 @@ use arena::{
 use glam::Vec2;
 use tickwire_shared::client::{ClientWorld, Event};
 use tickwire_shared::quantize::Angle16;
-use tickwire_shared::{CloseCode, NetId};
+use tickwire_shared::{Hello, NetId};
+use tickwire_web::connection::{Connection, Status};
+use tickwire_web::interp::{Angle, InterpBuffer};
+use tickwire_web::meter::RateMeter;
+use tickwire_web::net::{self, Net};
+use tickwire_web::predict::{Predict, Predictor};
+use tickwire_web::socket::SocketApp;
 
 use crate::input::InputState;
-use crate::interp::{InterpBuffer, Sample};
-use crate::meter::RateMeter;
-use crate::net::{self, Net};
-use crate::predict::{Predictor, StepFn};
-use crate::reconnect::{Backoff, Ending};
 use crate::render::{Camera, PlayerSprite, Scene, ShotSprite};
-use crate::ui::{self, KillFeed, NetFigures, ScoreRow, Status};
+use crate::ui::{self, KillFeed, NetFigures, ScoreRow};
+
+/// One entity's interpolated part: its position and facing.
+pub type Sample = (NetId, (Vec2, Angle));
+
+/// The arena's prediction hook: the local player moves with the server's
+/// own [`step_player`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ArenaPredict;
+
+impl Predict for ArenaPredict {
+    type Input = PlayerInput;
+    type State = Vec2;
+
+    fn step(&self, pos: &Vec2, input: &PlayerInput, dt: f32) -> Vec2 {
+        step_player(*pos, input, dt)
+    }
+
+    fn distance(&self, a: &Vec2, b: &Vec2) -> f32 {
+        a.distance(*b)
+    }
+}
 
 /// Most fixed ticks simulated in one update; a longer stall is dropped
 /// instead of replayed.
@@ -161,13 +185,9 @@ pub struct Client {
     name: String,
     /// The room and seat token of a matchmaker's ticket, if playing by one.
     seat: Option<(String, String)>,
-    net: Option<Net<Arena>>,
-    status: Status,
-    /// When the driver should open the next socket.
-    connect_at: Option<f64>,
-    backoff: Backoff,
-    predictor: Predictor<PlayerInput>,
-    interp: InterpBuffer,
+    conn: Connection<Arena>,
+    predictor: Predictor<ArenaPredict>,
+    interp: InterpBuffer<(Vec2, Angle)>,
     my_client: Option<u32>,
     my_entity: Option<NetId>,
     tick_ms: f64,
@@ -187,11 +207,7 @@ pub struct Client {
 }
 
 fn sample(id: NetId, s: &EntityState) -> Sample {
-    Sample {
-        id,
-        pos: s.pos.to_vec2(),
-        angle: s.angle.to_radians(),
-    }
+    (id, (s.pos.to_vec2(), Angle(s.angle.to_radians())))
 }
 
 /// Our player: `my_entity` once known, else (before `YouAre`) the player we
@@ -218,11 +234,8 @@ impl Client {
         Self {
             name: name.to_owned(),
             seat: None,
-            net: None,
-            status: Status::Idle,
-            connect_at: None,
-            backoff: Backoff::new(),
-            predictor: Predictor::new(step_player as StepFn<PlayerInput>, TICK_RATE, SNAP_DISTANCE),
+            conn: Connection::new(),
+            predictor: Predictor::new(ArenaPredict, TICK_RATE, SNAP_DISTANCE),
             interp: InterpBuffer::new(TICK_RATE, 1),
             my_client: None,
             my_entity: None,
@@ -253,14 +266,11 @@ impl Client {
     /// name resumes. Connects at the next [`Client::connect_due`].
     pub fn play(&mut self, now_ms: f64, name: &str) {
         if name != self.name {
-            // A new player: a new session (no resume token).
-            self.net = None;
             self.my_entity = None;
         }
         name.clone_into(&mut self.name);
-        self.backoff.reset();
-        self.status = Status::Connecting;
-        self.connect_at = Some(now_ms);
+        let hello = self.hello();
+        self.conn.start(now_ms, hello);
     }
 
     /// (Re)starts playing as `name` with a matchmaker's seat (`room`,
@@ -269,113 +279,80 @@ impl Client {
     pub fn play_seat(&mut self, now_ms: f64, name: &str, room: &str, seat_token: &str) {
         let seat = Some((room.to_owned(), seat_token.to_owned()));
         if seat != self.seat {
-            self.net = None;
             self.my_entity = None;
         }
         self.seat = seat;
         self.play(now_ms, name);
     }
 
+    /// The hello of the current player: the name as the auth token, and the
+    /// seat's room and token when playing by a ticket.
+    fn hello(&self) -> Hello {
+        let mut hello = net::hello::<Arena>(&self.name);
+        if let Some((room, token)) = &self.seat {
+            hello.room = Some(room.clone());
+            hello.seat_token = Some(token.clone());
+        }
+        hello
+    }
+
     /// Leaves the game: queues a `Leave` and stops reconnecting. The driver
     /// sends it, then closes the socket normally.
     pub fn leave(&mut self, now_ms: f64) {
-        if let Some(n) = &mut self.net {
-            n.leave(now_ms);
-        }
+        self.conn.leave(now_ms);
         self.drain(now_ms);
-        self.status = Status::Stopped(Ending::Left);
-        self.connect_at = None;
     }
 
     /// True when the driver should open a socket now.
     #[must_use]
     pub fn connect_due(&self, now_ms: f64) -> bool {
-        self.connect_at.is_some_and(|t| now_ms >= t)
+        self.conn.connect_due(now_ms)
     }
 
-    /// A socket is opening: a new session says hello, a known one resumes
-    /// (a fresh join when it was never welcomed).
+    /// A socket is opening: a new session says hello, a known one resumes.
     pub fn connecting(&mut self, now_ms: f64) {
-        match &mut self.net {
-            Some(n) => n.reconnect(now_ms),
-            None => {
-                let mut hello = net::hello::<Arena>(&self.name);
-                if let Some((room, token)) = &self.seat {
-                    hello.room = Some(room.clone());
-                    hello.seat_token = Some(token.clone());
-                }
-                self.net = Some(Net::new(now_ms, hello));
-            }
-        }
-        self.status = Status::Connecting;
-        self.connect_at = None;
+        self.conn.connecting(now_ms);
     }
 
     /// The socket opened (the hello can go out now).
-    pub fn on_open(&mut self, _now_ms: f64) {
-        if let Some(n) = &mut self.net {
-            n.on_open();
-        }
+    pub fn on_open(&mut self, now_ms: f64) {
+        self.conn.on_open(now_ms);
     }
 
     /// The next message to send, while the socket is open.
     pub fn poll_transmit(&mut self, now_ms: f64) -> Option<&[u8]> {
-        self.net.as_mut()?.poll_transmit(now_ms)
+        self.conn.poll_transmit(now_ms)
     }
 
     /// The close the driver owes the socket, as `(code, reason)`: the
     /// session ended (a protocol error, a timeout, the server's close).
     pub fn poll_close(&mut self) -> Option<(u16, String)> {
-        self.net.as_mut()?.poll_close()
+        self.conn.poll_close()
     }
 
     /// Handles one binary frame. Returns `Some((code, reason))` when the
     /// driver must close the socket with that code (as [`Client::poll_close`]).
     pub fn on_message(&mut self, now_ms: f64, bytes: &[u8]) -> Option<(u16, String)> {
-        self.net.as_mut()?.on_message(now_ms, bytes);
+        self.conn.on_message(now_ms, bytes);
         self.drain(now_ms);
         self.poll_close()
     }
 
     /// Hands every pending session event to the game.
     fn drain(&mut self, now_ms: f64) {
-        while let Some(event) = self.net.as_mut().and_then(|n| n.poll_event(now_ms)) {
+        while let Some(event) = self.conn.poll_event(now_ms) {
             self.on_event(now_ms, event);
         }
     }
 
-    /// The arguments for `WebSocket.close`: browsers accept only 1000 and
-    /// 3000–4999, and a reason of at most 123 bytes.
-    #[must_use]
-    pub fn ws_close_args(code: u16, reason: &str) -> (u16, String) {
-        let code = if code == 1000 || (3000..=4999).contains(&code) {
-            code
-        } else {
-            1000
-        };
-        let mut end = reason.len().min(123);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        (code, reason[..end].to_owned())
-    }
-
     /// A text frame arrived: tickwire speaks binary only.
     pub fn on_text_message(&mut self) -> (u16, String) {
-        let reason = "the server sent a text frame".to_owned();
-        let code = CloseCode::UnsupportedData;
-        if let Some(n) = &mut self.net {
-            n.fail(code, reason.clone());
-            let _ = n.poll_close();
-        }
-        (code.to_u16(), reason)
+        self.conn.on_text_message()
     }
 
     fn on_event(&mut self, now_ms: f64, event: Event<Arena>) {
         match event {
             Event::Welcome(w) => {
-                self.status = Status::Connected;
-                self.backoff.reset();
                 if !w.resumed || self.my_client != Some(w.client_id) {
                     self.my_entity = None;
                 }
@@ -393,7 +370,8 @@ impl Client {
                     self.on_game_event(now_ms, e);
                 }
             }
-            // The overlay's RTT and the end of the session are `Net`'s.
+            // The overlay's RTT is `Net`'s; the end of the session, the
+            // `Connection`'s.
             Event::Rtt(_) | Event::Closed(_) => {}
         }
     }
@@ -445,10 +423,9 @@ impl Client {
     }
 
     fn on_snapshot(&mut self, now_ms: f64, tick: u32) {
-        let Some(net) = &self.net else {
+        let Some(session) = self.conn.net().map(Net::session) else {
             return;
         };
-        let session = net.session();
         let world = session.world();
         if let Some((id, state)) = find_me(world, self.my_entity, self.my_client) {
             self.my_entity = Some(id);
@@ -471,34 +448,11 @@ impl Client {
     /// The socket closed (or failed to open). `random` is a uniform number
     /// in `[0, 1)` for the backoff jitter.
     pub fn on_close(&mut self, now_ms: f64, code: u16, reason: &str, random: f64) {
-        let Some(n) = &mut self.net else {
-            return;
-        };
-        n.on_transport_closed(now_ms, code, reason);
+        self.conn.on_close(now_ms, code, reason, random);
         self.drain(now_ms);
-        let Some(n) = &mut self.net else {
-            return;
-        };
-        let opened = n.opened();
-        let Some(closed) = n.take_closed() else {
-            return;
-        };
-        if matches!(self.status, Status::Stopped(_)) {
-            return;
+        if !matches!(self.conn.status(), Status::Connected) {
+            self.predictor.reset();
         }
-        self.predictor.reset();
-        let ending = Ending::from_closed(&closed, opened);
-        self.status = if closed.retry {
-            let retry_at_ms = now_ms + self.backoff.next_delay_ms(random);
-            self.connect_at = Some(retry_at_ms);
-            Status::Waiting {
-                retry_at_ms,
-                ending,
-            }
-        } else {
-            self.connect_at = None;
-            Status::Stopped(ending)
-        };
     }
 
     /// Runs the fixed-rate ticks due by `now_ms`: samples the input, sends
@@ -508,15 +462,9 @@ impl Client {
             .last_update
             .map_or(0.0, |t| (now_ms - t).clamp(0.0, 1000.0));
         self.last_update = Some(now_ms);
-        let Some(net) = &mut self.net else {
-            return;
-        };
-        net.on_timer(now_ms);
+        self.conn.on_timer(now_ms);
         self.drain(now_ms);
-        let Some(net) = &mut self.net else {
-            return;
-        };
-        if !net.session().is_established() {
+        if self.conn.established().is_none() {
             self.acc_ms = 0.0;
             return;
         }
@@ -535,7 +483,7 @@ impl Client {
                 .map(|p| self.scene.camera.to_world(p));
             let input = self.input.to_input(from, target, self.aim);
             self.aim = input.aim;
-            if net.push_input(now_ms, input).is_some() {
+            if self.conn.push_input(now_ms, input).is_some() {
                 self.predictor.apply_input(&input);
             }
         }
@@ -558,12 +506,7 @@ impl Client {
         scene.shots.clear();
         scene.notice = None;
         let mut focus = None;
-        let world = self
-            .net
-            .as_ref()
-            .map(Net::session)
-            .filter(|s| s.is_established())
-            .map(|s| s.world());
+        let world = self.conn.established().map(|s| s.world());
         if let Some(world) = world {
             let my_id = find_me(world, self.my_entity, self.my_client).map(|(id, _)| id);
             let mut me = None;
@@ -592,23 +535,23 @@ impl Client {
                     });
                     continue;
                 }
-                let Ok(i) = self.samples.binary_search_by_key(&id, |s| s.id) else {
+                let Ok(i) = self.samples.binary_search_by_key(&id, |s| s.0) else {
                     continue;
                 };
-                let sample = self.samples[i];
+                let (pos, Angle(angle)) = self.samples[i].1;
                 match state.kind {
                     // NPCs (load tests) are drawn as nameless players.
                     EntityKind::Player | EntityKind::Npc => scene.players.push(PlayerSprite {
-                        pos: sample.pos,
-                        angle: sample.angle,
+                        pos,
+                        angle,
                         name: state.name.clone(),
                         health,
                         alive: state.health > 0,
                         is_me: false,
                     }),
                     EntityKind::Projectile => scene.shots.push(ShotSprite {
-                        pos: sample.pos,
-                        angle: sample.angle,
+                        pos,
+                        angle,
                         mine: Some(state.owner) == self.my_client,
                     }),
                 }
@@ -622,13 +565,13 @@ impl Client {
     /// The banner for now.
     #[must_use]
     pub fn banner(&self, now_ms: f64) -> Option<(String, ui::Tone)> {
-        ui::banner_text(&self.status, now_ms)
+        ui::banner_text(self.conn.status(), now_ms)
     }
 
     /// The connection status.
     #[must_use]
     pub fn status(&self) -> &Status {
-        &self.status
+        self.conn.status()
     }
 
     /// The kill feed's current lines.
@@ -639,7 +582,7 @@ impl Client {
     /// The scoreboard from the newest snapshot, ranked.
     #[must_use]
     pub fn scoreboard(&self) -> Vec<ScoreRow> {
-        let Some(net) = &self.net else {
+        let Some(net) = self.conn.net() else {
             return Vec::new();
         };
         let mut rows: Vec<ScoreRow> = net
@@ -663,7 +606,7 @@ impl Client {
         let corrections_per_sec = self.predictor.corrections_per_sec(now_ms);
         let fps = self.fps.per_second(now_ms);
         let interp_delay_ms = self.interp.delay_ms();
-        match &mut self.net {
+        match self.conn.net_mut() {
             Some(n) if n.session().is_established() => NetFigures {
                 rtt_ms: n.rtt_ms(),
                 snapshots_per_sec: n.snapshots_per_sec(now_ms),
@@ -688,8 +631,8 @@ impl Client {
             .banner(now_ms)
             .map_or_else(|| "playing".to_owned(), |(text, _)| text);
         let (entity_count, visible_players, projectiles, unacked_inputs, connected) =
-            match self.net.as_ref().map(Net::session) {
-                Some(s) if s.is_established() => {
+            match self.conn.established() {
+                Some(s) => {
                     let world = s.world();
                     let players = world
                         .iter()
@@ -717,8 +660,20 @@ impl Client {
             projectiles,
             unacked_inputs,
             interp_delay_ms: f.interp_delay_ms,
-            reconnect_attempts: self.backoff.attempts(),
+            reconnect_attempts: self.conn.reconnect_attempts(),
         }
+    }
+}
+
+impl SocketApp for Client {
+    type Game = Arena;
+
+    fn connection(&mut self) -> &mut Connection<Arena> {
+        &mut self.conn
+    }
+
+    fn on_event(&mut self, now_ms: f64, event: Event<Arena>) {
+        Client::on_event(self, now_ms, event);
     }
 }
 
@@ -728,13 +683,13 @@ impl Client {
 fn update_samples(samples: &mut Vec<Sample>, world: &ClientWorld<EntityState>) {
     let changes = world.changes();
     for &id in &changes.removed {
-        if let Ok(i) = samples.binary_search_by_key(&id, |s| s.id) {
+        if let Ok(i) = samples.binary_search_by_key(&id, |s| s.0) {
             samples.remove(i);
         }
     }
     for &id in changes.added.iter().chain(&changes.changed) {
         let Some(state) = world.get(id) else { continue };
-        match samples.binary_search_by_key(&id, |s| s.id) {
+        match samples.binary_search_by_key(&id, |s| s.0) {
             Ok(i) => samples[i] = sample(id, state),
             Err(i) => samples.insert(i, sample(id, state)),
         }
@@ -752,6 +707,8 @@ mod tests {
     use tickwire_shared::{
         ClientMessage, Limits, RejectCode, ResumeToken, ServerMessage, Snapshot, Welcome,
     };
+
+    use tickwire_web::reconnect::Ending;
 
     use super::*;
 
@@ -1102,14 +1059,6 @@ mod tests {
             assert_eq!(samples, expected, "after tick {tick}");
             prev = Some((tick, view));
         }
-    }
-
-    #[test]
-    fn close_arguments_are_ones_a_browser_accepts() {
-        assert_eq!(Client::ws_close_args(1002, "bad"), (1000, "bad".to_owned()));
-        assert_eq!(Client::ws_close_args(4005, ""), (4005, String::new()));
-        let (_, long) = Client::ws_close_args(1000, &"é".repeat(100));
-        assert_eq!(long.len(), 122);
     }
 
     #[test]

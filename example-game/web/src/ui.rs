@@ -11,7 +11,7 @@ use tickwire_shared::{CloseCode, RejectCode};
 use wasm_bindgen::JsValue;
 use web_sys::{Document, Element};
 
-use crate::reconnect::Ending;
+use tickwire_web::reconnect::Ending;
 
 /// Kill-feed lines shown at once.
 pub const FEED_LINES: usize = 5;
@@ -20,25 +20,7 @@ pub const FEED_TTL_MS: f64 = 6000.0;
 /// Longest server-provided reason shown, in characters.
 const MAX_REASON_CHARS: usize = 120;
 
-/// Where the connection stands, as the player sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Status {
-    /// Not started yet.
-    Idle,
-    /// A socket is opening or the handshake is running.
-    Connecting,
-    /// Playing.
-    Connected,
-    /// The connection ended; another attempt is due at `retry_at_ms`.
-    Waiting {
-        /// Why it ended.
-        ending: Ending,
-        /// When the next attempt starts.
-        retry_at_ms: f64,
-    },
-    /// The connection ended for good (until the player presses Play again).
-    Stopped(Ending),
-}
+pub use tickwire_web::connection::Status;
 
 /// How a banner should look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

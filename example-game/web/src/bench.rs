@@ -166,24 +166,24 @@ impl<C: FnMut() -> f64> Sampler<C> {
     }
 }
 
-/// Builds a view `base` and a view in which every `change_every`-th entity
-/// was changed by `change`, encodes a full snapshot and the deltas between
-/// them, checks that every path reproduces the views, then times each path
-/// with `now_ms`: a warm-up batch of `iterations` runs, then `samples`
-/// timed batches of `iterations` runs (see the module docs).
-///
-/// # Errors
-/// A description when the synthetic snapshots cannot be encoded, decoded or
-/// applied (a bug in the game's types or in the codec).
-pub fn snapshot_decode<G: GameProtocol>(
-    base: Vec<(NetId, G::EntityState)>,
-    change: impl Fn(&G::EntityState) -> G::EntityState,
+/// Two views of a world and the snapshot messages between them.
+struct Views<S> {
+    base: Snapshot<S>,
+    /// `base` with every `change_every`-th entity changed.
+    cur: Snapshot<S>,
+    /// `cur` as a full snapshot of tick 1.
+    full: Vec<u8>,
+    /// `base` (tick 1) → `cur` (tick 2).
+    forth: Vec<u8>,
+    /// `cur` (tick 2) → `base` (tick 3).
+    back: Vec<u8>,
+}
+
+fn views<S: serde::Serialize + Clone + PartialEq>(
+    base: Vec<(NetId, S)>,
+    change: impl Fn(&S) -> S,
     change_every: usize,
-    iterations: u32,
-    samples: u32,
-    now_ms: impl FnMut() -> f64,
-) -> Result<BenchResult, String> {
-    let limits = Limits::default();
+) -> Result<Views<S>, String> {
     let base = Snapshot::from_vec(base).map_err(|e| e.to_string())?;
     let cur = Snapshot::from_vec(
         base.iter()
@@ -203,6 +203,78 @@ pub fn snapshot_decode<G: GameProtocol>(
     let full = encode_snapshot(1, 0, None, &cur).map_err(err)?;
     let forth = encode_snapshot(2, 0, Some((1, &base)), &cur).map_err(err)?;
     let back = encode_snapshot(3, 0, Some((2, &cur)), &base).map_err(err)?;
+    Ok(Views {
+        base,
+        cur,
+        full,
+        forth,
+        back,
+    })
+}
+
+/// Times applying deltas in steady play (each against the tick before,
+/// alternating between the two views of [`views`]) with `then` run after
+/// each apply on the world and the tick: the Rust path plus what a
+/// front-end does with each snapshot. Returns the median and fastest batch
+/// means in µs.
+///
+/// # Errors
+/// As [`snapshot_decode`], and what `then` returns.
+pub fn delta_then<G: GameProtocol>(
+    base: Vec<(NetId, G::EntityState)>,
+    change: impl Fn(&G::EntityState) -> G::EntityState,
+    change_every: usize,
+    iterations: u32,
+    samples: u32,
+    now_ms: impl FnMut() -> f64,
+    mut then: impl FnMut(&ClientWorld<G::EntityState>, u32) -> Result<(), String>,
+) -> Result<(f64, f64), String> {
+    let limits = Limits::default();
+    let v = views(base, change, change_every)?;
+    let mut world = ClientWorld::<G::EntityState>::new(64);
+    apply::<G>(&mut world, &v.full, 1, None, &limits)?;
+    apply::<G>(&mut world, &v.back, 2, Some(1), &limits)?;
+    let deltas = [v.forth.as_slice(), v.back.as_slice()];
+    let mut sampler = Sampler {
+        iterations: iterations.max(1),
+        samples: samples.max(1),
+        now_ms,
+    };
+    let mut tick = 2u32;
+    let fig = sampler.time(|| {
+        tick += 1;
+        let bytes = deltas[usize::from(tick.is_multiple_of(2))];
+        apply::<G>(&mut world, black_box(bytes), tick, Some(tick - 1), &limits)?;
+        then(&world, tick)
+    })?;
+    Ok((fig.median_us, fig.min_us))
+}
+
+/// Builds a view `base` and a view in which every `change_every`-th entity
+/// was changed by `change`, encodes a full snapshot and the deltas between
+/// them, checks that every path reproduces the views, then times each path
+/// with `now_ms`: a warm-up batch of `iterations` runs, then `samples`
+/// timed batches of `iterations` runs (see the module docs).
+///
+/// # Errors
+/// A description when the synthetic snapshots cannot be encoded, decoded or
+/// applied (a bug in the game's types or in the codec).
+pub fn snapshot_decode<G: GameProtocol>(
+    base: Vec<(NetId, G::EntityState)>,
+    change: impl Fn(&G::EntityState) -> G::EntityState,
+    change_every: usize,
+    iterations: u32,
+    samples: u32,
+    now_ms: impl FnMut() -> f64,
+) -> Result<BenchResult, String> {
+    let limits = Limits::default();
+    let Views {
+        base,
+        cur,
+        full,
+        forth,
+        back,
+    } = views(base, change, change_every)?;
 
     // The new path must reproduce the views, delta after delta.
     let mut world = ClientWorld::<G::EntityState>::new(64);
@@ -272,22 +344,14 @@ pub fn snapshot_decode<G: GameProtocol>(
     })
 }
 
-/// The arena's synthetic world: `n` players spread over the arena, of which
-/// every tenth moves and turns.
-///
-/// # Errors
-/// As [`snapshot_decode`].
-pub fn arena_snapshot_decode(
-    n: u32,
-    iterations: u32,
-    samples: u32,
-    now_ms: impl FnMut() -> f64,
-) -> Result<BenchResult, String> {
-    use arena::{ARENA_SIZE, Arena, EntityKind, EntityState, MAX_HEALTH};
+/// The arena's synthetic world: `n` entities (every fourth a projectile)
+/// spread over the arena.
+fn arena_world(n: u32) -> Vec<(NetId, arena::EntityState)> {
+    use arena::{ARENA_SIZE, EntityKind, EntityState, MAX_HEALTH};
     use glam::Vec2;
     use tickwire_shared::quantize::{Angle16, QVec2};
 
-    let base = (0..n)
+    (0..n)
         .map(|i| {
             let f = i as f32;
             let state = EntityState {
@@ -313,21 +377,124 @@ pub fn arena_snapshot_decode(
             };
             (NetId(i + 1), state)
         })
-        .collect();
-    snapshot_decode::<Arena>(
-        base,
-        |s| {
-            let mut s = s.clone();
-            s.pos.x += 37;
-            s.pos.y -= 12;
-            s.angle = Angle16(s.angle.0.wrapping_add(300));
-            s
-        },
+        .collect()
+}
+
+/// One tick of movement and turning for a changed entity.
+fn arena_change(s: &arena::EntityState) -> arena::EntityState {
+    let mut s = s.clone();
+    s.pos.x += 37;
+    s.pos.y -= 12;
+    s.angle = tickwire_shared::quantize::Angle16(s.angle.0.wrapping_add(300));
+    s
+}
+
+/// The arena's synthetic world of `n` entities, of which every tenth moves
+/// and turns.
+///
+/// # Errors
+/// As [`snapshot_decode`].
+pub fn arena_snapshot_decode(
+    n: u32,
+    iterations: u32,
+    samples: u32,
+    now_ms: impl FnMut() -> f64,
+) -> Result<BenchResult, String> {
+    snapshot_decode::<arena::Arena>(
+        arena_world(n),
+        arena_change,
         10,
         iterations,
         samples,
         now_ms,
     )
+}
+
+/// What a front-end adds per snapshot to the Rust path, in the arena's
+/// synthetic world of `n` entities with every tenth changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrontEndCost {
+    /// Entities per snapshot.
+    pub entities: u32,
+    /// Entities a delta changes.
+    pub changed: u32,
+    /// µs to decode and apply a delta (median batch mean).
+    pub rust_us: f64,
+    /// µs to decode and apply it, then run the front-end's part (median).
+    pub with_front_end_us: f64,
+    /// The fastest batch means of the two.
+    pub rust_min_us: f64,
+    /// See `rust_min_us`.
+    pub with_front_end_min_us: f64,
+}
+
+impl FrontEndCost {
+    /// The front-end's part per snapshot, µs (difference of the medians).
+    #[must_use]
+    pub fn extra_us(&self) -> f64 {
+        self.with_front_end_us - self.rust_us
+    }
+
+    /// As a JSON object (with `extra_us` and `extra_per_changed_us`).
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"entities\":{},\"changed\":{},\"rust_us\":{:.2},\"with_front_end_us\":{:.2},\
+             \"rust_min_us\":{:.2},\"with_front_end_min_us\":{:.2},\"extra_us\":{:.2},\
+             \"extra_per_changed_us\":{:.3}}}",
+            self.entities,
+            self.changed,
+            self.rust_us,
+            self.with_front_end_us,
+            self.rust_min_us,
+            self.with_front_end_min_us,
+            self.extra_us(),
+            self.extra_us() / f64::from(self.changed.max(1)),
+        )
+    }
+}
+
+/// What a front-end does after each applied snapshot (world, tick).
+type FrontEnd<'a> = dyn FnMut(&ClientWorld<arena::EntityState>, u32) -> Result<(), String> + 'a;
+
+/// Times the arena's deltas (`n` entities, every tenth changed) through the
+/// Rust path alone, then with `front_end(world, tick)` after each apply
+/// (for the JS API: building the `onSnapshot` object and calling the
+/// listener), each as [`delta_then`] does.
+///
+/// # Errors
+/// As [`delta_then`].
+pub fn arena_front_end_cost(
+    n: u32,
+    iterations: u32,
+    samples: u32,
+    mut now_ms: impl FnMut() -> f64,
+    mut front_end: impl FnMut(&ClientWorld<arena::EntityState>, u32) -> Result<(), String>,
+) -> Result<FrontEndCost, String> {
+    let mut time = |then: &mut FrontEnd<'_>| {
+        delta_then::<arena::Arena>(
+            arena_world(n),
+            arena_change,
+            10,
+            iterations,
+            samples,
+            &mut now_ms,
+            then,
+        )
+    };
+    let (rust_us, rust_min_us) = time(&mut |w, _| {
+        black_box(w.changes().changed.len());
+        Ok(())
+    })?;
+    let (with_front_end_us, with_front_end_min_us) = time(&mut front_end)?;
+    Ok(FrontEndCost {
+        entities: n,
+        changed: n.div_ceil(10),
+        rust_us,
+        with_front_end_us,
+        rust_min_us,
+        with_front_end_min_us,
+    })
 }
 
 #[cfg(test)]
@@ -392,6 +559,42 @@ mod tests {
     }
 
     #[test]
+    fn the_front_end_runs_after_each_delta_with_its_changes() {
+        let mut t = 0.0;
+        let mut calls = 0;
+        let mut ticks = Vec::new();
+        let cost = arena_front_end_cost(
+            100,
+            2,
+            3,
+            || {
+                t += 1.0;
+                t
+            },
+            |world, tick| {
+                calls += 1;
+                ticks.push(tick);
+                assert_eq!(world.changes().changed.len(), 10);
+                Ok(())
+            },
+        )
+        .unwrap();
+        // A warm-up batch and 3 timed ones of 2 runs, each on the next tick.
+        assert_eq!(calls, 8);
+        assert!(ticks.windows(2).all(|w| w[1] == w[0] + 1), "{ticks:?}");
+        assert_eq!((cost.entities, cost.changed), (100, 10));
+        assert!(
+            cost.to_json().contains("\"extra_us\":0.00"),
+            "{}",
+            cost.to_json()
+        );
+        assert_eq!(
+            arena_front_end_cost(10, 1, 1, || 0.0, |_, _| Err("no".to_owned())),
+            Err("no".to_owned())
+        );
+    }
+
+    #[test]
     fn a_failing_run_fails_the_figure() {
         let mut sampler = Sampler {
             iterations: 3,
@@ -406,7 +609,7 @@ mod tests {
 
     /// The same figures natively, for comparison with the browser's
     /// (`window.tickwire.bench(1000, 200)`):
-    /// `cargo test -p tickwire-web --release -- --ignored --nocapture native_snapshot_bench`.
+    /// `cargo test -p arena-web --release -- --ignored --nocapture native_snapshot_bench`.
     /// `TICKWIRE_BENCH=entities,iterations,samples` overrides the defaults
     /// (as `cargo xtask bench-wasm` does, to match its browser run).
     #[test]

@@ -1,7 +1,7 @@
 // The client apply benchmark on a page of its own: decodes and applies a
 // synthetic arena snapshot (full, and a 10 %-changed delta) with the same
 // Rust code as the native twin (`cargo xtask bench wasm` runs both).
-import init, { bench_snapshot_decode } from './pkg/tickwire_web.js';
+import init, { bench_snapshot_decode } from './pkg/arena_web.js';
 
 const params = new URLSearchParams(location.search);
 const out = document.getElementById('out');

@@ -1,0 +1,90 @@
+// A page that plays the arena through the generic JavaScript API only: the class
+// `TickwireClient` that `tickwire_web::export_js_api!` generates for the arena's types
+// (typings in pkg/arena_web.d.ts). No game code, no canvas, no npm.
+import init, { TickwireClient, bench_js_api } from './pkg/arena_web.js';
+
+/** What the page saw through the API's callbacks. */
+const seen = {
+  statuses: [],
+  events: [],
+  snapshots: 0,
+  tick: undefined,
+  added: 0,
+  changed: 0,
+  removed: 0,
+  /** The world as rebuilt from the change callbacks alone: id -> state. */
+  world: new Map(),
+};
+let client;
+let holding;
+
+await init();
+
+const out = document.getElementById('out');
+const show = () => { out.textContent = JSON.stringify({ ...seen, world: seen.world.size }, null, 2); };
+
+/** A plain object (not a class instance, not a Map) all the way down. */
+function plain(v) {
+  if (v === null || typeof v !== 'object') return true;
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== Array.prototype) return false;
+  return Object.values(v).every(plain);
+}
+
+window.sdk = {
+  /** Connects as `name` (to this page's server unless `url` is given). */
+  start(name, url) {
+    client = new TickwireClient(url);
+    client.onStatus((s) => { seen.statuses.push(s.status); show(); });
+    client.onEvent((e) => { seen.events.push(e); });
+    client.onSnapshot((c) => {
+      seen.snapshots += 1;
+      seen.tick = c.tick;
+      for (const e of c.added) { seen.world.set(e.id, e.state); seen.added += 1; }
+      for (const e of c.changed) { seen.world.set(e.id, e.state); seen.changed += 1; }
+      for (const id of c.removed) { seen.world.delete(id); seen.removed += 1; }
+      if (seen.snapshots % 30 === 1) show();
+    });
+    client.connect({ auth: name });
+  },
+  status: () => client?.status().status ?? 'none',
+  statuses: () => seen.statuses,
+  stats: () => client.stats(),
+  clientId: () => client.clientId,
+  /** The entity `YouAre` named, from the game's events. */
+  youAre: () => seen.events.find((e) => e.YouAre)?.YouAre.entity,
+  /** The player `name` as the change callbacks left it: `{id, state, plain}`. */
+  player(name) {
+    for (const [id, state] of seen.world) {
+      if (state.kind === 'Player' && state.name === name) {
+        return { id, state, plain: plain(state) && typeof state.pos.x === 'number' };
+      }
+    }
+    return null;
+  },
+  /** True when the world rebuilt from the callbacks equals `entities()`. */
+  callbacksMatchWorld() {
+    const now = client.entities();
+    if (now.length !== seen.world.size || now.length === 0) return false;
+    return now.every((e) => JSON.stringify(seen.world.get(e.id)) === JSON.stringify(e.state)
+      && JSON.stringify(client.entity(e.id)) === JSON.stringify(e.state));
+  },
+  counts: () => ({ snapshots: seen.snapshots, added: seen.added, changed: seen.changed, removed: seen.removed, tick: seen.tick }),
+  /** Sends `{buttons, aim}` every 16 ms until `release()`; returns the first sequence number. */
+  hold(buttons, aim = 0) {
+    clearInterval(holding);
+    const first = client.sendInput({ buttons, aim });
+    holding = setInterval(() => client.sendInput({ buttons, aim }), 16);
+    return first ?? null;
+  },
+  release() { clearInterval(holding); },
+  /** The error a malformed input raises (inputs are checked against the game's type). */
+  badInput() {
+    try { client.sendInput({ buttons: 'left' }); return null; } catch (e) { return String(e); }
+  },
+  close() { clearInterval(holding); client.close(); },
+  /** µs the JS API adds per received snapshot (see `bench_js_api` in arena-web). */
+  bench: (entities = 1000, iterations = 200, samples = undefined) =>
+    JSON.parse(bench_js_api(entities, iterations, samples)),
+};
+show();

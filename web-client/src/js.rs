@@ -1,0 +1,497 @@
+//! The JavaScript/TypeScript API: [`JsClient`], a game's connection driven
+//! from JavaScript, with entity states, events and changes as plain
+//! objects (serde-wasm-bindgen), and [`export_js_api!`](crate::export_js_api),
+//! which a game's own `cdylib` crate invokes to export it as the JS class
+//! `TickwireClient` with typings (wasm-bindgen cannot export a generic type,
+//! so the class is generated in the game's crate, for the game's types).
+//!
+//! What a page sees (the `.d.ts` that wasm-bindgen writes next to the JS):
+//!
+//! ```ts
+//! const client = new TickwireClient("wss://game.example/ws"); // default: this page's host
+//! client.onStatus((s) => console.log(s.status, s.reason));
+//! client.onSnapshot((c) => { for (const e of c.added) draw(e.id, e.state); /* changed, removed */ });
+//! client.onEvent((e) => console.log(e));                       // the game's events
+//! client.connect({ auth: "ada" });                            // room?, seatToken?
+//! client.sendInput({ buttons: 1, aim: 0 });                   // one tick of TickwireInput
+//! client.entities();                                          // TickwireEntity<TickwireState>[]
+//! client.stats();                                             // rttMs, snapshotsPerSec, bytesInPerSec…
+//! client.close();
+//! ```
+//!
+//! `TickwireInput`, `TickwireState` and `TickwireEvent` are aliases of the
+//! game's own TypeScript types, named in the macro call (derive them with
+//! `tsify`; the arena does, behind its `js` feature).
+//!
+//! Callbacks run from a microtask after the socket event that produced
+//! them, so a callback may call any method of the client.
+//!
+//! **Messages.** This tree's `ClientSession` has no client → server message
+//! API besides inputs and leaving, so the class has no `sendMessage` (no
+//! wire format is invented here). When `ClientSession` gains one, it goes
+//! next to [`JsClient::send_input`] (typed by the game's message type, as
+//! `TickwireMessage`), and the macro's class gets `sendMessage`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Function, Promise, Reflect};
+use serde::{Deserialize, Serialize};
+use tickwire_shared::client::{ClientWorld, Event};
+use tickwire_shared::{GameProtocol, Hello, NetId};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::connection::{Connection, Status};
+use crate::reconnect::Ending;
+use crate::socket::{self, SocketApp, WebSocketClient, now_ms};
+use crate::stats::NetStats;
+
+/// How often the session's timers (pings, timeouts, reconnects) run while
+/// connected, in milliseconds.
+pub const TIMER_MS: i32 = 50;
+
+/// The TypeScript declarations shared by every game's class; the macro
+/// writes them into the game's `.d.ts` (with the game's aliases).
+pub const TS_COMMON: &str = r#"
+/** One entity: its id and its state (a plain object of the game's type). */
+export interface TickwireEntity<S> { id: number; state: S }
+/** What one applied snapshot changed. `removed` holds ids. */
+export interface TickwireChanges<S> {
+  tick: number;
+  added: TickwireEntity<S>[];
+  changed: TickwireEntity<S>[];
+  removed: number[];
+}
+/** How to join: `auth` goes to the server's auth hook, `room` names a room, `seatToken` is a matchmaker's ticket. */
+export interface TickwireConnectOptions { auth?: string; room?: string; seatToken?: string }
+/** Where the connection stands; `reason` says why it ended, `retryInMs` when the next attempt starts. */
+export interface TickwireStatus {
+  status: "idle" | "connecting" | "connected" | "waiting" | "stopped";
+  reason?: string;
+  retryInMs?: number;
+}
+/** Network figures (rates over the last second). */
+export interface TickwireStats {
+  status: "idle" | "connecting" | "connected" | "waiting" | "stopped";
+  connected: boolean;
+  tick: number | undefined;
+  rttMs: number | undefined;
+  snapshotsPerSec: number;
+  bytesInPerSec: number;
+  bytesOutPerSec: number;
+  entityCount: number;
+  pendingInputs: number;
+  reconnectAttempts: number;
+}
+"#;
+
+/// The options of `connect`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConnectOptions {
+    auth: Option<String>,
+    room: Option<String>,
+    seat_token: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EntityRef<'a, S> {
+    id: u32,
+    state: &'a S,
+}
+
+#[derive(Serialize)]
+struct ChangesRef<'a, S> {
+    tick: u32,
+    added: Vec<EntityRef<'a, S>>,
+    changed: Vec<EntityRef<'a, S>>,
+    removed: Vec<u32>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusView {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_in_ms: Option<f64>,
+}
+
+/// Words for how a connection ended.
+fn ending_reason(ending: &Ending) -> String {
+    match ending {
+        Ending::CannotConnect => "cannot connect".to_owned(),
+        Ending::Rejected { code, message } => format!("rejected ({code:?}): {message}"),
+        Ending::Closed { code, reason } => format!("closed ({code:?}): {reason}"),
+        Ending::ProtocolError(msg) => format!("protocol error: {msg}"),
+        Ending::Lost => "connection lost".to_owned(),
+        Ending::Left => "left".to_owned(),
+    }
+}
+
+fn status_view(status: &Status, now_ms: f64) -> StatusView {
+    let (reason, retry_in_ms) = match status {
+        Status::Waiting {
+            ending,
+            retry_at_ms,
+        } => (
+            Some(ending_reason(ending)),
+            Some((retry_at_ms - now_ms).max(0.0)),
+        ),
+        Status::Stopped(ending) => (Some(ending_reason(ending)), None),
+        _ => (None, None),
+    };
+    StatusView {
+        status: status.name(),
+        reason,
+        retry_in_ms,
+    }
+}
+
+/// Plain objects: structs as objects, maps as objects, `u64` as numbers
+/// where they fit (ids and ticks are `u32`).
+fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
+    let serializer = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
+    value.serialize(&serializer).map_err(JsValue::from)
+}
+
+/// What the newest snapshot applied to `world` changed, as the object
+/// `onSnapshot` receives: `{tick, added: [{id, state}], changed: [{id,
+/// state}], removed: [id]}`. This conversion is the JS API's cost per
+/// snapshot over the Rust path (`arena-web`'s `bench_js_api` times it).
+///
+/// # Errors
+/// When a state cannot be converted (a bug in the game's `Serialize`).
+pub fn changes_to_js<S: Serialize + Clone + PartialEq>(
+    world: &ClientWorld<S>,
+    tick: u32,
+) -> Result<JsValue, JsValue> {
+    let changes = world.changes();
+    let entity = |id: &NetId| world.get(*id).map(|state| EntityRef { id: id.0, state });
+    to_js(&ChangesRef {
+        tick,
+        added: changes.added.iter().filter_map(entity).collect(),
+        changed: changes.changed.iter().filter_map(entity).collect(),
+        removed: changes.removed.iter().map(|id| id.0).collect(),
+    })
+}
+
+/// Callbacks waiting for the microtask that calls them.
+type Queue = Rc<RefCell<Vec<(Function, JsValue)>>>;
+
+/// The listeners and the queue towards them.
+struct Listeners {
+    on_snapshot: Option<Function>,
+    on_event: Option<Function>,
+    on_status: Option<Function>,
+    /// Calls waiting for the microtask; it is scheduled when this is not
+    /// empty.
+    queue: Queue,
+}
+
+impl Listeners {
+    fn new() -> Self {
+        Self {
+            on_snapshot: None,
+            on_event: None,
+            on_status: None,
+            queue: Queue::default(),
+        }
+    }
+
+    /// Queues `f(arg)` for the next microtask (the driver holds the client
+    /// now; the microtask runs once it returned).
+    fn push(&self, f: &Function, arg: JsValue) {
+        let first = {
+            let mut q = self.queue.borrow_mut();
+            q.push((f.clone(), arg));
+            q.len() == 1
+        };
+        if first {
+            let queue = self.queue.clone();
+            let flush = Closure::once_into_js(move |_: JsValue| {
+                let calls = std::mem::take(&mut *queue.borrow_mut());
+                for (f, arg) in calls {
+                    // A throwing listener must not stop the others.
+                    let _ = f.call1(&JsValue::UNDEFINED, &arg);
+                }
+            });
+            // `Promise.resolve().then(flush)`: `flush` frees itself once called.
+            let promise = Promise::resolve(&JsValue::UNDEFINED);
+            if let Ok(then) = Reflect::get(&promise, &JsValue::from_str("then"))
+                .and_then(JsCast::dyn_into::<Function>)
+            {
+                let _ = then.call1(&promise, &flush);
+            }
+        }
+    }
+}
+
+/// The game's side of a [`JsClient`]: the connection and the listeners.
+struct JsApp<G: GameProtocol> {
+    conn: Connection<G>,
+    listeners: Listeners,
+    /// The status last told to `onStatus`.
+    told: Option<StatusView>,
+    /// The newest error converting a state or an event for JavaScript.
+    last_error: Option<String>,
+}
+
+impl<G: GameProtocol> JsApp<G> {
+    fn snapshot_changes(&self, tick: u32) -> Result<JsValue, JsValue> {
+        match self.conn.net() {
+            Some(n) => changes_to_js(n.session().world(), tick),
+            None => Ok(JsValue::UNDEFINED),
+        }
+    }
+
+    fn tell_status(&mut self, now_ms: f64) {
+        let view = status_view(self.conn.status(), now_ms);
+        let changed = self
+            .told
+            .as_ref()
+            .is_none_or(|t| t.status != view.status || t.reason != view.reason);
+        if !changed {
+            return;
+        }
+        if let Some(f) = &self.listeners.on_status {
+            match to_js(&view) {
+                Ok(v) => self.listeners.push(f, v),
+                Err(e) => self.last_error = Some(format!("{e:?}")),
+            }
+        }
+        self.told = Some(view);
+    }
+}
+
+impl<G: GameProtocol> SocketApp for JsApp<G> {
+    type Game = G;
+
+    fn connection(&mut self) -> &mut Connection<G> {
+        &mut self.conn
+    }
+
+    fn on_event(&mut self, now_ms: f64, event: Event<G>) {
+        match event {
+            Event::Snapshot(applied) => {
+                if let Some(f) = self.listeners.on_snapshot.clone() {
+                    match self.snapshot_changes(applied.tick) {
+                        Ok(v) => self.listeners.push(&f, v),
+                        Err(e) => self.last_error = Some(format!("{e:?}")),
+                    }
+                }
+            }
+            Event::Events(events) => {
+                if let Some(f) = self.listeners.on_event.clone() {
+                    for e in &events {
+                        match to_js(e) {
+                            Ok(v) => self.listeners.push(&f, v),
+                            Err(e) => self.last_error = Some(format!("{e:?}")),
+                        }
+                    }
+                }
+            }
+            Event::Welcome(_) | Event::Rtt(_) | Event::Closed(_) => {}
+        }
+        self.tell_status(now_ms);
+    }
+}
+
+/// A `setInterval` id and its callback (dropped after `clearInterval`).
+type Timer = (i32, Closure<dyn FnMut()>);
+
+/// A game's connection driven from JavaScript; the macro
+/// [`export_js_api!`](crate::export_js_api) wraps it in the exported class.
+pub struct JsClient<G: GameProtocol> {
+    ws: WebSocketClient<JsApp<G>>,
+    timer: RefCell<Option<Timer>>,
+}
+
+impl<G: GameProtocol> JsClient<G> {
+    /// A client for the server at `url` (`ws://…/ws` or `wss://…/ws`;
+    /// default: the page's own host, `/ws`).
+    ///
+    /// # Errors
+    /// Without a window, when no `url` is given.
+    pub fn new(url: Option<String>) -> Result<Self, JsValue> {
+        let url = match url {
+            Some(u) if !u.is_empty() => u,
+            _ => socket::default_url()?,
+        };
+        let app = JsApp {
+            conn: Connection::new(),
+            listeners: Listeners::new(),
+            told: None,
+            last_error: None,
+        };
+        Ok(Self {
+            ws: WebSocketClient::new(url, app),
+            timer: RefCell::new(None),
+        })
+    }
+
+    /// Connects (or reconnects with other options) with `options`
+    /// (`{auth?, room?, seatToken?}`, or `undefined`), and keeps the
+    /// session's timers running until [`JsClient::close`].
+    ///
+    /// # Errors
+    /// When `options` is not such an object.
+    pub fn connect(&self, options: JsValue) -> Result<(), JsValue> {
+        let options: ConnectOptions = if options.is_undefined() || options.is_null() {
+            ConnectOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options)
+                .map_err(|e| JsValue::from_str(&format!("connect options: {e}")))?
+        };
+        let mut hello = Hello::new(G::PROTOCOL_HASH);
+        hello.auth_token = options.auth;
+        hello.room = options.room;
+        hello.seat_token = options.seat_token;
+        self.ws.start(hello);
+        self.ws.with(|app| app.tell_status(now_ms()));
+        self.start_timer()
+    }
+
+    fn start_timer(&self) -> Result<(), JsValue> {
+        if self.timer.borrow().is_some() {
+            return Ok(());
+        }
+        let ws = self.ws.clone();
+        let tick = Closure::<dyn FnMut()>::new(move || {
+            ws.tick();
+            ws.with(|app| app.tell_status(now_ms()));
+        });
+        let window = web_sys::window().ok_or("no window")?;
+        let id = window.set_interval_with_callback_and_timeout_and_arguments_0(
+            tick.as_ref().unchecked_ref(),
+            TIMER_MS,
+        )?;
+        *self.timer.borrow_mut() = Some((id, tick));
+        Ok(())
+    }
+
+    /// Sends one tick of input (a plain object of the game's `Input`
+    /// type). Returns its sequence number, or `undefined` while not
+    /// connected (the input is dropped: inputs are for now, not for later).
+    ///
+    /// # Errors
+    /// When `input` does not match the game's input type.
+    pub fn send_input(&self, input: JsValue) -> Result<Option<u32>, JsValue> {
+        let input: G::Input = serde_wasm_bindgen::from_value(input)
+            .map_err(|e| JsValue::from_str(&format!("input: {e}")))?;
+        let seq = self.ws.with(|app| app.conn.push_input(now_ms(), input));
+        self.ws.flush();
+        Ok(seq)
+    }
+
+    /// Every entity of the newest applied snapshot, as `{id, state}`
+    /// objects sorted by id (empty before the first snapshot).
+    ///
+    /// # Errors
+    /// When a state cannot be converted (a bug in the game's `Serialize`).
+    pub fn entities(&self) -> Result<JsValue, JsValue> {
+        self.ws.with(|app| match app.conn.net() {
+            Some(n) => to_js(
+                &n.session()
+                    .world()
+                    .iter()
+                    .map(|(id, state)| EntityRef { id: id.0, state })
+                    .collect::<Vec<_>>(),
+            ),
+            None => to_js::<[u8]>(&[]),
+        })
+    }
+
+    /// The state of entity `id` in the newest snapshot, or `undefined`.
+    ///
+    /// # Errors
+    /// When the state cannot be converted.
+    pub fn entity(&self, id: u32) -> Result<JsValue, JsValue> {
+        self.ws.with(|app| {
+            match app
+                .conn
+                .net()
+                .and_then(|n| n.session().world().get(NetId(id)))
+            {
+                Some(state) => to_js(state),
+                None => Ok(JsValue::UNDEFINED),
+            }
+        })
+    }
+
+    /// Calls `f(changes)` after every applied snapshot (`undefined` stops).
+    pub fn on_snapshot(&self, f: Option<Function>) {
+        self.ws.with(|app| app.listeners.on_snapshot = f);
+    }
+
+    /// Calls `f(event)` for every game event, in order (`undefined` stops).
+    pub fn on_event(&self, f: Option<Function>) {
+        self.ws.with(|app| app.listeners.on_event = f);
+    }
+
+    /// Calls `f(status)` whenever the connection's status changes, and once
+    /// with the current one (`undefined` stops).
+    pub fn on_status(&self, f: Option<Function>) {
+        self.ws.with(|app| {
+            app.listeners.on_status = f;
+            app.told = None;
+            app.tell_status(now_ms());
+        });
+    }
+
+    /// The connection's status (as `onStatus` reports it).
+    ///
+    /// # Errors
+    /// Never in practice (a plain object of strings and numbers).
+    pub fn status(&self) -> Result<JsValue, JsValue> {
+        self.ws
+            .with(|app| to_js(&status_view(app.conn.status(), now_ms())))
+    }
+
+    /// Network figures (see [`NetStats`]).
+    ///
+    /// # Errors
+    /// Never in practice (a plain object of numbers).
+    pub fn stats(&self) -> Result<JsValue, JsValue> {
+        self.ws
+            .with(|app| to_js(&NetStats::of(&mut app.conn, now_ms())))
+    }
+
+    /// This player's client id once welcomed.
+    #[must_use]
+    pub fn client_id(&self) -> Option<u32> {
+        self.ws.with(|app| {
+            app.conn
+                .net()
+                .and_then(|n| n.session().welcome())
+                .map(|w| w.client_id)
+        })
+    }
+
+    /// The newest error met converting a state or an event for a listener
+    /// (such a snapshot's callback is skipped), if any.
+    #[must_use]
+    pub fn last_error(&self) -> Option<String> {
+        self.ws.with(|app| app.last_error.clone())
+    }
+
+    /// Leaves (sends `Leave`, closes the socket, stops reconnecting and the
+    /// timers). [`JsClient::connect`] starts again.
+    pub fn close(&self) {
+        self.ws.leave();
+        self.ws.with(|app| app.tell_status(now_ms()));
+        if let Some((id, _closure)) = self.timer.borrow_mut().take()
+            && let Some(window) = web_sys::window()
+        {
+            window.clear_interval_with_handle(id);
+        }
+    }
+}
+
+impl<G: GameProtocol> Drop for JsClient<G> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
