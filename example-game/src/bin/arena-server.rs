@@ -133,6 +133,11 @@ struct Args {
     #[arg(long)]
     client_bytes_per_sec: Option<u32>,
 
+    /// How far a client that falls behind is slowed down: one snapshot in
+    /// up to this many (`ServerConfig::max_snapshot_slowdown`; 1: never).
+    #[arg(long, default_value_t = ServerConfig::default().max_snapshot_slowdown)]
+    max_snapshot_slowdown: u16,
+
     /// Print one `STATS {json}` line per interval on stdout: tick
     /// percentiles, overruns, clients, snapshots and bytes (see
     /// `arena::cli::stats_line`). E.g. `1s`.
@@ -207,7 +212,8 @@ async fn main() -> Result<()> {
         .with_quic_addr((!args.no_quic && !args.plain).then_some(args.quic_addr))
         .with_quic(QuicConfig::default().with_redundant_snapshots(!args.no_redundant_snapshots))
         .with_deltas(!args.full_snapshots)
-        .with_client_bytes_per_sec(args.client_bytes_per_sec);
+        .with_client_bytes_per_sec(args.client_bytes_per_sec)
+        .with_max_snapshot_slowdown(args.max_snapshot_slowdown);
     let mut config = args.fleet.apply(args.lifecycle.apply(config));
     config.conditioner_seed = args.seed;
     config.extra_origins.clone_from(&args.allow_origins);
