@@ -8,6 +8,7 @@ use tickwire_shared::Limits;
 
 use crate::console::AdminToken;
 use crate::matchmaking::FleetSecret;
+use crate::messages::MessageLimits;
 use tickwire_shared::conditioner::ConditionerConfig;
 
 /// How the server gets its TLS certificate.
@@ -96,6 +97,12 @@ pub struct ServerConfig {
     /// TLS accept + HTTP upgrade + protocol handshake must finish within
     /// this. Default 10 s.
     pub handshake_timeout: Duration,
+    /// How long an [`crate::auth::Authenticator`] may take for one client
+    /// (set with [`crate::Server::with_auth`]) before the client is rejected
+    /// with `AuthTimeout`. The handshake deadline
+    /// ([`ServerConfig::handshake_timeout`]) bounds it too: keep it shorter.
+    /// Default 5 s.
+    pub auth_timeout: Duration,
     /// A session with no message for this long is closed. Default 15 s.
     pub idle_timeout: Duration,
     /// The server pings every session this often. Default 2 s.
@@ -129,6 +136,9 @@ pub struct ServerConfig {
     /// `max_messages_per_sec / 2`). Over it the session closes with
     /// `InputFlood`. Default 240.
     pub max_messages_per_sec: u32,
+    /// Reliable game messages (`GameProtocol::Message`): rate limit, queue
+    /// bound and per-tick budget. See [`MessageLimits`].
+    pub game_messages: MessageLimits,
     /// Reliable messages (events, pongs) queued per session before the
     /// session is closed as a slow consumer. Default 256.
     pub max_queued_reliable: usize,
@@ -425,7 +435,9 @@ impl Default for ServerConfig {
             empty_room_grace: Duration::from_secs(30),
             max_inputs_per_tick: 2,
             max_queued_inputs: 16,
+            auth_timeout: Duration::from_secs(5),
             max_messages_per_sec: 240,
+            game_messages: MessageLimits::default(),
             max_queued_reliable: 256,
             max_skipped_snapshots: 120,
             room_channel_capacity: 1024,
@@ -561,6 +573,16 @@ impl ServerConfig {
         }
         if self.max_inputs_per_tick == 0 || self.max_queued_inputs < self.max_inputs_per_tick {
             return bad("need 1 <= max_inputs_per_tick <= max_queued_inputs");
+        }
+        if self.auth_timeout.is_zero() {
+            return bad("auth_timeout must be positive");
+        }
+        let gm = &self.game_messages;
+        if gm.burst == 0 || gm.max_queued == 0 || gm.max_per_tick == 0 {
+            return bad("game_messages: burst, max_queued and max_per_tick must be positive");
+        }
+        if self.limits.max_game_message_bytes >= self.limits.max_client_message_bytes {
+            return bad("limits.max_game_message_bytes must be under max_client_message_bytes");
         }
         if self.max_players_per_room == 0 || self.max_connections == 0 || self.max_rooms == 0 {
             return bad("max_players_per_room, max_connections and max_rooms must be positive");

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use crate::auth::Authenticator;
 use crate::config::{ConfigError, ServerConfig, TlsMode};
 use crate::console::Console;
 use crate::directory::publisher::Publisher;
@@ -80,6 +81,7 @@ pub struct Server<G: Game> {
     hooks: Arc<dyn LifecycleHooks>,
     directory: Arc<dyn Directory>,
     matchmake_auth: Arc<dyn MatchmakeAuth>,
+    auth: Option<Arc<dyn Authenticator<G::User>>>,
 }
 
 impl<G: Game> Server<G> {
@@ -91,7 +93,33 @@ impl<G: Game> Server<G> {
             hooks: Arc::new(LoggingHooks),
             directory: Arc::new(MemoryDirectory::new()),
             matchmake_auth: Arc::new(PassThroughAuth),
+            auth: None,
         }
+    }
+
+    /// Sets the hook that admits joining clients off the room tasks (see
+    /// [`crate::auth`]): it may await, sees the request's context
+    /// ([`crate::auth::AuthRequest`]: address, `Origin`, the hello's token and room…),
+    /// and gets [`ServerConfig::auth_timeout`] before the client is
+    /// rejected with `AuthTimeout`. With it, [`Game::on_auth`] is not
+    /// called. Default none: `on_auth` decides, on the room task.
+    ///
+    /// ```no_run
+    /// # use tickwire_server::{AuthError, Game, Server, ServerConfig};
+    /// use tickwire_server::auth::AuthRequest;
+    /// # fn f<G: Game<User = String>>(factory: impl Fn(&str) -> G + Send + Sync + 'static) {
+    /// let server = Server::new(ServerConfig::default(), factory).with_auth(|req: AuthRequest| async move {
+    ///     match req.token.as_deref() {
+    ///         Some(t) if t.starts_with("user-") => Ok(t.to_owned()),
+    ///         _ => Err(AuthError::failed("unknown user")),
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_auth(mut self, auth: impl Authenticator<G::User>) -> Self {
+        self.auth = Some(Arc::new(auth));
+        self
     }
 
     /// Sets the hook that authenticates `POST /matchmake` requests (see
@@ -241,6 +269,7 @@ impl<G: Game> Server<G> {
             self.factory,
             Arc::clone(&stats),
             Arc::clone(&self.directory),
+            self.auth,
         );
         let (stop, requests) = watch::channel(StopRequest::None);
         if let Some(token) = &config.admin_token {

@@ -15,7 +15,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tickwire_server::world::EntityKey;
 use tickwire_server::{
-    AuthError, ClientId, Ctx, Game, LeaveReason, RunningServer, Server, ServerConfig, Target,
+    AuthError, ClientId, Ctx, Game, InputMeta, LeaveReason, RunningServer, Server, ServerConfig,
+    Target,
 };
 use tickwire_shared::client::{Channel, ClientConfig, ClientSession, Event};
 use tickwire_shared::message::Close;
@@ -38,6 +39,7 @@ impl GameProtocol for TestProto {
     type Input = TestInput;
     type EntityState = TestEntity;
     type Event = TestEvent;
+    type Message = TestMessage;
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,6 +68,14 @@ pub struct TestEntity {
 pub enum TestEvent {
     Joined(u32),
     YourEntity(NetId),
+    /// A game message, echoed to its sender: (sender, text).
+    Said(u32, String),
+}
+
+/// The test game's reliable client → server message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TestMessage {
+    Say(String),
 }
 
 /// The test game: one entity per player, crates, a drifting NPC, and an
@@ -119,7 +129,13 @@ impl Game for TestGame {
         }
     }
 
-    fn on_input(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, input: TestInput) {
+    fn on_input(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        client: ClientId,
+        input: TestInput,
+        _meta: InputMeta,
+    ) {
         let Some(&key) = self.players.get(&client) else {
             return;
         };
@@ -158,6 +174,11 @@ impl Game for TestGame {
                 }
             }
         }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, msg: TestMessage) {
+        let TestMessage::Say(text) = msg;
+        ctx.send(Target::Client(client), TestEvent::Said(client, text));
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, Self>, _dt: f32) {
@@ -409,7 +430,7 @@ impl TestClient {
     }
 
     /// Sends a raw message, bypassing the session (for hostile tests).
-    pub async fn send(&mut self, msg: ClientMessage<TestInput>) -> Result<()> {
+    pub async fn send(&mut self, msg: ClientMessage<TestInput, TestMessage>) -> Result<()> {
         self.ws
             .send(Message::Binary(msg.to_bytes()?.into()))
             .await?;
