@@ -281,6 +281,15 @@ impl TestServer {
         Self::launch(server, history).await
     }
 
+    /// A server whose joins are decided by `auth`, off the room tasks.
+    pub async fn start_with_auth(
+        config: ServerConfig,
+        auth: impl tickwire_server::auth::Authenticator<()>,
+    ) -> Result<Self> {
+        let (server, history) = Self::server(config);
+        Self::launch(server.with_auth(auth), history).await
+    }
+
     fn server(config: ServerConfig) -> (Server<TestGame>, Arc<Mutex<WorldHistory>>) {
         let history = Arc::new(Mutex::new(WorldHistory::default()));
         let h = Arc::clone(&history);
