@@ -95,6 +95,7 @@
 
 pub mod auth;
 pub mod config;
+mod config_error;
 pub mod console;
 pub mod directory;
 pub mod game;
