@@ -70,6 +70,11 @@ pub(crate) struct Load {
     /// client core cannot apply every snapshot.
     #[arg(long)]
     pub(crate) header_only: bool,
+    /// At the start of the window, this many extra clients join with the
+    /// auth token `slow` (the server's `--auth-sleep-ms` hook sleeps for
+    /// them) and leave once welcomed: auth in flight while ticks are timed.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) slow_joins: usize,
 }
 
 /// `replication-load clients`.
@@ -187,10 +192,11 @@ async fn flush(
     Ok(())
 }
 
-/// Hello → welcome.
-async fn join(ws: &mut Ws) -> Result<ClientSession<BenchProto>> {
+/// Hello → welcome, with an optional auth token.
+async fn join(ws: &mut Ws, token: Option<&str>) -> Result<ClientSession<BenchProto>> {
     let mut hello = Hello::new(BenchProto::PROTOCOL_HASH);
     hello.room = Some("bench".to_owned());
+    hello.auth_token = token.map(str::to_owned);
     let mut session = ClientSession::new(Duration::ZERO, hello, session_config());
     let mut buf = Vec::new();
     flush(ws, &mut session, &mut buf).await?;
@@ -273,7 +279,7 @@ async fn client(
     let session = if mode == Mode::IdleUpgraded {
         None
     } else {
-        Some(join(&mut ws).await?)
+        Some(join(&mut ws, None).await?)
     };
     drop(permit);
     stats.joined.fetch_add(1, Ordering::Relaxed);
@@ -371,6 +377,20 @@ pub(crate) async fn run(args: ClientArgs) -> Result<()> {
         Mode::Replicate => {
             control.call("start").await?;
             let a = stats.sample()?;
+            for _ in 0..load.slow_joins {
+                let target = Arc::clone(&target);
+                tasks.spawn(async move {
+                    let t = Instant::now();
+                    let joined = async {
+                        let mut ws = target.connect().await?;
+                        join(&mut ws, Some("slow")).await
+                    };
+                    match joined.await {
+                        Ok(_) => eprintln!("slow join welcomed after {:?}", t.elapsed()),
+                        Err(e) => eprintln!("slow join failed: {e:#}"),
+                    }
+                });
+            }
             tokio::time::sleep(Duration::from_secs_f64(load.duration)).await;
             let b = stats.sample()?;
             let server = control.call("stop").await?;

@@ -7,7 +7,7 @@ use glam::Vec2;
 use serde::{Deserialize, Serialize};
 use tickwire_server::interest::Grid;
 use tickwire_server::world::{EntityKey, World};
-use tickwire_server::{AuthError, ClientId, Ctx, Game, LeaveReason};
+use tickwire_server::{AuthError, ClientId, Ctx, Game, InputMeta, LeaveReason};
 use tickwire_shared::quantize::{Angle16, QVec2};
 use tickwire_shared::{GameProtocol, NetId};
 
@@ -20,6 +20,7 @@ impl GameProtocol for BenchProto {
     type Input = ();
     type EntityState = Ent;
     type Event = ();
+    type Message = ();
 
     /// The derived field diff (`room --serde-diff` turns it off).
     fn diff_fields(
@@ -176,7 +177,7 @@ impl Game for BenchGame {
         self.views.insert(client, (i64::from(q.x), i64::from(q.y)));
     }
 
-    fn on_input(&mut self, _ctx: &mut Ctx<'_, Self>, _client: ClientId, (): ()) {}
+    fn on_input(&mut self, _ctx: &mut Ctx<'_, Self>, _client: ClientId, (): (), _meta: InputMeta) {}
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, Self>, dt: f32) {
         if self.keys.len() < self.params.entities {

@@ -116,6 +116,7 @@ fn run(args: RunArgs) -> Result<()> {
         .arg(format!("--duration={}", l.duration))
         .arg(format!("--connect-concurrency={}", l.connect_concurrency))
         .arg(format!("--label={}", l.label))
+        .arg(format!("--slow-joins={}", l.slow_joins))
         .args(l.header_only.then_some("--header-only"))
         .arg("--quit-server")
         .status()

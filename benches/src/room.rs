@@ -87,6 +87,7 @@ pub(crate) fn run(args: RoomArgs) -> Result<()> {
             client_id: id,
             new_token: ResumeToken::from_random(token),
             outbox: Arc::clone(&outbox),
+            rtt: Arc::default(),
         };
         room.join(now, req)
             .map_err(|r| anyhow!("join refused: {}", r.message))?;

@@ -23,8 +23,9 @@ use hdrhistogram::Histogram as Hdr;
 use metrics::{
     Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
 };
+use tickwire_server::auth::AuthRequest;
 use tickwire_server::tls::TlsIdentity;
-use tickwire_server::{Server, ServerConfig, TlsMode};
+use tickwire_server::{AuthError, Server, ServerConfig, TlsMode};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
@@ -73,6 +74,11 @@ pub(crate) struct Scenario {
     /// Server idle timeout, seconds.
     #[arg(long, default_value_t = 15)]
     pub(crate) idle_timeout_secs: u64,
+    /// Install an auth hook (`Server::with_auth`, off the room task) that
+    /// sleeps this long for hellos with the auth token `slow` (see the
+    /// clients' `--slow-joins`); 0: no hook.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) auth_sleep_ms: u64,
 }
 
 impl Scenario {
@@ -89,6 +95,7 @@ impl Scenario {
             format!("--max-turn={}", self.max_turn),
             format!("--handshake-timeout-secs={}", self.handshake_timeout_secs),
             format!("--idle-timeout-secs={}", self.idle_timeout_secs),
+            format!("--auth-sleep-ms={}", self.auth_sleep_ms),
         ];
         if self.visibility {
             a.push("--visibility".to_owned());
@@ -260,9 +267,23 @@ pub(crate) async fn run(args: ServerArgs) -> Result<()> {
     config.max_connections_per_ip = 20_000;
     config.max_players_per_room = 20_000;
     let world = s.world();
-    let server = Server::new(config, move |_room| BenchGame::new(world))
-        .start()
-        .await?;
+    let sleep = Duration::from_millis(s.auth_sleep_ms);
+    config.auth_timeout = sleep + Duration::from_secs(5);
+    config.handshake_timeout = config
+        .handshake_timeout
+        .max(sleep + Duration::from_secs(10));
+    let server = Server::new(config, move |_room| BenchGame::new(world));
+    let server = if sleep.is_zero() {
+        server
+    } else {
+        server.with_auth(move |req: AuthRequest| async move {
+            if req.token.as_deref() == Some("slow") {
+                tokio::time::sleep(sleep).await;
+            }
+            Ok::<(), AuthError>(())
+        })
+    };
+    let server = server.start().await?;
     let control = TcpListener::bind(args.control).await?;
     println!(
         "READY url=wss://localhost:{}/ws control={} cert={} pid={} side={:.1}",

@@ -45,6 +45,10 @@ pub enum ClientError {
     /// An input could not be encoded (local misuse).
     #[error("cannot encode: {0}")]
     Encode(#[from] EncodeError),
+    /// A game message was refused before sending (local misuse: too large,
+    /// too many queued, not encodable, or the session is not established).
+    #[error("cannot send the game message: {0}")]
+    Message(#[from] tickwire_shared::client::SendMessageError),
     /// The matchmaker refused (`POST /matchmake` answered other than 200).
     #[error("matchmaking refused ({status} {error}): {message}")]
     Matchmake {

@@ -29,7 +29,7 @@
 //! #     const VERSION: u32 = 1;
 //! #     type Input = (i8, i8);
 //! #     type EntityState = (i32, i32);
-//! #     type Event = String;
+//! #     type Event = String; type Message = ();
 //! # }
 //!
 //! # async fn run() -> Result<(), tickwire_client::ClientError> {
@@ -374,6 +374,25 @@ impl<P: GameProtocol> Client<P> {
                 code: CloseCode::Normal,
                 reason: "the session is leaving".into(),
             })
+    }
+
+    /// Sends one reliable game message ([`GameProtocol::Message`]): on the
+    /// WebSocket, or on the QUIC stream (never a datagram), in order with
+    /// the other reliable messages. The server's game gets it in
+    /// `Game::on_message` on its next tick. The server rate-limits game
+    /// messages and closes a session over the limit with `MessageFlood`
+    /// (docs/PROTOCOL.md §5.2).
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] after the session ended,
+    /// [`ClientError::Message`] when the session refuses the message (too
+    /// large, too many queued, leaving), [`ClientError::Connection`] when
+    /// the write fails.
+    pub async fn send_message(&mut self, msg: P::Message) -> Result<(), ClientError> {
+        self.check_open()?;
+        let now = self.now();
+        self.session.send_message(now, msg)?;
+        self.send_pending().await
     }
 
     /// Writes everything pending (queued inputs, acks, pongs) in one go.

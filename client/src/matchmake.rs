@@ -11,7 +11,7 @@
 //! #     const VERSION: u32 = 1;
 //! #     type Input = (i8, i8);
 //! #     type EntityState = (i32, i32);
-//! #     type Event = String;
+//! #     type Event = String; type Message = ();
 //! # }
 //! # async fn run() -> Result<(), tickwire_client::ClientError> {
 //! let trust = Trust::PemFile("fleet-ca.pem".into());

@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tickwire_client::{Client, ClientError, ClientEvent, ConnectOptions, Trust};
 use tickwire_server::world::EntityKey;
-use tickwire_server::{AuthError, ClientId, Ctx, Game, LeaveReason, Server, ServerConfig, Target};
+use tickwire_server::{
+    AuthError, ClientId, Ctx, Game, InputMeta, LeaveReason, Server, ServerConfig, Target,
+};
 use tickwire_shared::{CloseCode, GameProtocol, RejectCode};
 use tokio::time::{Instant, timeout_at};
 
@@ -22,6 +24,8 @@ impl GameProtocol for Dots {
     type Input = (i8, i8);
     type EntityState = Dot;
     type Event = String;
+    /// A chat line.
+    type Message = String;
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,7 +54,13 @@ impl Game for DotsGame {
         self.players.insert(client, key);
         ctx.send(Target::All, format!("{name} joined"));
     }
-    fn on_input(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, (dx, dy): (i8, i8)) {
+    fn on_input(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        client: ClientId,
+        (dx, dy): (i8, i8),
+        _meta: InputMeta,
+    ) {
         if let Some(dot) = self
             .players
             .get(&client)
@@ -59,6 +69,9 @@ impl Game for DotsGame {
             dot.x += i32::from(dx.clamp(-1, 1));
             dot.y += i32::from(dy.clamp(-1, 1));
         }
+    }
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, line: String) {
+        ctx.send(Target::Client(client), format!("said {line}"));
     }
     fn on_tick(&mut self, _ctx: &mut Ctx<'_, Self>, _dt: f32) {}
     fn on_leave(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, _why: LeaveReason) {
@@ -131,17 +144,23 @@ async fn inputs_are_applied_acked_and_leave_is_clean(quic: bool) {
     const N: u32 = 10;
     for k in 1..=N {
         assert_eq!(client.send_input((1, 0)).await.unwrap(), k);
+        // Reliable game messages beside the inputs (on QUIC: the stream).
+        client.send_message(format!("m{k}")).await.unwrap();
     }
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let (mut joined, mut ponged, mut applied) = (false, false, None);
-    while !(joined && ponged && applied.is_some()) {
+    let mut said = Vec::new();
+    while !(joined && ponged && applied.is_some() && said.len() == N as usize) {
         let ev = timeout_at(deadline, client.next_event())
             .await
             .expect("inputs applied before the deadline")
             .expect("no error");
         match ev {
-            ClientEvent::Events(e) => joined |= e.iter().any(|s| s == "ada joined"),
+            ClientEvent::Events(e) => {
+                joined |= e.iter().any(|s| s == "ada joined");
+                said.extend(e.into_iter().filter(|s| s.starts_with("said ")));
+            }
             ClientEvent::Rtt(rtt) => {
                 ponged = true;
                 assert_eq!(client.rtt(), Some(rtt));
@@ -165,6 +184,8 @@ async fn inputs_are_applied_acked_and_leave_is_clean(quic: bool) {
         0,
         "every input acked"
     );
+    let want: Vec<_> = (1..=N).map(|k| format!("said m{k}")).collect();
+    assert_eq!(said, want, "every game message once, in order");
     let stats = client.stats();
     assert!(stats.full_snapshots >= 1 && stats.snapshots_applied > stats.full_snapshots);
 

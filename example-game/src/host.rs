@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use glam::Vec2;
 use tickwire_server::interest::Grid;
 use tickwire_server::world::{EntityKey, World};
-use tickwire_server::{AuthError, ClientId, Ctx, Game, LeaveReason, Target};
+use tickwire_server::{AuthError, ClientId, Ctx, Game, InputMeta, LeaveReason, Target};
 use tickwire_shared::NetId;
 
 use crate::{
@@ -133,7 +133,13 @@ impl Game for ArenaGame {
         }
     }
 
-    fn on_input(&mut self, _ctx: &mut Ctx<'_, Self>, client: ClientId, input: PlayerInput) {
+    fn on_input(
+        &mut self,
+        _ctx: &mut Ctx<'_, Self>,
+        client: ClientId,
+        input: PlayerInput,
+        _meta: InputMeta,
+    ) {
         let dt = 1.0 / f32::from(crate::TICK_RATE);
         self.sim.move_by_input(client, &input, dt);
     }

@@ -95,6 +95,7 @@ impl GameProtocol for Arena {
     type Input = PlayerInput;
     type EntityState = EntityState;
     type Event = ArenaEvent;
+    type Message = ();
 
     /// The derived in-place path ([`Patch`] on [`EntityState`]).
     fn patch_in_place(

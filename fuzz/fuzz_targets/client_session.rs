@@ -324,7 +324,8 @@ impl<G: Game> Harness<G> {
                 ClientMessage::Hello(_)
                 | ClientMessage::Ping { .. }
                 | ClientMessage::Pong { .. }
-                | ClientMessage::Leave => Channel::Reliable,
+                | ClientMessage::Leave
+                | ClientMessage::GameMessage(_) => Channel::Reliable,
                 ClientMessage::Inputs(_) | ClientMessage::Ack { .. } => Channel::Unreliable,
             };
             assert_eq!(ch, want, "{msg:?} on the wrong channel");
@@ -351,6 +352,7 @@ impl<G: Game> Harness<G> {
                 }
                 ClientMessage::Leave => self.leave_sent = true,
                 ClientMessage::Pong { .. } => {}
+                ClientMessage::GameMessage(()) => panic!("a game message nobody sent"),
             }
             assert!(
                 self.sent > 0 || matches!(msg, ClientMessage::Hello(_)),

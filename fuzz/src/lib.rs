@@ -380,6 +380,7 @@ impl GameProtocol for PatchGame {
     type Input = Input;
     type EntityState = Unit;
     type Event = Event;
+    type Message = ();
 
     fn patch_in_place(
         state: &mut Unit,
@@ -414,6 +415,7 @@ impl GameProtocol for SerdeGame {
     type Input = Input;
     type EntityState = Unit;
     type Event = Event;
+    type Message = ();
 }
 
 /// A view of up to 24 units with ids mostly below 40 (so later views reuse

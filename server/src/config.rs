@@ -8,6 +8,7 @@ use tickwire_shared::Limits;
 
 use crate::console::AdminToken;
 use crate::matchmaking::FleetSecret;
+use crate::messages::MessageLimits;
 use tickwire_shared::conditioner::ConditionerConfig;
 
 /// How the server gets its TLS certificate.
@@ -96,6 +97,12 @@ pub struct ServerConfig {
     /// TLS accept + HTTP upgrade + protocol handshake must finish within
     /// this. Default 10 s.
     pub handshake_timeout: Duration,
+    /// How long an [`crate::auth::Authenticator`] may take for one client
+    /// (set with [`crate::Server::with_auth`]) before the client is rejected
+    /// with `AuthTimeout`. The handshake deadline
+    /// ([`ServerConfig::handshake_timeout`]) bounds it too: keep it shorter.
+    /// Default 5 s.
+    pub auth_timeout: Duration,
     /// A session with no message for this long is closed. Default 15 s.
     pub idle_timeout: Duration,
     /// The server pings every session this often. Default 2 s.
@@ -129,6 +136,9 @@ pub struct ServerConfig {
     /// `max_messages_per_sec / 2`). Over it the session closes with
     /// `InputFlood`. Default 240.
     pub max_messages_per_sec: u32,
+    /// Reliable game messages (`GameProtocol::Message`): rate limit, queue
+    /// bound and per-tick budget. See [`MessageLimits`].
+    pub game_messages: MessageLimits,
     /// Reliable messages (events, pongs) queued per session before the
     /// session is closed as a slow consumer. Default 256.
     pub max_queued_reliable: usize,
@@ -448,7 +458,9 @@ impl Default for ServerConfig {
             empty_room_grace: Duration::from_secs(30),
             max_inputs_per_tick: 2,
             max_queued_inputs: 16,
+            auth_timeout: Duration::from_secs(5),
             max_messages_per_sec: 240,
+            game_messages: MessageLimits::default(),
             max_queued_reliable: 256,
             max_skipped_snapshots: 120,
             max_snapshot_slowdown: 8,
@@ -530,10 +542,7 @@ with! {
     with_admin_token: admin_token: Option<AdminToken>,
 }
 
-/// A configuration value that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(pub String);
+pub use crate::config_error::ConfigError;
 
 impl ServerConfig {
     /// The tick period.
@@ -570,71 +579,104 @@ impl ServerConfig {
     /// # Errors
     /// A [`ConfigError`] naming the offending field.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |m: &str| Err(ConfigError(m.to_owned()));
+        use ConfigError as E;
         if self.tick_rate == 0 || self.tick_rate > 1000 {
-            return bad("tick_rate must be 1..=1000");
+            return Err(E::TickRate(self.tick_rate));
         }
         if self.snapshot_interval == 0 {
-            return bad("snapshot_interval must be at least 1");
+            return Err(E::SnapshotInterval);
         }
         if self.max_snapshot_slowdown == 0 {
-            return bad("max_snapshot_slowdown must be at least 1 (1: never slow down)");
+            return Err(E::MaxSnapshotSlowdown);
         }
         if self.client_bytes_per_sec == Some(0) {
-            return bad("client_bytes_per_sec must be positive (or none for no budget)");
+            return Err(E::ClientBytesPerSec);
         }
-        let ring_ticks = (self.baseline_ring as f64) * f64::from(self.snapshot_interval);
-        if self.client_bytes_per_sec.is_some()
-            && self.budget_max_wait.as_secs_f64() * f64::from(self.tick_rate) > ring_ticks / 2.0
-        {
-            return bad(
-                "budget_max_wait must be at most half the ring (baseline_ring × snapshot_interval / 2 ticks)",
-            );
+        let max_ticks =
+            (self.baseline_ring as u64).saturating_mul(u64::from(self.snapshot_interval)) / 2;
+        let wait_ticks =
+            (self.budget_max_wait.as_secs_f64() * f64::from(self.tick_rate)).ceil() as u64;
+        if self.client_bytes_per_sec.is_some() && wait_ticks > max_ticks {
+            return Err(E::BudgetMaxWait {
+                wait_ticks,
+                max_ticks,
+            });
         }
         if self.baseline_ring < 2 {
-            return bad("baseline_ring must be at least 2");
+            return Err(E::BaselineRing(self.baseline_ring));
         }
-        if u32::from(self.baseline_snap) * u32::from(self.snapshot_interval)
-            > crate::outbox::AckWindow::SPAN
-        {
-            return bad("baseline_snap × snapshot_interval must be at most 31 ticks");
+        let ticks = u32::from(self.baseline_snap) * u32::from(self.snapshot_interval);
+        let max = crate::outbox::AckWindow::SPAN;
+        if ticks > max {
+            return Err(E::BaselineSnap { ticks, max });
         }
         if !self.ws_path.starts_with('/') {
-            return bad("ws_path must start with '/'");
+            return Err(E::WsPath(self.ws_path.clone()));
         }
         if self.max_ws_message_bytes < 64 {
-            return bad("max_ws_message_bytes must be at least 64");
+            return Err(E::MaxWsMessageBytes(self.max_ws_message_bytes));
         }
         if self.max_inputs_per_tick == 0 || self.max_queued_inputs < self.max_inputs_per_tick {
-            return bad("need 1 <= max_inputs_per_tick <= max_queued_inputs");
+            return Err(E::InputQueue {
+                per_tick: self.max_inputs_per_tick,
+                queued: self.max_queued_inputs,
+            });
         }
-        if self.max_players_per_room == 0 || self.max_connections == 0 || self.max_rooms == 0 {
-            return bad("max_players_per_room, max_connections and max_rooms must be positive");
+        if self.auth_timeout.is_zero() {
+            return Err(E::AuthTimeout);
+        }
+        let gm = &self.game_messages;
+        for (name, value) in [
+            ("burst", gm.burst as usize),
+            ("max_queued", gm.max_queued),
+            ("max_per_tick", gm.max_per_tick),
+        ] {
+            if value == 0 {
+                return Err(E::GameMessages(name));
+            }
+        }
+        let (game, client) = (
+            self.limits.max_game_message_bytes,
+            self.limits.max_client_message_bytes,
+        );
+        if game >= client {
+            return Err(E::GameMessageBytes { game, client });
+        }
+        for (name, value) in [
+            ("max_players_per_room", self.max_players_per_room),
+            ("max_connections", self.max_connections),
+            ("max_rooms", self.max_rooms),
+        ] {
+            if value == 0 {
+                return Err(E::Capacity(name));
+            }
         }
         if self.health_interval < Duration::from_millis(10) {
-            return bad("health_interval must be at least 10 ms");
+            return Err(E::HealthInterval(self.health_interval));
         }
-        if self.fleet.heartbeat_interval < Duration::from_millis(10)
-            || self.fleet.ttl <= self.fleet.heartbeat_interval
-        {
-            return bad("fleet: need 10 ms <= heartbeat_interval < ttl");
+        let (heartbeat, ttl) = (self.fleet.heartbeat_interval, self.fleet.ttl);
+        if heartbeat < Duration::from_millis(10) || ttl <= heartbeat {
+            return Err(E::Heartbeat { heartbeat, ttl });
         }
-        if self.fleet.node_id.is_empty()
-            || self.fleet.node_id.len() > crate::directory::MAX_NAME_BYTES
-        {
-            return bad("fleet.node_id must be 1 to 128 bytes");
+        let (len, max) = (self.fleet.node_id.len(), crate::directory::MAX_NAME_BYTES);
+        if len == 0 || len > max {
+            return Err(E::NodeId { len, max });
         }
         if self.fleet.require_seat_token && self.fleet.secret.is_none() {
-            return bad("fleet.require_seat_token needs fleet.secret");
+            return Err(E::SeatTokenWithoutSecret);
         }
         if self.fleet.seat_ttl < Duration::from_secs(1) {
-            return bad("fleet.seat_ttl must be at least 1 s");
+            return Err(E::SeatTtl(self.fleet.seat_ttl));
         }
         if self.quic_addr.is_some() && matches!(self.tls, TlsMode::Plain) {
-            return bad("quic_addr needs TLS: QUIC cannot run in plain mode");
+            return Err(E::QuicWithoutTls);
         }
-        if (self.quic.stream_receive_window as usize) < 4 + self.limits.max_client_message_bytes {
-            return bad("quic.stream_receive_window must hold one client message and its length");
+        let needed = 4 + self.limits.max_client_message_bytes;
+        if (self.quic.stream_receive_window as usize) < needed {
+            return Err(E::QuicStreamWindow {
+                window: self.quic.stream_receive_window,
+                needed,
+            });
         }
         Ok(())
     }

@@ -1,7 +1,11 @@
 //! The trait a game implements, and the context its hooks get.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use tickwire_shared::{GameProtocol, NetId, RejectCode};
 
+use crate::room::Peer;
 use crate::world::World;
 
 /// A client's id, assigned by the server and unique for its lifetime.
@@ -13,6 +17,32 @@ pub type StateOf<G> = <<G as Game>::Protocol as GameProtocol>::EntityState;
 pub type InputOf<G> = <<G as Game>::Protocol as GameProtocol>::Input;
 /// The event type of a game.
 pub type EventOf<G> = <<G as Game>::Protocol as GameProtocol>::Event;
+/// The client → server message type of a game.
+pub type MessageOf<G> = <<G as Game>::Protocol as GameProtocol>::Message;
+
+/// What the wire says about one input ([`Game::on_input`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct InputMeta {
+    /// Its sequence number on this connection (from 1; they restart when a
+    /// client resumes on a new connection).
+    pub seq: u32,
+    /// The server tick the client made it for: its estimate of the server's
+    /// tick when it sampled the input (docs/PROTOCOL.md §7). Together with
+    /// [`Ctx::rtt`] and [`Ctx::tick`] this is what lag compensation needs:
+    /// the client saw the world as of about `tick` minus the interpolation
+    /// delay it renders with. A hostile client can claim any tick; clamp it
+    /// to a window you accept.
+    pub tick: u32,
+}
+
+impl InputMeta {
+    /// The meta of input `seq` made for `tick`.
+    #[must_use]
+    pub fn new(seq: u32, tick: u32) -> Self {
+        Self { seq, tick }
+    }
+}
 
 /// The auth hook refused a client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +99,7 @@ pub struct Ctx<'a, G: Game + ?Sized> {
     pub(crate) tick: u32,
     pub(crate) room: &'a str,
     pub(crate) clients: &'a [ClientId],
+    pub(crate) peers: &'a BTreeMap<ClientId, Peer<G>>,
     pub(crate) events: &'a mut Vec<(Target, EventOf<G>)>,
     pub(crate) kicks: &'a mut Vec<(ClientId, String)>,
 }
@@ -90,6 +121,25 @@ impl<G: Game + ?Sized> Ctx<'_, G> {
     #[must_use]
     pub fn clients(&self) -> &[ClientId] {
         self.clients
+    }
+
+    /// The smoothed round-trip time of `client` as the server measures it
+    /// (pings every `ServerConfig::ping_interval`; RFC 6298 smoothing).
+    /// `None` before its first pong, for a client detached within its resume
+    /// grace, and for an unknown client.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tickwire_server::{ClientId, Ctx, Game};
+    /// // Lag compensation: how far back the client saw the world.
+    /// fn rewind_ticks<G: Game>(ctx: &Ctx<'_, G>, client: ClientId, tick_rate: u32) -> u32 {
+    ///     let half_rtt = ctx.rtt(client).unwrap_or(Duration::ZERO) / 2;
+    ///     (half_rtt.as_secs_f64() * f64::from(tick_rate)).round() as u32
+    /// }
+    /// ```
+    #[must_use]
+    pub fn rtt(&self, client: ClientId) -> Option<Duration> {
+        self.peers.get(&client).and_then(Peer::rtt)
     }
 
     /// Sends a reliable event; it goes out with this tick's messages.
@@ -132,8 +182,39 @@ pub trait Game: Send + 'static {
     }
 
     /// One input of a client, in sequence order, at most
-    /// `max_inputs_per_tick` per client per tick.
-    fn on_input(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, input: InputOf<Self>);
+    /// `max_inputs_per_tick` per client per tick. `meta` has its sequence
+    /// number and the tick the client made it for.
+    fn on_input(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        client: ClientId,
+        input: InputOf<Self>,
+        meta: InputMeta,
+    );
+
+    /// One reliable game message of a client
+    /// ([`GameProtocol::Message`], sent with
+    /// `ClientSession::send_message`), on the room's tick before the
+    /// tick's inputs, in the order the client sent them, at most
+    /// [`crate::messages::MessageLimits::max_per_tick`] per client per tick.
+    /// Default: ignored (for games whose `Message` is `()`).
+    ///
+    /// ```
+    /// # use tickwire_server::{ClientId, Ctx, Game, Target};
+    /// # use tickwire_server::game::MessageOf;
+    /// // In `impl Game for MyGame` with `type Message = String` and
+    /// // `type Event = String`: a chat relay.
+    /// fn on_message<G: Game>(ctx: &mut Ctx<'_, G>, client: ClientId, line: MessageOf<G>)
+    /// where
+    ///     G::Protocol: tickwire_shared::GameProtocol<Message = String, Event = String>,
+    /// {
+    ///     let line: String = line.chars().take(200).collect();
+    ///     ctx.send(Target::All, format!("{client}: {line}"));
+    /// }
+    /// ```
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, msg: MessageOf<Self>) {
+        let _ = (ctx, client, msg);
+    }
 
     /// Advances the world by `dt` seconds, after this tick's inputs.
     fn on_tick(&mut self, ctx: &mut Ctx<'_, Self>, dt: f32);

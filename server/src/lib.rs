@@ -20,12 +20,16 @@
 //!
 //! ## Tutorial: a complete game
 //!
-//! Players join, each gets a dot, and the arrow keys (sent as `(dx, dy)`)
-//! move it. Everyone sees every dot.
+//! Players join, each gets a dot, and the arrow keys (sent as `(dx, dy)`,
+//! one input per tick) move it. Everyone sees every dot. Chat lines travel
+//! as reliable game messages (`ClientSession::send_message` on the client,
+//! [`Game::on_message`] here) and come back to everyone as events.
 //!
 //! ```no_run
 //! use serde::{Deserialize, Serialize};
-//! use tickwire_server::{AuthError, ClientId, Ctx, Game, LeaveReason, Server, ServerConfig};
+//! use tickwire_server::{
+//!     AuthError, ClientId, Ctx, Game, InputMeta, LeaveReason, Server, ServerConfig, Target,
+//! };
 //! use tickwire_server::world::EntityKey;
 //! use tickwire_shared::GameProtocol;
 //! use std::collections::HashMap;
@@ -37,6 +41,7 @@
 //!     type Input = (i8, i8);
 //!     type EntityState = Dot;
 //!     type Event = String;
+//!     type Message = String;
 //! }
 //!
 //! #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,13 +61,17 @@
 //!     fn on_join(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, name: String) {
 //!         let key = ctx.world.spawn(ctx.tick(), Dot { x: 0, y: 0 });
 //!         self.players.insert(client, key);
-//!         ctx.send(tickwire_server::Target::All, format!("{name} joined"));
+//!         ctx.send(Target::All, format!("{name} joined"));
 //!     }
-//!     fn on_input(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, (dx, dy): (i8, i8)) {
+//!     fn on_input(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, (dx, dy): (i8, i8), _: InputMeta) {
 //!         if let Some(dot) = self.players.get(&client).and_then(|k| ctx.world.get_mut(*k)) {
 //!             dot.x += i32::from(dx.clamp(-1, 1));
 //!             dot.y += i32::from(dy.clamp(-1, 1));
 //!         }
+//!     }
+//!     fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, line: String) {
+//!         let line: String = line.chars().take(100).collect();
+//!         ctx.send(Target::All, format!("{client}: {line}"));
 //!     }
 //!     fn on_tick(&mut self, _ctx: &mut Ctx<'_, Self>, _dt: f32) {}
 //!     fn on_leave(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, _why: LeaveReason) {
@@ -84,8 +93,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod budget;
 pub mod config;
+mod config_error;
 pub mod console;
 pub mod directory;
 pub mod game;
@@ -93,12 +104,14 @@ pub mod http;
 pub mod interest;
 pub mod lifecycle;
 pub mod matchmaking;
+pub mod messages;
 pub mod metrics;
 pub mod outbox;
 pub mod pace;
 pub mod replication;
 pub mod room;
 mod rooms;
+pub mod rtt;
 mod server;
 mod session;
 pub mod stats;
@@ -112,9 +125,10 @@ pub mod world;
 
 pub use config::{ConfigError, FleetConfig, QuicConfig, RetryPolicy, ServerConfig, TlsMode};
 pub use console::AdminToken;
-pub use game::{AuthError, ClientId, Ctx, Game, LeaveReason, Target};
+pub use game::{AuthError, ClientId, Ctx, Game, InputMeta, LeaveReason, Target};
 pub use lifecycle::{LifecycleHooks, LoggingHooks, NodeState, NodeStatus};
 pub use matchmaking::{FleetSecret, MatchmakeAuth, MatchmakeRequest, Ticket};
+pub use messages::{MessageError, MessageLimits};
 pub use server::{RunningServer, Server, ServerError, Signals, wait_for_signal};
 pub use stats::ServerStats;
 pub use tickwire_shared;

@@ -10,6 +10,7 @@
 //! | `tickwire_snapshot_bytes_total` | counter | snapshot bytes queued for sending |
 //! | `tickwire_inputs_dropped_total` | counter | inputs dropped (queue full) |
 //! | `tickwire_disconnects_total{reason}` | counter | closed sessions by close reason |
+//! | `tickwire_auth_timeouts_total` | counter | joins rejected because the authenticator took longer than `auth_timeout` |
 //! | `tickwire_node_state` | gauge | the node's lifecycle state: 0 starting, 1 ready, 2 draining, 3 stopped |
 //!
 //! Without an installed recorder (no `--metrics-addr`) these are no-ops.
@@ -68,6 +69,10 @@ pub(crate) fn inputs_dropped(n: u64) {
     counter!("tickwire_inputs_dropped_total").increment(n);
 }
 
+pub(crate) fn auth_timeout() {
+    counter!("tickwire_auth_timeouts_total").increment(1);
+}
+
 pub(crate) fn disconnect(code: CloseCode) {
     counter!("tickwire_disconnects_total", "reason" => reason_label(code)).increment(1);
 }
@@ -89,6 +94,7 @@ fn reason_label(code: CloseCode) -> &'static str {
         CloseCode::Rejected => "rejected",
         CloseCode::RoomClosed => "room_closed",
         CloseCode::Replaced => "replaced",
+        CloseCode::MessageFlood => "message_flood",
         _ => "other",
     }
 }

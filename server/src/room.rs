@@ -17,11 +17,15 @@ use tickwire_shared::{
 
 use crate::budget::Budget;
 use crate::config::ServerConfig;
-use crate::game::{ClientId, Ctx, EventOf, Game, InputOf, LeaveReason, StateOf, Target};
+use crate::game::{
+    ClientId, Ctx, EventOf, Game, InputMeta, InputOf, LeaveReason, MessageOf, StateOf, Target,
+};
+use crate::messages::MessageError;
 use crate::metrics as m;
 use crate::outbox::Outbox;
 use crate::pace::{Decision, Pace, PaceLimits};
 use crate::replication::{ClientReplication, Replication};
+use crate::rtt::Rtt;
 use crate::stats::SentCounters;
 use crate::world::World;
 
@@ -36,6 +40,9 @@ pub struct JoinRequest {
     pub new_token: ResumeToken,
     /// The session's outbox.
     pub outbox: Arc<Outbox>,
+    /// Where the session records the client's round-trip time
+    /// ([`Ctx::rtt`] reads it).
+    pub rtt: Arc<Rtt>,
 }
 
 /// A successful join.
@@ -45,11 +52,14 @@ pub struct Joined {
     pub welcome: Welcome,
 }
 
-struct Client<I> {
+/// One client of a room, as the room keeps it.
+pub(crate) struct Peer<G: Game + ?Sized> {
     outbox: Option<Arc<Outbox>>,
     token: ResumeToken,
     detached_at: Option<Duration>,
-    inputs: VecDeque<(u32, I)>,
+    inputs: VecDeque<(InputMeta, InputOf<G>)>,
+    /// Game messages waiting for their tick, oldest first.
+    messages: VecDeque<MessageOf<G>>,
     last_received: u32,
     last_applied: u32,
     repl: ClientReplication,
@@ -58,6 +68,14 @@ struct Client<I> {
     due: bool,
     /// Its byte budget, when the room has one (`client_bytes_per_sec`).
     budget: Option<Box<Budget>>,
+    rtt: Arc<Rtt>,
+}
+
+impl<G: Game + ?Sized> Peer<G> {
+    /// The smoothed RTT of the attached session.
+    pub(crate) fn rtt(&self) -> Option<Duration> {
+        self.outbox.as_ref().and_then(|_| self.rtt.get())
+    }
 }
 
 /// One room: a world, a game and its clients.
@@ -67,7 +85,7 @@ pub struct Room<G: Game> {
     game: G,
     world: World<StateOf<G>>,
     tick: u32,
-    clients: BTreeMap<ClientId, Client<InputOf<G>>>,
+    clients: BTreeMap<ClientId, Peer<G>>,
     /// The keys of `clients`, in order, kept in step on join and removal
     /// (the `Ctx::clients` every hook call sees).
     client_ids: Vec<ClientId>,
@@ -190,6 +208,7 @@ impl<G: Game> Room<G> {
             tick: self.tick,
             room: &self.name,
             clients: &self.client_ids,
+            peers: &self.clients,
             events: &mut self.events,
             kicks: &mut self.kicks,
         };
@@ -197,15 +216,32 @@ impl<G: Game> Room<G> {
     }
 
     /// Joins a client, or resumes it when its hello carries a token this room
-    /// issued and the grace period has not run out.
+    /// issued and the grace period has not run out. A fresh join is decided
+    /// by [`Game::on_auth`].
     ///
     /// # Errors
     /// A [`Rejection`] to send (room full, auth failed…).
     pub fn join(&mut self, now: Duration, req: JoinRequest) -> Result<Joined, Rejection> {
+        self.join_as(now, req, &mut None)
+    }
+
+    /// As [`Room::join`], for a client an [`crate::auth::Authenticator`]
+    /// already accepted: a fresh join takes the user out of `user` (and
+    /// [`Game::on_auth`] is not called) when it holds one. A resume, or a
+    /// rejection, leaves it there.
+    ///
+    /// # Errors
+    /// A [`Rejection`] to send (room full, auth failed…).
+    pub fn join_as(
+        &mut self,
+        now: Duration,
+        req: JoinRequest,
+        user: &mut Option<G::User>,
+    ) -> Result<Joined, Rejection> {
         if let Some(token) = req.hello.resume_token
             && let Some((&id, _)) = self.clients.iter().find(|(_, c)| c.token == token)
         {
-            return Ok(self.resume(now, id, req.outbox));
+            return Ok(self.resume(now, id, req.outbox, req.rtt));
         }
         if self.clients.len() >= self.config.max_players_per_room {
             return Err(Rejection {
@@ -216,30 +252,35 @@ impl<G: Game> Room<G> {
                 ),
             });
         }
-        let user = self
-            .game
-            .on_auth(req.hello.auth_token.as_deref())
-            .map_err(|e| Rejection {
-                code: e.code,
-                message: e.message,
-            })?;
+        let user = match user.take() {
+            Some(user) => user,
+            None => self
+                .game
+                .on_auth(req.hello.auth_token.as_deref())
+                .map_err(|e| Rejection {
+                    code: e.code,
+                    message: e.message,
+                })?,
+        };
         let id = req.client_id;
         if let Err(at) = self.client_ids.binary_search(&id) {
             self.client_ids.insert(at, id);
         }
         self.clients.insert(
             id,
-            Client {
+            Peer {
                 outbox: Some(req.outbox),
                 token: req.new_token,
                 detached_at: None,
                 inputs: VecDeque::new(),
+                messages: VecDeque::new(),
                 last_received: 0,
                 last_applied: 0,
                 repl: ClientReplication::default(),
                 pace: Pace::default(),
                 due: false,
                 budget: self.new_budget(),
+                rtt: req.rtt,
             },
         );
         self.empty_since = None;
@@ -250,7 +291,13 @@ impl<G: Game> Room<G> {
         })
     }
 
-    fn resume(&mut self, now: Duration, id: ClientId, outbox: Arc<Outbox>) -> Joined {
+    fn resume(
+        &mut self,
+        now: Duration,
+        id: ClientId,
+        outbox: Arc<Outbox>,
+        rtt: Arc<Rtt>,
+    ) -> Joined {
         let _ = now;
         let client = self.clients.get_mut(&id).expect("found above");
         if let Some(old) = client.outbox.replace(outbox) {
@@ -262,6 +309,9 @@ impl<G: Game> Room<G> {
         if let Some(b) = &mut client.budget {
             b.reset();
         }
+        client.rtt = rtt;
+        // Messages are not kept across connections (docs/PROTOCOL.md §5.2).
+        client.messages.clear();
         // Sequence numbers restart with every connection (docs/PROTOCOL.md §7).
         client.inputs.clear();
         client.last_received = 0;
@@ -286,9 +336,19 @@ impl<G: Game> Room<G> {
         }
     }
 
-    /// Handles a message from an attached client (inputs, acks, leave).
-    /// Pings and pongs are answered by the session itself.
-    pub fn handle(&mut self, now: Duration, client: ClientId, msg: ClientMessage<InputOf<G>>) {
+    /// Handles a message from an attached client (inputs, game messages,
+    /// acks, leave). Pings and pongs are answered by the session itself.
+    ///
+    /// A game message over [`crate::messages::MessageLimits::max_queued`]
+    /// closes the client's session with `MessageFlood`
+    /// ([`MessageError::QueueFull`]) and removes it
+    /// ([`LeaveReason::Misbehaved`]).
+    pub fn handle(
+        &mut self,
+        now: Duration,
+        client: ClientId,
+        msg: ClientMessage<InputOf<G>, MessageOf<G>>,
+    ) {
         let Some(c) = self.clients.get_mut(&client) else {
             return;
         };
@@ -307,7 +367,8 @@ impl<G: Game> Room<G> {
                         dropped += 1;
                         continue;
                     }
-                    c.inputs.push_back((seq, frame.input));
+                    c.inputs
+                        .push_back((InputMeta::new(seq, frame.tick), frame.input));
                 }
                 if dropped > 0 {
                     m::inputs_dropped(dropped);
@@ -318,6 +379,22 @@ impl<G: Game> Room<G> {
                 None => c.repl.ack(snapshot_tick),
             },
             ClientMessage::Leave => self.remove(now, client, LeaveReason::Left),
+            ClientMessage::GameMessage(m) => {
+                let max = self.config.game_messages.max_queued;
+                if c.outbox.is_none() {
+                    return; // detached: messages are not kept
+                }
+                if c.messages.len() >= max {
+                    let e = MessageError::QueueFull { max };
+                    if let Some(o) = &c.outbox {
+                        o.close(e.close_code(), e.to_string());
+                    }
+                    tracing::info!(room = %self.name, client, error = %e, "game message flood");
+                    self.remove(now, client, LeaveReason::Misbehaved);
+                    return;
+                }
+                c.messages.push_back(m);
+            }
             ClientMessage::Hello(_) | ClientMessage::Ping { .. } | ClientMessage::Pong { .. } => {}
         }
     }
@@ -343,6 +420,7 @@ impl<G: Game> Room<G> {
             c.outbox = None;
             c.detached_at = Some(now);
             c.inputs.clear();
+            c.messages.clear();
             tracing::info!(room = %self.name, client, "client detached; may resume");
         } else {
             self.remove(now, client, reason);
@@ -435,19 +513,33 @@ impl<G: Game> Room<G> {
             }
         }
 
-        let per_tick = self.config.max_inputs_per_tick;
         let ids: Vec<_> = self.clients.keys().copied().collect();
+        // Game messages first, then inputs; each client's in order.
+        let per_tick = self.config.game_messages.max_per_tick;
         for id in &ids {
             for _ in 0..per_tick {
-                let Some((seq, input)) =
+                let Some(msg) = self
+                    .clients
+                    .get_mut(id)
+                    .and_then(|c| c.messages.pop_front())
+                else {
+                    break;
+                };
+                self.with_game(|g, ctx| g.on_message(ctx, *id, msg));
+            }
+        }
+        let per_tick = self.config.max_inputs_per_tick;
+        for id in &ids {
+            for _ in 0..per_tick {
+                let Some((meta, input)) =
                     self.clients.get_mut(id).and_then(|c| c.inputs.pop_front())
                 else {
                     break;
                 };
                 if let Some(c) = self.clients.get_mut(id) {
-                    c.last_applied = seq;
+                    c.last_applied = meta.seq;
                 }
-                self.with_game(|g, ctx| g.on_input(ctx, *id, input));
+                self.with_game(|g, ctx| g.on_input(ctx, *id, input, meta));
             }
         }
         let dt = self.config.tick_period().as_secs_f32();

@@ -11,10 +11,11 @@ use tickwire_shared::{ClientMessage, CloseCode, Hello, RejectCode, ResumeToken};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use crate::auth::{AuthRequest, Authenticator};
 use crate::config::ServerConfig;
 use crate::console::{ClientRow, ClientStats, ControlError, RoomRow, RoomStats};
 use crate::directory::{Claim, Directory, RoomInfo};
-use crate::game::{ClientId, Game, InputOf, LeaveReason};
+use crate::game::{ClientId, Game, InputOf, LeaveReason, MessageOf};
 use crate::matchmaking::seat::{self, unix_ms_now};
 use crate::metrics as m;
 use crate::outbox::Outbox;
@@ -33,10 +34,13 @@ pub(crate) enum RoomCommand<G: Game> {
         /// The node is draining: only a resume of a client the room still
         /// holds may join; anything else is refused with `ShuttingDown`.
         resume_only: bool,
+        /// What the [`Authenticator`] returned (none without one): a fresh
+        /// join takes it; a rejected join leaves it for the next attempt.
+        user: Arc<Mutex<Option<G::User>>>,
     },
     Message {
         client: ClientId,
-        msg: ClientMessage<InputOf<G>>,
+        msg: ClientMessage<InputOf<G>, MessageOf<G>>,
     },
     Disconnected {
         client: ClientId,
@@ -56,8 +60,10 @@ pub(crate) enum RoomCommand<G: Game> {
 
 /// A session's way to its room: two bounded channels.
 ///
-/// `control` (joins, leaves, disconnects, console commands, shutdown) wakes
-/// the room task as commands arrive. `messages` (inputs:
+/// `control` (joins, leaves, game messages, disconnects, console commands,
+/// shutdown) wakes the room task as commands arrive; sessions await it, so
+/// nothing sent on it is dropped, and a client's game messages keep their
+/// order with its leave or disconnect. `messages` (inputs:
 /// [`RoomCommand::Message`]) does not: the room task reads it at the start
 /// of each tick, so a room wakes once per tick however many inputs its
 /// clients send. (Acks never reach the room task: they go through the
@@ -172,6 +178,8 @@ pub(crate) struct Rooms<G: Game> {
     /// taken together with `inner`).
     clients: Mutex<HashMap<ClientId, ClientEntry>>,
     factory: Box<dyn Fn(&str) -> G + Send + Sync>,
+    /// Decides joins off the room tasks (else `Game::on_auth` does, on them).
+    auth: Option<Arc<dyn Authenticator<G::User>>>,
     config: Arc<ServerConfig>,
     epoch: Instant,
     stats: Arc<StatsCollector>,
@@ -212,6 +220,7 @@ impl<G: Game> Rooms<G> {
         factory: Box<dyn Fn(&str) -> G + Send + Sync>,
         stats: Arc<StatsCollector>,
         directory: Arc<dyn Directory>,
+        auth: Option<Arc<dyn Authenticator<G::User>>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Inner {
@@ -223,6 +232,7 @@ impl<G: Game> Rooms<G> {
             }),
             clients: Mutex::new(HashMap::new()),
             factory,
+            auth,
             config,
             epoch: Instant::now(),
             stats,
@@ -257,8 +267,21 @@ impl<G: Game> Rooms<G> {
         client_id: ClientId,
         new_token: ResumeToken,
         outbox: Arc<Outbox>,
+        rtt: Arc<crate::rtt::Rtt>,
+        mut request: AuthRequest,
     ) -> Result<(Joined, RoomLink<G>), Rejection> {
         let mode = self.admit(&mut hello)?;
+        let user = match &self.auth {
+            None => None,
+            Some(auth) => {
+                request.token.clone_from(&hello.auth_token);
+                request.room.clone_from(&hello.room);
+                request.mode = mode.to_string();
+                request.resuming = hello.resume_token.is_some();
+                Some(self.authenticate(auth.as_ref(), request).await?)
+            }
+        };
+        let user = Arc::new(Mutex::new(user));
         let auto = hello.room.is_none();
         // A room may close between lookup and join, and an unnamed join may
         // still meet a full room (a resume that turned into a fresh join):
@@ -272,6 +295,7 @@ impl<G: Game> Rooms<G> {
                 client_id,
                 new_token,
                 outbox: Arc::clone(&outbox),
+                rtt: Arc::clone(&rtt),
             };
             // On failure the command, and its seat, is dropped.
             if handle
@@ -281,6 +305,7 @@ impl<G: Game> Rooms<G> {
                     reply,
                     seat,
                     resume_only,
+                    user: Arc::clone(&user),
                 })
                 .await
                 .is_err()
@@ -318,6 +343,30 @@ impl<G: Game> Rooms<G> {
         })
     }
 
+    /// Runs the authenticator, within `auth_timeout`, on this (the
+    /// session's) task.
+    async fn authenticate(
+        &self,
+        auth: &dyn Authenticator<G::User>,
+        request: AuthRequest,
+    ) -> Result<G::User, Rejection> {
+        let timeout = self.config.auth_timeout;
+        match tokio::time::timeout(timeout, auth.authenticate(request)).await {
+            Ok(Ok(user)) => Ok(user),
+            Ok(Err(e)) => Err(Rejection {
+                code: e.code,
+                message: truncate_reason(e.message),
+            }),
+            Err(_) => {
+                m::auth_timeout();
+                Err(Rejection {
+                    code: RejectCode::AuthTimeout,
+                    message: format!("the auth service did not answer within {timeout:?}"),
+                })
+            }
+        }
+    }
+
     /// Checks the hello's seat token (docs/PROTOCOL.md §13.5): a valid one
     /// names the room and carries the identity that the game's auth hook
     /// gets as its token. Returns the mode a room opened for it gets.
@@ -345,18 +394,9 @@ impl<G: Game> Rooms<G> {
                 seat.check(&fleet.node_id, hello.room.as_deref())
                     .map(|()| seat)
             })
-            .map_err(|e| {
-                let mut message = e.to_string();
-                // Reject messages are at most `max_text_bytes` (256) bytes.
-                let mut end = message.len().min(200);
-                while !message.is_char_boundary(end) {
-                    end -= 1;
-                }
-                message.truncate(end);
-                Rejection {
-                    code: e.reject_code(),
-                    message,
-                }
+            .map_err(|e| Rejection {
+                code: e.reject_code(),
+                message: truncate_reason(e.to_string()),
             })?;
         hello.room = Some(seat.room);
         hello.auth_token = (!seat.identity.is_empty()).then_some(seat.identity);
@@ -571,6 +611,17 @@ impl<G: Game> Rooms<G> {
         ));
         Ok((handle, seat, resume_only))
     }
+}
+
+/// A reject message within `max_text_bytes` (256 bytes by default): at most
+/// 200 bytes, cut at a character boundary.
+fn truncate_reason(mut message: String) -> String {
+    let mut end = message.len().min(200);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.truncate(end);
+    message
 }
 
 /// The rejection for a join to a named room that is full.
@@ -917,13 +968,15 @@ fn handle_command<G: Game>(
             reply,
             seat,
             resume_only,
+            user,
         } => {
             let outbox = Arc::clone(&req.outbox);
             let holds = req.hello.resume_token.is_some_and(|t| room.holds(t));
             let result = if resume_only && !holds {
                 Err(draining())
             } else {
-                room.join(now, req)
+                let mut user = user.lock().unwrap_or_else(|e| e.into_inner());
+                room.join_as(now, req, &mut user)
             };
             {
                 // The held seat becomes a player (or nothing: a resume, a
@@ -997,6 +1050,7 @@ mod tests {
         type Input = u8;
         type EntityState = u8;
         type Event = u8;
+        type Message = ();
     }
 
     struct Nop;
@@ -1011,7 +1065,7 @@ mod tests {
             }
         }
         fn on_join(&mut self, _: &mut Ctx<'_, Self>, _: ClientId, (): ()) {}
-        fn on_input(&mut self, _: &mut Ctx<'_, Self>, _: ClientId, _: u8) {}
+        fn on_input(&mut self, _: &mut Ctx<'_, Self>, _: ClientId, _: u8, _: crate::InputMeta) {}
         fn on_tick(&mut self, _: &mut Ctx<'_, Self>, _: f32) {}
         fn on_leave(&mut self, _: &mut Ctx<'_, Self>, _: ClientId, _: LeaveReason) {}
     }
@@ -1028,6 +1082,7 @@ mod tests {
             Box::new(|_| Nop),
             Arc::new(StatsCollector::new(std::time::Instant::now())),
             directory,
+            None,
         )
     }
 
@@ -1054,7 +1109,14 @@ mod tests {
                 let mut token = [0u8; 16];
                 token[..4].copy_from_slice(&id.to_le_bytes());
                 rooms
-                    .join(h, id, ResumeToken::from_random(token), Arc::clone(&outbox))
+                    .join(
+                        h,
+                        id,
+                        ResumeToken::from_random(token),
+                        Arc::clone(&outbox),
+                        Arc::default(),
+                        AuthRequest::new(([127, 0, 0, 1], 9).into(), "test"),
+                    )
                     .await
                     .map(|(j, tx)| (j, tx, outbox))
             }));

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use crate::auth::Authenticator;
 use crate::config::{ConfigError, ServerConfig, TlsMode};
 use crate::console::Console;
 use crate::directory::publisher::Publisher;
@@ -82,6 +83,7 @@ pub struct Server<G: Game> {
     matchmake_auth: Arc<dyn MatchmakeAuth>,
     /// Files served from memory where the static directory has none.
     fallback_files: Vec<(String, bytes::Bytes)>,
+    auth: Option<Arc<dyn Authenticator<G::User>>>,
 }
 
 impl<G: Game> Server<G> {
@@ -94,6 +96,7 @@ impl<G: Game> Server<G> {
             directory: Arc::new(MemoryDirectory::new()),
             matchmake_auth: Arc::new(PassThroughAuth),
             fallback_files: Vec::new(),
+            auth: None,
         }
     }
 
@@ -112,6 +115,31 @@ impl<G: Game> Server<G> {
     #[must_use]
     pub fn with_fallback_file(mut self, url_path: &str, body: impl Into<bytes::Bytes>) -> Self {
         self.fallback_files.push((url_path.to_owned(), body.into()));
+        self
+    }
+
+    /// Sets the hook that admits joining clients off the room tasks (see
+    /// [`crate::auth`]): it may await, sees the request's context
+    /// ([`crate::auth::AuthRequest`]: address, `Origin`, the hello's token and room…),
+    /// and gets [`ServerConfig::auth_timeout`] before the client is
+    /// rejected with `AuthTimeout`. With it, [`Game::on_auth`] is not
+    /// called. Default none: `on_auth` decides, on the room task.
+    ///
+    /// ```no_run
+    /// # use tickwire_server::{AuthError, Game, Server, ServerConfig};
+    /// use tickwire_server::auth::AuthRequest;
+    /// # fn f<G: Game<User = String>>(factory: impl Fn(&str) -> G + Send + Sync + 'static) {
+    /// let server = Server::new(ServerConfig::default(), factory).with_auth(|req: AuthRequest| async move {
+    ///     match req.token.as_deref() {
+    ///         Some(t) if t.starts_with("user-") => Ok(t.to_owned()),
+    ///         _ => Err(AuthError::failed("unknown user")),
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_auth(mut self, auth: impl Authenticator<G::User>) -> Self {
+        self.auth = Some(Arc::new(auth));
         self
     }
 
@@ -272,6 +300,7 @@ impl<G: Game> Server<G> {
             self.factory,
             Arc::clone(&stats),
             Arc::clone(&self.directory),
+            self.auth,
         );
         let (stop, requests) = watch::channel(StopRequest::None);
         if let Some(token) = &config.admin_token {

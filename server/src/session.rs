@@ -26,12 +26,15 @@ use tickwire_shared::{
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::auth::AuthRequest;
 use crate::config::ServerConfig;
-use crate::game::{ClientId, EventOf, Game, InputOf, LeaveReason};
+use crate::game::{ClientId, EventOf, Game, InputOf, LeaveReason, MessageOf};
 use crate::lifecycle::ShutdownSignal;
+use crate::messages::MessageRate;
 use crate::metrics as m;
 use crate::outbox::Outbox;
 use crate::rooms::{RoomCommand, RoomLink, Rooms};
+use crate::rtt::{Pinger, Rtt};
 use crate::transport::{Connection, End, Incoming};
 
 /// What sessions share.
@@ -89,13 +92,17 @@ pub(crate) async fn run<G: Game, C: Connection>(
     mut conn: C,
     shared: Arc<Shared<G>>,
     peer: SocketAddr,
+    upgrade: crate::http::UpgradeInfo,
     deadline: Instant,
 ) {
+    let mut request = AuthRequest::new(peer, C::NAME);
+    request.origin = upgrade.origin;
+    request.user_agent = upgrade.user_agent;
     let outbox = Arc::new(Outbox::new(
         shared.config.max_queued_reliable,
         shared.config.max_skipped_snapshots,
     ));
-    let joined = match handshake(&mut conn, &shared, &outbox, deadline).await {
+    let joined = match handshake(&mut conn, &shared, &outbox, deadline, request).await {
         Ok(j) => j,
         Err((end, reject)) => {
             if let Some(r) = reject
@@ -112,10 +119,10 @@ pub(crate) async fn run<G: Game, C: Connection>(
             return;
         }
     };
-    let (client, room_tx) = joined;
+    let (client, room_tx, rtt) = joined;
     m::clients(1.0);
     shared.rooms.stats().clients(1);
-    let end = drive(&mut conn, &shared, &outbox, client, &room_tx).await;
+    let end = drive(&mut conn, &shared, &outbox, client, &room_tx, rtt).await;
     m::clients(-1.0);
     shared.rooms.stats().clients(-1);
     tracing::info!(%peer, transport = C::NAME, client, code = %end.code, reason = %end.reason, "session closed");
@@ -125,6 +132,7 @@ pub(crate) async fn run<G: Game, C: Connection>(
         | CloseCode::UnsupportedData
         | CloseCode::MessageTooBig
         | CloseCode::InputFlood
+        | CloseCode::MessageFlood
         | CloseCode::PolicyViolation => LeaveReason::Misbehaved,
         _ => LeaveReason::TimedOut,
     };
@@ -140,13 +148,14 @@ pub(crate) async fn run<G: Game, C: Connection>(
     close(&mut conn, &end, &shared.config).await;
 }
 
-type Joined<G> = (ClientId, RoomLink<G>);
+type Joined<G> = (ClientId, RoomLink<G>, Arc<Rtt>);
 
 async fn handshake<G: Game, C: Connection>(
     conn: &mut C,
     shared: &Arc<Shared<G>>,
     outbox: &Arc<Outbox>,
     deadline: Instant,
+    request: AuthRequest,
 ) -> Result<Joined<G>, (End, Option<Rejection>)> {
     let timeout = End::new(
         CloseCode::HandshakeTimeout,
@@ -168,7 +177,7 @@ async fn handshake<G: Game, C: Connection>(
             })) => continue,
             Ok(Ok(Incoming::Message { bytes, .. })) => bytes,
         };
-        match ClientMessage::<InputOf<G>>::decode(&bytes, &shared.config.limits) {
+        match ClientMessage::<InputOf<G>, MessageOf<G>>::decode(&bytes, &shared.config.limits) {
             Ok(ClientMessage::Hello(h)) => break h,
             Ok(_) => {
                 return Err((
@@ -194,11 +203,14 @@ async fn handshake<G: Game, C: Connection>(
     }
     let client_id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let hello = pending.hello().clone();
+    let rtt = Arc::new(Rtt::default());
     let join = shared.rooms.join(
         hello,
         client_id,
         ResumeToken::from_random(token),
         Arc::clone(outbox),
+        Arc::clone(&rtt),
+        request,
     );
     let (joined, tx) = match tokio::time::timeout_at(deadline, join).await {
         Err(_) => return Err((timeout, None)),
@@ -222,7 +234,7 @@ async fn handshake<G: Game, C: Connection>(
             .await;
         return Err((timeout, None));
     }
-    Ok((client, tx))
+    Ok((client, tx, rtt))
 }
 
 /// A message a session processes (after the optional link conditioner).
@@ -368,7 +380,9 @@ struct Peer<'a, G: Game> {
     outbox: &'a Outbox,
     room: &'a RoomLink<G>,
     client: ClientId,
-    ping_sent: Option<(u32, Instant)>,
+    pinger: Pinger,
+    rtt: Arc<Rtt>,
+    messages: MessageRate,
     /// Console figures (crate::console): RTT and bytes sent.
     stats: Option<Arc<crate::console::ClientStats>>,
 }
@@ -376,7 +390,8 @@ struct Peer<'a, G: Game> {
 impl<G: Game> Peer<'_, G> {
     /// Handles one binary message from the client.
     async fn handle(&mut self, bytes: &[u8]) -> Result<(), End> {
-        let decoded = ClientMessage::<InputOf<G>>::decode(bytes, &self.shared.config.limits);
+        let decoded =
+            ClientMessage::<InputOf<G>, MessageOf<G>>::decode(bytes, &self.shared.config.limits);
         match decoded {
             Err(e) => return Err(decode_end(&e)),
             Ok(ClientMessage::Hello(_)) => {
@@ -392,18 +407,31 @@ impl<G: Game> Peer<'_, G> {
                 }
             }
             Ok(ClientMessage::Pong { nonce }) => {
-                if let Some((sent, at)) = self.ping_sent
-                    && sent == nonce
-                {
+                if let Some(rtt) = self.pinger.pong(nonce, self.shared.rooms.now()) {
                     tracing::trace!(
                         client = self.client,
-                        rtt_ms = at.elapsed().as_secs_f64() * 1e3,
+                        rtt_ms = rtt.as_secs_f64() * 1e3,
                         "rtt"
                     );
+                    self.rtt.record(rtt);
                     if let Some(stats) = &self.stats {
-                        stats.set_rtt(at.elapsed());
+                        stats.set_rtt(rtt);
                     }
-                    self.ping_sent = None;
+                }
+            }
+            Ok(msg @ ClientMessage::GameMessage(_)) => {
+                if let Err(e) = self.messages.take(self.shared.rooms.now()) {
+                    return Err(End::new(e.close_code(), e.to_string()));
+                }
+                // Reliable and in order with leaves and disconnects: on the
+                // channel those take, awaited (a full channel holds back
+                // this session only).
+                let cmd = RoomCommand::Message {
+                    client: self.client,
+                    msg,
+                };
+                if self.room.control.send(cmd).await.is_err() {
+                    return Err(End::new(CloseCode::RoomClosed, "the room closed"));
                 }
             }
             Ok(ClientMessage::Ack { snapshot_tick }) => self.outbox.record_ack(snapshot_tick),
@@ -443,8 +471,9 @@ async fn drive<G: Game, C: Connection>(
     outbox: &Arc<Outbox>,
     client: ClientId,
     room: &RoomLink<G>,
+    rtt: Arc<Rtt>,
 ) -> End {
-    match drive_inner(conn, shared, outbox, client, room).await {
+    match drive_inner(conn, shared, outbox, client, room, rtt).await {
         Ok(()) => End::new(CloseCode::Normal, "closed"),
         Err(end) => end,
     }
@@ -456,6 +485,7 @@ async fn drive_inner<G: Game, C: Connection>(
     outbox: &Arc<Outbox>,
     client: ClientId,
     room: &RoomLink<G>,
+    rtt: Arc<Rtt>,
 ) -> Result<(), End> {
     let config = &shared.config;
     let mut shutdown = shared.shutdown.clone();
@@ -463,7 +493,6 @@ async fn drive_inner<G: Game, C: Connection>(
     let mut last_heard = Instant::now();
     let mut ping = tokio::time::interval(config.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut nonce = 0u32;
     let mut link = config
         .conditioner
         .as_ref()
@@ -478,7 +507,9 @@ async fn drive_inner<G: Game, C: Connection>(
         outbox,
         room,
         client,
-        ping_sent: None,
+        pinger: Pinger::default(),
+        rtt,
+        messages: MessageRate::new(&config.game_messages, shared.rooms.now()),
         stats: shared.rooms.client_stats(client),
     };
     // One timer for the idle timeout, armed once: a message does not touch
@@ -571,8 +602,7 @@ async fn drive_inner<G: Game, C: Connection>(
                 }
             }
             _ = ping.tick() => {
-                nonce = nonce.wrapping_add(1);
-                peer.ping_sent = Some((nonce, Instant::now()));
+                let nonce = peer.pinger.ping(shared.rooms.now());
                 match server_bytes::<G>(ServerMessage::Ping { nonce }) {
                     Ok(b) => outbox.push_reliable(b.into()),
                     Err(e) => return Err(End::new(CloseCode::InternalError, e.to_string())),

@@ -12,8 +12,11 @@
 //! The links model QUIC, the transport with the most ways to go wrong:
 //! snapshots, inputs and acks travel as datagrams (lost, duplicated,
 //! reordered and delayed by the [`ConditionerConfig`]); everything else
-//! travels on an ordered, reliable stream with the same latency. The server
-//! side answers pings and records acks as the real session driver does.
+//! (game messages included) travels on an ordered, reliable stream with the
+//! same latency. The server side does what the real session driver does:
+//! it answers pings, pings each client every `ServerConfig::ping_interval`
+//! (so [`crate::Ctx::rtt`] works), records acks, rate-limits game messages
+//! and closes a misbehaving client with the same code and reason.
 //!
 //! ```
 //! use std::time::Duration;
@@ -25,7 +28,7 @@
 //! # struct Dots;
 //! # impl GameProtocol for Dots {
 //! #     const NAME: &'static str = "dots"; const VERSION: u32 = 1;
-//! #     type Input = i8; type EntityState = Dot; type Event = ();
+//! #     type Input = i8; type EntityState = Dot; type Event = (); type Message = ();
 //! # }
 //! # #[derive(Default)] struct Game1 { dots: std::collections::HashMap<ClientId, tickwire_server::world::EntityKey> }
 //! # impl Game for Game1 {
@@ -34,7 +37,7 @@
 //! #     fn on_join(&mut self, ctx: &mut Ctx<'_, Self>, c: ClientId, (): ()) {
 //! #         self.dots.insert(c, { let t = ctx.tick(); ctx.world.spawn(t, Dot { x: 0 }) });
 //! #     }
-//! #     fn on_input(&mut self, ctx: &mut Ctx<'_, Self>, c: ClientId, dx: i8) {
+//! #     fn on_input(&mut self, ctx: &mut Ctx<'_, Self>, c: ClientId, dx: i8, _: tickwire_server::InputMeta) {
 //! #         if let Some(d) = self.dots.get(&c).and_then(|k| ctx.world.get_mut(*k)) { d.x += i32::from(dx); }
 //! #     }
 //! #     fn on_tick(&mut self, _: &mut Ctx<'_, Self>, _: f32) {}
@@ -65,7 +68,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tickwire_shared::client::{Channel, ClientConfig, ClientSession, Event};
+use tickwire_shared::client::{Channel, ClientConfig, ClientSession, Event, SendMessageError};
 use tickwire_shared::conditioner::{ConditionerConfig, LinkConditioner};
 use tickwire_shared::handshake::ServerHandshake;
 use tickwire_shared::message::is_snapshot;
@@ -74,9 +77,11 @@ use tickwire_shared::{
 };
 
 use crate::config::ServerConfig;
-use crate::game::{ClientId, Game, LeaveReason, StateOf};
+use crate::game::{ClientId, Game, InputOf, LeaveReason, MessageOf, StateOf};
+use crate::messages::MessageRate;
 use crate::outbox::Outbox;
 use crate::room::{JoinRequest, Room};
+use crate::rtt::{Pinger, Rtt};
 
 /// How a [`Harness`] is set up, with documented defaults.
 #[derive(Debug, Clone)]
@@ -209,6 +214,11 @@ pub struct HarnessClient<P: GameProtocol> {
     /// whose state it holds (it may never go back).
     state_ticks: std::collections::HashMap<NetId, u32>,
     acked_seq: u32,
+    /// The server's pings and this connection's RTT and message rate.
+    pinger: Pinger,
+    rtt: Arc<Rtt>,
+    next_ping: Duration,
+    message_rate: MessageRate,
     outbox: Arc<Outbox>,
     link: Option<Link>,
     server: ServerSide,
@@ -339,6 +349,10 @@ where
             full_at: 0,
             state_ticks: std::collections::HashMap::new(),
             acked_seq: 0,
+            pinger: Pinger::default(),
+            rtt: Arc::new(Rtt::default()),
+            next_ping: self.now,
+            message_rate: MessageRate::new(&self.config.game_messages, self.now),
             outbox: self.new_outbox(),
             link: Some(Link::new(link, seed)),
             server: ServerSide::Handshake,
@@ -379,8 +393,13 @@ where
         let seed = self.random();
         let outbox = self.new_outbox();
         let now = self.now;
+        let rate = MessageRate::new(&self.config.game_messages, now);
         let c = &mut self.clients[i];
         c.outbox = outbox;
+        c.pinger = Pinger::default();
+        c.rtt = Arc::new(Rtt::default());
+        c.next_ping = now;
+        c.message_rate = rate;
         c.link = Some(Link::new(&self.harness.link, seed));
         c.server = ServerSide::Handshake;
         c.inputs.clear();
@@ -403,6 +422,33 @@ where
         Some(seq)
     }
 
+    /// Client `i` sends a reliable game message
+    /// ([`ClientSession::send_message`]).
+    ///
+    /// # Errors
+    /// The session's [`SendMessageError`].
+    pub fn send_message(
+        &mut self,
+        i: ClientIndex,
+        msg: MessageOf<G>,
+    ) -> Result<(), SendMessageError> {
+        self.clients[i].session.send_message(self.now, msg)?;
+        self.pump_client(i);
+        Ok(())
+    }
+
+    /// Puts raw `bytes` on client `i`'s uplink, as a hostile or broken
+    /// client would, bypassing its session.
+    pub fn send_raw(&mut self, i: ClientIndex, bytes: Vec<u8>, channel: Channel) {
+        let now = self.now;
+        if let Some(link) = self.clients[i].link.as_mut() {
+            match channel {
+                Channel::Reliable => link.up_stream.condition(bytes, now),
+                Channel::Unreliable => link.up_datagrams.condition(bytes, now),
+            }
+        }
+    }
+
     /// Client `i` leaves.
     pub fn leave(&mut self, i: ClientIndex) {
         self.clients[i].session.leave(self.now);
@@ -418,6 +464,7 @@ where
         self.record_views();
         self.next_tick = self.now + self.config.tick_period();
         for i in 0..self.clients.len() {
+            self.ping(i);
             self.flush_server(i);
         }
         self.deliver();
@@ -627,11 +674,11 @@ where
     fn server_receive(&mut self, i: ClientIndex, bytes: &[u8]) {
         let now = self.now;
         let limits = &self.config.limits;
-        let msg = match ClientMessage::<<G::Protocol as GameProtocol>::Input>::decode(bytes, limits)
-        {
+        let msg = match ClientMessage::<InputOf<G>, MessageOf<G>>::decode(bytes, limits) {
             Ok(m) => m,
             Err(e) => {
-                self.server_close(i, tickwire_shared::CloseCode::ProtocolError, &e.to_string());
+                let end = crate::session::decode_end(&e);
+                self.server_close(i, end.code, &end.reason);
                 return;
             }
         };
@@ -651,7 +698,18 @@ where
                     self.clients[i].outbox.push_reliable(Bytes::from(pong));
                 }
             }
-            (ServerSide::Joined(_), ClientMessage::Pong { .. }) => {}
+            (ServerSide::Joined(_), ClientMessage::Pong { nonce }) => {
+                let c = &mut self.clients[i];
+                if let Some(rtt) = c.pinger.pong(nonce, now) {
+                    c.rtt.record(rtt);
+                }
+            }
+            (&ServerSide::Joined(id), msg @ ClientMessage::GameMessage(_)) => {
+                match self.clients[i].message_rate.take(now) {
+                    Ok(()) => self.room.handle(now, id, msg),
+                    Err(e) => self.server_close(i, e.close_code(), &e.to_string()),
+                }
+            }
             (ServerSide::Joined(_), ClientMessage::Hello(_)) => {
                 self.server_close(
                     i,
@@ -684,6 +742,7 @@ where
                     client_id: id,
                     new_token: token,
                     outbox: Arc::clone(&self.clients[i].outbox),
+                    rtt: Arc::clone(&self.clients[i].rtt),
                 };
                 self.room.join(now, req).map(|joined| (received, joined))
             }
@@ -725,6 +784,21 @@ where
             });
         if let Ok(bytes) = close.to_bytes() {
             send_down(c, now, Bytes::from(bytes));
+        }
+    }
+
+    /// The server pings joined client `i` when its ping is due.
+    fn ping(&mut self, i: ClientIndex) {
+        let (now, every) = (self.now, self.config.ping_interval);
+        let c = &mut self.clients[i];
+        if !matches!(c.server, ServerSide::Joined(_)) || now < c.next_ping || every.is_zero() {
+            return;
+        }
+        c.next_ping = now + every;
+        let nonce = c.pinger.ping(now);
+        let ping: ServerMessage<'static, ()> = ServerMessage::Ping { nonce };
+        if let Ok(bytes) = ping.to_bytes() {
+            c.outbox.push_reliable(Bytes::from(bytes));
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tickwire_server::testkit::{Harness, HarnessConfig};
 use tickwire_server::world::EntityKey;
-use tickwire_server::{AuthError, ClientId, Ctx, Game, LeaveReason, ServerConfig};
+use tickwire_server::{AuthError, ClientId, Ctx, Game, InputMeta, LeaveReason, ServerConfig};
 use tickwire_shared::conditioner::ConditionerConfig;
 use tickwire_shared::{GameProtocol, NetId};
 
@@ -29,6 +29,7 @@ impl GameProtocol for Proto {
     type Input = ();
     type EntityState = Dot;
     type Event = ();
+    type Message = ();
 }
 
 /// `n` dots that all move every tick, a few appearing and vanishing.
@@ -53,7 +54,7 @@ impl Game for Swarm {
         }
     }
 
-    fn on_input(&mut self, _: &mut Ctx<'_, Self>, _: ClientId, (): ()) {}
+    fn on_input(&mut self, _: &mut Ctx<'_, Self>, _: ClientId, (): (), _: InputMeta) {}
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, Self>, _: f32) {
         let t = ctx.tick() as i32;

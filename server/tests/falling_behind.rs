@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tickwire_server::stats::SentCounters;
 use tickwire_server::testkit::{Harness, HarnessConfig};
 use tickwire_server::world::EntityKey;
-use tickwire_server::{AuthError, ClientId, Ctx, Game, LeaveReason, ServerConfig};
+use tickwire_server::{AuthError, ClientId, Ctx, Game, InputMeta, LeaveReason, ServerConfig};
 use tickwire_shared::client::Event;
 use tickwire_shared::conditioner::ConditionerConfig;
 use tickwire_shared::{CloseCode, GameProtocol};
@@ -29,6 +29,7 @@ impl GameProtocol for Proto {
     type Input = ();
     type EntityState = Dot;
     type Event = ();
+    type Message = ();
 }
 
 /// `DOTS` entities that all move every tick; everyone sees everything.
@@ -54,7 +55,7 @@ impl Game for Swarm {
         }
     }
 
-    fn on_input(&mut self, _: &mut Ctx<'_, Self>, _: ClientId, (): ()) {}
+    fn on_input(&mut self, _: &mut Ctx<'_, Self>, _: ClientId, (): (), _: InputMeta) {}
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, Self>, _: f32) {
         let t = ctx.tick() as i32;

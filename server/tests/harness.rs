@@ -9,7 +9,9 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use tickwire_server::testkit::{Harness, HarnessConfig};
 use tickwire_server::world::{EntityKey, World};
-use tickwire_server::{AuthError, ClientId, Ctx, Game, LeaveReason, ServerConfig, Target};
+use tickwire_server::{
+    AuthError, ClientId, Ctx, Game, InputMeta, LeaveReason, ServerConfig, Target,
+};
 use tickwire_shared::client::Event;
 use tickwire_shared::conditioner::ConditionerConfig;
 use tickwire_shared::{CloseCode, GameProtocol, NetId, RejectCode};
@@ -31,6 +33,7 @@ impl GameProtocol for Proto {
     type Input = u32;
     type EntityState = Thing;
     type Event = String;
+    type Message = ();
 }
 
 /// Players move with each input; crates appear, move and vanish on a
@@ -71,7 +74,13 @@ impl Game for Play {
         ctx.send(Target::All, format!("{client} joined"));
     }
 
-    fn on_input(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, input: u32) {
+    fn on_input(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        client: ClientId,
+        input: u32,
+        _meta: InputMeta,
+    ) {
         *self.applied.entry((client, input)).or_default() += 1;
         if let Some(t) = self
             .players

@@ -37,6 +37,7 @@ pub const PROTOCOL_VERSION: u16 = 1;
 ///     type Input = Input;
 ///     type EntityState = Ball;
 ///     type Event = String;
+///     type Message = ();
 /// }
 /// assert_ne!(Pong::PROTOCOL_HASH, 0);
 /// ```
@@ -65,6 +66,12 @@ pub trait GameProtocol: Send + Sync + 'static {
         + 'static;
     /// A reliable game event (chat line, kill feed, score change…).
     type Event: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static;
+    /// A reliable client → server message, beside the per-tick
+    /// [`Self::Input`]: a chat line, a vote, "buy item 3", "ready". Sent with
+    /// [`crate::client::ClientSession::send_message`] on the reliable channel
+    /// and handed to the server's game in order, on the room's tick. Use `()`
+    /// when the game has none.
+    type Message: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static;
 
     /// The in-place patch path for [`Self::EntityState`] (see
     /// [`crate::patch`]), used by the client's world to apply a delta

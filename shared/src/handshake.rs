@@ -270,6 +270,9 @@ codes! {
         /// The room the hello names is held by another node of the fleet:
         /// matchmake (`POST /matchmake`) to be sent there.
         RoomElsewhere = 16,
+        /// The server's auth service did not answer in time: try again
+        /// later.
+        AuthTimeout = 17,
     }
 }
 
@@ -307,6 +310,9 @@ codes! {
         RoomClosed = 4006,
         /// A newer connection resumed this session.
         Replaced = 4007,
+        /// The peer sent game messages faster than allowed, or more than
+        /// the room's queue for it holds.
+        MessageFlood = 4008,
     }
 }
 

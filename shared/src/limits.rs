@@ -26,6 +26,10 @@ pub struct Limits {
     /// Longest seat token in a hello (the optional trailing field), in
     /// bytes. Default: 1,024.
     pub max_seat_token_bytes: usize,
+    /// Largest encoded game message (the value after the `GameMessage` tag,
+    /// [`crate::GameProtocol::Message`]), in bytes. It must fit in
+    /// `max_client_message_bytes` with its tag byte. Default: 1,024.
+    pub max_game_message_bytes: usize,
 }
 
 impl Default for Limits {
@@ -39,6 +43,7 @@ impl Default for Limits {
             max_text_bytes: 256,
             max_fields_per_entity: 1024,
             max_seat_token_bytes: 1024,
+            max_game_message_bytes: 1024,
         }
     }
 }

@@ -32,9 +32,11 @@ pub struct Inputs<I> {
     pub frames: Vec<InputFrame<I>>,
 }
 
-/// A message from client to server.
+/// A message from client to server. `I` is the game's per-tick input and `M`
+/// its reliable client → server message ([`crate::GameProtocol::Message`]);
+/// `M` defaults to `()` for tools that never send one.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ClientMessage<I> {
+pub enum ClientMessage<I, M = ()> {
     /// Tag 0: the first message of a connection.
     Hello(Hello),
     /// Tag 1: player inputs.
@@ -56,6 +58,10 @@ pub enum ClientMessage<I> {
     },
     /// Tag 5: the client leaves; the server closes normally.
     Leave,
+    /// Tag 6: one reliable game message ([`crate::GameProtocol::Message`]),
+    /// sent on the reliable channel and handed to the game in order. Its
+    /// encoded value is at most [`Limits::max_game_message_bytes`].
+    GameMessage(M),
 }
 
 /// Client message tags.
@@ -66,6 +72,7 @@ mod ctag {
     pub(super) const PING: u8 = 3;
     pub(super) const PONG: u8 = 4;
     pub(super) const LEAVE: u8 = 5;
+    pub(super) const GAME_MESSAGE: u8 = 6;
 }
 
 /// Server message tags.
@@ -79,11 +86,11 @@ mod stag {
     pub(super) const CLOSE: u8 = 6;
 }
 
-impl<I: Serialize + DeserializeOwned> ClientMessage<I> {
+impl<I: Serialize + DeserializeOwned, M: Serialize + DeserializeOwned> ClientMessage<I, M> {
     /// Appends the encoded message to `w`.
     ///
     /// # Errors
-    /// When an input cannot be serialized.
+    /// When an input or a game message cannot be serialized.
     pub fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         match self {
             Self::Hello(h) => {
@@ -112,6 +119,10 @@ impl<I: Serialize + DeserializeOwned> ClientMessage<I> {
                 w.u32(*nonce);
             }
             Self::Leave => w.u8(ctag::LEAVE),
+            Self::GameMessage(m) => {
+                w.u8(ctag::GAME_MESSAGE);
+                w.value("game message", m)?;
+            }
         }
         Ok(())
     }
@@ -159,6 +170,14 @@ impl<I: Serialize + DeserializeOwned> ClientMessage<I> {
                 nonce: r.u32("pong nonce")?,
             },
             ctag::LEAVE => Self::Leave,
+            ctag::GAME_MESSAGE => {
+                // Its own size limit, checked before the value is decoded.
+                let (size, max) = (r.remaining(), limits.max_game_message_bytes);
+                if size > max {
+                    return Err(DecodeError::MessageTooLong { size, max });
+                }
+                Self::GameMessage(r.value("game message")?)
+            }
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "client message",

@@ -42,6 +42,7 @@ impl GameProtocol for G {
     type Input = ();
     type EntityState = State;
     type Event = ();
+    type Message = ();
 }
 
 /// The derived in-place paths.
@@ -52,6 +53,7 @@ impl GameProtocol for GP {
     type Input = ();
     type EntityState = State;
     type Event = ();
+    type Message = ();
     fn patch_in_place(s: &mut State, r: &mut Reader<'_>, l: &Limits) -> Result<(), PatchError> {
         tickwire_shared::patch::patch_in_place(s, r, l)
     }

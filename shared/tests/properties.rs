@@ -1070,10 +1070,17 @@ proptest! {
             ClientMessage::<Input>::decode(&bytes, &limits),
             Err(DecodeError::MessageTooLong { size: max + extra, max })
         );
-        // At the limit the size check passes (and the content decides).
+        // At the limit the size check passes (and the content decides; a
+        // `GameMessage`'s own, smaller limit is part of the content).
         let at_limit = ClientMessage::<Input>::decode(&bytes[..max], &limits);
+        let game_max = limits.max_game_message_bytes;
         prop_assert!(
-            !matches!(at_limit, Err(DecodeError::MessageTooLong { .. })),
+            match at_limit {
+                Err(DecodeError::MessageTooLong { size, max: m }) => {
+                    tag == 6 && m == game_max && size == max - 1
+                }
+                _ => true,
+            },
             "{:?}",
             at_limit
         );

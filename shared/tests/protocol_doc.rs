@@ -45,6 +45,15 @@ enum ExampleEvent {
     Died,
 }
 
+/// The example's `Message`; `Chat` and `Ready` are there for the shape.
+#[allow(dead_code)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum ExampleMessage {
+    Chat(String),
+    Buy { item: u16 },
+    Ready,
+}
+
 struct ExampleGame;
 
 impl GameProtocol for ExampleGame {
@@ -53,9 +62,10 @@ impl GameProtocol for ExampleGame {
     type Input = PadInput;
     type EntityState = Ship;
     type Event = ExampleEvent;
+    type Message = ExampleMessage;
 }
 
-type Client = ClientMessage<PadInput>;
+type Client = ClientMessage<PadInput, ExampleMessage>;
 type Server<'a> = ServerMessage<'a, ExampleEvent>;
 
 // ---- The documented values (PROTOCOL.md §11). ----
@@ -127,6 +137,10 @@ fn inputs() -> Client {
             },
         ],
     })
+}
+
+fn game_message() -> Client {
+    ClientMessage::GameMessage(ExampleMessage::Buy { item: 300 })
 }
 
 fn ack() -> Client {
@@ -234,7 +248,7 @@ fn snapshot_example(name: &str) -> Option<SnapshotExample> {
 }
 
 /// Every example the document must contain, in document order.
-const EXAMPLES: [&str; 12] = [
+const EXAMPLES: [&str; 13] = [
     "hello",
     "hello-resume",
     "hello-seat",
@@ -247,6 +261,7 @@ const EXAMPLES: [&str; 12] = [
     "snapshot-delta-sections",
     "events",
     "close",
+    "game-message",
 ];
 
 enum Expected {
@@ -265,6 +280,7 @@ fn expected(name: &str) -> Expected {
         "hello-seat" => Expected::Client(hello_seat()),
         "inputs" => Expected::Client(inputs()),
         "ack" => Expected::Client(ack()),
+        "game-message" => Expected::Client(game_message()),
         "welcome" => Expected::Server(welcome()),
         "reject" => Expected::Server(reject()),
         "events" => Expected::Server(events()),
@@ -697,6 +713,7 @@ fn client_name(m: &Client) -> &'static str {
         ClientMessage::Ping { .. } => "Ping",
         ClientMessage::Pong { .. } => "Pong",
         ClientMessage::Leave => "Leave",
+        ClientMessage::GameMessage(_) => "GameMessage",
     }
 }
 
@@ -734,6 +751,7 @@ fn message_tag_tables_match_the_encoder() {
         ClientMessage::Ping { nonce: 1 },
         ClientMessage::Pong { nonce: 1 },
         ClientMessage::Leave,
+        game_message(),
     ];
     let client_tags: BTreeMap<u8, String> = clients
         .iter()

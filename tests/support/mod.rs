@@ -16,7 +16,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tickwire_server::world::EntityKey;
 use tickwire_server::{
-    AuthError, ClientId, Ctx, Game, LeaveReason, RunningServer, Server, ServerConfig, Target,
+    AuthError, ClientId, Ctx, Game, InputMeta, LeaveReason, RunningServer, Server, ServerConfig,
+    Target,
 };
 use tickwire_shared::client::{Channel, ClientConfig, ClientSession, Event};
 use tickwire_shared::message::Close;
@@ -39,6 +40,7 @@ impl GameProtocol for TestProto {
     type Input = TestInput;
     type EntityState = TestEntity;
     type Event = TestEvent;
+    type Message = TestMessage;
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -67,6 +69,14 @@ pub struct TestEntity {
 pub enum TestEvent {
     Joined(u32),
     YourEntity(NetId),
+    /// A game message, echoed to its sender: (sender, text).
+    Said(u32, String),
+}
+
+/// The test game's reliable client → server message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TestMessage {
+    Say(String),
 }
 
 /// The test game: one entity per player, crates, a drifting NPC, and an
@@ -120,7 +130,13 @@ impl Game for TestGame {
         }
     }
 
-    fn on_input(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, input: TestInput) {
+    fn on_input(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        client: ClientId,
+        input: TestInput,
+        _meta: InputMeta,
+    ) {
         let Some(&key) = self.players.get(&client) else {
             return;
         };
@@ -159,6 +175,11 @@ impl Game for TestGame {
                 }
             }
         }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, client: ClientId, msg: TestMessage) {
+        let TestMessage::Say(text) = msg;
+        ctx.send(Target::Client(client), TestEvent::Said(client, text));
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, Self>, _dt: f32) {
@@ -272,6 +293,15 @@ impl TestServer {
         let (server, history) = Self::server(config);
         let server = server.with_directory(directory).with_matchmake_auth(auth);
         Self::launch(server, history).await
+    }
+
+    /// A server whose joins are decided by `auth`, off the room tasks.
+    pub async fn start_with_auth(
+        config: ServerConfig,
+        auth: impl tickwire_server::auth::Authenticator<()>,
+    ) -> Result<Self> {
+        let (server, history) = Self::server(config);
+        Self::launch(server.with_auth(auth), history).await
     }
 
     fn server(config: ServerConfig) -> (Server<TestGame>, Arc<Mutex<WorldHistory>>) {
@@ -423,7 +453,7 @@ impl TestClient {
     }
 
     /// Sends a raw message, bypassing the session (for hostile tests).
-    pub async fn send(&mut self, msg: ClientMessage<TestInput>) -> Result<()> {
+    pub async fn send(&mut self, msg: ClientMessage<TestInput, TestMessage>) -> Result<()> {
         self.ws
             .send(Message::Binary(msg.to_bytes()?.into()))
             .await?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use futures_util::{SinkExt, StreamExt};
-use tickwire_server::ServerConfig;
+use tickwire_server::{MessageLimits, ServerConfig};
 use tickwire_shared::{ClientMessage, GameProtocol, Hello, RejectCode};
 use tickwire_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -249,6 +249,82 @@ async fn input_flood() -> Result<()> {
     ensure!(sent > 0, "the flood started");
     expect_closed(&mut bad.ws, 4002, "messages per second").await?;
     s.wait_gone(bad.welcome.client_id).await?;
+    s.finish().await
+}
+
+/// A client that floods game messages (each a valid message, within the
+/// overall message rate) is closed with 4008 once over the game-message
+/// rate; the good client in the room sees nothing of it. Its messages within
+/// the burst reach the game, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn game_message_flood() -> Result<()> {
+    let mut config = config();
+    config.game_messages = MessageLimits::default().with_rate(5, 10);
+    let mut s = Scene::start(config).await?;
+    let mut bad = s.bad_client().await?;
+    let mut sent = 0;
+    for k in 0..100 {
+        let msg = ClientMessage::GameMessage(TestMessage::Say(format!("spam {k}")));
+        if bad.send(msg).await.is_err() {
+            break; // the server closed the connection
+        }
+        sent += 1;
+    }
+    ensure!(sent > 10, "the flood went past the burst ({sent} sent)");
+    expect_closed(&mut bad.ws, 4008, "game messages per second").await?;
+    s.wait_gone(bad.welcome.client_id).await?;
+    s.finish().await
+}
+
+/// A game message over `max_game_message_bytes` (but within the message and
+/// frame limits) closes the session with 1009 before it is decoded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_game_message() -> Result<()> {
+    let mut s = Scene::start(config()).await?;
+    let mut bad = s.bad_client().await?;
+    let max = bad.limits.max_game_message_bytes;
+    let text = "x".repeat(max);
+    bad.send(ClientMessage::GameMessage(TestMessage::Say(text)))
+        .await?;
+    expect_closed(&mut bad.ws, 1009, &max.to_string()).await?;
+    s.wait_gone(bad.welcome.client_id).await?;
+    s.finish().await
+}
+
+/// Game messages from a well-behaved client come back as the game's events,
+/// once each and in order, over a real socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn game_messages_arrive_in_order() -> Result<()> {
+    let s = Scene::start(config()).await?;
+    let mut c = s.server.client(hello()).await?;
+    let id = c.welcome.client_id;
+    for k in 0..20 {
+        c.send(ClientMessage::GameMessage(TestMessage::Say(format!(
+            "m{k}"
+        ))))
+        .await?;
+    }
+    let want: Vec<_> = (0..20)
+        .map(|k| TestEvent::Said(id, format!("m{k}")))
+        .collect();
+    let deadline = Instant::now() + DEADLINE;
+    while c
+        .events
+        .iter()
+        .filter(|e| matches!(e, TestEvent::Said(..)))
+        .count()
+        < want.len()
+    {
+        ensure!(Instant::now() < deadline, "events so far: {:?}", c.events);
+        c.recv(DEADLINE).await?;
+    }
+    let said: Vec<_> = c
+        .events
+        .iter()
+        .filter(|e| matches!(e, TestEvent::Said(..)))
+        .cloned()
+        .collect();
+    ensure!(said == want, "{said:?}");
     s.finish().await
 }
 

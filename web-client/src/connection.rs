@@ -330,6 +330,7 @@ mod tests {
         type Input = u8;
         type EntityState = u8;
         type Event = u8;
+        type Message = ();
     }
 
     #[test]

@@ -256,7 +256,7 @@ async fn connection<G: Game>(
         send,
         recv,
     };
-    session::run(quic, shared, peer, deadline).await;
+    session::run(quic, shared, peer, Default::default(), deadline).await;
 }
 
 fn code_of(end: &End) -> VarInt {

@@ -211,9 +211,9 @@ async fn serve<G: Game, IO>(
     // gets its own timeout from the upgrade on.
     let http_budget = shared.config.handshake_timeout * 3;
     match tokio::time::timeout(http_budget, http::serve(io, http)).await {
-        Ok(Ok(HttpOutcome::WebSocket(ws, _info))) => {
+        Ok(Ok(HttpOutcome::WebSocket(ws, info))) => {
             let deadline = Instant::now() + shared.config.handshake_timeout;
-            session::run(WsConnection::new(*ws), shared, peer, deadline).await;
+            session::run(WsConnection::new(*ws), shared, peer, info, deadline).await;
         }
         Ok(Ok(HttpOutcome::Closed)) => {}
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTP connection error"),

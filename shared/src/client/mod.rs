@@ -42,7 +42,7 @@
 //! # struct Dots;
 //! # impl GameProtocol for Dots {
 //! #     const NAME: &'static str = "dots"; const VERSION: u32 = 1;
-//! #     type Input = (i8, i8); type EntityState = (i32, i32); type Event = String;
+//! #     type Input = (i8, i8); type EntityState = (i32, i32); type Event = String; type Message = ();
 //! # }
 //! let now = Duration::ZERO;
 //! let mut session = ClientSession::<Dots>::new(now, Hello::new(Dots::PROTOCOL_HASH), ClientConfig::default());
@@ -60,11 +60,13 @@
 
 mod index;
 mod inputs;
+mod messages;
 mod world;
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
+pub use messages::SendMessageError;
 pub use world::{ApplyError, Changes, ClientWorld};
 
 use crate::codec::{DecodeError, Writer};
@@ -73,6 +75,7 @@ use crate::handshake::{ClientHandshake, CloseCode, HandshakeError, Hello, Reject
 use crate::limits::Limits;
 use crate::message::{ClientMessage, ServerMessage, SnapshotFrame};
 use inputs::InputWindow;
+use messages::MessageQueue;
 
 /// How a message travels. A driver without datagrams sends both kinds
 /// reliably.
@@ -108,6 +111,10 @@ pub struct ClientConfig {
     /// arrives for this long after the welcome; `None` waits forever.
     /// Default: 10 s.
     pub idle_timeout: Option<Duration>,
+    /// Game messages ([`ClientSession::send_message`]) waiting for
+    /// [`ClientSession::poll_transmit`] at most; past it `send_message`
+    /// returns [`SendMessageError::QueueFull`]. Default: 64.
+    pub max_queued_messages: usize,
 }
 
 impl Default for ClientConfig {
@@ -119,6 +126,7 @@ impl Default for ClientConfig {
             ping_interval: Some(Duration::from_secs(1)),
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(10)),
+            max_queued_messages: 64,
         }
     }
 }
@@ -210,6 +218,7 @@ impl Closed {
                 RejectCode::ServerFull
                     | RejectCode::RoomFull
                     | RejectCode::RateLimited
+                    | RejectCode::AuthTimeout
                     | RejectCode::ShuttingDown
                     | RejectCode::Other(_)
             ),
@@ -317,6 +326,8 @@ enum Out {
     Ping(u32),
     Pong(u32),
     Leave,
+    /// The oldest game message of `ClientSession::messages`.
+    Message,
 }
 
 /// Most pings awaiting their pong; older ones are forgotten.
@@ -340,6 +351,7 @@ pub struct ClientSession<P: GameProtocol> {
     inputs_queued: bool,
     ack_queued: bool,
     events: VecDeque<Event<P>>,
+    messages: MessageQueue,
     pings: VecDeque<(u32, Duration)>,
     next_nonce: u32,
     next_ping: Option<Duration>,
@@ -380,6 +392,7 @@ impl<P: GameProtocol> ClientSession<P> {
             inputs_queued: false,
             ack_queued: false,
             events: VecDeque::new(),
+            messages: MessageQueue::default(),
             pings: VecDeque::new(),
             next_nonce: 1,
             next_ping: None,
@@ -400,6 +413,7 @@ impl<P: GameProtocol> ClientSession<P> {
         self.last_input = 0;
         self.clock = None;
         self.outbox.clear();
+        self.messages.clear();
         self.inputs_queued = false;
         self.ack_queued = false;
         self.pings.clear();
@@ -571,6 +585,7 @@ impl<P: GameProtocol> ClientSession<P> {
         let retry = Closed::may_retry(code, reject, self.left);
         self.state = State::Closed;
         self.outbox.clear();
+        self.messages.clear();
         self.inputs_queued = false;
         self.ack_queued = false;
         self.events.push_back(Event::Closed(Closed {
@@ -617,6 +632,48 @@ impl<P: GameProtocol> ClientSession<P> {
             self.outbox.push_back(Out::Inputs);
         }
         Some(seq)
+    }
+
+    /// Queues one reliable game message ([`GameProtocol::Message`]): it is
+    /// encoded now and goes out through [`ClientSession::poll_transmit`] on
+    /// [`Channel::Reliable`], in order with everything else this session
+    /// sends reliably. The server hands it to the game's `on_message` hook on
+    /// the room's tick, in the order sent.
+    ///
+    /// Messages are not kept across connections: those not yet polled when
+    /// the connection ends, or sent on a connection that drops before the
+    /// server reads them, are lost ([`ClientSession::resume`] does not resend
+    /// them). The server limits how many a client may send per second
+    /// (burst included) and closes a session over it with
+    /// [`CloseCode::MessageFlood`].
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tickwire_shared::client::{ClientConfig, ClientSession, SendMessageError};
+    /// # use tickwire_shared::{GameProtocol, Hello};
+    /// # struct Chat;
+    /// # impl GameProtocol for Chat {
+    /// #     const NAME: &'static str = "chat"; const VERSION: u32 = 1;
+    /// #     type Input = (); type EntityState = (); type Event = String;
+    /// #     type Message = String;
+    /// # }
+    /// let now = Duration::ZERO;
+    /// let mut s = ClientSession::<Chat>::new(now, Hello::new(Chat::PROTOCOL_HASH), ClientConfig::default());
+    /// // Before the welcome nothing can be sent.
+    /// assert_eq!(s.send_message(now, "hi".into()), Err(SendMessageError::NotEstablished));
+    /// ```
+    ///
+    /// # Errors
+    /// A [`SendMessageError`]; nothing was queued.
+    pub fn send_message(&mut self, now: Duration, msg: P::Message) -> Result<(), SendMessageError> {
+        let _ = now;
+        if !matches!(self.state, State::Established) {
+            return Err(SendMessageError::NotEstablished);
+        }
+        self.messages
+            .push(msg, &self.config.limits, self.config.max_queued_messages)?;
+        self.outbox.push_back(Out::Message);
+        Ok(())
     }
 
     /// Timers: the handshake deadline, RTT pings, and the idle timeout.
@@ -708,7 +765,7 @@ impl<P: GameProtocol> ClientSession<P> {
         let _ = now;
         loop {
             let out = self.outbox.pop_front()?;
-            let (msg, channel) = match out {
+            let (msg, channel): (ClientMessage<P::Input>, Channel) = match out {
                 Out::Hello => (ClientMessage::Hello(self.hello.clone()), Channel::Reliable),
                 Out::Inputs => {
                     self.inputs_queued = false;
@@ -730,6 +787,15 @@ impl<P: GameProtocol> ClientSession<P> {
                 Out::Ping(nonce) => (ClientMessage::Ping { nonce }, Channel::Reliable),
                 Out::Pong(nonce) => (ClientMessage::Pong { nonce }, Channel::Reliable),
                 Out::Leave => (ClientMessage::Leave, Channel::Reliable),
+                Out::Message => {
+                    let Some(bytes) = self.messages.pop() else {
+                        continue;
+                    };
+                    buf.clear();
+                    buf.extend_from_slice(&bytes);
+                    self.stats.bytes_sent += buf.len() as u64;
+                    return Some(Channel::Reliable);
+                }
             };
             let mut w = Writer::from_vec(core::mem::take(buf));
             w.clear();

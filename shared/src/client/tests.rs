@@ -19,6 +19,7 @@ impl GameProtocol for TestGame {
     type Input = u8;
     type EntityState = Pos;
     type Event = String;
+    type Message = ();
 }
 
 type Msg<'a> = ServerMessage<'a, String>;

@@ -189,7 +189,7 @@ pub enum ApplyError {
 /// # struct G;
 /// # impl tickwire_shared::GameProtocol for G {
 /// #     const NAME: &'static str = "g"; const VERSION: u32 = 1;
-/// #     type Input = (); type EntityState = P; type Event = ();
+/// #     type Input = (); type EntityState = P; type Event = (); type Message = ();
 /// # }
 /// let limits = Limits::default();
 /// let mut world = ClientWorld::<P>::new(64);
@@ -641,6 +641,7 @@ mod tests {
         type Input = ();
         type EntityState = P;
         type Event = ();
+        type Message = ();
     }
 
     fn snap(entries: &[(u32, i32)]) -> Snapshot<P> {
