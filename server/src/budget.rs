@@ -520,17 +520,7 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
             }
         };
         budget.charge(w.len(), sent, overhead);
-        if let Some(bt) = header.baseline {
-            client.used = Some(bt);
-            while client.sent.front().is_some_and(|(t, _)| *t < bt) {
-                client.sent.pop_front();
-            }
-        }
-        client.sent.push_back((tick, None));
-        while client.sent.len() > max_sent.max(2) {
-            let keep_front = client.sent.front().map(|(t, _)| *t) == client.used;
-            client.sent.remove(usize::from(keep_front));
-        }
+        client.sent(tick, None, header.baseline, max_sent);
         budget.record(tick, world.into(), header.baseline, max_sent);
         *out = w.into_vec();
         Ok(BudgetedBuild {

@@ -62,11 +62,11 @@ pub struct ClientReplication {
     acks: Option<AckWindow>,
     /// The newest baseline used: the client keeps every acknowledged tick
     /// from it on (PROTOCOL.md §8.7), and it never decreases.
-    pub(crate) used: Option<u32>,
+    used: Option<u32>,
     /// Ticks sent from `used` on, oldest first, with the positions (in that
     /// tick's snapshot) of the entities the client could see (`None`:
     /// everything).
-    pub(crate) sent: VecDeque<(u32, SentView)>,
+    sent: VecDeque<(u32, SentView)>,
 }
 
 impl ClientReplication {
@@ -102,6 +102,30 @@ impl ClientReplication {
             .take_while(move |(t, _)| *t >= floor)
             .filter(move |(t, _)| acks.is_some_and(|w| w.contains(*t)))
             .map(|(t, v)| (*t, v))
+    }
+
+    /// Records that the snapshot of `tick` (with the client's view) was sent
+    /// against `baseline`, keeping at most `max_sent` entries.
+    pub(crate) fn sent(
+        &mut self,
+        tick: u32,
+        view: SentView,
+        baseline: Option<u32>,
+        max_sent: usize,
+    ) {
+        if let Some(b) = baseline {
+            // Older entries can never be a baseline again.
+            self.used = Some(b);
+            while self.sent.front().is_some_and(|(t, _)| *t < b) {
+                self.sent.pop_front();
+            }
+        }
+        self.sent.push_back((tick, view));
+        // Trim the oldest entries, but keep the baseline in use.
+        while self.sent.len() > max_sent.max(2) {
+            let keep_front = self.sent.front().map(|(t, _)| *t) == self.used;
+            self.sent.remove(usize::from(keep_front));
+        }
     }
 
     /// Forgets everything: the next snapshot is full.
@@ -348,19 +372,7 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
                 write_full_memo(&mut w, ExactLen(cur_iter, n), &mut self.memo)?;
             }
         }
-        if let Some(b) = header.baseline {
-            // Older entries can never be a baseline again.
-            client.used = Some(b);
-            while client.sent.front().is_some_and(|(t, _)| *t < b) {
-                client.sent.pop_front();
-            }
-        }
-        client.sent.push_back((tick, visible));
-        // Trim the oldest entries, but keep the baseline in use.
-        while client.sent.len() > max_sent.max(2) {
-            let keep_front = client.sent.front().map(|(t, _)| *t) == client.used;
-            client.sent.remove(usize::from(keep_front));
-        }
+        client.sent(tick, visible, header.baseline, max_sent);
         *out = w.into_vec();
         Ok(built)
     }

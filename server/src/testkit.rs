@@ -599,8 +599,8 @@ where
     /// it holds is in its view at `t` with a state the server had at most
     /// `budget_max_wait` ticks before `t` (the staleness is recorded in
     /// [`HarnessClient::stalest`]), and every entity in its view throughout
-    /// that window (and since its last full snapshot) is held; and no
-    /// entity's state goes back to an older one.
+    /// that window plus the slowest pacing interval (and since its last full
+    /// snapshot) is held; and no entity's state goes back to an older one.
     fn check_budgeted(
         &mut self,
         i: ClientIndex,
@@ -651,15 +651,21 @@ where
                 }
             }
         }
+        // A new entity's wait starts at the first snapshot built for the
+        // client after it came into view, which a client sent one snapshot
+        // in N (`max_snapshot_slowdown`) gets up to N snapshots later.
+        let paced = u32::from(self.config.max_snapshot_slowdown)
+            * u32::from(self.config.snapshot_interval.max(1));
+        let present_within = window + paced;
         for (eid, _) in now.iter() {
-            let always = (0..=window.min(t)).all(|age| {
+            let always = (0..=present_within.min(t)).all(|age| {
                 self.sent_view(t - age, id)
                     .is_some_and(|v| v.get(eid).is_some())
             });
-            let settled = t >= self.clients[i].full_at.saturating_add(window);
+            let settled = t >= self.clients[i].full_at.saturating_add(present_within);
             if always && settled && world.get(eid).is_none() {
                 return Some(format!(
-                    "client {id} at tick {t}: {eid:?} in view for {window} ticks but never sent"
+                    "client {id} at tick {t}: {eid:?} in view for {present_within} ticks but never sent"
                 ));
             }
         }
