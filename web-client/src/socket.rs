@@ -12,7 +12,7 @@
 //! # #[derive(Debug)] struct Game;
 //! # impl GameProtocol for Game {
 //! #     const NAME: &'static str = "doc"; const VERSION: u32 = 1;
-//! #     type Input = u8; type EntityState = u8; type Event = u8;
+//! #     type Input = u8; type EntityState = u8; type Event = u8; type Message = ();
 //! # }
 //!
 //! struct App {
