@@ -367,12 +367,7 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
         max_sent: usize,
         out: &mut Vec<u8>,
     ) -> Result<BudgetedBuild, EncodeError> {
-        let Some((tick, cur)) = self.ring.back().map(|(t, s)| (*t, Arc::clone(s))) else {
-            return Err(EncodeError::Payload {
-                what: "snapshot",
-                detail: "no world state pushed yet".to_owned(),
-            });
-        };
+        let (tick, cur) = self.newest()?;
         // The room's snapshot interval, from the two newest ring entries.
         let interval = match self.ring.len() {
             n if n >= 2 => tick.saturating_sub(self.ring[n - 2].0).max(1),

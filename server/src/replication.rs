@@ -248,6 +248,17 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
         self.ring.back().map(|(t, s)| (*t, &**s))
     }
 
+    /// The newest tick and its snapshot, which every build sends.
+    pub(crate) fn newest(&self) -> Result<(u32, Arc<Snapshot<S>>), EncodeError> {
+        self.ring
+            .back()
+            .map(|(t, s)| (*t, Arc::clone(s)))
+            .ok_or_else(|| EncodeError::Payload {
+                what: "snapshot",
+                detail: "no world state pushed yet".to_owned(),
+            })
+    }
+
     fn get(&self, tick: u32) -> Option<&Arc<Snapshot<S>>> {
         // Ticks in the ring are increasing; search from the back.
         self.ring
@@ -295,12 +306,7 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
         max_sent: usize,
         out: &mut Vec<u8>,
     ) -> Result<Built, EncodeError> {
-        let Some((tick, cur)) = self.ring.back().map(|(t, s)| (*t, Arc::clone(s))) else {
-            return Err(EncodeError::Payload {
-                what: "snapshot",
-                detail: "no world state pushed yet".to_owned(),
-            });
-        };
+        let (tick, cur) = self.newest()?;
         let visible: Option<Arc<[u32]>> = visible.map(Into::into);
         // A baseline is usable when deltas are on, the ring still holds it
         // and the client's view then is known.
