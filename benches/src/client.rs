@@ -15,7 +15,7 @@ use clap::{Args, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
-use tickwire_shared::client::{Channel, ClientConfig, ClientSession, Event};
+use tickwire_shared::client::{AckPolicy, Channel, ClientConfig, ClientSession, Event};
 use tickwire_shared::{ClientMessage, GameProtocol, Hello, Limits, ServerMessage};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -70,6 +70,12 @@ pub(crate) struct Load {
     /// client core cannot apply every snapshot.
     #[arg(long)]
     pub(crate) header_only: bool,
+    /// Acknowledge every this many snapshots (and after 50 ms, and at once
+    /// for a full one): the client session's `AckPolicy`. The default, 3,
+    /// is the policy of every tickwire client; 1 acks every snapshot (the
+    /// policy before acks were delayed), for comparing the two in one run.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) ack_every: u32,
     /// At the start of the window, this many extra clients join with the
     /// auth token `slow` (the server's `--auth-sleep-ms` hook sleeps for
     /// them) and leave once welcomed: auth in flight while ticks are timed.
@@ -173,8 +179,13 @@ impl Target {
 
 /// The bench clients' session settings: no pings, no idle timeout (the
 /// server's own policy applies).
-fn session_config() -> ClientConfig {
+fn session_config(ack_every: u32) -> ClientConfig {
+    let acks = AckPolicy {
+        every: ack_every,
+        ..AckPolicy::default()
+    };
     ClientConfig::default()
+        .with_acks(acks)
         .with_ping_interval(None)
         .with_idle_timeout(None)
         .with_handshake_timeout(Duration::from_secs(30))
@@ -184,29 +195,39 @@ fn session_config() -> ClientConfig {
 async fn flush(
     ws: &mut Ws,
     session: &mut ClientSession<BenchProto>,
+    now: Duration,
     buf: &mut Vec<u8>,
 ) -> Result<()> {
-    while session.poll_transmit(Duration::ZERO, buf).is_some() {
+    if session.poll_timeout().is_some_and(|t| t <= now) {
+        session.handle_timeout(now);
+    }
+    while session.poll_transmit(now, buf).is_some() {
         ws.send(Message::Binary(buf.clone().into())).await?;
     }
     Ok(())
 }
 
 /// Hello → welcome, with an optional auth token.
-async fn join(ws: &mut Ws, token: Option<&str>) -> Result<ClientSession<BenchProto>> {
+async fn join(
+    ws: &mut Ws,
+    token: Option<&str>,
+    epoch: Instant,
+    ack_every: u32,
+) -> Result<ClientSession<BenchProto>> {
     let mut hello = Hello::new(BenchProto::PROTOCOL_HASH);
     hello.room = Some("bench".to_owned());
     hello.auth_token = token.map(str::to_owned);
-    let mut session = ClientSession::new(Duration::ZERO, hello, session_config());
+    let now = epoch.elapsed();
+    let mut session = ClientSession::new(now, hello, session_config(ack_every));
     let mut buf = Vec::new();
-    flush(ws, &mut session, &mut buf).await?;
+    flush(ws, &mut session, now, &mut buf).await?;
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
             .await
             .context("no welcome within 30 s")?
             .ok_or_else(|| anyhow!("closed before the welcome"))??;
         if let Message::Binary(b) = msg {
-            session.handle_message(Duration::ZERO, &b, Channel::Reliable);
+            session.handle_message(epoch.elapsed(), &b, Channel::Reliable);
             return match session.poll_event() {
                 Some(Event::Welcome(_)) => Ok(session),
                 other => Err(anyhow!("expected a welcome, got {other:?}")),
@@ -216,18 +237,35 @@ async fn join(ws: &mut Ws, token: Option<&str>) -> Result<ClientSession<BenchPro
 }
 
 /// Receives until the connection ends: the session applies snapshots, acks
-/// and pongs. `header_only` acks each snapshot after reading its header
+/// and pongs. `header_only` acks snapshots after reading their header
 /// alone (a measurement knob that spares the clients' CPU; the server's
-/// work is the same).
+/// work is the same), every `ack_every` snapshots and each full one at once
+/// like the session's policy (the 50 ms bound is left out: the bench's
+/// snapshot rates reach `ack_every` first).
 async fn replicate(
     mut ws: Ws,
     mut session: ClientSession<BenchProto>,
     stats: &Stats,
     header_only: bool,
+    epoch: Instant,
+    ack_every: u32,
 ) -> Result<()> {
     let limits = Limits::default();
     let mut buf = Vec::new();
-    while let Some(msg) = ws.next().await {
+    let mut unacked = 0;
+    loop {
+        // The session's timers (delayed acks) run between messages too.
+        let wake = session
+            .poll_timeout()
+            .map(|t| tokio::time::Instant::from_std(epoch + t));
+        let msg = tokio::select! {
+            m = ws.next() => m,
+            () = sleep_until(wake) => {
+                flush(&mut ws, &mut session, epoch.elapsed(), &mut buf).await?;
+                continue;
+            }
+        };
+        let Some(msg) = msg else { break };
         let Message::Binary(b) = msg? else { continue };
         if header_only
             && let Ok(ServerMessage::<()>::Snapshot(frame)) = ServerMessage::decode(&b, &limits)
@@ -238,13 +276,19 @@ async fn replicate(
             }
             stats.snapshots.fetch_add(1, Ordering::Relaxed);
             stats.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+            unacked += 1;
+            if frame.header.baseline.is_some() && unacked < ack_every {
+                continue;
+            }
+            unacked = 0;
             let ack = ClientMessage::<()>::Ack {
                 snapshot_tick: tick,
             };
             ws.send(Message::Binary(ack.to_bytes()?.into())).await?;
             continue;
         }
-        session.handle_message(Duration::ZERO, &b, Channel::Reliable);
+        let now = epoch.elapsed();
+        session.handle_message(now, &b, Channel::Reliable);
         while let Some(ev) = session.poll_event() {
             match ev {
                 Event::Snapshot(a) => {
@@ -261,25 +305,34 @@ async fn replicate(
                 _ => {}
             }
         }
-        flush(&mut ws, &mut session, &mut buf).await?;
+        flush(&mut ws, &mut session, now, &mut buf).await?;
     }
     Ok(())
+}
+
+/// Sleeps until `at`, or forever.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// One client for its whole life.
 async fn client(
     target: Arc<Target>,
-    mode: Mode,
-    header_only: bool,
+    load: (Mode, bool, u32),
     gate: Arc<Semaphore>,
     stats: Arc<Stats>,
 ) -> Result<()> {
+    let (mode, header_only, ack_every) = load;
+    let epoch = Instant::now();
     let permit = gate.acquire_owned().await?;
     let mut ws = target.connect().await?;
     let session = if mode == Mode::IdleUpgraded {
         None
     } else {
-        Some(join(&mut ws, None).await?)
+        Some(join(&mut ws, None, epoch, ack_every).await?)
     };
     drop(permit);
     stats.joined.fetch_add(1, Ordering::Relaxed);
@@ -293,7 +346,7 @@ async fn client(
         }
         Mode::Replicate | Mode::IdleJoined => {
             let session = session.ok_or_else(|| anyhow!("joined modes have a session"))?;
-            replicate(ws, session, &stats, header_only).await
+            replicate(ws, session, &stats, header_only, epoch, ack_every).await
         }
     }
 }
@@ -344,9 +397,9 @@ pub(crate) async fn run(args: ClientArgs) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..load.clients {
         let (target, gate, stats) = (Arc::clone(&target), Arc::clone(&gate), Arc::clone(&stats));
-        let (mode, header_only) = (load.mode, load.header_only);
+        let how = (load.mode, load.header_only, load.ack_every);
         tasks.spawn(async move {
-            if let Err(e) = client(target, mode, header_only, gate, Arc::clone(&stats)).await
+            if let Err(e) = client(target, how, gate, Arc::clone(&stats)).await
                 && stats.errors.fetch_add(1, Ordering::Relaxed) < 5
             {
                 eprintln!("client: {e:#}");
@@ -378,12 +431,12 @@ pub(crate) async fn run(args: ClientArgs) -> Result<()> {
             control.call("start").await?;
             let a = stats.sample()?;
             for _ in 0..load.slow_joins {
-                let target = Arc::clone(&target);
+                let (target, ack_every) = (Arc::clone(&target), load.ack_every);
                 tasks.spawn(async move {
                     let t = Instant::now();
                     let joined = async {
                         let mut ws = target.connect().await?;
-                        join(&mut ws, Some("slow")).await
+                        join(&mut ws, Some("slow"), t, ack_every).await
                     };
                     match joined.await {
                         Ok(_) => eprintln!("slow join welcomed after {:?}", t.elapsed()),

@@ -117,6 +117,7 @@ fn run(args: RunArgs) -> Result<()> {
         .arg(format!("--connect-concurrency={}", l.connect_concurrency))
         .arg(format!("--label={}", l.label))
         .arg(format!("--slow-joins={}", l.slow_joins))
+        .arg(format!("--ack-every={}", l.ack_every))
         .args(l.header_only.then_some("--header-only"))
         .arg("--quit-server")
         .status()

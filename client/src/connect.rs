@@ -13,6 +13,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tickwire_shared::Limits;
+use tickwire_shared::client::AckPolicy;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -79,6 +80,10 @@ pub struct ConnectOptions {
     /// not leave it waiting (the server picks delta baselines from acks).
     /// Default: false.
     pub defer_acks: bool,
+    /// When applied snapshots are acknowledged: with the next inputs, or
+    /// on their own every few snapshots (PROTOCOL.md §8.7). Default:
+    /// [`AckPolicy::default`].
+    pub acks: AckPolicy,
 }
 
 impl ConnectOptions {
@@ -96,7 +101,15 @@ impl ConnectOptions {
             baseline_capacity: 64,
             conditioner: None,
             defer_acks: false,
+            acks: AckPolicy::default(),
         }
+    }
+
+    /// Sets [`ConnectOptions::acks`].
+    #[must_use]
+    pub fn with_acks(mut self, acks: AckPolicy) -> Self {
+        self.acks = acks;
+        self
     }
 
     /// Sets [`ConnectOptions::defer_acks`].

@@ -82,7 +82,7 @@ use tokio::time::Instant;
 pub use connect::{ConnectOptions, Endpoint, Scheme, Trust};
 pub use error::ClientError;
 pub use tickwire_shared;
-pub use tickwire_shared::client::ClientWorld;
+pub use tickwire_shared::client::{AckPolicy, ClientWorld};
 
 use transport::{Outgoing, Received, Transport};
 
@@ -144,6 +144,7 @@ fn session_config(options: &ConnectOptions) -> ClientConfig {
         .with_limits(options.limits.clone())
         .with_handshake_timeout(options.handshake_timeout)
         .with_baseline_capacity(options.baseline_capacity)
+        .with_acks(options.acks)
 }
 
 impl<P: GameProtocol> Client<P> {

@@ -10,7 +10,8 @@
 //!   replace it, so nothing is built;
 //! * **its acknowledgements lag**: its newest acknowledged snapshot is older
 //!   than its round trip explains (the smallest lag seen lately, plus the
-//!   snapshots it is not sent, plus a margin of about 100 ms), or more than
+//!   snapshots it is not sent, plus a margin of 150 ms: 100 ms of queue and
+//!   the 50 ms a client may hold an ack), or more than
 //!   half the baseline ring old. Its socket buffers or a queue on its path
 //!   are filling, and once its baseline leaves the ring the only thing it
 //!   could be sent is a full snapshot, the most expensive message there is.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tickwire_shared::client::AckPolicy;
 use tickwire_shared::{
     ClientMessage, CloseCode, Hello, NetId, RejectCode, ResumeToken, ServerMessage, Snapshot,
     Welcome, Writer, handshake::Rejection,
@@ -721,7 +722,7 @@ impl<G: Game> Room<G> {
     }
 
     /// The pacing limits from the config: the slowest rate, the ack lags
-    /// (half the ring's span; about 100 ms over the round trip) and the
+    /// (half the ring's span; 150 ms over the round trip) and the
     /// stall allowance.
     fn pace_limits(&self) -> PaceLimits {
         let interval = u32::from(self.config.snapshot_interval.max(1));
@@ -729,7 +730,14 @@ impl<G: Game> Room<G> {
         PaceLimits {
             max_every: u32::from(self.config.max_snapshot_slowdown),
             max_ack_lag: ring.saturating_mul(interval) / 2,
-            lag_margin: u32::from(self.config.tick_rate / 10).max(2),
+            // 100 ms of queue, plus what a client may hold its ack.
+            lag_margin: u32::try_from(
+                (Duration::from_millis(100) + AckPolicy::MAX_DELAY).as_millis()
+                    * u128::from(self.config.tick_rate)
+                    / 1000,
+            )
+            .unwrap_or(u32::MAX)
+            .max(2),
             interval,
             max_stalled: self.config.max_skipped_snapshots,
         }

@@ -491,8 +491,6 @@ async fn drive_inner<G: Game, C: Connection>(
     let mut shutdown = shared.shutdown.clone();
     let mut bucket = Bucket::new(config.max_messages_per_sec);
     let mut last_heard = Instant::now();
-    let mut ping = tokio::time::interval(config.ping_interval);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut link = config
         .conditioner
         .as_ref()
@@ -512,16 +510,40 @@ async fn drive_inner<G: Game, C: Connection>(
         messages: MessageRate::new(&config.game_messages, shared.rooms.now()),
         stats: shared.rooms.client_stats(client),
     };
-    // One timer for the idle timeout, armed once: a message does not touch
-    // it (that would be a timer-wheel update per message); when it fires
-    // early, it is re-armed at the deadline the last message set.
-    let idle = tokio::time::sleep_until(last_heard + config.idle_timeout);
-    tokio::pin!(idle);
+    // The first ping goes out at once; then one per ping_interval.
+    let mut next_ping = Instant::now();
+    // The session waits on three things it keeps across turns, so a turn
+    // re-registers nothing: the shutdown signal, the outbox's notification
+    // (re-armed only after it fires), and one timer for every deadline
+    // (ping, idle timeout, redundant copy, link conditioner), reset only when
+    // the earliest one moves. A received message does not touch the timer:
+    // when the idle deadline fires early it is re-armed at the deadline the
+    // last message set.
+    let stop = shutdown.changed();
+    tokio::pin!(stop);
+    let changed = outbox.changed();
+    tokio::pin!(changed);
+    let mut armed = Some(next_ping);
+    let timer = tokio::time::sleep_until(next_ping);
+    tokio::pin!(timer);
     loop {
-        let link_wakeup = link.as_ref().and_then(Link::next_wakeup);
+        let due = [
+            Some(next_ping),
+            Some(last_heard + config.idle_timeout),
+            copy.as_ref().map(|(at, _)| *at),
+            link.as_ref().and_then(Link::next_wakeup),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(next_ping);
+        if armed != Some(due) {
+            armed = Some(due);
+            timer.as_mut().reset(due);
+        }
         tokio::select! {
             biased;
-            _ = shutdown.changed() => {
+            _ = &mut stop => {
                 // The room may have closed this session in the same tick (a
                 // leave, a kick): its reason wins, after what it queued.
                 let batch = outbox.take();
@@ -531,14 +553,16 @@ async fn drive_inner<G: Game, C: Connection>(
                     }
                     return Err(End::new(code, reason));
                 }
-                let reason = shutdown
+                let reason = shared
+                    .shutdown
                     .borrow()
                     .as_deref()
                     .unwrap_or(crate::lifecycle::SHUTDOWN_REASON)
                     .to_owned();
                 return Err(End::new(CloseCode::ServerShutdown, reason));
             }
-            () = outbox.changed() => {
+            () = &mut changed => {
+                changed.set(outbox.changed());
                 let batch = outbox.take();
                 if let Some(stats) = &peer.stats {
                     let bytes = batch.reliable.iter().map(Bytes::len).sum::<usize>()
@@ -563,28 +587,6 @@ async fn drive_inner<G: Game, C: Connection>(
                     return Err(End::new(code, reason));
                 }
             }
-            () = sleep_until_opt(copy.as_ref().map(|(at, _)| *at)) => {
-                if let Some((_, bytes)) = copy.take() {
-                    match &mut link {
-                        None => send(conn, Vec::new(), Some(bytes), config.write_timeout).await?,
-                        Some(link) => {
-                            link.outbound(Vec::new(), Some(bytes), conn.max_datagram_size());
-                        }
-                    }
-                }
-            }
-            () = sleep_until_opt(link_wakeup) => {
-                if let Some(link) = &mut link {
-                    let released = link.release();
-                    send(conn, released.reliable, None, config.write_timeout).await?;
-                    for s in released.snapshots {
-                        send(conn, Vec::new(), Some(s), config.write_timeout).await?;
-                    }
-                    for b in released.inbound {
-                        peer.handle(&b).await?;
-                    }
-                }
-            }
             incoming = conn.recv() => {
                 let incoming = incoming?;
                 last_heard = Instant::now();
@@ -601,23 +603,47 @@ async fn drive_inner<G: Game, C: Connection>(
                     }
                 }
             }
-            _ = ping.tick() => {
-                let nonce = peer.pinger.ping(shared.rooms.now());
-                match server_bytes::<G>(ServerMessage::Ping { nonce }) {
-                    Ok(b) => outbox.push_reliable(b.into()),
-                    Err(e) => return Err(End::new(CloseCode::InternalError, e.to_string())),
+            () = &mut timer => {
+                let now = Instant::now();
+                // Re-armed at the next turn's earliest deadline.
+                armed = None;
+                if copy.as_ref().is_some_and(|(at, _)| *at <= now)
+                    && let Some((_, bytes)) = copy.take()
+                {
+                    match &mut link {
+                        None => send(conn, Vec::new(), Some(bytes), config.write_timeout).await?,
+                        Some(link) => {
+                            link.outbound(Vec::new(), Some(bytes), conn.max_datagram_size());
+                        }
+                    }
                 }
-            }
-            () = &mut idle => {
-                let deadline = last_heard + config.idle_timeout;
-                if deadline > Instant::now() {
-                    idle.as_mut().reset(deadline);
-                    continue;
+                if let Some(link) = &mut link
+                    && link.next_wakeup().is_some_and(|at| at <= now)
+                {
+                    let released = link.release();
+                    send(conn, released.reliable, None, config.write_timeout).await?;
+                    for s in released.snapshots {
+                        send(conn, Vec::new(), Some(s), config.write_timeout).await?;
+                    }
+                    for b in released.inbound {
+                        peer.handle(&b).await?;
+                    }
                 }
-                return Err(End::new(
-                    CloseCode::IdleTimeout,
-                    format!("nothing received for {} s", config.idle_timeout.as_secs()),
-                ));
+                if next_ping <= now {
+                    // Missed pings are not made up (a late timer sends one).
+                    next_ping = now + config.ping_interval;
+                    let nonce = peer.pinger.ping(shared.rooms.now());
+                    match server_bytes::<G>(ServerMessage::Ping { nonce }) {
+                        Ok(b) => outbox.push_reliable(b.into()),
+                        Err(e) => return Err(End::new(CloseCode::InternalError, e.to_string())),
+                    }
+                }
+                if last_heard + config.idle_timeout <= now {
+                    return Err(End::new(
+                        CloseCode::IdleTimeout,
+                        format!("nothing received for {} s", config.idle_timeout.as_secs()),
+                    ));
+                }
             }
         }
     }
@@ -640,13 +666,6 @@ async fn close<C: Connection>(conn: &mut C, end: &End, config: &ServerConfig) {
     if closed.is_ok() {
         let _ =
             tokio::time::timeout(config.close_linger, conn.linger(config.close_linger_bytes)).await;
-    }
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -438,6 +438,11 @@ impl TestClient {
     async fn flush(&mut self) -> Result<()> {
         let mut buf = Vec::new();
         let now = self.epoch.elapsed();
+        // Delayed acks (AckPolicy) fall due here: a test client flushes
+        // after every message it reads.
+        if self.session.poll_timeout().is_some_and(|t| t <= now) {
+            self.session.handle_timeout(now);
+        }
         while self.session.poll_transmit(now, &mut buf).is_some() {
             if !self.ack
                 && matches!(

@@ -115,6 +115,70 @@ pub struct ClientConfig {
     /// [`ClientSession::poll_transmit`] at most; past it `send_message`
     /// returns [`SendMessageError::QueueFull`]. Default: 64.
     pub max_queued_messages: usize,
+    /// When applied snapshots are acknowledged (PROTOCOL.md §8.7). Default:
+    /// [`AckPolicy::default`]: with the next inputs, or after 3 snapshots
+    /// or 50 ms, whichever comes first; full snapshots at once.
+    pub acks: AckPolicy,
+}
+
+/// When a [`ClientSession`] acknowledges the snapshots it applied.
+///
+/// Every ack costs the server a read, and an ack per snapshot is most of
+/// what an idle client sends. So acks are delayed, like TCP's: a pending
+/// ack rides with the next `Inputs` (in the same [`ClientSession::poll_transmit`]
+/// batch, so a driver writes both at once), and a client that sends no
+/// inputs acks on its own only every `every` snapshots or `max_delay` after
+/// the oldest unacknowledged one. A full snapshot is acknowledged at once:
+/// until the server sees that ack, every snapshot it sends is full.
+///
+/// The server needs nothing from acks beyond the baselines it may diff
+/// against and a sign that the client keeps up: its pacing (PROTOCOL.md
+/// §8.8) allows [`AckPolicy::MAX_DELAY`] on top of a client's round trip,
+/// so keep `max_delay` within it.
+/// `AckPolicy::EVERY_SNAPSHOT` restores one ack per snapshot.
+///
+/// **Byte budgets.** A delta goes against an acked baseline, so whatever
+/// the server sent after it is sent again until acked. Against a server
+/// that limits this client's bytes per second (PROTOCOL.md §8.9), a delayed
+/// ack spends budget on those re-sends: give such clients
+/// `AckPolicy::EVERY_SNAPSHOT`, or send inputs every tick (their acks ride
+/// along).
+///
+/// ```
+/// use std::time::Duration;
+/// use tickwire_shared::client::{AckPolicy, ClientConfig};
+/// let config = ClientConfig::default().with_acks(AckPolicy { every: 2, max_delay: Duration::from_millis(30) });
+/// assert_eq!(config.acks.every, 2);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckPolicy {
+    /// A standalone ack goes out once this many applied snapshots are
+    /// unacknowledged. 1 acknowledges every snapshot at once. Default: 3.
+    pub every: u32,
+    /// … or this long after the oldest unacknowledged snapshot was applied.
+    /// Default: 50 ms.
+    pub max_delay: Duration,
+}
+
+impl AckPolicy {
+    /// The longest a client should hold an ack (PROTOCOL.md §8.7): the
+    /// server's pacing allows for it on top of a client's round trip.
+    pub const MAX_DELAY: Duration = Duration::from_millis(50);
+
+    /// An ack for every applied snapshot, sent at once.
+    pub const EVERY_SNAPSHOT: Self = Self {
+        every: 1,
+        max_delay: Duration::ZERO,
+    };
+}
+
+impl Default for AckPolicy {
+    fn default() -> Self {
+        Self {
+            every: 3,
+            max_delay: Self::MAX_DELAY,
+        }
+    }
 }
 
 impl Default for ClientConfig {
@@ -127,6 +191,7 @@ impl Default for ClientConfig {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(10)),
             max_queued_messages: 64,
+            acks: AckPolicy::default(),
         }
     }
 }
@@ -166,10 +231,18 @@ impl ClientConfig {
         self.baseline_capacity = ticks;
         self
     }
+
+    /// These settings with another ack policy.
+    #[must_use]
+    pub fn with_acks(mut self, acks: AckPolicy) -> Self {
+        self.acks = acks;
+        self
+    }
 }
 
 /// A snapshot was applied: read the world with [`ClientSession::world`] and
-/// what changed with [`ClientWorld::changes`]. Its ack is queued.
+/// what changed with [`ClientWorld::changes`]. Its ack is queued or
+/// scheduled ([`AckPolicy`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotApplied {
     /// The server tick it shows.
@@ -350,6 +423,10 @@ pub struct ClientSession<P: GameProtocol> {
     outbox: VecDeque<Out>,
     inputs_queued: bool,
     ack_queued: bool,
+    /// Applied snapshots not acknowledged yet (the ack is not queued).
+    unacked: u32,
+    /// When the oldest of them must be acknowledged at the latest.
+    ack_due: Option<Duration>,
     events: VecDeque<Event<P>>,
     messages: MessageQueue,
     pings: VecDeque<(u32, Duration)>,
@@ -391,6 +468,8 @@ impl<P: GameProtocol> ClientSession<P> {
             outbox: VecDeque::new(),
             inputs_queued: false,
             ack_queued: false,
+            unacked: 0,
+            ack_due: None,
             events: VecDeque::new(),
             messages: MessageQueue::default(),
             pings: VecDeque::new(),
@@ -416,6 +495,8 @@ impl<P: GameProtocol> ClientSession<P> {
         self.messages.clear();
         self.inputs_queued = false;
         self.ack_queued = false;
+        self.unacked = 0;
+        self.ack_due = None;
         self.pings.clear();
         self.next_ping = None;
         self.last_heard = now;
@@ -554,9 +635,11 @@ impl<P: GameProtocol> ClientSession<P> {
             self.last_input = h.last_input;
             self.inputs.ack(h.last_input);
         }
-        if !self.ack_queued {
-            self.ack_queued = true;
-            self.outbox.push_back(Out::Ack);
+        self.unacked += 1;
+        if h.baseline.is_none() || self.unacked >= self.config.acks.every {
+            self.queue_ack();
+        } else if self.ack_due.is_none() {
+            self.ack_due = Some(now.saturating_add(self.config.acks.max_delay));
         }
         self.events.push_back(Event::Snapshot(SnapshotApplied {
             tick: h.tick,
@@ -630,6 +713,10 @@ impl<P: GameProtocol> ClientSession<P> {
         if !self.inputs_queued {
             self.inputs_queued = true;
             self.outbox.push_back(Out::Inputs);
+            // A pending ack rides with the inputs (AckPolicy).
+            if self.unacked > 0 {
+                self.queue_ack();
+            }
         }
         Some(seq)
     }
@@ -676,7 +763,18 @@ impl<P: GameProtocol> ClientSession<P> {
         Ok(())
     }
 
-    /// Timers: the handshake deadline, RTT pings, and the idle timeout.
+    /// Queues the ack of the newest applied snapshot (once).
+    fn queue_ack(&mut self) {
+        self.unacked = 0;
+        self.ack_due = None;
+        if !self.ack_queued {
+            self.ack_queued = true;
+            self.outbox.push_back(Out::Ack);
+        }
+    }
+
+    /// Timers: the handshake deadline, RTT pings, delayed acks
+    /// ([`AckPolicy`]), and the idle timeout.
     pub fn handle_timeout(&mut self, now: Duration) {
         match &self.state {
             State::Handshaking { deadline, .. } if now >= *deadline => {
@@ -694,6 +792,11 @@ impl<P: GameProtocol> ClientSession<P> {
                         CloseCode::IdleTimeout,
                         format!("nothing heard from the server for {idle:?}"),
                     );
+                }
+                if matches!(self.state, State::Established)
+                    && self.ack_due.is_some_and(|due| now >= due)
+                {
+                    self.queue_ack();
                 }
                 if matches!(self.state, State::Established)
                     && let (Some(at), Some(every)) = (self.next_ping, self.config.ping_interval)
@@ -728,10 +831,7 @@ impl<P: GameProtocol> ClientSession<P> {
                 let ping = self
                     .next_ping
                     .filter(|_| matches!(self.state, State::Established));
-                match (idle, ping) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
+                [idle, ping, self.ack_due].into_iter().flatten().min()
             }
             State::Closed => None,
         }

@@ -104,6 +104,110 @@ fn the_hello_goes_first_and_reliably() {
     assert_eq!(s.push_input(T0, 1), None, "no inputs before the welcome");
 }
 
+fn ack(tick: u32) -> (ClientMessage<u8>, Channel) {
+    (
+        ClientMessage::Ack {
+            snapshot_tick: tick,
+        },
+        Channel::Unreliable,
+    )
+}
+
+#[test]
+fn delta_acks_ride_with_inputs_or_wait_for_the_policy() {
+    let mut s = established();
+    let worlds: Vec<Snapshot<Pos>> = (0..8).map(|t| view(3, t)).collect();
+    let full = |s: &mut Session| {
+        s.handle_message(
+            ms(10),
+            &snapshot(100, 0, None, &worlds[0]),
+            Channel::Reliable,
+        );
+    };
+    let delta = |s: &mut Session, at: u64, i: usize| {
+        let base = (100, &worlds[0]);
+        let tick = 100 + i as u32;
+        s.handle_message(
+            ms(at),
+            &snapshot(tick, 0, Some(base), &worlds[i]),
+            Channel::Reliable,
+        );
+    };
+    // A full snapshot is acked at once: the server sends full ones until it
+    // sees that ack.
+    full(&mut s);
+    assert_eq!(sent(&mut s), vec![ack(100)]);
+    // Deltas wait ...
+    delta(&mut s, 20, 1);
+    delta(&mut s, 21, 2);
+    assert_eq!(sent(&mut s), vec![]);
+    assert_eq!(
+        s.poll_timeout(),
+        Some(ms(20 + 50)),
+        "the oldest pending ack is due"
+    );
+    // ... and ride with the next inputs, in the same batch.
+    let _ = s.push_input(ms(22), 7);
+    let out = sent(&mut s);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(matches!(out[0].0, ClientMessage::Inputs(_)));
+    assert_eq!(out[1], ack(102));
+    assert!(s.poll_timeout() > Some(ms(1000)), "only the idle timeout");
+    // With no inputs: after max_delay ...
+    delta(&mut s, 30, 3);
+    s.handle_timeout(ms(79));
+    assert_eq!(sent(&mut s), vec![]);
+    assert_eq!(s.poll_timeout(), Some(ms(80)));
+    s.handle_timeout(ms(80));
+    assert_eq!(sent(&mut s), vec![ack(103)]);
+    // ... or at the third unacked snapshot, whichever comes first.
+    delta(&mut s, 90, 4);
+    delta(&mut s, 91, 5);
+    assert_eq!(sent(&mut s), vec![]);
+    delta(&mut s, 92, 6);
+    assert_eq!(sent(&mut s), vec![ack(106)]);
+    assert!(s.poll_timeout() > Some(ms(1000)), "only the idle timeout");
+}
+
+#[test]
+fn every_snapshot_policy_acks_each_delta_at_once() {
+    let config = config().with_acks(AckPolicy::EVERY_SNAPSHOT);
+    let mut s = Session::new(T0, Hello::new(TestGame::PROTOCOL_HASH), config);
+    let _ = sent(&mut s);
+    s.handle_message(T0, &welcome(false), Channel::Reliable);
+    let a = view(3, 0);
+    s.handle_message(ms(1), &snapshot(100, 0, None, &a), Channel::Reliable);
+    assert_eq!(sent(&mut s), vec![ack(100)]);
+    for tick in 101..104 {
+        let b = view(3, tick as i32);
+        s.handle_message(
+            ms(2),
+            &snapshot(tick, 0, Some((100, &a)), &b),
+            Channel::Reliable,
+        );
+        assert_eq!(sent(&mut s), vec![ack(tick)]);
+    }
+}
+
+#[test]
+fn no_delayed_ack_follows_a_leave() {
+    let mut s = established();
+    let a = view(3, 0);
+    s.handle_message(ms(1), &snapshot(100, 0, None, &a), Channel::Reliable);
+    let _ = sent(&mut s);
+    s.handle_message(
+        ms(2),
+        &snapshot(101, 0, Some((100, &a)), &view(3, 1)),
+        Channel::Reliable,
+    );
+    s.leave(ms(3));
+    s.handle_timeout(ms(200));
+    assert_eq!(
+        sent(&mut s),
+        vec![(ClientMessage::Leave, Channel::Reliable)]
+    );
+}
+
 #[test]
 fn every_applied_snapshot_is_acked_once_and_stale_ones_are_not() {
     let mut s = established();
