@@ -692,7 +692,11 @@ impl<G: Game> Room<G> {
                     bytes_sent += self.scratch.len() as u64;
                     self.sent.snapshots += 1;
                     self.sent.full_snapshots += u64::from(!delta);
-                    outbox.push_snapshot(Bytes::copy_from_slice(&self.scratch));
+                    // The message moves into the outbox as it is (no copy);
+                    // the next one gets a buffer of about its size.
+                    let len = self.scratch.len();
+                    let msg = core::mem::replace(&mut self.scratch, Vec::with_capacity(len));
+                    outbox.push_snapshot(Bytes::from(msg));
                 }
                 Err(e) => {
                     tracing::error!(room = %self.name, client = id, error = %e, "cannot encode snapshot");

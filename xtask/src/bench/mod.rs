@@ -12,14 +12,16 @@
 //!    └──── taskset -c 1 ──▶ arena-bots --json ── WSS/QUIC (127.0.0.1) ─┘        server and bots)
 //! ```
 //!
-//! Five tables: client scale, entity scale, delta vs full, WSS vs QUIC, idle
-//! and churn (see [`tables`]).
+//! Six tables: client scale, entity scale, delta vs full, WSS vs QUIC, idle
+//! and churn (see [`tables`]), and the marginal cost of a client (see
+//! [`marginal`]).
 //!
 //! `cargo xtask bench wasm` is a separate, shorter benchmark: the client's
 //! snapshot apply in headless Chromium next to its native twin (see
 //! [`wasm`]).
 
 // The /proc helpers of the `replication-load` benchmark, shared rather than copied.
+mod marginal;
 #[path = "../../../benches/src/procfs.rs"]
 mod procfs;
 mod procs;
@@ -55,7 +57,7 @@ pub(crate) struct BenchArgs {
     quick: bool,
 
     /// Only these tables, comma separated: client-scale, entity-scale,
-    /// delta, transport, idle-churn (or 1 to 5). A partial run does not
+    /// delta, transport, idle-churn, marginal (or 1 to 6). A partial run does not
     /// touch BENCHMARKS.md.
     #[arg(long, value_delimiter = ',', value_parser = parse_table)]
     only: Vec<Table>,
@@ -94,14 +96,16 @@ pub(crate) enum Table {
     Delta,
     Transport,
     IdleChurn,
+    Marginal,
 }
 
-const ALL: [Table; 5] = [
+const ALL: [Table; 6] = [
     Table::ClientScale,
     Table::EntityScale,
     Table::Delta,
     Table::Transport,
     Table::IdleChurn,
+    Table::Marginal,
 ];
 
 fn parse_table(s: &str) -> Result<Table, String> {
@@ -109,10 +113,12 @@ fn parse_table(s: &str) -> Result<Table, String> {
         return n
             .checked_sub(1)
             .and_then(|i| ALL.get(i).copied())
-            .ok_or_else(|| format!("table {n}: there are tables 1 to 5"));
+            .ok_or_else(|| format!("table {n}: there are tables 1 to 6"));
     }
     Table::from_str(s.trim(), true).map_err(|_| {
-        format!("{s:?}: expected client-scale, entity-scale, delta, transport, idle-churn or 1-5")
+        format!(
+            "{s:?}: expected client-scale, entity-scale, delta, transport, idle-churn, marginal or 1-6"
+        )
     })
 }
 
@@ -196,6 +202,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
             Table::Delta => tables::delta_vs_full(&ctx, &sizes),
             Table::Transport => tables::transport(&ctx, &sizes),
             Table::IdleChurn => tables::idle_and_churn(&ctx, &sizes),
+            Table::Marginal => marginal::marginal(&ctx, &sizes),
         }?;
         sections.push(section);
         write_json(&results, &machine, &command, args, &sections)?;
@@ -280,7 +287,8 @@ mod tests {
         assert_eq!(parse_table("2"), Ok(Table::EntityScale));
         assert_eq!(parse_table("idle-churn"), Ok(Table::IdleChurn));
         assert_eq!(parse_table(" Delta "), Ok(Table::Delta));
-        assert!(parse_table("6").is_err());
+        assert_eq!(parse_table("6"), Ok(Table::Marginal));
+        assert!(parse_table("7").is_err());
         assert!(parse_table("0").is_err());
         assert!(parse_table("speed").is_err());
     }

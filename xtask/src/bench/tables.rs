@@ -11,7 +11,7 @@ use super::report::{Verdict, f0, f1, f2, mib};
 use super::scenario::{self, Ctx, Outcome, Plan, Window, args};
 
 /// The nominal snapshot rate of every table but the idle one.
-const RATE: f64 = 60.0;
+pub(crate) const RATE: f64 = 60.0;
 /// A tick period at 60 Hz, in ms.
 const TICK_MS: f64 = 1000.0 / 60.0;
 
@@ -23,7 +23,7 @@ pub(crate) struct Section {
     pub(crate) failures: usize,
 }
 
-fn failures<'a>(list: impl IntoIterator<Item = &'a Outcome>) -> usize {
+pub(crate) fn failures<'a>(list: impl IntoIterator<Item = &'a Outcome>) -> usize {
     list.into_iter()
         .filter(|o| o.error.is_some() && !quic_missing(o))
         .count()
@@ -41,6 +41,8 @@ pub(crate) struct Sizes {
     pub(crate) transport_bots: u32,
     pub(crate) idle: u32,
     pub(crate) churn_bots: u32,
+    /// Table 6's client counts (at least three, for a slope).
+    pub(crate) marginal: Vec<u32>,
     pub(crate) soak: Duration,
     pub(crate) warmup: Duration,
     pub(crate) measure: Duration,
@@ -60,6 +62,7 @@ impl Sizes {
                 transport_bots: 20,
                 idle: 500,
                 churn_bots: 60,
+                marginal: vec![5, 10, 15],
                 soak: s(20),
                 warmup: s(2),
                 measure: s(4),
@@ -75,6 +78,7 @@ impl Sizes {
                 transport_bots: 100,
                 idle: 10_000,
                 churn_bots: 175,
+                marginal: vec![10, 25, 40],
                 soak,
                 warmup: s(5),
                 measure: s(20),
@@ -88,7 +92,7 @@ impl Sizes {
         Duration::from_secs_f64((f64::from(bots) / 40.0).max(min))
     }
 
-    fn plan(&self, name: String, bots: u32, server: Vec<String>) -> Plan {
+    pub(crate) fn plan(&self, name: String, bots: u32, server: Vec<String>) -> Plan {
         Plan {
             name,
             server_args: server,
@@ -105,7 +109,7 @@ impl Sizes {
 
 /// Server arguments of a one-room run at 60 Hz with a snapshot every tick
 /// and no server-side AI players.
-fn one_room(players: u32) -> Vec<String> {
+pub(crate) fn one_room(players: u32) -> Vec<String> {
     let cap = (players + 100).to_string();
     let mut a = args(&[
         "--tick-rate",
@@ -121,14 +125,14 @@ fn one_room(players: u32) -> Vec<String> {
     a
 }
 
-fn with(mut a: Vec<String>, more: &[&str]) -> Vec<String> {
+pub(crate) fn with(mut a: Vec<String>, more: &[&str]) -> Vec<String> {
     a.extend(more.iter().map(|s| (*s).to_owned()));
     a
 }
 
 /// A row's flags: ¹ the bots' core was ≥ 90 % busy; ² fewer than 90 % of
 /// the nominal snapshots per client arrived. See [`FLAG_NOTE`].
-fn flags(o: &Outcome) -> &'static str {
+pub(crate) fn flags(o: &Outcome) -> &'static str {
     let busy = o
         .window
         .as_ref()
@@ -146,14 +150,14 @@ fn flags(o: &Outcome) -> &'static str {
 }
 
 /// What the flags of [`flags`] mean.
-const FLAG_NOTE: &str = "\n¹ The bots' core was ≥ 90 % busy: the bots' own figures (bytes/s, \
+pub(crate) const FLAG_NOTE: &str = "\n¹ The bots' core was ≥ 90 % busy: the bots' own figures (bytes/s, \
     snapshot rate and intervals) are limited by the single bots core, not by the server.\n\n\
     ² Fewer than 90 % of the nominal 60 snapshots per client per second arrived. The server \
     replaces a snapshot a client has not taken yet with the newer one, and a tick p99 above \
     16.7 ms means the server itself could not keep 60 Hz; either way the next delta spans \
     several ticks, so per-snapshot figures in that row are not per-tick figures.\n";
 
-fn error_row(o: &Outcome, cols: usize) -> Option<String> {
+pub(crate) fn error_row(o: &Outcome, cols: usize) -> Option<String> {
     let e = o.error.as_ref()?;
     let first = e.lines().next().unwrap_or(e);
     Some(format!(
@@ -171,7 +175,7 @@ fn error_row(o: &Outcome, cols: usize) -> Option<String> {
 /// For one row: writes the error row of a failed run and returns `None`,
 /// or returns the window and the row's [`flags`] (noting in `flagged`
 /// whether any row had one).
-fn measured<'a>(
+pub(crate) fn measured<'a>(
     md: &mut String,
     o: &'a Outcome,
     cols: usize,
@@ -187,7 +191,7 @@ fn measured<'a>(
     Some((w, f))
 }
 
-fn commands(out: &mut String, plans: &[&Plan]) {
+pub(crate) fn commands(out: &mut String, plans: &[&Plan]) {
     let _ = writeln!(
         out,
         "\nRuns (server on CPU 0, bots on CPU 1; the bench adds the address, `--stats-interval 1s`, \
@@ -212,7 +216,7 @@ fn commands(out: &mut String, plans: &[&Plan]) {
     }
 }
 
-fn outcomes_json(list: &[Outcome]) -> Value {
+pub(crate) fn outcomes_json(list: &[Outcome]) -> Value {
     Value::Array(list.iter().map(Outcome::to_json).collect())
 }
 
