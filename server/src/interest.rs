@@ -25,18 +25,19 @@
 //! assert!(near.is_empty());
 //! ```
 
-use std::collections::HashMap;
-
 use glam::Vec2;
+use rustc_hash::FxHashMap;
 use tickwire_shared::NetId;
 
 /// A uniform grid of entity positions (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Grid {
     cell: f32,
-    cells: HashMap<(i32, i32), Vec<NetId>>,
+    /// Cells and ids are small integers chosen by the game, not by peers:
+    /// a fast hash (Fx) rather than SipHash's flooding resistance.
+    cells: FxHashMap<(i32, i32), Vec<NetId>>,
     /// Each entity's cell.
-    at: HashMap<NetId, (i32, i32)>,
+    at: FxHashMap<NetId, (i32, i32)>,
 }
 
 impl Grid {
@@ -51,8 +52,8 @@ impl Grid {
             } else {
                 1.0
             },
-            cells: HashMap::new(),
-            at: HashMap::new(),
+            cells: FxHashMap::default(),
+            at: FxHashMap::default(),
         }
     }
 
@@ -138,6 +139,8 @@ impl Grid {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use proptest::prelude::*;
 
     use super::*;

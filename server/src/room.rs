@@ -99,6 +99,8 @@ pub struct Room<G: Game> {
     visible: Vec<u32>,
     /// The ids a game's spatial index names for one client (reused).
     near: Vec<NetId>,
+    /// One bit per position of the newest snapshot: the view being built.
+    marks: Vec<u64>,
     /// The newest snapshot's position of each net id (`u32::MAX`: none),
     /// built once per tick when a game's index is used; empty when ids are
     /// too sparse for a table (then found by binary search).
@@ -145,6 +147,7 @@ impl<G: Game> Room<G> {
             scratch: Vec::new(),
             visible: Vec::new(),
             near: Vec::new(),
+            marks: Vec::new(),
             pos_by_id: Vec::new(),
             pos_by_id_tick: None,
             snapshot_times: VecDeque::new(),
@@ -642,15 +645,24 @@ impl<G: Game> Room<G> {
                         self.pos_by_id_tick = Some(tick);
                         index_positions(entities, &mut self.pos_by_id);
                     }
+                    // Marked in a bitmap of snapshot positions, then read
+                    // out in order: sorted and deduplicated without a sort.
+                    self.marks.clear();
+                    self.marks.resize(entities.len().div_ceil(64), 0);
                     for nid in &self.near {
                         if let Some(i) = position_of(entities, &self.pos_by_id, *nid)
                             && G::can_see(view, *nid, &entities[i].1)
                         {
-                            self.visible.push(i as u32);
+                            self.marks[i / 64] |= 1 << (i % 64);
                         }
                     }
-                    self.visible.sort_unstable();
-                    self.visible.dedup();
+                    for (w, &word) in self.marks.iter().enumerate() {
+                        let mut bits = word;
+                        while bits != 0 {
+                            self.visible.push((w * 64) as u32 + bits.trailing_zeros());
+                            bits &= bits - 1;
+                        }
+                    }
                 } else {
                     self.visible.resize(entities.len(), 0);
                     let mut n = 0;
