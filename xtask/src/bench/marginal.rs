@@ -14,8 +14,8 @@ use serde_json::json;
 use super::report::{Verdict, f0, f1};
 use super::scenario::{self, Ctx, Outcome, args};
 use super::tables::{
-    FLAG_NOTE, RATE, Section, Sizes, commands, failures, flags, measured, one_room, outcomes_json,
-    with,
+    FLAG_NOTE, RATE, Section, Sizes, commands, failures, flags, floor_for, measured, one_room,
+    outcomes_json, with,
 };
 
 /// The issue's target, over wss://.
@@ -110,6 +110,20 @@ pub(crate) fn marginal(ctx: &Ctx, z: &Sizes) -> Result<Section> {
             pair_text
         },
     );
+    // The floor at the largest count, for scale.
+    let floor = done
+        .iter()
+        .rev()
+        .find_map(|o| Some((o, o.window.as_ref()?.clients_max)))
+        .and_then(|(o, n)| floor_for(ctx, o, n));
+    let _ = writeln!(
+        md,
+        "This machine's floor in the same run (`replication-load floor --tls`, the largest count, \
+         the same mean message size): {} µs per message; the slope is {} the floor.\n",
+        f1(floor),
+        fit.zip(floor)
+            .map_or_else(|| "—".into(), |(s, f)| format!("{:.2}×", s / f)),
+    );
     let verdict = match fit {
         Some(s) => Verdict::from_bool(
             s <= TARGET_US,
@@ -131,6 +145,7 @@ pub(crate) fn marginal(ctx: &Ctx, z: &Sizes) -> Result<Section> {
             "runs": outcomes_json(&done),
             "slope_us_per_client_per_snapshot": fit,
             "pairwise": pairs,
+            "floor_us": floor,
             "verdict": verdict.to_json("marginal cost per extra client per snapshot ≤ 10 µs"),
         }),
         markdown: md,

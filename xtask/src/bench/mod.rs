@@ -21,6 +21,7 @@
 //! [`wasm`]).
 
 // The /proc helpers of the `replication-load` benchmark, shared rather than copied.
+mod floor;
 mod marginal;
 #[path = "../../../benches/src/procfs.rs"]
 mod procfs;
@@ -153,8 +154,12 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
         "arena-server",
         "--bin",
         "arena-bots",
+        "-p",
+        "tickwire-benches",
+        "--bin",
+        "replication-load",
     ]))
-    .context("building the release arena-server and arena-bots")?;
+    .context("building the release arena-server, arena-bots and replication-load (the floor)")?;
     let bin = util::target_dir().join("release");
     let kind = if args.quick { "quick" } else { "full" };
     let out = util::target_dir().join("bench").join(kind);
@@ -177,6 +182,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
         launcher: Launcher { taskset },
         server_bin: bin.join("arena-server"),
         bots_bin: bin.join("arena-bots"),
+        floor_bin: bin.join("replication-load"),
         out: out.clone(),
         stop,
         perf,

@@ -22,6 +22,8 @@ pub(crate) struct Ctx {
     pub(crate) launcher: Launcher,
     pub(crate) server_bin: PathBuf,
     pub(crate) bots_bin: PathBuf,
+    /// `replication-load`, for the floor ([`super::floor`]).
+    pub(crate) floor_bin: PathBuf,
     /// Where logs, certificates and profiles go.
     pub(crate) out: PathBuf,
     pub(crate) stop: Interrupt,

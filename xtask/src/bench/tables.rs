@@ -220,6 +220,25 @@ pub(crate) fn outcomes_json(list: &[Outcome]) -> Value {
     Value::Array(list.iter().map(Outcome::to_json).collect())
 }
 
+/// The floor ([`super::floor`]) for a row: as many connections as it had
+/// clients, messages of its mean snapshot size. `None` (and a line on
+/// stderr) when it cannot be measured.
+pub(crate) fn floor_for(ctx: &Ctx, o: &Outcome, clients: u64) -> Option<f64> {
+    let bytes = o.bots_f64(&["bytes_per_bot_per_s"])?;
+    let rate = o
+        .bots_f64(&["snapshots_per_bot_per_s"])
+        .filter(|r| *r > 0.0)?;
+    let conns = u32::try_from(clients).ok().filter(|c| *c > 0)?;
+    let size = (bytes / rate).round() as usize;
+    match super::floor::measure(ctx, &ctx.floor_bin, conns, size, 10) {
+        Ok(us) => Some(us),
+        Err(e) => {
+            eprintln!("{}: no floor: {e:#}", o.name);
+            None
+        }
+    }
+}
+
 /// Table 1: 100 / 250 / 500 / 1,000 bots in one room.
 pub(crate) fn client_scale(ctx: &Ctx, z: &Sizes) -> Result<Section> {
     let plans: Vec<Plan> = z
@@ -239,17 +258,24 @@ pub(crate) fn client_scale(ctx: &Ctx, z: &Sizes) -> Result<Section> {
         "### 1. Client scale\n\nWSS + TLS, all bots in one room, 60 Hz tick, a snapshot every tick \
          (`--snapshot-rate 60`), interest management on, no server-side AI players. The bots play \
          (random walk, aim and fire at the nearest player).\n\n\
-         | bots | connected | tick p50 / p99 / max (ms) | overruns | server CPU | server CPU µs / client / snapshot | server peak RSS (MiB) | bytes / client / s | snapshots / client / s | bots CPU |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+         | bots | connected | tick p50 / p99 / max (ms) | overruns | server CPU | server CPU µs / client / snapshot | floor µs (same run) | ÷ floor | server peak RSS (MiB) | bytes / client / s | snapshots / client / s | bots CPU |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut saturated = false;
+    let mut ratios = Vec::new();
     for (p, o) in plans.iter().zip(&done) {
-        let Some((w, flag)) = measured(&mut md, o, 10, &mut saturated) else {
+        let Some((w, flag)) = measured(&mut md, o, 12, &mut saturated) else {
             continue;
         };
+        let us = w.cpu_us_per_snapshot();
+        let floor = floor_for(ctx, o, w.clients_max);
+        let ratio = us.zip(floor).map(|(a, b)| a / b);
+        if let Some(r) = ratio {
+            ratios.push((p.bots, r));
+        }
         let _ = writeln!(
             md,
-            "| {}{flag} | {}–{} | {} / {} / {} | {} | {} % | {} | {} | {} | {} | {} % |",
+            "| {}{flag} | {}–{} | {} / {} / {} | {} | {} % | {} | {} | {} | {} | {} | {} | {} % |",
             p.bots,
             w.clients_min,
             w.clients_max,
@@ -258,7 +284,9 @@ pub(crate) fn client_scale(ctx: &Ctx, z: &Sizes) -> Result<Section> {
             f2(Some(w.tick_ms(1.0))),
             w.overruns,
             f0(Some(w.server_cpu_pct())),
-            f1(w.cpu_us_per_snapshot()),
+            f1(us),
+            f1(floor),
+            ratio.map_or_else(|| "—".into(), |r| format!("{r:.2}×")),
             mib(w.end.hwm_kib),
             f0(o.bots_f64(&["bytes_per_bot_per_s"])),
             f1(o.bots_f64(&["snapshots_per_bot_per_s"])),
@@ -310,11 +338,29 @@ pub(crate) fn client_scale(ctx: &Ctx, z: &Sizes) -> Result<Section> {
     md.push_str("\n| target | result | verdict |\n|---|---|---|\n");
     md.push_str(&t1.row("1,000 WSS bots at 60 Hz with server tick p99 < 16.7 ms"));
     md.push_str(&t2.row("≤ 8 µs of server CPU per client per snapshot (every row)"));
+    let t3 = if ratios.is_empty() {
+        Verdict::NotMeasured("no row has a floor".into())
+    } else {
+        Verdict::from_bool(
+            ratios.iter().all(|(_, r)| *r <= 1.5),
+            ratios
+                .iter()
+                .map(|(n, r)| format!("{r:.2}× at {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    };
+    md.push_str(&t3.row(
+        "server CPU per client per snapshot ≤ 1.5× the floor measured in the same run (every row)",
+    ));
     md.push_str(
         "\nServer CPU µs per client per snapshot = the server's CPU time over the window \
          (`/proc/<pid>/stat` utime + stime) ÷ the snapshots it queued in that window (one per \
          client per snapshot tick). Tick times are the wall time of the whole room tick, snapshot \
-         encoding for every client included; sending happens in the session tasks, outside the tick.\n",
+         encoding for every client included; sending happens in the session tasks, outside the tick. \
+         The floor is `replication-load floor --tls` run right after the row, pinned the same way: \
+         a plain blocking program's CPU per TLS-sealed write of the row's mean snapshot size to as \
+         many loopback connections, plus reading a 6-byte ack from each.\n",
     );
     if let Some(perf) = done.iter().find_map(|o| o.perf.as_ref()) {
         let _ = write!(
