@@ -847,6 +847,9 @@ impl<P: GameProtocol> ClientSession<P> {
                 self.state = State::Leaving;
                 self.left = true;
                 self.inputs_queued = false;
+                // Nothing follows `Leave`: no pending ack either.
+                self.unacked = 0;
+                self.ack_due = None;
                 self.outbox.retain(|o| !matches!(o, Out::Inputs));
                 self.outbox.push_back(Out::Leave);
             }

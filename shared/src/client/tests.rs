@@ -206,6 +206,10 @@ fn no_delayed_ack_follows_a_leave() {
         sent(&mut s),
         vec![(ClientMessage::Leave, Channel::Reliable)]
     );
+    assert!(
+        s.poll_timeout().is_none_or(|t| t > ms(200)),
+        "no ack deadline is left behind to wake the driver in a loop"
+    );
 }
 
 #[test]
