@@ -22,7 +22,9 @@ use arena::{Arena, ArenaEvent, EntityKind, EntityState, PlayerInput, buttons};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use tickwire_client::matchmake::{MatchmakeRequest, matchmake};
-use tickwire_client::{Client, ClientError, ClientEvent, ClientWorld, ConnectOptions, Trust};
+use tickwire_client::{
+    AckPolicy, Client, ClientError, ClientEvent, ClientWorld, ConnectOptions, Trust,
+};
 use tickwire_shared::conditioner::ConditionerConfig;
 use tickwire_shared::quantize::Angle16;
 use tickwire_shared::{CloseCode, NetId};
@@ -125,6 +127,13 @@ struct Args {
     /// server, inputs up to a snapshot interval later).
     #[arg(long, value_enum, default_value_t = InputSend::Tick)]
     input_send: InputSend,
+
+    /// A bot that sends no input acks on its own every this many snapshots
+    /// (and 50 ms after the oldest unacknowledged one); a pending ack always
+    /// rides with the next inputs. 1 acks every snapshot at once (for
+    /// comparing with the default policy).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    ack_every: u32,
 }
 
 /// See `--input-send`.
@@ -586,7 +595,15 @@ async fn run_bot(
     let mut rng = Rng(seed | 1);
     let mut options = ConnectOptions::new(trust)
         .with_auth_token(format!("bot{i}"))
-        .with_deferred_acks(!args.idle && args.input_send == InputSend::WithAck);
+        .with_deferred_acks(!args.idle && args.input_send == InputSend::WithAck)
+        .with_acks(if args.ack_every == 1 {
+            AckPolicy::EVERY_SNAPSHOT
+        } else {
+            AckPolicy {
+                every: args.ack_every,
+                ..AckPolicy::default()
+            }
+        });
     if let Some(cfg) = &args.conditioner {
         options = options.with_conditioner(cfg.clone(), seed);
     }
