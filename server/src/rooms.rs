@@ -68,7 +68,7 @@ pub(crate) enum RoomCommand<G: Game> {
 /// of each tick, so a room wakes once per tick however many inputs its
 /// clients send. (Acks never reach the room task: they go through the
 /// session's [`Outbox`].) It holds at least
-/// [`crate::ServerConfig::room_message_capacity`] messages, a tick's worth
+/// [`crate::RoomConfig::message_capacity`] messages, a tick's worth
 /// for a full room at the message rate limit.
 pub(crate) struct RoomLink<G: Game> {
     pub(crate) control: mpsc::Sender<RoomCommand<G>>,
@@ -186,7 +186,7 @@ pub(crate) struct Rooms<G: Game> {
     /// Where room names are claimed before a room opens.
     directory: Arc<dyn Directory>,
     /// Set once the node drains: an empty room closes at once instead of
-    /// after `empty_room_grace`. Read by room tasks without the lock.
+    /// after `RoomConfig::empty_grace`. Read by room tasks without the lock.
     draining: AtomicBool,
     /// Open rooms, for the lifecycle supervisor. Sent under the registry
     /// lock whenever a room opens or closes.
@@ -350,7 +350,7 @@ impl<G: Game> Rooms<G> {
         auth: &dyn Authenticator<G::User>,
         request: AuthRequest,
     ) -> Result<G::User, Rejection> {
-        let timeout = self.config.auth_timeout;
+        let timeout = self.config.session.auth_timeout;
         match tokio::time::timeout(timeout, auth.authenticate(request)).await {
             Ok(Ok(user)) => Ok(user),
             Ok(Err(e)) => Err(Rejection {
@@ -443,7 +443,7 @@ impl<G: Game> Rooms<G> {
         for _ in 0..CLAIM_ATTEMPTS {
             let name = {
                 let mut inner = self.lock();
-                let max = self.config.max_players_per_room;
+                let max = self.config.room.max_clients;
                 if resuming(&inner)
                     || inner.draining
                     || inner.closing
@@ -475,7 +475,7 @@ impl<G: Game> Rooms<G> {
         let fleet = &self.config.fleet;
         let info = RoomInfo::new(name, fleet.node_id.clone())
             .with_mode(mode)
-            .with_capacity(u32::try_from(self.config.max_players_per_room).unwrap_or(u32::MAX));
+            .with_capacity(u32::try_from(self.config.room.max_clients).unwrap_or(u32::MAX));
         match tokio::time::timeout(CLAIM_TIMEOUT, self.directory.create_room(&info, fleet.ttl))
             .await
         {
@@ -519,7 +519,7 @@ impl<G: Game> Rooms<G> {
             return Err(draining());
         }
         let resume_only = inner.draining;
-        let max = self.config.max_players_per_room;
+        let max = self.config.room.max_clients;
         let name = match (resumed_room, &hello.room) {
             (Some(name), _) => name,
             (None, Some(name)) if !valid_room_name(name) => {
@@ -579,8 +579,8 @@ impl<G: Game> Rooms<G> {
                 message,
             });
         }
-        let (tx, rx) = mpsc::channel(self.config.room_channel_capacity);
-        let (messages, messages_rx) = mpsc::channel(self.config.room_message_capacity());
+        let (tx, rx) = mpsc::channel(self.config.room.channel_capacity);
+        let (messages, messages_rx) = mpsc::channel(self.config.room.message_capacity());
         let handle = RoomHandle {
             tx,
             messages,
@@ -596,7 +596,8 @@ impl<G: Game> Rooms<G> {
         let room = Room::new(
             name.clone(),
             (self.factory)(&name),
-            Arc::clone(&self.config),
+            Arc::new(self.config.room.clone()),
+            &self.config.limits,
         );
         m::rooms(1.0);
         tracing::info!(room = %name, "room opened");
@@ -882,8 +883,8 @@ async fn run_room<G: Game>(
     reserved: Arc<AtomicUsize>,
     console: Arc<RoomStats>,
 ) {
-    let max_messages = rooms.config.room_message_capacity();
-    let period = rooms.config.tick_period();
+    let max_messages = rooms.config.room.message_capacity();
+    let period = rooms.config.room.tick_period();
     let mut schedule = TickSchedule::new(rooms.now(), period);
     let mut shutting_down = false;
     // One timer for the tick deadline, re-armed once per tick (not once per
@@ -940,7 +941,7 @@ async fn run_room<G: Game>(
         let grace = if rooms.draining.load(Ordering::Relaxed) {
             Duration::ZERO
         } else {
-            rooms.config.empty_room_grace
+            rooms.config.room.empty_grace
         };
         let idle = room.empty_for(now).is_some_and(|d| d >= grace);
         if (shutting_down || idle)
@@ -1071,8 +1072,9 @@ mod tests {
     }
 
     fn rooms(per_room: usize, max_rooms: usize) -> Arc<Rooms<Nop>> {
-        let mut config = ServerConfig::default().with_max_players_per_room(per_room);
-        config.max_rooms = max_rooms;
+        let config = ServerConfig::default()
+            .with_max_players_per_room(per_room)
+            .with_max_rooms(max_rooms);
         rooms_with(config, Arc::new(crate::directory::MemoryDirectory::new()))
     }
 
