@@ -409,7 +409,7 @@ mod tests {
         fn room_count(&self) -> watch::Receiver<usize> {
             self.count.subscribe()
         }
-        fn snapshot(&self) -> Vec<(String, usize, Arc<str>)> {
+        fn snapshot(&self) -> Vec<crate::rooms::OpenRoom> {
             Vec::new()
         }
     }

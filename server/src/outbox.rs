@@ -314,6 +314,29 @@ mod tests {
         assert_eq!(b.close.map(|c| c.0), Some(CloseCode::SlowConsumer));
     }
 
+    /// A room sets its own bounds on the outbox a session made before it
+    /// knew its room.
+    #[test]
+    fn the_bounds_a_room_sets_are_the_ones_kept() {
+        let o = Outbox::new(100, 100);
+        o.set_limits(1, 1);
+        o.push_reliable(Bytes::new());
+        o.push_snapshot(Bytes::from_static(b"1"));
+        o.push_snapshot(Bytes::from_static(b"2"));
+        assert!(o.take().close.is_none(), "1 of each is within the bounds");
+        o.push_reliable(Bytes::new());
+        o.push_reliable(Bytes::new());
+        assert_eq!(o.take().close.map(|c| c.0), Some(CloseCode::SlowConsumer));
+        let o = Outbox::new(100, 100);
+        o.set_limits(100, 1);
+        for n in 0..3u8 {
+            o.push_snapshot(Bytes::from(vec![n]));
+        }
+        let close = o.take().close.expect("closed");
+        assert_eq!(close.0, CloseCode::SlowConsumer);
+        assert_eq!(close.1, "fell 1 snapshots behind");
+    }
+
     #[test]
     fn the_ack_window_remembers_the_ticks_before_the_newest() {
         let o = Outbox::new(2, 10);

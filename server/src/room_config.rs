@@ -344,6 +344,11 @@ impl<'a> RoomSpec<'a> {
     }
 }
 
+/// A hook that gives a room its own config: see
+/// [`crate::Server::with_room_config`].
+pub(crate) type RoomConfigHook =
+    dyn Fn(&RoomSpec<'_>, &RoomConfig) -> RoomConfig + Send + Sync + 'static;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@ use crate::lifecycle::{
     LifecycleHooks, LoggingHooks, NodeState, NodeStatus, StopRequest, Supervisor,
 };
 use crate::matchmaking::{MatchmakeAuth, Matchmaker, MatchmakerConfig, PassThroughAuth};
+use crate::room_config::{RoomConfig, RoomConfigHook, RoomSpec};
 use crate::rooms::{ConsoleControl, Rooms, RoomsControl};
 use crate::session::Shared;
 use crate::stats::{ServerStats, StatsCollector};
@@ -84,6 +85,7 @@ pub struct Server<G: Game> {
     /// Files served from memory where the static directory has none.
     fallback_files: Vec<(String, bytes::Bytes)>,
     auth: Option<Arc<dyn Authenticator<G::User>>>,
+    room_config: Option<Arc<RoomConfigHook>>,
 }
 
 impl<G: Game> Server<G> {
@@ -97,7 +99,56 @@ impl<G: Game> Server<G> {
             matchmake_auth: Arc::new(PassThroughAuth),
             fallback_files: Vec::new(),
             auth: None,
+            room_config: None,
         }
+    }
+
+    /// Gives each room its own [`RoomConfig`]: `hook(room, default)` says
+    /// what room `room` (its name and game mode, see [`RoomSpec`]) runs
+    /// with, `default` being [`ServerConfig::room`]. The room then ticks at
+    /// its own rate, sends snapshots at its own interval, admits at most its
+    /// own `max_clients`, and applies its own limits (input and message
+    /// rates, queues, pacing, byte budget, resume grace). Default: every
+    /// room runs with [`ServerConfig::room`].
+    ///
+    /// The hook runs when a room is about to open (possibly more than once
+    /// for one room, and on a joining client's task under the room
+    /// registry's lock): keep it a quick, pure function of its arguments,
+    /// such as a table lookup. Its result is checked with
+    /// [`RoomConfig::validate`]: an invalid config does not open the room;
+    /// the join that would have opened it is rejected with `InvalidRoom`,
+    /// the [`crate::RoomConfigError`] is logged (and counted in
+    /// `tickwire_room_configs_refused_total`), and the server and its other
+    /// rooms go on.
+    ///
+    /// Like Colyseus's `gameServer.define("duel", DuelRoom, options)`, by
+    /// mode (set by the seat token of [`crate::matchmaking`], else the
+    /// node's [`crate::FleetConfig::mode`]) or by room name:
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use tickwire_server::{Game, RoomConfig, RoomSpec, Server, ServerConfig};
+    /// # fn f<G: Game>(factory: impl Fn(&str) -> G + Send + Sync + 'static) {
+    /// let server = Server::new(ServerConfig::default(), factory).with_room_config(
+    ///     |room: &RoomSpec<'_>, default: &RoomConfig| match room.mode {
+    ///         "duel" => default.clone().with_max_clients(2).with_tick_rate(60),
+    ///         "lobby" => default.clone().with_max_clients(200).with_tick_rate(10),
+    ///         _ if room.name.starts_with("turn-") => default
+    ///             .clone()
+    ///             .with_tick_rate(5)
+    ///             .with_resume_grace(Duration::from_secs(300)),
+    ///         _ => default.clone(),
+    ///     },
+    /// );
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_room_config(
+        mut self,
+        hook: impl Fn(&RoomSpec<'_>, &RoomConfig) -> RoomConfig + Send + Sync + 'static,
+    ) -> Self {
+        self.room_config = Some(Arc::new(hook));
+        self
     }
 
     /// Serves `body` at `url_path` (such as `/index.html`, which also
@@ -300,6 +351,7 @@ impl<G: Game> Server<G> {
             Arc::clone(&stats),
             Arc::clone(&self.directory),
             self.auth,
+            self.room_config,
         );
         let (stop, requests) = watch::channel(StopRequest::None);
         if let Some(token) = &config.admin_token {
@@ -349,7 +401,6 @@ impl<G: Game> Server<G> {
         let publisher = Publisher {
             directory: self.directory,
             node: node_info(&config, local_addr, identity.is_some(), quic_addr),
-            room_capacity: u32::try_from(config.room.max_clients).unwrap_or(u32::MAX),
             interval: config.fleet.heartbeat_interval,
             ttl: config.fleet.ttl,
             rooms: Arc::clone(&rooms),

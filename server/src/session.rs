@@ -489,7 +489,8 @@ async fn drive_inner<G: Game, C: Connection>(
     rtt: Arc<Rtt>,
 ) -> Result<(), End> {
     let config = &shared.config.session;
-    let room_config = &shared.config.room;
+    // The room's rate limits and snapshot rate, which may be its own.
+    let room_config = &*room.config;
     let mut shutdown = shared.shutdown.clone();
     let mut bucket = Bucket::new(room_config.max_messages_per_sec);
     let mut last_heard = Instant::now();
