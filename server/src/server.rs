@@ -310,6 +310,17 @@ impl<G: Game> Server<G> {
                 },
                 self.matchmake_auth,
             );
+            let matchmaker = match &self.room_config {
+                None => matchmaker,
+                Some(hook) => {
+                    let (hook, default) = (Arc::clone(hook), config.room.clone());
+                    matchmaker.with_capacity_of(Arc::new(move |name: &str, mode: &str| {
+                        let room = hook(&RoomSpec::new(name, mode), &default);
+                        room.validate().ok()?;
+                        Some(u32::try_from(room.max_clients).unwrap_or(u32::MAX))
+                    }))
+                }
+            };
             http = http.with_matchmaker(Arc::new(matchmaker));
             tracing::info!("matchmaking on: POST /matchmake");
         }
