@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use clap::Args;
 use hdrhistogram::Histogram;
-use tickwire_server::ServerConfig;
+use tickwire_server::RoomConfig;
 use tickwire_server::outbox::Outbox;
 use tickwire_server::room::{JoinRequest, Room};
 use tickwire_shared::{ClientMessage, GameProtocol, Hello, Limits, ResumeToken, ServerMessage};
@@ -38,16 +38,16 @@ pub(crate) struct RoomArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=32))]
     ack_spread: u32,
     /// Write patches through serde's flattener instead of the game's
-    /// derived field diff (`ServerConfig::field_diff` off).
+    /// derived field diff (`RoomConfig::field_diff` off).
     #[arg(long)]
     serde_diff: bool,
-    /// Send every snapshot full (`ServerConfig::deltas` off).
+    /// Send every snapshot full (`RoomConfig::deltas` off).
     #[arg(long)]
     full_snapshots: bool,
-    /// `ServerConfig::baseline_snap`: how many snapshots older than its
+    /// `RoomConfig::baseline_snap`: how many snapshots older than its
     /// newest ack a client's baseline may be, to share it (0: always the
     /// newest).
-    #[arg(long, default_value_t = ServerConfig::default().baseline_snap)]
+    #[arg(long, default_value_t = RoomConfig::default().baseline_snap)]
     baseline_snap: u16,
     /// Clients that read slowly, as a fraction of `--clients` (the first
     /// ones): each takes what its outbox holds only every `--slow-every`
@@ -57,24 +57,24 @@ pub(crate) struct RoomArgs {
     /// How often (ticks) a slow client reads.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     slow_every: u32,
-    /// `ServerConfig::max_snapshot_slowdown` (1: clients that fall behind
+    /// `RoomConfig::max_snapshot_slowdown` (1: clients that fall behind
     /// are not slowed down).
-    #[arg(long, default_value_t = ServerConfig::default().max_snapshot_slowdown)]
+    #[arg(long, default_value_t = RoomConfig::default().max_snapshot_slowdown)]
     max_slowdown: u16,
 }
 
 pub(crate) fn run(args: RoomArgs) -> Result<()> {
-    let mut config = ServerConfig::default()
+    let config = RoomConfig::default()
         .with_tick_rate(args.scenario.tick_rate)
         .with_snapshot_interval(args.scenario.snapshot_interval)
         .with_field_diff(!args.serde_diff)
         .with_deltas(!args.full_snapshots)
         .with_baseline_snap(args.baseline_snap)
-        .with_max_snapshot_slowdown(args.max_slowdown);
-    config.max_players_per_room = args.clients.max(1);
+        .with_max_snapshot_slowdown(args.max_slowdown)
+        .with_max_clients(args.clients.max(1));
     let period = config.tick_period();
     let game = BenchGame::new(args.scenario.world());
-    let mut room = Room::new("bench", game, Arc::new(config));
+    let mut room = Room::new("bench", game, Arc::new(config), &Limits::default());
     let mut outboxes = Vec::with_capacity(args.clients);
     let mut now = Duration::ZERO;
     for i in 0..args.clients {

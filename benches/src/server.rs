@@ -263,13 +263,14 @@ pub(crate) async fn run(args: ServerArgs) -> Result<()> {
         .with_handshake_timeout(Duration::from_secs(s.handshake_timeout_secs))
         .with_idle_timeout(Duration::from_secs(s.idle_timeout_secs));
     // One big room on one IP: lift the caps meant for the internet.
-    config.max_connections = 20_000;
-    config.max_connections_per_ip = 20_000;
-    config.max_players_per_room = 20_000;
+    config.listener.max_connections = 20_000;
+    config.listener.max_connections_per_ip = 20_000;
+    config.room.max_clients = 20_000;
     let world = s.world();
     let sleep = Duration::from_millis(s.auth_sleep_ms);
-    config.auth_timeout = sleep + Duration::from_secs(5);
-    config.handshake_timeout = config
+    config.session.auth_timeout = sleep + Duration::from_secs(5);
+    config.listener.handshake_timeout = config
+        .listener
         .handshake_timeout
         .max(sleep + Duration::from_secs(10));
     let server = Server::new(config, move |_room| BenchGame::new(world));

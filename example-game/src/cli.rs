@@ -48,7 +48,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// }
 /// let cli = Cli::parse_from(["arena-server", "--drain-grace", "90s"]);
 /// let config = cli.lifecycle.apply(tickwire_server::ServerConfig::default());
-/// assert_eq!(config.drain_grace, std::time::Duration::from_secs(90));
+/// assert_eq!(config.lifecycle.drain_grace, std::time::Duration::from_secs(90));
 /// ```
 #[derive(clap::Args, Debug, Clone)]
 pub struct LifecycleArgs {
@@ -279,8 +279,11 @@ mod tests {
         }
         let cli = Cli::parse_from(["arena-server"]);
         let default = tickwire_server::ServerConfig::default();
-        assert_eq!(cli.lifecycle.drain_grace, default.drain_grace);
-        assert_eq!(cli.lifecycle.health_interval, default.health_interval);
+        assert_eq!(cli.lifecycle.drain_grace, default.lifecycle.drain_grace);
+        assert_eq!(
+            cli.lifecycle.health_interval,
+            default.lifecycle.health_interval
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Authenticating a joining client off the room task: an [`Authenticator`]
 //! runs in the client's session task, may await (a database, an identity
 //! service), sees the request's context ([`AuthRequest`]), and is bounded by
-//! `ServerConfig::auth_timeout`. A slow auth service delays only the clients
+//! `SessionConfig::auth_timeout`. A slow auth service delays only the clients
 //! it is checking, never a room's tick.
 //!
 //! ```text

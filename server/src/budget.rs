@@ -1,6 +1,6 @@
 //! A per-client byte budget with priority accumulation.
 //!
-//! A client with a budget (`ServerConfig::client_bytes_per_sec`) is not sent
+//! A client with a budget (`RoomConfig::client_bytes_per_sec`) is not sent
 //! every change of every entity it sees. Each snapshot it gets a share of its
 //! budget (a token bucket that holds at most two snapshots' worth); the
 //! changes that fit go out, the others wait, and every snapshot a waiting

@@ -124,7 +124,7 @@ impl<G: Game + ?Sized> Ctx<'_, G> {
     }
 
     /// The smoothed round-trip time of `client` as the server measures it
-    /// (pings every `ServerConfig::ping_interval`; RFC 6298 smoothing).
+    /// (pings every `SessionConfig::ping_interval`; RFC 6298 smoothing).
     /// `None` before its first pong, for a client detached within its resume
     /// grace, and for an unknown client.
     ///
@@ -255,7 +255,7 @@ pub trait Game: Send + 'static {
 
     /// How much a change of a visible entity matters to the client with
     /// `view`, when clients have a byte budget
-    /// ([`crate::ServerConfig::client_bytes_per_sec`]): each snapshot a
+    /// ([`crate::RoomConfig::client_bytes_per_sec`]): each snapshot a
     /// change that did not fit adds this to the entity's accumulated
     /// priority, and the highest accumulated priorities are sent first (for
     /// example, nearer entities higher). Negative counts as 0. Clients that

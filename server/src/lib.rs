@@ -5,7 +5,7 @@
 //! snapshot against the last snapshot that client acknowledged. Clients speak
 //! the [`tickwire_shared`] protocol over WebSocket Secure (rustls +
 //! tokio-tungstenite), on the same origin as the static files of your web
-//! client, and, when [`ServerConfig::quic_addr`] is set, over QUIC (quinn:
+//! client, and, when [`ListenerConfig::quic_addr`] is set, over QUIC (quinn:
 //! one stream for reliable messages, datagrams for snapshots). Your game
 //! cannot tell the transports apart.
 //!
@@ -110,6 +110,7 @@ pub mod outbox;
 pub mod pace;
 pub mod replication;
 pub mod room;
+pub mod room_config;
 mod rooms;
 pub mod rtt;
 mod server;
@@ -123,12 +124,16 @@ pub mod tls;
 mod transport;
 pub mod world;
 
-pub use config::{ConfigError, FleetConfig, QuicConfig, RetryPolicy, ServerConfig, TlsMode};
+pub use config::{
+    ConfigError, FleetConfig, LifecycleConfig, ListenerConfig, QuicConfig, RetryPolicy,
+    ServerConfig, SessionConfig, TlsMode,
+};
 pub use console::AdminToken;
 pub use game::{AuthError, ClientId, Ctx, Game, InputMeta, LeaveReason, Target};
 pub use lifecycle::{LifecycleHooks, LoggingHooks, NodeState, NodeStatus};
 pub use matchmaking::{FleetSecret, MatchmakeAuth, MatchmakeRequest, Ticket};
 pub use messages::{MessageError, MessageLimits};
+pub use room_config::{RoomConfig, RoomConfigError, RoomSpec};
 pub use server::{RunningServer, Server, ServerError, Signals, wait_for_signal};
 pub use stats::ServerStats;
 pub use tickwire_shared;

@@ -38,7 +38,7 @@ pub enum NodeState {
     /// Taking new players and rooms.
     Ready,
     /// Leaving the service: no new players or rooms; running rooms finish,
-    /// up to [`crate::ServerConfig::drain_grace`].
+    /// up to [`crate::LifecycleConfig::drain_grace`].
     Draining,
     /// Every session and listener is closed.
     Stopped,
@@ -201,7 +201,7 @@ pub trait LifecycleHooks: Send + Sync + 'static {
         tracing::info!("lifecycle: allocated (first room opened)");
     }
 
-    /// Called every [`crate::ServerConfig::health_interval`] while the node is
+    /// Called every [`crate::LifecycleConfig::health_interval`] while the node is
     /// ready or draining (Agones `Health()`). It comes from the supervisor
     /// task, so it stops when the runtime stops making progress.
     fn health(&self) {
@@ -409,7 +409,7 @@ mod tests {
         fn room_count(&self) -> watch::Receiver<usize> {
             self.count.subscribe()
         }
-        fn snapshot(&self) -> Vec<(String, usize, Arc<str>)> {
+        fn snapshot(&self) -> Vec<crate::rooms::OpenRoom> {
             Vec::new()
         }
     }

@@ -35,7 +35,7 @@ pub struct MessageLimits {
     /// Game messages per second a client may send on average (a token
     /// bucket refilled at this rate). Over it the session closes with
     /// `MessageFlood`. Game messages also count towards
-    /// `ServerConfig::max_messages_per_sec`. Default 20.
+    /// `RoomConfig::max_messages_per_sec`. Default 20.
     pub per_sec: u32,
     /// Game messages a client may send at once (the bucket's size; it
     /// starts full). At least 1. Default 40.

@@ -11,6 +11,7 @@
 //! | `tickwire_inputs_dropped_total` | counter | inputs dropped (queue full) |
 //! | `tickwire_disconnects_total{reason}` | counter | closed sessions by close reason |
 //! | `tickwire_auth_timeouts_total` | counter | joins rejected because the authenticator took longer than `auth_timeout` |
+//! | `tickwire_room_configs_refused_total` | counter | rooms not opened because the config `Server::with_room_config` gave them is invalid |
 //! | `tickwire_node_state` | gauge | the node's lifecycle state: 0 starting, 1 ready, 2 draining, 3 stopped |
 //!
 //! Without an installed recorder (no `--metrics-addr`) these are no-ops.
@@ -71,6 +72,10 @@ pub(crate) fn inputs_dropped(n: u64) {
 
 pub(crate) fn auth_timeout() {
     counter!("tickwire_auth_timeouts_total").increment(1);
+}
+
+pub(crate) fn room_config_refused() {
+    counter!("tickwire_room_configs_refused_total").increment(1);
 }
 
 pub(crate) fn disconnect(code: CloseCode) {

@@ -30,6 +30,8 @@ struct Inner {
     snapshot: Option<Bytes>,
     skipped: u32,
     close: Option<(CloseCode, String)>,
+    max_reliable: usize,
+    max_skipped: u32,
 }
 
 /// A room → session queue. Cheap to share (`Arc<Outbox>`).
@@ -37,8 +39,6 @@ struct Inner {
 pub struct Outbox {
     inner: Mutex<Inner>,
     notify: Notify,
-    max_reliable: usize,
-    max_skipped: u32,
     /// The snapshots the client acknowledged, as an [`AckWindow`] packed
     /// by [`AckWindow::pack`] (0: none yet). Acks flow session → room
     /// through here, not the room channel: the room reads the window when it
@@ -144,12 +144,25 @@ impl Outbox {
     #[must_use]
     pub fn new(max_reliable: usize, max_skipped: u32) -> Self {
         Self {
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                max_reliable,
+                max_skipped,
+                ..Inner::default()
+            }),
             notify: Notify::new(),
-            max_reliable,
-            max_skipped,
             acked: AtomicU64::new(0),
         }
+    }
+
+    /// Sets the bounds of [`Outbox::new`] anew: a session's outbox exists
+    /// before the session knows its room, and the room sets its own bounds
+    /// ([`crate::RoomConfig::max_queued_reliable`],
+    /// [`crate::RoomConfig::max_skipped_snapshots`]) as the client joins.
+    /// What is queued already stays.
+    pub fn set_limits(&self, max_reliable: usize, max_skipped: u32) {
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        guard.max_reliable = max_reliable;
+        guard.max_skipped = max_skipped;
     }
 
     /// Records the client's acknowledgement of snapshot `tick` (the newest
@@ -187,8 +200,8 @@ impl Outbox {
 
     /// Queues a snapshot, replacing an unsent one.
     pub fn push_snapshot(&self, bytes: Bytes) {
-        let max = self.max_skipped;
         self.with(|i| {
+            let max = i.max_skipped;
             if i.close.is_some() {
                 return;
             }
@@ -206,8 +219,8 @@ impl Outbox {
 
     /// Queues a reliable message; closes the outbox when it overflows.
     pub fn push_reliable(&self, bytes: Bytes) {
-        let max = self.max_reliable;
         self.with(|i| {
+            let max = i.max_reliable;
             if i.close.is_some() {
                 return;
             }
@@ -299,6 +312,29 @@ mod tests {
         let b = o.take();
         assert_eq!(b.reliable.len(), 2);
         assert_eq!(b.close.map(|c| c.0), Some(CloseCode::SlowConsumer));
+    }
+
+    /// A room sets its own bounds on the outbox a session made before it
+    /// knew its room.
+    #[test]
+    fn the_bounds_a_room_sets_are_the_ones_kept() {
+        let o = Outbox::new(100, 100);
+        o.set_limits(1, 1);
+        o.push_reliable(Bytes::new());
+        o.push_snapshot(Bytes::from_static(b"1"));
+        o.push_snapshot(Bytes::from_static(b"2"));
+        assert!(o.take().close.is_none(), "1 of each is within the bounds");
+        o.push_reliable(Bytes::new());
+        o.push_reliable(Bytes::new());
+        assert_eq!(o.take().close.map(|c| c.0), Some(CloseCode::SlowConsumer));
+        let o = Outbox::new(100, 100);
+        o.set_limits(100, 1);
+        for n in 0..3u8 {
+            o.push_snapshot(Bytes::from(vec![n]));
+        }
+        let close = o.take().close.expect("closed");
+        assert_eq!(close.0, CloseCode::SlowConsumer);
+        assert_eq!(close.1, "fell 1 snapshots behind");
     }
 
     #[test]

@@ -19,11 +19,11 @@
 //!   or BBR) keeps its baselines in the ring.
 //!
 //! Either way the client's interval doubles (every 2nd, 4th, … snapshot, up
-//! to [`crate::ServerConfig::max_snapshot_slowdown`]), so its deltas stay
+//! to [`crate::RoomConfig::max_snapshot_slowdown`]), so its deltas stay
 //! against baselines the ring still holds and it costs the room fewer builds,
 //! not more. After [`RECOVER_AFTER`] prompt snapshots in a row the interval
 //! shrinks by one. A client whose outbox stays full at the slowest rate for
-//! more than [`crate::ServerConfig::max_skipped_snapshots`] snapshots is
+//! more than [`crate::RoomConfig::max_skipped_snapshots`] snapshots is
 //! closed with `SlowConsumer`.
 //!
 //! [`Pace`] is a plain state machine: no clock, no IO. The room calls

@@ -17,7 +17,6 @@ use tickwire_shared::{
 };
 
 use crate::budget::Budget;
-use crate::config::ServerConfig;
 use crate::game::{
     ClientId, Ctx, EventOf, Game, InputMeta, InputOf, LeaveReason, MessageOf, StateOf, Target,
 };
@@ -26,6 +25,7 @@ use crate::metrics as m;
 use crate::outbox::Outbox;
 use crate::pace::{Decision, Pace, PaceLimits};
 use crate::replication::{ClientReplication, Replication};
+use crate::room_config::RoomConfig;
 use crate::rtt::Rtt;
 use crate::stats::SentCounters;
 use crate::world::World;
@@ -82,7 +82,9 @@ impl<G: Game + ?Sized> Peer<G> {
 /// One room: a world, a game and its clients.
 pub struct Room<G: Game> {
     name: String,
-    config: Arc<ServerConfig>,
+    config: Arc<RoomConfig>,
+    /// Events per message at most (the clients' decode limit).
+    max_events: usize,
     game: G,
     world: World<StateOf<G>>,
     tick: u32,
@@ -113,9 +115,26 @@ pub struct Room<G: Game> {
 }
 
 impl<G: Game> Room<G> {
-    /// A new room at tick 0.
+    /// A new room at tick 0, run by `config` (checked by the caller: see
+    /// [`RoomConfig::validate`]) and encoding within the protocol `limits`
+    /// its clients decode with ([`crate::ServerConfig::limits`]).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use tickwire_server::{room::Room, Game, RoomConfig};
+    /// # fn f<G: Game>(game: G) {
+    /// let config = RoomConfig::default().with_tick_rate(20).with_max_clients(4);
+    /// let room = Room::new("duel-1", game, Arc::new(config), &tickwire_shared::Limits::default());
+    /// assert_eq!(room.config().tick_rate, 20);
+    /// # }
+    /// ```
     #[must_use]
-    pub fn new(name: impl Into<String>, game: G, config: Arc<ServerConfig>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        game: G,
+        config: Arc<RoomConfig>,
+        limits: &tickwire_shared::Limits,
+    ) -> Self {
         let ring = config.baseline_ring;
         let reuse = u32::try_from(ring)
             .unwrap_or(u32::MAX)
@@ -126,7 +145,7 @@ impl<G: Game> Room<G> {
             replication: {
                 let snap =
                     u32::from(config.baseline_snap) * u32::from(config.snapshot_interval.max(1));
-                let r = Replication::new(ring, config.limits.max_fields_per_entity)
+                let r = Replication::new(ring, limits.max_fields_per_entity)
                     .with_deltas(config.deltas)
                     .with_baseline_snap(snap);
                 if config.field_diff {
@@ -136,6 +155,7 @@ impl<G: Game> Room<G> {
                 }
             },
             world: World::new(reuse),
+            max_events: limits.max_events_per_message.max(1),
             config,
             game,
             tick: 0,
@@ -166,6 +186,12 @@ impl<G: Game> Room<G> {
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The room's configuration.
+    #[must_use]
+    pub fn config(&self) -> &Arc<RoomConfig> {
+        &self.config
     }
 
     /// The current tick.
@@ -247,12 +273,12 @@ impl<G: Game> Room<G> {
         {
             return Ok(self.resume(now, id, req.outbox, req.rtt));
         }
-        if self.clients.len() >= self.config.max_players_per_room {
+        if self.clients.len() >= self.config.max_clients {
             return Err(Rejection {
                 code: RejectCode::RoomFull,
                 message: format!(
                     "room {:?} is full ({} players)",
-                    self.name, self.config.max_players_per_room
+                    self.name, self.config.max_clients
                 ),
             });
         }
@@ -267,6 +293,7 @@ impl<G: Game> Room<G> {
                 })?,
         };
         let id = req.client_id;
+        self.set_outbox_limits(&req.outbox);
         if let Err(at) = self.client_ids.binary_search(&id) {
             self.client_ids.insert(at, id);
         }
@@ -303,6 +330,7 @@ impl<G: Game> Room<G> {
         rtt: Arc<Rtt>,
     ) -> Joined {
         let _ = now;
+        self.set_outbox_limits(&outbox);
         let client = self.clients.get_mut(&id).expect("found above");
         if let Some(old) = client.outbox.replace(outbox) {
             old.close(CloseCode::Replaced, "session resumed on another connection");
@@ -326,6 +354,14 @@ impl<G: Game> Room<G> {
         Joined {
             welcome: self.welcome(id, token, true),
         }
+    }
+
+    /// Gives a joining session's outbox this room's bounds.
+    fn set_outbox_limits(&self, outbox: &Outbox) {
+        outbox.set_limits(
+            self.config.max_queued_reliable,
+            self.config.max_skipped_snapshots,
+        );
     }
 
     fn welcome(&self, client_id: ClientId, token: ResumeToken, resumed: bool) -> Welcome {
@@ -404,7 +440,7 @@ impl<G: Game> Room<G> {
     }
 
     /// The session of `client` ended without a leave. With a resume grace
-    /// the client stays (its entities too) until [`ServerConfig::resume_grace`]
+    /// the client stays (its entities too) until [`RoomConfig::resume_grace`]
     /// passes; a misbehaving session leaves at once.
     pub fn disconnect(
         &mut self,
@@ -764,7 +800,7 @@ impl<G: Game> Room<G> {
             return;
         }
         let events = core::mem::take(&mut self.events);
-        let max = self.config.limits.max_events_per_message.max(1);
+        let max = self.max_events;
         for (&id, c) in &self.clients {
             let Some(outbox) = &c.outbox else { continue };
             let mine: Vec<EventOf<G>> = events

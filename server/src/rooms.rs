@@ -20,6 +20,7 @@ use crate::matchmaking::seat::{self, unix_ms_now};
 use crate::metrics as m;
 use crate::outbox::Outbox;
 use crate::room::{JoinRequest, Joined, Room};
+use crate::room_config::{RoomConfig, RoomConfigError, RoomConfigHook, RoomSpec};
 use crate::stats::StatsCollector;
 use crate::tick::TickSchedule;
 
@@ -68,11 +69,13 @@ pub(crate) enum RoomCommand<G: Game> {
 /// of each tick, so a room wakes once per tick however many inputs its
 /// clients send. (Acks never reach the room task: they go through the
 /// session's [`Outbox`].) It holds at least
-/// [`crate::ServerConfig::room_message_capacity`] messages, a tick's worth
+/// [`crate::RoomConfig::message_capacity`] messages, a tick's worth
 /// for a full room at the message rate limit.
 pub(crate) struct RoomLink<G: Game> {
     pub(crate) control: mpsc::Sender<RoomCommand<G>>,
     pub(crate) messages: mpsc::Sender<RoomCommand<G>>,
+    /// The room's configuration (the session's rate limits are the room's).
+    pub(crate) config: Arc<RoomConfig>,
 }
 
 impl<G: Game> Clone for RoomLink<G> {
@@ -80,6 +83,7 @@ impl<G: Game> Clone for RoomLink<G> {
         Self {
             control: self.control.clone(),
             messages: self.messages.clone(),
+            config: Arc::clone(&self.config),
         }
     }
 }
@@ -99,6 +103,9 @@ struct RoomHandle<G: Game> {
     mode: Arc<str>,
     /// The room's figures for the console, written by its task per tick.
     stats: Arc<RoomStats>,
+    /// The configuration the room runs with (its capacity is
+    /// `config.max_clients`).
+    config: Arc<RoomConfig>,
 }
 
 impl<G: Game> Clone for RoomHandle<G> {
@@ -110,6 +117,7 @@ impl<G: Game> Clone for RoomHandle<G> {
             reserved: Arc::clone(&self.reserved),
             mode: Arc::clone(&self.mode),
             stats: Arc::clone(&self.stats),
+            config: Arc::clone(&self.config),
         }
     }
 }
@@ -122,6 +130,19 @@ impl<G: Game> RoomHandle<G> {
         self.players
             .load(Ordering::Relaxed)
             .saturating_add(self.reserved.load(Ordering::Relaxed))
+    }
+
+    /// Whether a fresh join fits (read under the registry lock).
+    fn has_space(&self) -> bool {
+        self.occupancy() < self.config.max_clients
+    }
+
+    fn link(&self) -> RoomLink<G> {
+        RoomLink {
+            control: self.tx.clone(),
+            messages: self.messages.clone(),
+            config: Arc::clone(&self.config),
+        }
     }
 
     /// Holds a seat; call under the registry lock.
@@ -181,12 +202,16 @@ pub(crate) struct Rooms<G: Game> {
     /// Decides joins off the room tasks (else `Game::on_auth` does, on them).
     auth: Option<Arc<dyn Authenticator<G::User>>>,
     config: Arc<ServerConfig>,
+    /// `config.room`, shared by the rooms that run with it.
+    default_room: Arc<RoomConfig>,
+    /// Gives a room its own config (`Server::with_room_config`).
+    room_config: Option<Arc<RoomConfigHook>>,
     epoch: Instant,
     stats: Arc<StatsCollector>,
     /// Where room names are claimed before a room opens.
     directory: Arc<dyn Directory>,
     /// Set once the node drains: an empty room closes at once instead of
-    /// after `empty_room_grace`. Read by room tasks without the lock.
+    /// after `RoomConfig::empty_grace`. Read by room tasks without the lock.
     draining: AtomicBool,
     /// Open rooms, for the lifecycle supervisor. Sent under the registry
     /// lock whenever a room opens or closes.
@@ -214,6 +239,17 @@ pub(crate) fn valid_room_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// One open room as [`RoomsControl::snapshot`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OpenRoom {
+    pub(crate) name: String,
+    /// Clients (attached, or detached within their resume grace).
+    pub(crate) players: usize,
+    /// Its `RoomConfig::max_clients`.
+    pub(crate) capacity: usize,
+    pub(crate) mode: Arc<str>,
+}
+
 impl<G: Game> Rooms<G> {
     pub(crate) fn new(
         config: Arc<ServerConfig>,
@@ -221,6 +257,7 @@ impl<G: Game> Rooms<G> {
         stats: Arc<StatsCollector>,
         directory: Arc<dyn Directory>,
         auth: Option<Arc<dyn Authenticator<G::User>>>,
+        room_config: Option<Arc<RoomConfigHook>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Inner {
@@ -233,6 +270,8 @@ impl<G: Game> Rooms<G> {
             clients: Mutex::new(HashMap::new()),
             factory,
             auth,
+            default_room: Arc::new(config.room.clone()),
+            room_config,
             config,
             epoch: Instant::now(),
             stats,
@@ -249,6 +288,33 @@ impl<G: Game> Rooms<G> {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner<G>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The configuration room `name` of mode `mode` opens with: the
+    /// hook's (`Server::with_room_config`), checked, else the default.
+    fn config_for(&self, name: &str, mode: &str) -> Result<Arc<RoomConfig>, RoomConfigError> {
+        let Some(hook) = &self.room_config else {
+            return Ok(Arc::clone(&self.default_room));
+        };
+        let config = hook(&RoomSpec::new(name, mode), &self.default_room);
+        config.validate()?;
+        if config == *self.default_room {
+            return Ok(Arc::clone(&self.default_room));
+        }
+        Ok(Arc::new(config))
+    }
+
+    /// [`Rooms::config_for`], or the rejection of the join that would open
+    /// the room (`InvalidRoom`; the typed error is logged, not sent).
+    fn config_or_reject(&self, name: &str, mode: &str) -> Result<Arc<RoomConfig>, Rejection> {
+        self.config_for(name, mode).map_err(|e| {
+            m::room_config_refused();
+            tracing::error!(room = %name, mode, error = %e, "room not opened: the RoomConfig that Server::with_room_config gave it is invalid");
+            Rejection {
+                code: RejectCode::InvalidRoom,
+                message: format!("room {name:?} cannot open here: its configuration is invalid"),
+            }
+        })
     }
 
     /// Time since the registry started: the rooms' clock.
@@ -318,13 +384,7 @@ impl<G: Game> Rooms<G> {
                         .tokens
                         .insert(joined.welcome.resume_token, joined.welcome.room.clone());
                     self.register_client(&joined, &outbox);
-                    return Ok((
-                        joined,
-                        RoomLink {
-                            control: handle.tx,
-                            messages: handle.messages,
-                        },
-                    ));
+                    return Ok((joined, handle.link()));
                 }
                 // `RoomFull` means "the room you named is full": a join that
                 // named none goes elsewhere. Its resume token did not resume
@@ -350,7 +410,7 @@ impl<G: Game> Rooms<G> {
         auth: &dyn Authenticator<G::User>,
         request: AuthRequest,
     ) -> Result<G::User, Rejection> {
-        let timeout = self.config.auth_timeout;
+        let timeout = self.config.session.auth_timeout;
         match tokio::time::timeout(timeout, auth.authenticate(request)).await {
             Ok(Ok(user)) => Ok(user),
             Ok(Err(e)) => Err(Rejection {
@@ -429,7 +489,8 @@ impl<G: Game> Rooms<G> {
             if open || !valid_room_name(name) {
                 return Ok(None);
             }
-            return match self.claim(name, mode).await {
+            let capacity = self.config_or_reject(name, mode)?.max_clients;
+            return match self.claim(name, mode, capacity).await {
                 Some(holder) => Err(Rejection {
                     code: RejectCode::RoomElsewhere,
                     message: format!(
@@ -443,11 +504,10 @@ impl<G: Game> Rooms<G> {
         for _ in 0..CLAIM_ATTEMPTS {
             let name = {
                 let mut inner = self.lock();
-                let max = self.config.max_players_per_room;
                 if resuming(&inner)
                     || inner.draining
                     || inner.closing
-                    || inner.rooms.values().any(|h| h.occupancy() < max)
+                    || inner.rooms.values().any(RoomHandle::has_space)
                 {
                     return Ok(None);
                 }
@@ -459,7 +519,8 @@ impl<G: Game> Rooms<G> {
                     }
                 }
             };
-            if self.claim(&name, mode).await.is_none() {
+            let capacity = self.config_or_reject(&name, mode)?.max_clients;
+            if self.claim(&name, mode, capacity).await.is_none() {
                 return Ok(Some(name));
             }
         }
@@ -469,13 +530,13 @@ impl<G: Game> Rooms<G> {
         })
     }
 
-    /// Claims `name` for this node; `Some(holder)` when another node holds
-    /// it.
-    async fn claim(&self, name: &str, mode: &str) -> Option<String> {
+    /// Claims `name` (a room of `capacity` players) for this node;
+    /// `Some(holder)` when another node holds it.
+    async fn claim(&self, name: &str, mode: &str, capacity: usize) -> Option<String> {
         let fleet = &self.config.fleet;
         let info = RoomInfo::new(name, fleet.node_id.clone())
             .with_mode(mode)
-            .with_capacity(u32::try_from(self.config.max_players_per_room).unwrap_or(u32::MAX));
+            .with_capacity(u32::try_from(capacity).unwrap_or(u32::MAX));
         match tokio::time::timeout(CLAIM_TIMEOUT, self.directory.create_room(&info, fleet.ttl))
             .await
         {
@@ -519,7 +580,6 @@ impl<G: Game> Rooms<G> {
             return Err(draining());
         }
         let resume_only = inner.draining;
-        let max = self.config.max_players_per_room;
         let name = match (resumed_room, &hello.room) {
             (Some(name), _) => name,
             (None, Some(name)) if !valid_room_name(name) => {
@@ -538,8 +598,8 @@ impl<G: Game> Rooms<G> {
                 let best = inner
                     .rooms
                     .iter()
+                    .filter(|(_, h)| h.has_space())
                     .map(|(n, h)| (n, h.occupancy()))
-                    .filter(|(_, p)| *p < max)
                     .max_by_key(|(n, p)| (*p, core::cmp::Reverse((*n).clone())))
                     .map(|(n, _)| n.clone());
                 match (best, fresh) {
@@ -557,8 +617,8 @@ impl<G: Game> Rooms<G> {
         if let Some(h) = inner.rooms.get(&name) {
             // A resume keeps the seat it has; the seat held for it is freed
             // when the room resumes it.
-            if !resuming && h.occupancy() >= max {
-                return Err(room_full(&name, max));
+            if !resuming && !h.has_space() {
+                return Err(room_full(&name, h.config.max_clients));
             }
             return Ok((h.clone(), h.reserve(), resume_only));
         }
@@ -579,8 +639,11 @@ impl<G: Game> Rooms<G> {
                 message,
             });
         }
-        let (tx, rx) = mpsc::channel(self.config.room_channel_capacity);
-        let (messages, messages_rx) = mpsc::channel(self.config.room_message_capacity());
+        // Its own config, checked: an invalid one refuses this join, and the
+        // room does not open.
+        let config = self.config_or_reject(&name, mode)?;
+        let (tx, rx) = mpsc::channel(config.channel_capacity);
+        let (messages, messages_rx) = mpsc::channel(config.message_capacity());
         let handle = RoomHandle {
             tx,
             messages,
@@ -588,6 +651,7 @@ impl<G: Game> Rooms<G> {
             reserved: Arc::new(AtomicUsize::new(0)),
             mode: Arc::clone(mode),
             stats: Arc::new(RoomStats::new(std::time::Instant::now())),
+            config: Arc::clone(&config),
         };
         let seat = handle.reserve();
         inner.rooms.insert(name.clone(), handle.clone());
@@ -596,10 +660,17 @@ impl<G: Game> Rooms<G> {
         let room = Room::new(
             name.clone(),
             (self.factory)(&name),
-            Arc::clone(&self.config),
+            config,
+            &self.config.limits,
         );
         m::rooms(1.0);
-        tracing::info!(room = %name, "room opened");
+        tracing::info!(
+            room = %name,
+            mode = %mode,
+            tick_rate = room.config().tick_rate,
+            max_clients = room.config().max_clients,
+            "room opened"
+        );
         tokio::spawn(run_room(
             Arc::clone(self),
             room,
@@ -645,9 +716,9 @@ pub(crate) trait RoomsControl: Send + Sync {
     /// Number of open rooms, as it changes.
     fn room_count(&self) -> watch::Receiver<usize>;
     /// Every open room's name, players (attached, or detached within
-    /// their resume grace) and mode, sorted by name: one short lock, no
-    /// waiting.
-    fn snapshot(&self) -> Vec<(String, usize, Arc<str>)>;
+    /// their resume grace), capacity and mode, sorted by name: one short
+    /// lock, no waiting.
+    fn snapshot(&self) -> Vec<OpenRoom>;
 }
 
 /// What the fleet console (crate::console) reads and does, beyond
@@ -690,21 +761,20 @@ impl<G: Game> RoomsControl for Rooms<G> {
         self.room_count.subscribe()
     }
 
-    fn snapshot(&self) -> Vec<(String, usize, Arc<str>)> {
+    fn snapshot(&self) -> Vec<OpenRoom> {
         let inner = self.lock();
         let mut rooms: Vec<_> = inner
             .rooms
             .iter()
-            .map(|(name, h)| {
-                (
-                    name.clone(),
-                    h.players.load(Ordering::Relaxed),
-                    Arc::clone(&h.mode),
-                )
+            .map(|(name, h)| OpenRoom {
+                name: name.clone(),
+                players: h.players.load(Ordering::Relaxed),
+                capacity: h.config.max_clients,
+                mode: Arc::clone(&h.mode),
             })
             .collect();
         drop(inner);
-        rooms.sort_unstable();
+        rooms.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         rooms
     }
 }
@@ -882,8 +952,8 @@ async fn run_room<G: Game>(
     reserved: Arc<AtomicUsize>,
     console: Arc<RoomStats>,
 ) {
-    let max_messages = rooms.config.room_message_capacity();
-    let period = rooms.config.tick_period();
+    let max_messages = room.config().message_capacity();
+    let period = room.config().tick_period();
     let mut schedule = TickSchedule::new(rooms.now(), period);
     let mut shutting_down = false;
     // One timer for the tick deadline, re-armed once per tick (not once per
@@ -940,7 +1010,7 @@ async fn run_room<G: Game>(
         let grace = if rooms.draining.load(Ordering::Relaxed) {
             Duration::ZERO
         } else {
-            rooms.config.empty_room_grace
+            room.config().empty_grace
         };
         let idle = room.empty_for(now).is_some_and(|d| d >= grace);
         if (shutting_down || idle)
@@ -1071,8 +1141,9 @@ mod tests {
     }
 
     fn rooms(per_room: usize, max_rooms: usize) -> Arc<Rooms<Nop>> {
-        let mut config = ServerConfig::default().with_max_players_per_room(per_room);
-        config.max_rooms = max_rooms;
+        let config = ServerConfig::default()
+            .with_max_players_per_room(per_room)
+            .with_max_rooms(max_rooms);
         rooms_with(config, Arc::new(crate::directory::MemoryDirectory::new()))
     }
 
@@ -1082,6 +1153,7 @@ mod tests {
             Box::new(|_| Nop),
             Arc::new(StatsCollector::new(std::time::Instant::now())),
             directory,
+            None,
             None,
         )
     }
@@ -1455,6 +1527,195 @@ mod tests {
             let (j, _, _) = one(&rooms, hello(None, None)).await.expect("joined");
             assert_eq!(j.welcome.room, "room-3");
             assert_eq!(dir.room("room-3").await.unwrap().unwrap().node, "node-a");
+        }
+    }
+
+    /// Rooms with configs of their own: each ticks at its own rate (counted
+    /// against tokio's paused, virtual clock), admits its own number of
+    /// clients, and a config that cannot work refuses the join that would
+    /// open its room, with its typed error, while the others go on.
+    mod own_configs {
+        use std::sync::atomic::AtomicU32;
+
+        use super::*;
+        use crate::RoomConfig;
+
+        /// Counts its room's ticks and remembers the `dt` it was given.
+        struct Ticking {
+            ticks: Arc<AtomicU32>,
+            dt_micros: Arc<AtomicU32>,
+        }
+
+        impl Game for Ticking {
+            type Protocol = Proto;
+            type User = ();
+            type View = ();
+            fn on_auth(&mut self, _: Option<&str>) -> Result<(), AuthError> {
+                Ok(())
+            }
+            fn on_join(&mut self, _: &mut Ctx<'_, Self>, _: ClientId, (): ()) {}
+            fn on_input(&mut self, _: &mut Ctx<'_, Self>, _: ClientId, _: u8, _: crate::InputMeta) {
+            }
+            fn on_tick(&mut self, _: &mut Ctx<'_, Self>, dt: f32) {
+                self.ticks.fetch_add(1, Ordering::Relaxed);
+                self.dt_micros
+                    .store((dt * 1e6).round() as u32, Ordering::Relaxed);
+            }
+            fn on_leave(&mut self, _: &mut Ctx<'_, Self>, _: ClientId, _: LeaveReason) {}
+        }
+
+        type Counters = Arc<Mutex<HashMap<String, (Arc<AtomicU32>, Arc<AtomicU32>)>>>;
+
+        /// `duel`: 60 Hz, 2 clients; `lobby` (mode `ffa`): 10 Hz, 3 clients,
+        /// a snapshot every 2 ticks; `broken`: tick rate 0; any other room:
+        /// the default (30 Hz, 4 clients).
+        fn node() -> (Arc<Rooms<Ticking>>, Counters) {
+            let counters: Counters = Arc::default();
+            let made = Arc::clone(&counters);
+            let factory = move |name: &str| {
+                let mut made = made.lock().unwrap();
+                let (ticks, dt) = made.entry(name.to_owned()).or_default();
+                Ticking {
+                    ticks: Arc::clone(ticks),
+                    dt_micros: Arc::clone(dt),
+                }
+            };
+            let config = ServerConfig::default()
+                .with_room(RoomConfig::default().with_tick_rate(30).with_max_clients(4))
+                .with_fleet(crate::FleetConfig::default().with_mode("ffa"));
+            let hook = |room: &RoomSpec<'_>, default: &RoomConfig| match (room.name, room.mode) {
+                ("duel", _) => default.clone().with_tick_rate(60).with_max_clients(2),
+                ("lobby", "ffa") => default
+                    .clone()
+                    .with_tick_rate(10)
+                    .with_snapshot_interval(2)
+                    .with_max_clients(3),
+                ("broken", _) => default.clone().with_tick_rate(0),
+                _ => default.clone(),
+            };
+            let rooms = Rooms::new(
+                Arc::new(config),
+                Box::new(factory),
+                Arc::new(StatsCollector::new(std::time::Instant::now())),
+                Arc::new(crate::directory::MemoryDirectory::new()),
+                None,
+                Some(Arc::new(hook)),
+            );
+            (rooms, counters)
+        }
+
+        async fn join(
+            rooms: &Arc<Rooms<Ticking>>,
+            id: u32,
+            room: Option<&str>,
+        ) -> Result<(Joined, RoomLink<Ticking>, Arc<Outbox>), Rejection> {
+            let outbox = Arc::new(Outbox::new(16, 16));
+            let mut token = [0u8; 16];
+            token[..4].copy_from_slice(&id.to_le_bytes());
+            rooms
+                .join(
+                    hello(room, None),
+                    id,
+                    ResumeToken::from_random(token),
+                    Arc::clone(&outbox),
+                    Arc::default(),
+                    AuthRequest::new(([127, 0, 0, 1], 9).into(), "test"),
+                )
+                .await
+                .map(|(j, link)| (j, link, outbox))
+        }
+
+        fn ticks(counters: &Counters, room: &str) -> (u32, u32) {
+            let counters = counters.lock().unwrap();
+            let (ticks, dt) = counters.get(room).expect("room opened");
+            (ticks.load(Ordering::Relaxed), dt.load(Ordering::Relaxed))
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn each_room_ticks_at_its_own_rate() {
+            let (rooms, counters) = node();
+            let mut links = Vec::new();
+            for (id, room) in [(1, "duel"), (2, "lobby"), (3, "other")] {
+                let (j, link, _) = join(&rooms, id, Some(room)).await.expect("joined");
+                // The welcome announces the room's own rates.
+                let want = match room {
+                    "duel" => (60, 1),
+                    "lobby" => (10, 2),
+                    _ => (30, 1),
+                };
+                assert_eq!((j.welcome.tick_rate, j.welcome.snapshot_interval), want);
+                // The session gets the room's config (its rate limits).
+                assert_eq!(link.config.tick_rate, want.0);
+                links.push(link);
+            }
+            let before: Vec<u32> = ["duel", "lobby", "other"]
+                .iter()
+                .map(|r| ticks(&counters, r).0)
+                .collect();
+            // Ten seconds of virtual time.
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            for (i, (room, rate)) in [("duel", 60u32), ("lobby", 10), ("other", 30)]
+                .into_iter()
+                .enumerate()
+            {
+                let (after, dt_micros) = ticks(&counters, room);
+                let ran = after - before[i];
+                assert!(
+                    (10 * rate - 1..=10 * rate + 1).contains(&ran),
+                    "{room}: {ran} ticks in 10 s at {rate} Hz"
+                );
+                let want = (1e6 / f64::from(rate)).round() as u32;
+                assert_eq!(dt_micros, want, "{room}: dt");
+            }
+            drop(links);
+        }
+
+        #[tokio::test]
+        async fn each_room_admits_its_own_capacity() {
+            let (rooms, _) = node();
+            for (room, capacity) in [("duel", 2), ("lobby", 3)] {
+                for id in 0..capacity {
+                    let joined = join(&rooms, 10 * capacity + id, Some(room)).await;
+                    assert!(joined.is_ok(), "{room}: join {id}: {:?}", joined.err());
+                }
+                let full = join(&rooms, 99, Some(room)).await;
+                let refused = full.as_ref().err().expect("full");
+                assert_eq!(refused.code, RejectCode::RoomFull, "{room}");
+                assert!(
+                    refused.message.contains(&format!("({capacity} players)")),
+                    "{room}: {}",
+                    refused.message
+                );
+            }
+            let open = rooms.snapshot();
+            let capacities: Vec<(&str, usize, usize)> = open
+                .iter()
+                .map(|r| (r.name.as_str(), r.players, r.capacity))
+                .collect();
+            assert_eq!(capacities, [("duel", 2, 2), ("lobby", 3, 3)]);
+            // Unnamed joins skip the full rooms and open one with the
+            // default config.
+            let (j, link, _) = join(&rooms, 50, None).await.expect("joined");
+            assert_eq!(j.welcome.room, "room-1");
+            assert_eq!(link.config.max_clients, 4);
+        }
+
+        #[tokio::test]
+        async fn an_invalid_room_config_is_refused_with_its_typed_error() {
+            let (rooms, _) = node();
+            assert_eq!(
+                rooms.config_for("broken", "ffa").err(),
+                Some(RoomConfigError::TickRate(0))
+            );
+            let refused = join(&rooms, 1, Some("broken")).await;
+            let refused = refused.as_ref().err().expect("refused");
+            assert_eq!(refused.code, RejectCode::InvalidRoom);
+            assert_eq!(rooms.open_rooms(), 0, "the room did not open");
+            // The server goes on: other rooms open and take players.
+            assert!(join(&rooms, 2, Some("duel")).await.is_ok());
+            let (j, _, _) = join(&rooms, 3, None).await.expect("joined");
+            assert_eq!(j.welcome.room, "duel", "the fullest room with space");
+            assert_eq!(rooms.open_rooms(), 1);
         }
     }
 }

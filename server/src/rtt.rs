@@ -1,5 +1,5 @@
 //! Each client's round-trip time as the server measures it: the session
-//! pings (`ServerConfig::ping_interval`), a [`Pinger`] turns the pong into a
+//! pings (`SessionConfig::ping_interval`), a [`Pinger`] turns the pong into a
 //! sample, and the smoothed figure goes into an [`Rtt`] the room reads
 //! ([`crate::Ctx::rtt`]). Sans IO: time is an argument.
 

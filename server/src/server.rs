@@ -20,6 +20,7 @@ use crate::lifecycle::{
     LifecycleHooks, LoggingHooks, NodeState, NodeStatus, StopRequest, Supervisor,
 };
 use crate::matchmaking::{MatchmakeAuth, Matchmaker, MatchmakerConfig, PassThroughAuth};
+use crate::room_config::{RoomConfig, RoomConfigHook, RoomSpec};
 use crate::rooms::{ConsoleControl, Rooms, RoomsControl};
 use crate::session::Shared;
 use crate::stats::{ServerStats, StatsCollector};
@@ -54,14 +55,14 @@ pub enum ServerError {
 }
 
 /// The WebSocket limits of a session. Incoming messages are capped by
-/// [`ServerConfig::max_ws_message_bytes`], but outgoing ones (a full snapshot
+/// [`crate::ListenerConfig::max_ws_message_bytes`], but outgoing ones (a full snapshot
 /// of a large world) may be as large as clients accept,
 /// [`tickwire_shared::Limits::max_server_message_bytes`]: tungstenite refuses
 /// to queue a frame that does not fit its write buffer cap (`WriteBufferFull`,
 /// which would end the session), so the cap must hold the largest outgoing
 /// message. The buffer only grows that far while such a message is written.
 fn ws_config(config: &ServerConfig) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
-    let incoming = websocket_config(config.max_ws_message_bytes);
+    let incoming = websocket_config(config.listener.max_ws_message_bytes);
     // Room for two maximal outgoing frames (14 bytes of header each) beyond
     // the write buffer target, as `websocket_config` allows for incoming ones.
     let outgoing = incoming.write_buffer_size.saturating_add(
@@ -84,6 +85,7 @@ pub struct Server<G: Game> {
     /// Files served from memory where the static directory has none.
     fallback_files: Vec<(String, bytes::Bytes)>,
     auth: Option<Arc<dyn Authenticator<G::User>>>,
+    room_config: Option<Arc<RoomConfigHook>>,
 }
 
 impl<G: Game> Server<G> {
@@ -97,11 +99,60 @@ impl<G: Game> Server<G> {
             matchmake_auth: Arc::new(PassThroughAuth),
             fallback_files: Vec::new(),
             auth: None,
+            room_config: None,
         }
     }
 
+    /// Gives each room its own [`RoomConfig`]: `hook(room, default)` says
+    /// what room `room` (its name and game mode, see [`RoomSpec`]) runs
+    /// with, `default` being [`ServerConfig::room`]. The room then ticks at
+    /// its own rate, sends snapshots at its own interval, admits at most its
+    /// own `max_clients`, and applies its own limits (input and message
+    /// rates, queues, pacing, byte budget, resume grace). Default: every
+    /// room runs with [`ServerConfig::room`].
+    ///
+    /// The hook runs when a room is about to open (possibly more than once
+    /// for one room, and on a joining client's task under the room
+    /// registry's lock): keep it a quick, pure function of its arguments,
+    /// such as a table lookup. Its result is checked with
+    /// [`RoomConfig::validate`]: an invalid config does not open the room;
+    /// the join that would have opened it is rejected with `InvalidRoom`,
+    /// the [`crate::RoomConfigError`] is logged (and counted in
+    /// `tickwire_room_configs_refused_total`), and the server and its other
+    /// rooms go on.
+    ///
+    /// Like Colyseus's `gameServer.define("duel", DuelRoom, options)`, by
+    /// mode (set by the seat token of [`crate::matchmaking`], else the
+    /// node's [`crate::FleetConfig::mode`]) or by room name:
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use tickwire_server::{Game, RoomConfig, RoomSpec, Server, ServerConfig};
+    /// # fn f<G: Game>(factory: impl Fn(&str) -> G + Send + Sync + 'static) {
+    /// let server = Server::new(ServerConfig::default(), factory).with_room_config(
+    ///     |room: &RoomSpec<'_>, default: &RoomConfig| match room.mode {
+    ///         "duel" => default.clone().with_max_clients(2).with_tick_rate(60),
+    ///         "lobby" => default.clone().with_max_clients(200).with_tick_rate(10),
+    ///         _ if room.name.starts_with("turn-") => default
+    ///             .clone()
+    ///             .with_tick_rate(5)
+    ///             .with_resume_grace(Duration::from_secs(300)),
+    ///         _ => default.clone(),
+    ///     },
+    /// );
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_room_config(
+        mut self,
+        hook: impl Fn(&RoomSpec<'_>, &RoomConfig) -> RoomConfig + Send + Sync + 'static,
+    ) -> Self {
+        self.room_config = Some(Arc::new(hook));
+        self
+    }
+
     /// Serves `body` at `url_path` (such as `/index.html`, which also
-    /// answers `/`) unless [`ServerConfig::static_dir`] has a file there: a
+    /// answers `/`) unless [`crate::ListenerConfig::static_dir`] has a file there: a
     /// page embedded in the binary, for example one that says how to build
     /// the web client, so that the URL a server prints never answers 404.
     /// The content type comes from the extension.
@@ -121,7 +172,7 @@ impl<G: Game> Server<G> {
     /// Sets the hook that admits joining clients off the room tasks (see
     /// [`crate::auth`]): it may await, sees the request's context
     /// ([`crate::auth::AuthRequest`]: address, `Origin`, the hello's token and room…),
-    /// and gets [`ServerConfig::auth_timeout`] before the client is
+    /// and gets [`crate::SessionConfig::auth_timeout`] before the client is
     /// rejected with `AuthTimeout`. With it, [`Game::on_auth`] is not
     /// called. Default none: `on_auth` decides, on the room task.
     ///
@@ -202,7 +253,7 @@ impl<G: Game> Server<G> {
     pub async fn start(self) -> Result<RunningServer, ServerError> {
         let config = self.config;
         config.validate()?;
-        let identity = match &config.tls {
+        let identity = match &config.listener.tls {
             TlsMode::Files { cert, key } => Some(TlsIdentity::from_pem_files(cert, key)?),
             TlsMode::SelfSigned => Some(TlsIdentity::self_signed(&[
                 "localhost",
@@ -211,8 +262,8 @@ impl<G: Game> Server<G> {
             ])?),
             TlsMode::Plain => None,
         };
-        let mut static_files = match &config.static_dir {
-            Some(dir) => StaticFiles::load(dir, config.max_static_bytes)?,
+        let mut static_files = match &config.listener.static_dir {
+            Some(dir) => StaticFiles::load(dir, config.listener.max_static_bytes)?,
             None => StaticFiles::empty(),
         };
         for (path, body) in &self.fallback_files {
@@ -225,27 +276,26 @@ impl<G: Game> Server<G> {
                 static_files.insert(&url, body.clone());
             }
         }
-        let listener =
-            TcpListener::bind(config.addr)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.addr,
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
-            addr: config.addr,
-            source,
-        })?;
-        if let Some(addr) = config.metrics_addr {
+        let addr = config.listener.addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        if let Some(addr) = config.listener.metrics_addr {
             crate::metrics::install(addr).map_err(|e| ServerError::Metrics(e.to_string()))?;
             tracing::info!(%addr, "metrics at http://{addr}/metrics");
         }
-        let mut origin =
-            OriginPolicy::for_server(local_addr, identity.is_some(), config.extra_origins.clone());
-        origin.allow_missing = config.allow_missing_origin;
+        let mut origin = OriginPolicy::for_server(
+            local_addr,
+            identity.is_some(),
+            config.listener.extra_origins.clone(),
+        );
+        origin.allow_missing = config.listener.allow_missing_origin;
         let status = NodeStatus::new();
         let mut http = HttpContext::new(static_files, origin)
-            .with_ws_path(config.ws_path.clone())
+            .with_ws_path(config.listener.ws_path.clone())
             .with_ws_config(ws_config(&config))
             .with_status(status.clone());
         if let Some(secret) = &config.fleet.secret {
@@ -255,11 +305,22 @@ impl<G: Game> Server<G> {
                     secret: secret.clone(),
                     seat_ttl: config.fleet.seat_ttl,
                     directory_ttl: config.fleet.ttl,
-                    room_capacity: u32::try_from(config.max_players_per_room).unwrap_or(u32::MAX),
+                    room_capacity: u32::try_from(config.room.max_clients).unwrap_or(u32::MAX),
                     heartbeat_interval: config.fleet.heartbeat_interval,
                 },
                 self.matchmake_auth,
             );
+            let matchmaker = match &self.room_config {
+                None => matchmaker,
+                Some(hook) => {
+                    let (hook, default) = (Arc::clone(hook), config.room.clone());
+                    matchmaker.with_capacity_of(Arc::new(move |name: &str, mode: &str| {
+                        let room = hook(&RoomSpec::new(name, mode), &default);
+                        room.validate().ok()?;
+                        Some(u32::try_from(room.max_clients).unwrap_or(u32::MAX))
+                    }))
+                }
+            };
             http = http.with_matchmaker(Arc::new(matchmaker));
             tracing::info!("matchmaking on: POST /matchmake");
         }
@@ -279,7 +340,7 @@ impl<G: Game> Server<G> {
                 None
             }
         };
-        let quic_endpoint = match (config.quic_addr, &identity) {
+        let quic_endpoint = match (config.listener.quic_addr, &identity) {
             (Some(addr), Some(id)) => {
                 let server_config = quic::server_config(&config, id)?;
                 let endpoint = quinn::Endpoint::server(server_config, addr)
@@ -301,6 +362,7 @@ impl<G: Game> Server<G> {
             Arc::clone(&stats),
             Arc::clone(&self.directory),
             self.auth,
+            self.room_config,
         );
         let (stop, requests) = watch::channel(StopRequest::None);
         if let Some(token) = &config.admin_token {
@@ -323,7 +385,10 @@ impl<G: Game> Server<G> {
             next_client_id: AtomicU32::new(1),
             shutdown: shutdown_rx.clone(),
         });
-        let limits = ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
+        let limits = ConnectionLimits::new(
+            config.listener.max_connections,
+            config.listener.max_connections_per_ip,
+        );
         let mut tasks = vec![tokio::spawn(wss::accept_loop(
             listener,
             Arc::clone(&limits),
@@ -347,7 +412,6 @@ impl<G: Game> Server<G> {
         let publisher = Publisher {
             directory: self.directory,
             node: node_info(&config, local_addr, identity.is_some(), quic_addr),
-            room_capacity: u32::try_from(config.max_players_per_room).unwrap_or(u32::MAX),
             interval: config.fleet.heartbeat_interval,
             ttl: config.fleet.ttl,
             rooms: Arc::clone(&rooms),
@@ -361,8 +425,8 @@ impl<G: Game> Server<G> {
             rooms: Arc::clone(&rooms),
             shutdown: shutdown_tx,
             tasks,
-            drain_grace: config.drain_grace,
-            health_interval: config.health_interval,
+            drain_grace: config.lifecycle.drain_grace,
+            health_interval: config.lifecycle.health_interval,
             publisher: Some((stop_publisher, publisher)),
         };
         let supervisor = tokio::spawn(supervisor.run(requests));
@@ -400,10 +464,13 @@ fn node_info(
 ) -> NodeInfo {
     let fleet = &config.fleet;
     let scheme = if tls { "wss" } else { "ws" };
-    let wss = fleet
-        .public_wss_url
-        .clone()
-        .unwrap_or_else(|| format!("{scheme}://localhost:{}{}", local.port(), config.ws_path));
+    let wss = fleet.public_wss_url.clone().unwrap_or_else(|| {
+        format!(
+            "{scheme}://localhost:{}{}",
+            local.port(),
+            config.listener.ws_path
+        )
+    });
     let mut node = NodeInfo::new(fleet.node_id.clone()).with_wss_url(wss);
     let quic_url = fleet
         .public_quic_url
@@ -413,8 +480,9 @@ fn node_info(
         node = node.with_quic_url(url);
     }
     let capacity = config
+        .listener
         .max_connections
-        .min(config.max_rooms.saturating_mul(config.max_players_per_room));
+        .min(config.max_rooms.saturating_mul(config.room.max_clients));
     node.with_capacity(u32::try_from(capacity).unwrap_or(u32::MAX))
 }
 
@@ -442,7 +510,7 @@ impl RunningServer {
         self.local_addr
     }
 
-    /// The bound QUIC (UDP) address, when [`ServerConfig::quic_addr`] is set.
+    /// The bound QUIC (UDP) address, when [`crate::ListenerConfig::quic_addr`] is set.
     #[must_use]
     pub fn quic_addr(&self) -> Option<SocketAddr> {
         self.quic_addr
@@ -487,7 +555,7 @@ impl RunningServer {
     /// Starts draining and returns at once: new hellos (other than resumes
     /// of sessions in running rooms) are rejected with `ShuttingDown`,
     /// `/readyz` answers `503`, an empty room closes at once, and when no
-    /// room is left, or after [`ServerConfig::drain_grace`], the remaining
+    /// room is left, or after [`crate::LifecycleConfig::drain_grace`], the remaining
     /// sessions are closed with `ServerShutdown` (1001) and a reason, and the
     /// node stops. Calling it again does nothing. Wait for the end with
     /// [`RunningServer::stopped`].
@@ -532,7 +600,7 @@ impl RunningServer {
 
     /// Stops accepting, closes every session with "server shutting down"
     /// (without waiting for rooms to finish, even while draining), and waits
-    /// (at most [`ServerConfig::shutdown_timeout`]) for them.
+    /// (at most [`crate::LifecycleConfig::shutdown_timeout`]) for them.
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
         self.request(StopRequest::Now);

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::auth::AuthRequest;
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, SessionConfig};
 use crate::game::{ClientId, EventOf, Game, InputOf, LeaveReason, MessageOf};
 use crate::lifecycle::ShutdownSignal;
 use crate::messages::MessageRate;
@@ -98,9 +98,10 @@ pub(crate) async fn run<G: Game, C: Connection>(
     let mut request = AuthRequest::new(peer, C::NAME);
     request.origin = upgrade.origin;
     request.user_agent = upgrade.user_agent;
+    // The default room's bounds until the room sets its own (at the join).
     let outbox = Arc::new(Outbox::new(
-        shared.config.max_queued_reliable,
-        shared.config.max_skipped_snapshots,
+        shared.config.room.max_queued_reliable,
+        shared.config.room.max_skipped_snapshots,
     ));
     let joined = match handshake(&mut conn, &shared, &outbox, deadline, request).await {
         Ok(j) => j,
@@ -115,7 +116,7 @@ pub(crate) async fn run<G: Game, C: Connection>(
                 .await;
             }
             tracing::info!(%peer, transport = C::NAME, code = %end.code, reason = %end.reason, "handshake failed");
-            close(&mut conn, &end, &shared.config).await;
+            close(&mut conn, &end, &shared.config.session).await;
             return;
         }
     };
@@ -145,7 +146,7 @@ pub(crate) async fn run<G: Game, C: Connection>(
             reason,
         })
         .await;
-    close(&mut conn, &end, &shared.config).await;
+    close(&mut conn, &end, &shared.config.session).await;
 }
 
 type Joined<G> = (ClientId, RoomLink<G>, Arc<Rtt>);
@@ -252,7 +253,7 @@ impl Clone for Pkt {
     }
 }
 
-/// The simulated bad network of `ServerConfig::conditioner`, shaped by the
+/// The simulated bad network of `SessionConfig::conditioner`, shaped by the
 /// transport. What travels on a reliable stream (everything on WSS; the
 /// reliable stream of QUIC) goes through a [stream-mode
 /// conditioner](LinkConditioner::new_stream): a loss costs a round trip and
@@ -487,9 +488,11 @@ async fn drive_inner<G: Game, C: Connection>(
     room: &RoomLink<G>,
     rtt: Arc<Rtt>,
 ) -> Result<(), End> {
-    let config = &shared.config;
+    let config = &shared.config.session;
+    // The room's rate limits and snapshot rate, which may be its own.
+    let room_config = &*room.config;
     let mut shutdown = shared.shutdown.clone();
-    let mut bucket = Bucket::new(config.max_messages_per_sec);
+    let mut bucket = Bucket::new(room_config.max_messages_per_sec);
     let mut last_heard = Instant::now();
     let mut link = config
         .conditioner
@@ -497,8 +500,8 @@ async fn drive_inner<G: Game, C: Connection>(
         .map(|c| Link::new(c, config.conditioner_seed ^ u64::from(client), C::DATAGRAMS));
     // QuicConfig::redundant_snapshots: a second copy of each snapshot
     // datagram, half a snapshot interval later.
-    let redundancy = (C::DATAGRAMS && config.quic.redundant_snapshots)
-        .then(|| config.tick_period() * u32::from(config.snapshot_interval) / 2);
+    let redundancy = (C::DATAGRAMS && shared.config.listener.quic.redundant_snapshots)
+        .then(|| room_config.snapshot_period() / 2);
     let mut copy: Option<(Instant, Bytes)> = None;
     let mut peer = Peer {
         shared,
@@ -507,7 +510,7 @@ async fn drive_inner<G: Game, C: Connection>(
         client,
         pinger: Pinger::default(),
         rtt,
-        messages: MessageRate::new(&config.game_messages, shared.rooms.now()),
+        messages: MessageRate::new(&room_config.game_messages, shared.rooms.now()),
         stats: shared.rooms.client_stats(client),
     };
     // The first ping goes out at once; then one per ping_interval.
@@ -593,7 +596,7 @@ async fn drive_inner<G: Game, C: Connection>(
                 if !bucket.take(last_heard) {
                     return Err(End::new(
                         CloseCode::InputFlood,
-                        format!("more than {} messages per second", config.max_messages_per_sec),
+                        format!("more than {} messages per second", room_config.max_messages_per_sec),
                     ));
                 }
                 if let Incoming::Message { bytes, unreliable } = incoming {
@@ -651,7 +654,7 @@ async fn drive_inner<G: Game, C: Connection>(
 
 /// Sends the protocol close message and the transport's close, then lingers
 /// (see [`Connection::linger`]), each bounded in time.
-async fn close<C: Connection>(conn: &mut C, end: &End, config: &ServerConfig) {
+async fn close<C: Connection>(conn: &mut C, end: &End, config: &SessionConfig) {
     m::disconnect(end.code);
     let msg = ServerMessage::<()>::Close(tickwire_shared::message::Close {
         code: end.code,

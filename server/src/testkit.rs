@@ -14,7 +14,7 @@
 //! reordered and delayed by the [`ConditionerConfig`]); everything else
 //! (game messages included) travels on an ordered, reliable stream with the
 //! same latency. The server side does what the real session driver does:
-//! it answers pings, pings each client every `ServerConfig::ping_interval`
+//! it answers pings, pings each client every `SessionConfig::ping_interval`
 //! (so [`crate::Ctx::rtt`] works), records acks, rate-limits game messages
 //! and closes a misbehaving client with the same code and reason.
 //!
@@ -87,8 +87,9 @@ use crate::rtt::{Pinger, Rtt};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct HarnessConfig {
-    /// The room's configuration. Default: [`ServerConfig::default`] with
-    /// tick rate 60 and a snapshot every tick.
+    /// The server's configuration: the room runs with its
+    /// [`ServerConfig::room`]. Default: [`ServerConfig::default`] with tick
+    /// rate 60 and a snapshot every tick.
     pub server: ServerConfig,
     /// Each client's session settings. Default: no pings (a test sends what
     /// it means to).
@@ -258,7 +259,7 @@ where
     pub fn new(game: G, config: HarnessConfig) -> Self {
         let server = Arc::new(config.server.clone());
         Self {
-            room: Room::new("test", game, Arc::clone(&server)),
+            room: Room::new("test", game, Arc::new(server.room.clone()), &server.limits),
             config: server,
             now: Duration::ZERO,
             next_tick: Duration::ZERO,
@@ -315,8 +316,8 @@ where
 
     fn new_outbox(&self) -> Arc<Outbox> {
         Arc::new(Outbox::new(
-            self.config.max_queued_reliable,
-            self.config.max_skipped_snapshots,
+            self.config.room.max_queued_reliable,
+            self.config.room.max_skipped_snapshots,
         ))
     }
 
@@ -352,7 +353,7 @@ where
             pinger: Pinger::default(),
             rtt: Arc::new(Rtt::default()),
             next_ping: self.now,
-            message_rate: MessageRate::new(&self.config.game_messages, self.now),
+            message_rate: MessageRate::new(&self.config.room.game_messages, self.now),
             outbox: self.new_outbox(),
             link: Some(Link::new(link, seed)),
             server: ServerSide::Handshake,
@@ -393,7 +394,7 @@ where
         let seed = self.random();
         let outbox = self.new_outbox();
         let now = self.now;
-        let rate = MessageRate::new(&self.config.game_messages, now);
+        let rate = MessageRate::new(&self.config.room.game_messages, now);
         let c = &mut self.clients[i];
         c.outbox = outbox;
         c.pinger = Pinger::default();
@@ -462,7 +463,7 @@ where
         self.advance_to(target);
         self.room.tick(self.now);
         self.record_views();
-        self.next_tick = self.now + self.config.tick_period();
+        self.next_tick = self.now + self.config.room.tick_period();
         for i in 0..self.clients.len() {
             self.ping(i);
             self.flush_server(i);
@@ -565,7 +566,7 @@ where
                 if a.baseline.is_none() {
                     self.clients[i].full_at = a.tick;
                 }
-                let verdict = match (id, self.config.client_bytes_per_sec) {
+                let verdict = match (id, self.config.room.client_bytes_per_sec) {
                     (Some(id), Some(_)) => self.check_budgeted(i, id, a.tick, &world),
                     _ => match id.and_then(|id| self.sent_view(a.tick, id)) {
                         Some(want) if *want == world => None,
@@ -609,7 +610,8 @@ where
         world: &Snapshot<StateOf<G>>,
     ) -> Option<String> {
         let window = u32::try_from(
-            (self.config.budget_max_wait.as_secs_f64() * f64::from(self.config.tick_rate)) as u64,
+            (self.config.room.budget_max_wait.as_secs_f64() * f64::from(self.config.room.tick_rate))
+                as u64,
         )
         .unwrap_or(u32::MAX);
         // (On a mismatch the record is dropped: the run has failed anyway.)
@@ -654,8 +656,8 @@ where
         // A new entity's wait starts at the first snapshot built for the
         // client after it came into view, which a client sent one snapshot
         // in N (`max_snapshot_slowdown`) gets up to N snapshots later.
-        let paced = u32::from(self.config.max_snapshot_slowdown)
-            * u32::from(self.config.snapshot_interval.max(1));
+        let paced = u32::from(self.config.room.max_snapshot_slowdown)
+            * u32::from(self.config.room.snapshot_interval.max(1));
         let present_within = window + paced;
         for (eid, _) in now.iter() {
             let always = (0..=present_within.min(t)).all(|age| {
@@ -730,7 +732,7 @@ where
 
     fn server_hello(&mut self, i: ClientIndex, hello: Hello) {
         let now = self.now;
-        let hs = ServerHandshake::new(now, self.config.handshake_timeout);
+        let hs = ServerHandshake::new(now, self.config.listener.handshake_timeout);
         let token = ResumeToken::from_random({
             let (a, b) = (self.random(), self.random());
             let mut t = [0u8; 16];
@@ -795,7 +797,7 @@ where
 
     /// The server pings joined client `i` when its ping is due.
     fn ping(&mut self, i: ClientIndex) {
-        let (now, every) = (self.now, self.config.ping_interval);
+        let (now, every) = (self.now, self.config.session.ping_interval);
         let c = &mut self.clients[i];
         if !matches!(c.server, ServerSide::Joined(_)) || now < c.next_ping || every.is_zero() {
             return;

@@ -123,7 +123,7 @@ fn events_of(h: &Harness<Recorder>, i: ClientIndex) -> Vec<String> {
 #[test]
 fn messages_reach_the_game_in_order_within_the_per_tick_budget() {
     let mut config = server();
-    config.game_messages = MessageLimits::default().with_queue(64, 3);
+    config.room.game_messages = MessageLimits::default().with_queue(64, 3);
     let mut h = harness(config);
     let [a, b] = join(&mut h, 2)[..] else {
         unreachable!()
@@ -199,7 +199,7 @@ fn messages_survive_a_lossy_reordering_network_in_order() {
 #[test]
 fn a_message_flood_closes_only_that_session() {
     let mut config = server();
-    config.game_messages = MessageLimits::default().with_rate(10, 5);
+    config.room.game_messages = MessageLimits::default().with_rate(10, 5);
     let mut h = harness(config);
     let [good, bad] = join(&mut h, 2)[..] else {
         unreachable!()
@@ -245,7 +245,7 @@ fn a_message_flood_closes_only_that_session() {
 fn a_full_room_queue_closes_the_session() {
     let mut config = server();
     // A rate that allows anything; a queue of 4 drained one per tick.
-    config.game_messages = MessageLimits::default()
+    config.room.game_messages = MessageLimits::default()
         .with_rate(10_000, 10_000)
         .with_queue(4, 1);
     let mut h = harness(config);
@@ -324,7 +324,7 @@ fn inputs_carry_their_wire_tick_and_sequence() {
 fn ctx_reports_each_clients_round_trip() {
     let link = ConditionerConfig::perfect().with_latency(Duration::from_millis(50));
     let mut config = server();
-    config.ping_interval = Duration::from_millis(500);
+    config.session.ping_interval = Duration::from_millis(500);
     let mut h = Harness::new(
         Recorder::default(),
         HarnessConfig::default().with_server(config).with_link(link),

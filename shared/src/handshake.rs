@@ -252,7 +252,8 @@ codes! {
         InvalidHello = 8,
         /// The server is shutting down.
         ShuttingDown = 9,
-        /// The room name is not acceptable.
+        /// The room name is not acceptable, or the server cannot open a
+        /// room of that name (its configuration for it is invalid).
         InvalidRoom = 10,
         /// The seat token is malformed, or its signature does not verify
         /// with this node's fleet secret (forged, or another fleet's).

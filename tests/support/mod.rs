@@ -304,6 +304,22 @@ impl TestServer {
         Self::launch(server.with_auth(auth), history).await
     }
 
+    /// A server whose rooms get their own config from `hook` (see
+    /// `Server::with_room_config`).
+    pub async fn start_with_room_config(
+        config: ServerConfig,
+        hook: impl Fn(
+            &tickwire_server::RoomSpec<'_>,
+            &tickwire_server::RoomConfig,
+        ) -> tickwire_server::RoomConfig
+        + Send
+        + Sync
+        + 'static,
+    ) -> Result<Self> {
+        let (server, history) = Self::server(config);
+        Self::launch(server.with_room_config(hook), history).await
+    }
+
     fn server(config: ServerConfig) -> (Server<TestGame>, Arc<Mutex<WorldHistory>>) {
         let history = Arc::new(Mutex::new(WorldHistory::default()));
         let h = Arc::clone(&history);

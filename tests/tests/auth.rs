@@ -23,7 +23,7 @@ fn config() -> ServerConfig {
         .with_tick_rate(20)
         .with_snapshot_interval(1)
         .with_handshake_timeout(Duration::from_secs(6));
-    config.auth_timeout = Duration::from_secs(4);
+    config.session.auth_timeout = Duration::from_secs(4);
     config
 }
 
@@ -141,7 +141,7 @@ async fn a_slow_auth_never_delays_a_tick() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_timeout_and_refusal_are_rejects() -> Result<()> {
     let mut config = config();
-    config.auth_timeout = Duration::from_millis(300);
+    config.session.auth_timeout = Duration::from_millis(300);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let server = TestServer::start_with_auth(config, auth(Arc::clone(&seen))).await?;
 

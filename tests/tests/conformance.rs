@@ -198,14 +198,14 @@ async fn leave_sends_close_message_before_close_frame() -> Result<()> {
         .with_deltas(false);
     // The first clients do not read while the others connect; that is not
     // what this test is about.
-    config.max_skipped_snapshots = 100_000;
+    config.room.max_skipped_snapshots = 100_000;
     // 40 clients, their sessions and the other tests of this file share the
     // machine: under `cargo xtask test` on 2 cores a client was seen to take
     // more than the default 1 s linger to read up to the close frame, and a
     // socket closed with the client's late acks unread sends a reset, which
     // makes the client's kernel drop the unread close. The linger is what
     // this test relies on, not its length.
-    config.close_linger = Duration::from_secs(5);
+    config.session.close_linger = Duration::from_secs(5);
     let server = TestServer::start(config).await?;
     let mut clients = Vec::with_capacity(CLIENTS);
     for _ in 0..CLIENTS {
@@ -375,9 +375,9 @@ async fn over_the_connection_caps_is_503() -> Result<()> {
     let upgrade = format!("GET /ws HTTP/1.1\r\nHost: localhost\r\n{UPGRADE_HEADERS}\r\n");
     for (which, mut cfg) in [("per-IP cap", config()), ("total cap", config())] {
         if which == "per-IP cap" {
-            cfg.max_connections_per_ip = 2;
+            cfg.listener.max_connections_per_ip = 2;
         } else {
-            cfg.max_connections = 2;
+            cfg.listener.max_connections = 2;
         }
         let server = TestServer::start(cfg).await?;
         let a = server.client(hello()).await?;

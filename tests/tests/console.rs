@@ -22,7 +22,7 @@ fn config() -> Result<ServerConfig> {
         .with_tick_rate(30)
         .with_admin_token(Some(TOKEN.parse::<AdminToken>()?));
     // Sessions measure RTT with their pings.
-    c.ping_interval = Duration::from_millis(100);
+    c.session.ping_interval = Duration::from_millis(100);
     Ok(c)
 }
 

@@ -50,7 +50,7 @@ async fn the_console_page_shows_rooms_and_players() -> Result<()> {
     let mut config: ServerConfig = test_config()
         .with_tick_rate(30)
         .with_admin_token(Some(TOKEN.parse::<AdminToken>()?));
-    config.ping_interval = Duration::from_millis(200);
+    config.session.ping_interval = Duration::from_millis(200);
     let server = TestServer::start(config).await?;
     let mut players = Vec::new();
     for _ in 0..3 {

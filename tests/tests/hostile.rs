@@ -176,7 +176,7 @@ async fn auth_rejected() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_full() -> Result<()> {
     let mut c = config();
-    c.max_players_per_room = 1;
+    c.room.max_clients = 1;
     let mut solo = hello();
     solo.room = Some("solo".into());
     let s = Scene::start_with(c, solo.clone()).await?;
@@ -227,7 +227,7 @@ async fn text_frame() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_frame() -> Result<()> {
     let mut s = Scene::start(config()).await?;
-    let max = config().max_ws_message_bytes;
+    let max = config().listener.max_ws_message_bytes;
     let mut bad = s.bad_client().await?;
     bad.ws.send(Message::binary(vec![1u8; max + 1000])).await?;
     expect_closed(&mut bad.ws, 1009, &max.to_string()).await?;
@@ -259,7 +259,7 @@ async fn input_flood() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn game_message_flood() -> Result<()> {
     let mut config = config();
-    config.game_messages = MessageLimits::default().with_rate(5, 10);
+    config.room.game_messages = MessageLimits::default().with_rate(5, 10);
     let mut s = Scene::start(config).await?;
     let mut bad = s.bad_client().await?;
     let mut sent = 0;
@@ -407,12 +407,12 @@ async fn foreign_origin() -> Result<()> {
 async fn stops_reading() -> Result<()> {
     const CRATES: usize = 10_000;
     let mut c = config();
-    c.resume_grace = Duration::ZERO;
-    c.write_timeout = Duration::from_millis(500);
-    c.max_skipped_snapshots = 5;
-    c.max_inputs_per_tick = 1024;
-    c.max_queued_inputs = 2 * CRATES;
-    c.max_messages_per_sec = 10_000;
+    c.room.resume_grace = Duration::ZERO;
+    c.session.write_timeout = Duration::from_millis(500);
+    c.room.max_skipped_snapshots = 5;
+    c.room.max_inputs_per_tick = 1024;
+    c.room.max_queued_inputs = 2 * CRATES;
+    c.room.max_messages_per_sec = 10_000;
     let mut s = Scene::start(c).await?;
     // The slow client's socket holds little; it never reads after the
     // welcome and never acks, so every snapshot it is sent is a full one of

@@ -45,8 +45,8 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown() -> Result<()> {
     let mut c = config();
-    c.shutdown_timeout = Duration::from_secs(2);
-    let shutdown_timeout = c.shutdown_timeout;
+    c.lifecycle.shutdown_timeout = Duration::from_secs(2);
+    let shutdown_timeout = c.lifecycle.shutdown_timeout;
     let server = TestServer::start(c).await?;
     let addr = server.server.local_addr();
     let mut closes = Vec::new();
@@ -306,10 +306,10 @@ async fn idle_timeout() -> Result<()> {
 async fn late_joiner_gets_a_full_snapshot_larger_than_the_incoming_limit() -> Result<()> {
     const CRATES: usize = 4_000;
     let mut c = config();
-    c.max_inputs_per_tick = 1024;
-    c.max_queued_inputs = 2 * CRATES;
-    c.max_messages_per_sec = 10_000;
-    let incoming_limit = c.max_ws_message_bytes;
+    c.room.max_inputs_per_tick = 1024;
+    c.room.max_queued_inputs = 2 * CRATES;
+    c.room.max_messages_per_sec = 10_000;
+    let incoming_limit = c.listener.max_ws_message_bytes;
     let server = TestServer::start(c).await?;
     let mut a = server.client(hello()).await?;
     a.until_tick(1, DEADLINE).await?;

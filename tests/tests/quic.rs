@@ -158,7 +158,7 @@ async fn lossy_link(redundant: bool) -> Result<()> {
     let mut config = quic_config()
         .with_conditioner(Some(link))
         .with_quic(QuicConfig::default().with_redundant_snapshots(redundant));
-    config.conditioner_seed = 42;
+    config.session.conditioner_seed = 42;
     let server = TestServer::start(config).await?;
     let mut c = TestClient::connect(&quic_url(&server), trust(&server)).await?;
     let start = newest(&c);
@@ -285,7 +285,7 @@ async fn hello_stream(conn: &quinn::Connection) -> Result<(quinn::SendStream, qu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_quic_peers_are_closed_with_a_code_and_the_room_plays_on() -> Result<()> {
     let mut config = quic_config();
-    config.max_messages_per_sec = 100;
+    config.room.max_messages_per_sec = 100;
     let server = TestServer::start(config).await?;
     let mut good = TestClient::connect(&quic_url(&server), trust(&server)).await?;
 
@@ -395,7 +395,7 @@ async fn quic_reconnect_resumes_the_same_player() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quic_without_a_stream_times_out_and_caps_are_shared_with_wss() -> Result<()> {
     let mut config = quic_config();
-    config.max_connections_per_ip = 2;
+    config.listener.max_connections_per_ip = 2;
     let server = TestServer::start(config).await?;
 
     // A connection that never opens its stream is closed at the handshake

@@ -11,7 +11,7 @@ use arena::host::ArenaGame;
 use clap::Parser;
 use std::sync::Arc;
 use tickwire_server::directory::{RedisDirectory, RedisDirectoryConfig};
-use tickwire_server::{QuicConfig, Server, ServerConfig, TlsMode};
+use tickwire_server::{ListenerConfig, QuicConfig, RoomConfig, Server, ServerConfig, TlsMode};
 use tickwire_shared::conditioner::ConditionerConfig;
 
 /// The tickwire arena: a top-down multiplayer shooter. Open the printed URL
@@ -128,14 +128,14 @@ struct Args {
     full_snapshots: bool,
 
     /// Each client's snapshot budget in bytes per second: changes that do
-    /// not fit wait, nearer entities first (`ServerConfig::client_bytes_per_sec`).
+    /// not fit wait, nearer entities first (`RoomConfig::client_bytes_per_sec`).
     /// Default: no budget.
     #[arg(long)]
     client_bytes_per_sec: Option<u32>,
 
     /// How far a client that falls behind is slowed down: one snapshot in
-    /// up to this many (`ServerConfig::max_snapshot_slowdown`; 1: never).
-    #[arg(long, default_value_t = ServerConfig::default().max_snapshot_slowdown)]
+    /// up to this many (`RoomConfig::max_snapshot_slowdown`; 1: never).
+    #[arg(long, default_value_t = RoomConfig::default().max_snapshot_slowdown)]
     max_snapshot_slowdown: u16,
 
     /// Print one `STATS {json}` line per interval on stdout: tick
@@ -145,11 +145,11 @@ struct Args {
     stats_interval: Option<Duration>,
 
     /// Total connection cap.
-    #[arg(long, default_value_t = ServerConfig::default().max_connections)]
+    #[arg(long, default_value_t = ListenerConfig::default().max_connections)]
     max_connections: usize,
 
     /// Connections per IP address (load tests from one host raise it).
-    #[arg(long, default_value_t = ServerConfig::default().max_connections_per_ip)]
+    #[arg(long, default_value_t = ListenerConfig::default().max_connections_per_ip)]
     max_connections_per_ip: usize,
 
     #[command(flatten)]
@@ -200,25 +200,29 @@ async fn main() -> Result<()> {
         (_, _, true) => TlsMode::Plain,
         _ => TlsMode::SelfSigned,
     };
-    let config = ServerConfig::default()
+    let listener = ListenerConfig::default()
         .with_addr(args.addr)
         .with_tls(tls)
-        .with_tick_rate(args.tick_rate)
-        .with_snapshot_interval(args.tick_rate / args.snapshot_rate)
         .with_static_dir(args.static_dir.clone())
         .with_metrics_addr(args.metrics_addr)
-        .with_max_players_per_room(args.max_players_per_room)
-        .with_conditioner(args.conditioner.clone())
         .with_quic_addr((!args.no_quic && !args.plain).then_some(args.quic_addr))
         .with_quic(QuicConfig::default().with_redundant_snapshots(!args.no_redundant_snapshots))
+        .with_extra_origins(args.allow_origins.clone())
+        .with_max_connections(args.max_connections)
+        .with_max_connections_per_ip(args.max_connections_per_ip);
+    let room = RoomConfig::default()
+        .with_tick_rate(args.tick_rate)
+        .with_snapshot_interval(args.tick_rate / args.snapshot_rate)
+        .with_max_clients(args.max_players_per_room)
         .with_deltas(!args.full_snapshots)
         .with_client_bytes_per_sec(args.client_bytes_per_sec)
         .with_max_snapshot_slowdown(args.max_snapshot_slowdown);
-    let mut config = args.fleet.apply(args.lifecycle.apply(config));
-    config.conditioner_seed = args.seed;
-    config.extra_origins.clone_from(&args.allow_origins);
-    config.max_connections = args.max_connections;
-    config.max_connections_per_ip = args.max_connections_per_ip;
+    let mut config = ServerConfig::default()
+        .with_listener(listener)
+        .with_room(room)
+        .with_conditioner(args.conditioner.clone());
+    config.session.conditioner_seed = args.seed;
+    let config = args.fleet.apply(args.lifecycle.apply(config));
     let (bots, seed, npcs, interest) = (args.bots, args.seed, args.npcs, !args.no_interest);
     let mut server = Server::new(config, move |_room| {
         ArenaGame::new(bots, seed)

@@ -279,7 +279,7 @@ impl Console {
         };
         // This node's own figures are fresher than its last heartbeat.
         let local = self.rooms.snapshot();
-        let players: usize = local.iter().map(|(_, p, _)| p).sum();
+        let players: usize = local.iter().map(|r| r.players).sum();
         let players = u32::try_from(players).unwrap_or(u32::MAX);
         let open = u32::try_from(local.len()).unwrap_or(u32::MAX);
         match nodes.iter_mut().find(|n| n.id == self.node_id) {
@@ -297,8 +297,9 @@ impl Console {
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
         let mut rooms = rooms;
         for r in rooms.iter_mut().filter(|r| r.node == self.node_id) {
-            if let Some((_, p, _)) = local.iter().find(|(name, _, _)| *name == r.name) {
-                r.players = u32::try_from(*p).unwrap_or(u32::MAX);
+            if let Some(open) = local.iter().find(|open| open.name == r.name) {
+                r.players = u32::try_from(open.players).unwrap_or(u32::MAX);
+                r.capacity = u32::try_from(open.capacity).unwrap_or(u32::MAX);
             }
         }
         rooms.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::{Claim, Directory, DirectoryError, NodeInfo, RoomInfo, RoomState};
 use crate::lifecycle::{NodeState, NodeStatus};
-use crate::rooms::RoomsControl;
+use crate::rooms::{OpenRoom, RoomsControl};
 
 /// A node's publisher; [`Publisher::run`] is its task.
 pub(crate) struct Publisher {
@@ -24,7 +24,6 @@ pub(crate) struct Publisher {
     /// The node's id, addresses and capacity; load and state are filled in
     /// at each heartbeat.
     pub(crate) node: NodeInfo,
-    pub(crate) room_capacity: u32,
     pub(crate) interval: Duration,
     pub(crate) ttl: Duration,
     pub(crate) rooms: Arc<dyn RoomsControl>,
@@ -110,7 +109,7 @@ impl Publisher {
         } else {
             RoomState::Closing
         };
-        let open: BTreeSet<&str> = snapshot.iter().map(|(n, _, _)| n.as_str()).collect();
+        let open: BTreeSet<&str> = snapshot.iter().map(|r| r.name.as_str()).collect();
         // Closed rooms leave.
         let closed: Vec<String> = seen
             .held
@@ -124,11 +123,17 @@ impl Publisher {
         }
         seen.conflicts.retain(|n| open.contains(n.as_str()));
         let mut infos = Vec::with_capacity(snapshot.len());
-        for (name, players, mode) in &snapshot {
+        for OpenRoom {
+            name,
+            players,
+            capacity,
+            mode,
+        } in &snapshot
+        {
             let info = RoomInfo::new(name.clone(), self.node.id.clone())
                 .with_mode(&**mode)
                 .with_players(count(*players))
-                .with_capacity(self.room_capacity)
+                .with_capacity(count(*capacity))
                 .with_state(room_state);
             if !seen.held.contains(name) && !seen.conflicts.contains(name) {
                 match self.directory.create_room(&info, self.ttl).await? {
@@ -146,7 +151,7 @@ impl Publisher {
                 infos.push(info);
             }
         }
-        let players: usize = snapshot.iter().map(|(_, p, _)| p).sum();
+        let players: usize = snapshot.iter().map(|r| r.players).sum();
         let node = self
             .node
             .clone()
@@ -237,7 +242,7 @@ mod tests {
 
     /// Rooms that are whatever the test says.
     #[derive(Default)]
-    struct Rooms(Mutex<Vec<(String, usize, Arc<str>)>>);
+    struct Rooms(Mutex<Vec<OpenRoom>>);
 
     impl RoomsControl for Rooms {
         fn drain(&self) {}
@@ -248,7 +253,7 @@ mod tests {
         fn room_count(&self) -> watch::Receiver<usize> {
             watch::Sender::new(self.open_rooms()).subscribe()
         }
-        fn snapshot(&self) -> Vec<(String, usize, Arc<str>)> {
+        fn snapshot(&self) -> Vec<OpenRoom> {
             self.0.lock().unwrap().clone()
         }
     }
@@ -261,13 +266,17 @@ mod tests {
     async fn it_rides_out_a_directory_outage_and_registers_again_after_it() {
         let dir = Arc::new(Flaky::default());
         let rooms = Arc::new(Rooms::default());
-        *rooms.0.lock().unwrap() = vec![("r1".into(), 2, Arc::from("m"))];
+        *rooms.0.lock().unwrap() = vec![OpenRoom {
+            name: "r1".into(),
+            players: 2,
+            capacity: 8,
+            mode: Arc::from("m"),
+        }];
         let status = NodeStatus::new();
         status.advance(NodeState::Ready);
         let publisher = Publisher {
             directory: Arc::clone(&dir) as Arc<dyn Directory>,
             node: NodeInfo::new("n").with_capacity(64),
-            room_capacity: 8,
             interval: Duration::from_secs(1),
             ttl: Duration::from_secs(5),
             rooms: Arc::clone(&rooms) as Arc<dyn RoomsControl>,

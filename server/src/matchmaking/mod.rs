@@ -221,10 +221,16 @@ impl MatchmakerConfig {
     }
 }
 
+/// The capacity of a room by name and mode, `None` for the default.
+pub(crate) type RoomCapacity = Arc<dyn Fn(&str, &str) -> Option<u32> + Send + Sync>;
+
 /// A node's matchmaker: stateless but for the seats it handed out recently.
 pub struct Matchmaker {
     directory: Arc<dyn Directory>,
     config: MatchmakerConfig,
+    /// The capacity of a room it registers, by name and mode (the rooms'
+    /// own configs, `Server::with_room_config`); `None`: the default.
+    capacity_of: Option<RoomCapacity>,
     auth: Arc<dyn MatchmakeAuth>,
     pending: Pending,
 }
@@ -323,9 +329,19 @@ impl Matchmaker {
         Self {
             directory,
             config,
+            capacity_of: None,
             auth,
             pending: Pending::new(window, 65_536),
         }
+    }
+
+    /// Registers the rooms it creates with `capacity_of(name, mode)` players
+    /// (`None`: [`MatchmakerConfig::room_capacity`]), so that seats handed
+    /// out before the room's node reports it count against the room's own
+    /// capacity.
+    pub(crate) fn with_capacity_of(mut self, capacity_of: RoomCapacity) -> Self {
+        self.capacity_of = Some(capacity_of);
+        self
     }
 
     /// Answers one `POST /matchmake` body.
@@ -431,9 +447,14 @@ impl Matchmaker {
         mode: &str,
         node: &NodeInfo,
     ) -> Result<Option<RoomInfo>, MatchmakeError> {
+        let capacity = self
+            .capacity_of
+            .as_ref()
+            .and_then(|f| f(name, mode))
+            .unwrap_or(self.config.room_capacity);
         let room = RoomInfo::new(name, node.id.clone())
             .with_mode(mode)
-            .with_capacity(self.config.room_capacity);
+            .with_capacity(capacity);
         match bounded(self.directory.create_room(&room, self.config.directory_ttl)).await? {
             Claim::Created => {
                 tracing::info!(room = %name, node = %node.id, "room created by matchmaking");
@@ -595,6 +616,30 @@ mod tests {
         assert_eq!(t2.room, t1.room);
         let t3 = m.matchmake_json(mode).await.unwrap();
         assert_ne!(t3.room, t1.room);
+    }
+
+    /// Rooms with a config of their own are registered with their own
+    /// capacity: a 3-seat mode fills 3 seats before opening another room,
+    /// the default (2) elsewhere.
+    #[tokio::test]
+    async fn rooms_it_creates_get_their_own_capacity() {
+        let dir = fleet().await;
+        let m = matchmaker(Arc::clone(&dir), Arc::new(PassThroughAuth)).with_capacity_of(Arc::new(
+            |_name: &str, mode: &str| (mode == "trio").then_some(3),
+        ));
+        let trio = br#"{"mode": "trio"}"#;
+        let t: Vec<Ticket> = [
+            m.matchmake_json(trio).await.unwrap(),
+            m.matchmake_json(trio).await.unwrap(),
+            m.matchmake_json(trio).await.unwrap(),
+            m.matchmake_json(trio).await.unwrap(),
+        ]
+        .into();
+        assert!(t[1..3].iter().all(|x| x.room == t[0].room), "3 seats");
+        assert_ne!(t[3].room, t[0].room);
+        assert_eq!(dir.room(&t[0].room).await.unwrap().unwrap().capacity, 3);
+        let duo = m.matchmake_json(br#"{"mode": "duo"}"#).await.unwrap();
+        assert_eq!(dir.room(&duo.room).await.unwrap().unwrap().capacity, 2);
     }
 
     #[tokio::test]

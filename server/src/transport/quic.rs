@@ -52,18 +52,19 @@ pub(crate) fn server_config(
         .map_err(|e| TlsError::Config(rustls::Error::General(e.to_string())))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server.transport_config(Arc::new(transport_config(
-        &config.quic,
-        config.idle_timeout,
+        &config.listener.quic,
+        config.session.idle_timeout,
     )));
     server
-        .max_incoming(config.max_connections.min(1 << 16))
-        .incoming_buffer_size(config.quic.incoming_buffer)
+        .max_incoming(config.listener.max_connections.min(1 << 16))
+        .incoming_buffer_size(config.listener.quic.incoming_buffer)
         .incoming_buffer_size_total(
             config
+                .listener
                 .quic
                 .incoming_buffer
                 .saturating_mul(256)
-                .max(config.quic.incoming_buffer),
+                .max(config.listener.quic.incoming_buffer),
         )
         // Per-IP caps are taken at accept time; do not let a connection move.
         .migration(false);
@@ -144,7 +145,7 @@ pub(crate) async fn accept_loop<G: Game>(
                 let Some(incoming) = incoming else { break };
                 let peer = incoming.remote_address();
                 if should_retry(
-                    shared.config.quic.retry,
+                    shared.config.listener.quic.retry,
                     handshaking.load(Ordering::Relaxed),
                     incoming.remote_address_validated(),
                     incoming.may_retry(),
@@ -172,7 +173,7 @@ pub(crate) async fn accept_loop<G: Game>(
             }
         }
     }
-    let deadline = Instant::now() + shared.config.shutdown_timeout;
+    let deadline = Instant::now() + shared.config.lifecycle.shutdown_timeout;
     while !tasks.is_empty() {
         if tokio::time::timeout_at(deadline, tasks.join_next())
             .await
@@ -200,7 +201,7 @@ async fn connection<G: Game>(
     handshaking: Handshaking,
     shared: Arc<Shared<G>>,
 ) {
-    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let deadline = Instant::now() + shared.config.listener.handshake_timeout;
     let connecting = match incoming.accept() {
         Ok(c) => c,
         Err(e) => {

@@ -1,16 +1,16 @@
 //! The WSS listener: TCP accept with connection caps, TLS (or explicit plain
 //! mode), HTTP on the same origin, WebSocket upgrade, then a session.
 //!
-//! TLS accept must finish within [`crate::ServerConfig::handshake_timeout`],
+//! TLS accept must finish within [`crate::ListenerConfig::handshake_timeout`],
 //! and so must the protocol handshake after the upgrade (neither tokio-rustls
 //! nor tungstenite has a timeout of its own). Plain HTTP use of a connection
 //! is bounded to three times that.
 //!
-//! A connection over a cap ([`crate::ServerConfig::max_connections`],
-//! [`crate::ServerConfig::max_connections_per_ip`]) still gets TLS and an HTTP
+//! A connection over a cap ([`crate::ListenerConfig::max_connections`],
+//! [`crate::ListenerConfig::max_connections_per_ip`]) still gets TLS and an HTTP
 //! `503` with `Retry-After`, within the handshake timeout, so that a client
 //! can tell "full" from "down"; at most
-//! [`crate::ServerConfig::max_refused_in_flight`] such answers are in
+//! [`crate::ListenerConfig::max_refused_in_flight`] such answers are in
 //! progress at once, and connections beyond that are dropped at accept,
 //! before any TLS work.
 //!
@@ -20,7 +20,7 @@
 //!
 //! After its close frame, the server half-closes the connection and discards
 //! what the client still sends, for a bounded time
-//! ([`crate::ServerConfig::close_linger`]), so that unread bytes do not turn
+//! ([`crate::SessionConfig::close_linger`]), so that unread bytes do not turn
 //! the close into a TCP reset that destroys the close frame on its way.
 
 use std::net::SocketAddr;
@@ -61,7 +61,7 @@ pub(crate) async fn accept_loop<G: Game>(
     mut shutdown: ShutdownSignal,
 ) {
     let mut tasks = JoinSet::new();
-    let refusals = Arc::new(Semaphore::new(shared.config.max_refused_in_flight));
+    let refusals = Arc::new(Semaphore::new(shared.config.listener.max_refused_in_flight));
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -95,7 +95,7 @@ pub(crate) async fn accept_loop<G: Game>(
         }
     }
     drop(listener);
-    let deadline = Instant::now() + shared.config.shutdown_timeout;
+    let deadline = Instant::now() + shared.config.lifecycle.shutdown_timeout;
     while !tasks.is_empty() {
         match tokio::time::timeout_at(deadline, tasks.join_next()).await {
             Ok(_) => {}
@@ -119,12 +119,12 @@ async fn connection<G: Game>(
     shared: Arc<Shared<G>>,
 ) {
     let _ = tcp.set_nodelay(true);
-    if let Some(bytes) = shared.config.tcp_send_buffer
+    if let Some(bytes) = shared.config.listener.tcp_send_buffer
         && let Err(e) = socket2::SockRef::from(&tcp).set_send_buffer_size(bytes)
     {
         tracing::debug!(%peer, error = %e, "cannot set the send buffer size");
     }
-    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let deadline = Instant::now() + shared.config.listener.handshake_timeout;
     match tls {
         Some(acceptor) => {
             let stream = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
@@ -172,7 +172,7 @@ fn refuse_or_drop(
 /// every request, all within the handshake timeout.
 async fn refuse(tcp: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, config: &ServerConfig) {
     let _ = tcp.set_nodelay(true);
-    let deadline = Instant::now() + config.handshake_timeout;
+    let deadline = Instant::now() + config.listener.handshake_timeout;
     let retry_after = http::SERVER_FULL_RETRY_AFTER_SECS;
     let answered = match tls {
         Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
@@ -209,10 +209,10 @@ async fn serve<G: Game, IO>(
     // Plain HTTP (the page, healthz) may use the connection for a while;
     // bound it so idle connections do not pile up. The protocol handshake
     // gets its own timeout from the upgrade on.
-    let http_budget = shared.config.handshake_timeout * 3;
+    let http_budget = shared.config.listener.handshake_timeout * 3;
     match tokio::time::timeout(http_budget, http::serve(io, http)).await {
         Ok(Ok(HttpOutcome::WebSocket(ws, info))) => {
-            let deadline = Instant::now() + shared.config.handshake_timeout;
+            let deadline = Instant::now() + shared.config.listener.handshake_timeout;
             session::run(WsConnection::new(*ws), shared, peer, info, deadline).await;
         }
         Ok(Ok(HttpOutcome::Closed)) => {}

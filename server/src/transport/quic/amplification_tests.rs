@@ -106,7 +106,7 @@ fn client_datagram(conn: &mut Connection, now: Instant) -> BytesMut {
 
 /// Feeds the server endpoint one client Initial and drives it, never
 /// answering, until [`HORIZON`]. Accepts or retries the attempt exactly as
-/// the accept loop does under `config.quic.retry`.
+/// the accept loop does under `config.listener.quic.retry`.
 fn one_unanswered_initial(config: &ServerConfig, hosts: &[&str]) -> Exchange {
     let (mut server, _client, mut conn, start) = endpoints(config, hosts);
     let initial = client_datagram(&mut conn, start);
@@ -127,7 +127,7 @@ fn one_unanswered_initial(config: &ServerConfig, hosts: &[&str]) -> Exchange {
     };
     // One peer: no other handshake in progress.
     if should_retry(
-        config.quic.retry,
+        config.listener.quic.retry,
         0,
         incoming.remote_address_validated(),
         incoming.may_retry(),
@@ -245,7 +245,7 @@ fn a_retried_client_comes_back_validated_and_is_accepted() {
         panic!("no connection attempt");
     };
     assert!(should_retry(
-        config.quic.retry,
+        config.listener.quic.retry,
         0,
         incoming.remote_address_validated(),
         incoming.may_retry()
@@ -273,7 +273,7 @@ fn a_retried_client_comes_back_validated_and_is_accepted() {
     };
     assert!(incoming.remote_address_validated());
     assert!(!should_retry(
-        config.quic.retry,
+        config.listener.quic.retry,
         0,
         incoming.remote_address_validated(),
         incoming.may_retry()
