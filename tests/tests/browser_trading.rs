@@ -42,7 +42,8 @@ fn www_dir() -> Result<PathBuf> {
 struct Seen {
     /// The newest applied tick.
     tick: u32,
-    /// Portfolios it could see that were not its own (must stay empty).
+    /// Portfolios it could see that were not its own (must stay empty; the
+    /// first three are kept).
     foreign: Vec<String>,
     /// Its own portfolio.
     mine: Option<trading::Portfolio>,
@@ -73,7 +74,7 @@ async fn native_player(
                             if let Entity::Portfolio(p) = state {
                                 if p.owner == me {
                                     s.mine = Some(p.clone());
-                                } else {
+                                } else if s.foreign.len() < 3 {
                                     s.foreign.push(format!("tick {}: {p:?}", applied.tick));
                                 }
                             }
@@ -293,5 +294,34 @@ async fn the_trading_page_trades_privately() -> Result<()> {
         seen.borrow().foreign
     );
     server.shutdown().await;
+    Ok(())
+}
+
+/// The typings of the trading page: the game's types (tsify) and the
+/// class with `sendMessage`, typed by the game's `Order`; the arena, which
+/// names no message type, has no `sendMessage`.
+#[test]
+fn the_typings_type_send_message_by_the_games_order() -> Result<()> {
+    let path = www_dir()?.join("pkg/trading_web.d.ts");
+    let dts = std::fs::read_to_string(&path)
+        .with_context(|| format!("no typings at {}", path.display()))?;
+    for needle in [
+        "export interface Order {",
+        "export type Side = \"Buy\" | \"Sell\";",
+        "export type Entity = { Instrument: Instrument } | { Portfolio: Portfolio };",
+        "export type TradeEvent = { Filled: Fill } | { Rejected: { order: Order; reason: Rejection } };",
+        "export type TickwireMessage = Order;",
+        "export type TickwireInput = never;",
+        "sendMessage(message: TickwireMessage): void;",
+    ] {
+        ensure!(dts.contains(needle), "{} lacks `{needle}`", path.display());
+    }
+    let arena = tickwire_tests::arena_web::www_dir()?.join("pkg/arena_web.d.ts");
+    let arena = std::fs::read_to_string(&arena)
+        .with_context(|| format!("no typings at {}", arena.display()))?;
+    ensure!(
+        arena.contains("export class TickwireClient {") && !arena.contains("sendMessage"),
+        "the arena's class must not have sendMessage (it names no message type)"
+    );
     Ok(())
 }
