@@ -95,10 +95,16 @@ impl TradingGame {
                 });
             }
             Side::Buy => {
+                let total = held.map_or(Some(order.qty), |i| {
+                    p.holdings[i].qty.checked_add(order.qty)
+                });
+                let Some(total) = total else {
+                    return Err(Rejection::TooLarge { max: MAX_ORDER_QTY });
+                };
                 p.cash -= notional;
                 match held {
                     Some(i) => {
-                        p.holdings[i].qty += order.qty;
+                        p.holdings[i].qty = total;
                         p.holdings[i].cost += notional;
                     }
                     None => p.holdings.push(Holding {

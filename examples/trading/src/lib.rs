@@ -165,7 +165,8 @@ pub enum Rejection {
     UnknownInstrument,
     /// An order for 0 shares.
     ZeroQuantity,
-    /// More shares than one order may move.
+    /// More shares than one order may move (or than one holding can
+    /// count: `u32::MAX`).
     TooLarge {
         /// The most one order may move ([`MAX_ORDER_QTY`]).
         max: u32,
