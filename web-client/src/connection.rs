@@ -35,7 +35,7 @@
 
 use std::collections::VecDeque;
 
-use tickwire_shared::client::{ClientSession, Event};
+use tickwire_shared::client::{ClientSession, Event, SendMessageError};
 use tickwire_shared::{CloseCode, GameProtocol, Hello};
 
 use crate::net::Net;
@@ -242,6 +242,20 @@ impl<G: GameProtocol> Connection<G> {
     /// not established.
     pub fn push_input(&mut self, now_ms: f64, input: G::Input) -> Option<u32> {
         self.net.as_mut()?.push_input(now_ms, input)
+    }
+
+    /// Queues one reliable game message (sent at the next
+    /// [`Connection::poll_transmit`]).
+    ///
+    /// # Errors
+    /// [`SendMessageError::NotEstablished`] without a session (idle,
+    /// waiting to reconnect, stopped), or what `ClientSession::send_message`
+    /// refuses; nothing was queued.
+    pub fn send_message(&mut self, now_ms: f64, msg: G::Message) -> Result<(), SendMessageError> {
+        match self.net.as_mut() {
+            Some(net) => net.send_message(now_ms, msg),
+            None => Err(SendMessageError::NotEstablished),
+        }
     }
 
     /// The next event for the game. A welcome marks the connection

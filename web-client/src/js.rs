@@ -26,18 +26,26 @@
 //! Callbacks run from a microtask after the socket event that produced
 //! them, so a callback may call any method of the client.
 //!
-//! **Messages.** This tree's `ClientSession` has no client → server message
-//! API besides inputs and leaving, so the class has no `sendMessage` (no
-//! wire format is invented here). When `ClientSession` gains one, it goes
-//! next to [`JsClient::send_input`] (typed by the game's message type, as
-//! `TickwireMessage`), and the macro's class gets `sendMessage`.
+//! **Messages.** A game whose `GameProtocol::Message` is not `()` names
+//! its TypeScript message type in the macro call (`message = Order`); the
+//! class then has `sendMessage(message: TickwireMessage): void`, which
+//! queues one reliable game message ([`JsClient::send_message`]) and throws
+//! an `Error` whose `code` says why it refused: `"NotConnected"`,
+//! `"TooLarge"`, `"QueueFull"`, `"Invalid"` (not of the game's type) or
+//! `"Encode"`. Without `message = …` the class has no `sendMessage` (the
+//! arena's case: its `Message` is `()`).
+//!
+//! ```ts
+//! try { client.sendMessage({ symbol: "TICK", side: "Buy", qty: 10 }); }
+//! catch (e) { if (e.code === "NotConnected") showOffline(); else throw e; }
+//! ```
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise, Reflect};
 use serde::{Deserialize, Serialize};
-use tickwire_shared::client::{ClientWorld, Event};
+use tickwire_shared::client::{ClientWorld, Event, SendMessageError};
 use tickwire_shared::{GameProtocol, Hello, NetId};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -176,6 +184,25 @@ pub fn changes_to_js<S: Serialize + Clone + PartialEq>(
         changed: changes.changed.iter().filter_map(entity).collect(),
         removed: changes.removed.iter().map(|id| id.0).collect(),
     })
+}
+
+/// The `code` of the JS error for a refused message.
+#[must_use]
+pub fn send_error_code(e: &SendMessageError) -> &'static str {
+    match e {
+        SendMessageError::NotEstablished => "NotConnected",
+        SendMessageError::TooLarge { .. } => "TooLarge",
+        SendMessageError::QueueFull { .. } => "QueueFull",
+        SendMessageError::Encode(_) => "Encode",
+        _ => "Refused",
+    }
+}
+
+/// A JS `Error` with `message` and a `code` property.
+fn js_error(code: &str, message: &str) -> JsValue {
+    let error = js_sys::Error::new(message);
+    let _ = Reflect::set(&error, &JsValue::from_str("code"), &JsValue::from_str(code));
+    error.into()
 }
 
 /// Callbacks waiting for the microtask that calls them.
@@ -386,6 +413,29 @@ impl<G: GameProtocol> JsClient<G> {
         Ok(seq)
     }
 
+    /// Queues one reliable game message (a plain object of the game's
+    /// `Message` type) and sends it now; the server's `Game::on_message`
+    /// gets it on its next tick, in the order sent. Unlike inputs, a
+    /// refused message is an error: the caller decides (retry after
+    /// reconnecting, tell the player).
+    ///
+    /// # Errors
+    /// A JS `Error` with a `code` property: `"Invalid"` when `msg` does not
+    /// match the game's message type, `"NotConnected"` while not connected
+    /// (before the welcome, waiting to reconnect, after `close`),
+    /// `"TooLarge"` when its encoding exceeds the limit the server accepts
+    /// (`Limits::max_game_message_bytes`), `"QueueFull"` when the session
+    /// holds too many unsent messages, `"Encode"` when serde refuses it.
+    pub fn send_message(&self, msg: JsValue) -> Result<(), JsValue> {
+        let msg: G::Message = serde_wasm_bindgen::from_value(msg)
+            .map_err(|e| js_error("Invalid", &format!("message: {e}")))?;
+        self.ws
+            .with(|app| app.conn.send_message(now_ms(), msg))
+            .map_err(|e| js_error(send_error_code(&e), &format!("sendMessage: {e}")))?;
+        self.ws.flush();
+        Ok(())
+    }
+
     /// Every entity of the newest applied snapshot, as `{id, state}`
     /// objects sorted by id (empty before the first snapshot).
     ///
@@ -493,5 +543,30 @@ impl<G: GameProtocol> JsClient<G> {
 impl<G: GameProtocol> Drop for JsClient<G> {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::send_error_code;
+    use tickwire_shared::client::SendMessageError;
+
+    #[test]
+    fn each_refusal_has_its_own_code() {
+        assert_eq!(
+            send_error_code(&SendMessageError::NotEstablished),
+            "NotConnected"
+        );
+        assert_eq!(
+            send_error_code(&SendMessageError::TooLarge {
+                size: 2000,
+                max: 1024
+            }),
+            "TooLarge"
+        );
+        assert_eq!(
+            send_error_code(&SendMessageError::QueueFull { max: 64 }),
+            "QueueFull"
+        );
     }
 }

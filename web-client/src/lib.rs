@@ -49,6 +49,17 @@ pub mod __private {
 /// tickwire_web::export_js_api!(arena::Arena, input = PlayerInput, state = EntityState, event = ArenaEvent);
 /// ```
 ///
+/// A game with client → server messages (`GameProtocol::Message` other
+/// than `()`) adds `message = Type`: the class gets
+/// `sendMessage(message: TickwireMessage): void` (see [`js`] for its
+/// errors). Without it there is no `sendMessage`. A game without per-tick
+/// inputs may name `input = never`, so that TypeScript refuses any
+/// `sendInput` call:
+///
+/// ```ignore
+/// tickwire_web::export_js_api!(trading::Trading, input = never, state = Entity, event = TradeEvent, message = Order);
+/// ```
+///
 /// The generated `.d.ts` then reads (abridged):
 ///
 /// ```ts
@@ -61,13 +72,17 @@ pub mod __private {
 ///   onSnapshot(f: ((changes: TickwireChanges<TickwireState>) => void) | undefined): void;
 ///   onEvent(f: ((event: TickwireEvent) => void) | undefined): void;
 ///   onStatus(f: ((status: TickwireStatus) => void) | undefined): void;
+///   sendMessage(message: TickwireMessage): void; // with `message = …` only
 ///   stats(): TickwireStats;
 ///   close(): void;
 /// }
 /// ```
 #[macro_export]
 macro_rules! export_js_api {
-    ($game:ty, input = $input:ident, state = $state:ident, event = $event:ident $(,)?) => {
+    ($game:ty, input = $input:ident, state = $state:ident, event = $event:ident
+        $(, message = $message:ident)? $(,)?) => {
+        $($crate::__tickwire_send_message!($message);)?
+
         #[$crate::__private::wasm_bindgen::prelude::wasm_bindgen(
             wasm_bindgen = $crate::__private::wasm_bindgen,
             typescript_custom_section
@@ -218,6 +233,43 @@ macro_rules! export_js_api {
             /// Leaves the game and stops reconnecting.
             pub fn close(&self) {
                 self.inner.close();
+            }
+        }
+    };
+}
+
+/// The `sendMessage` part of [`export_js_api!`] (with `message = …`); not a
+/// public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __tickwire_send_message {
+    ($message:ident) => {
+        #[$crate::__private::wasm_bindgen::prelude::wasm_bindgen(
+            wasm_bindgen = $crate::__private::wasm_bindgen,
+            typescript_custom_section
+        )]
+        const __TICKWIRE_TS_MESSAGE: &str = ::core::concat!(
+            "/** A reliable message to the server (the game's `Message`). */\nexport type TickwireMessage = ",
+            ::core::stringify!($message),
+            ";\n",
+        );
+
+        #[$crate::__private::wasm_bindgen::prelude::wasm_bindgen(
+            wasm_bindgen = $crate::__private::wasm_bindgen,
+            js_sys = $crate::__private::js_sys
+        )]
+        impl TickwireClient {
+            /// Sends one reliable message to the server's game (in order,
+            /// handled on its next tick). Throws an `Error` whose `code` is
+            /// `"NotConnected"`, `"TooLarge"`, `"QueueFull"`, `"Invalid"`
+            /// (not a `TickwireMessage`) or `"Encode"`.
+            #[wasm_bindgen(js_name = sendMessage)]
+            pub fn send_message(
+                &self,
+                #[wasm_bindgen(unchecked_param_type = "TickwireMessage")]
+                message: $crate::__private::wasm_bindgen::JsValue,
+            ) -> ::core::result::Result<(), $crate::__private::wasm_bindgen::JsValue> {
+                self.inner.send_message(message)
             }
         }
     };

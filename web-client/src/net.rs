@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use tickwire_shared::client::{
-    ABNORMAL_CLOSURE, Channel, ClientConfig, ClientSession, Closed, Event,
+    ABNORMAL_CLOSURE, Channel, ClientConfig, ClientSession, Closed, Event, SendMessageError,
 };
 use tickwire_shared::{CloseCode, GameProtocol, Hello};
 
@@ -136,6 +136,16 @@ impl<G: GameProtocol> Net<G> {
     /// established.
     pub fn push_input(&mut self, now_ms: f64, input: G::Input) -> Option<u32> {
         self.session.push_input(to_duration(now_ms), input)
+    }
+
+    /// Queues one reliable game message (sent at the next
+    /// [`Net::poll_transmit`]; see `ClientSession::send_message`).
+    ///
+    /// # Errors
+    /// A [`SendMessageError`] (not established, too large, queue full);
+    /// nothing was queued.
+    pub fn send_message(&mut self, now_ms: f64, msg: G::Message) -> Result<(), SendMessageError> {
+        self.session.send_message(to_duration(now_ms), msg)
     }
 
     /// Leaves: the `Leave` goes out at the next [`Net::poll_transmit`].

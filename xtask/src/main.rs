@@ -38,8 +38,12 @@ enum Task {
         #[arg(long)]
         quick: bool,
     },
-    /// Build the browser client into target/www/ (wasm32 + wasm-bindgen + static files).
+    /// Build the games' browser pages (wasm32 + wasm-bindgen + static files): the arena's
+    /// into target/www/, the trading floor's into target/www-trading/.
     Web {
+        /// Build only this game's page (default: every game's).
+        #[arg(long, value_enum)]
+        game: Option<web::Game>,
         /// Build with the release profile (the default).
         #[arg(long, conflicts_with = "dev")]
         release: bool,
@@ -59,10 +63,14 @@ enum Task {
     /// `cargo xtask bench wasm` instead compares the client's snapshot apply in
     /// headless Chromium with its native twin.
     Bench(bench::BenchArgs),
-    /// Build the browser client and run the arena server serving it from target/www/.
+    /// Build a game's browser page and run its server serving it: `arena-server` from
+    /// target/www/ (the default), or `trading-server` from target/www-trading/.
     Play {
-        /// Arguments passed on to arena-server, after `--`.
-        #[arg(last = true, value_name = "ARENA-SERVER ARGS")]
+        /// Which game.
+        #[arg(long, value_enum, default_value = "arena")]
+        game: web::Game,
+        /// Arguments passed on to the game's server, after `--`.
+        #[arg(last = true, value_name = "SERVER ARGS")]
         server_args: Vec<String>,
     },
 }
@@ -71,8 +79,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.task {
         Task::Test { quick } => Ok(test::run(quick)),
-        Task::Web { release: _, dev } => web::build_web(!dev).map(|_| ExitCode::SUCCESS),
-        Task::Play { server_args } => play::run(&server_args),
+        Task::Web {
+            game,
+            release: _,
+            dev,
+        } => game
+            .map_or(web::Game::ALL.to_vec(), |g| vec![g])
+            .into_iter()
+            .try_for_each(|g| web::build_game(g, !dev).map(drop))
+            .map(|()| ExitCode::SUCCESS),
+        Task::Play { game, server_args } => play::run(game, &server_args),
         Task::Bench(args) => bench::run(&args),
     };
     outcome.unwrap_or_else(|err| {

@@ -1,4 +1,5 @@
-//! `cargo xtask play`: build the browser client and run the arena server that serves it.
+//! `cargo xtask play [--game NAME]`: build a game's browser page and run the
+//! game's server serving it.
 
 use std::process::{Command, ExitCode};
 
@@ -6,21 +7,24 @@ use anyhow::Result;
 
 use crate::setup;
 use crate::util;
-use crate::web;
+use crate::web::{self, Game};
 
-/// Builds the client in release mode, then hands over to
-/// `cargo run --release -p arena --bin arena-server -- --static-dir <target>/www <args>`.
-pub(crate) fn run(server_args: &[String]) -> Result<ExitCode> {
+/// Builds `game`'s page in release mode, then hands over to
+/// `cargo run --release -p <package> --bin <server> -- --static-dir <target>/<www> <args>`
+/// (`arena-server` serving `target/www`, `trading-server` serving
+/// `target/www-trading`).
+pub(crate) fn run(game: Game, server_args: &[String]) -> Result<ExitCode> {
     setup::ensure_wasm_target()?;
-    let www = web::build_web(true)?;
+    let www = web::build_game(game, true)?;
+    let (package, bin) = game.files().server;
     let mut cmd = util::cargo();
     cmd.args([
         "run",
         "--release",
         "-p",
-        "arena",
+        package,
         "--bin",
-        "arena-server",
+        bin,
         "--",
         "--static-dir",
     ])

@@ -74,6 +74,7 @@ fn run_steps(steps: &mut Steps, quick: bool) -> Result<()> {
     steps.run("tickwire-web stays game-agnostic", check_web_deps)?;
 
     let mut www = None;
+    let mut trading_www = None;
     if !quick {
         steps.run("wasm: tickwire-shared", || {
             cargo_step(
@@ -97,6 +98,7 @@ fn run_steps(steps: &mut Steps, quick: bool) -> Result<()> {
         })?;
         steps.run("web client", || {
             www = Some(web::build_web(true)?);
+            trading_www = Some(web::build_game(web::Game::Trading, true)?);
             Ok(())
         })?;
     }
@@ -112,6 +114,9 @@ fn run_steps(steps: &mut Steps, quick: bool) -> Result<()> {
         }
         if let Some(www) = &www {
             cmd.env("TICKWIRE_WWW_DIR", www);
+        }
+        if let Some(www) = &trading_www {
+            cmd.env("TICKWIRE_TRADING_WWW_DIR", www);
         }
         util::run(&mut cmd).map_err(|err| err.context("tests failed; see the failures above"))
     })
