@@ -526,13 +526,16 @@ async fn drive_inner<G: Game, C: Connection>(
     tokio::pin!(stop);
     let changed = outbox.changed();
     tokio::pin!(changed);
+    // The idle deadline as last armed; it moves on only when it is reached
+    // early (a message came meanwhile), not with every message.
+    let mut idle_at = last_heard + config.idle_timeout;
     let mut armed = Some(next_ping);
     let timer = tokio::time::sleep_until(next_ping);
     tokio::pin!(timer);
     loop {
         let due = [
             Some(next_ping),
-            Some(last_heard + config.idle_timeout),
+            Some(idle_at),
             copy.as_ref().map(|(at, _)| *at),
             link.as_ref().and_then(Link::next_wakeup),
         ]
@@ -641,7 +644,10 @@ async fn drive_inner<G: Game, C: Connection>(
                         Err(e) => return Err(End::new(CloseCode::InternalError, e.to_string())),
                     }
                 }
-                if last_heard + config.idle_timeout <= now {
+                if idle_at <= now {
+                    idle_at = last_heard + config.idle_timeout;
+                }
+                if idle_at <= now {
                     return Err(End::new(
                         CloseCode::IdleTimeout,
                         format!("nothing received for {} s", config.idle_timeout.as_secs()),
