@@ -80,9 +80,8 @@ pub struct ConnectOptions {
     /// not leave it waiting (the server picks delta baselines from acks).
     /// Default: false.
     pub defer_acks: bool,
-    /// When applied snapshots are acknowledged: with the next inputs, or
-    /// on their own every few snapshots (PROTOCOL.md §8.7). Default:
-    /// [`AckPolicy::default`].
+    /// When applied snapshots are acknowledged (PROTOCOL.md §8.7). Default:
+    /// [`AckPolicy::EVERY_SNAPSHOT`]; [`AckPolicy::DELAYED`] sends fewer.
     pub acks: AckPolicy,
 }
 
@@ -101,7 +100,7 @@ impl ConnectOptions {
             baseline_capacity: 64,
             conditioner: None,
             defer_acks: false,
-            acks: AckPolicy::default(),
+            acks: AckPolicy::EVERY_SNAPSHOT,
         }
     }
 

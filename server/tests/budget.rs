@@ -106,13 +106,13 @@ fn harness(n: i32, budget: Option<u32>) -> Harness<Swarm> {
         },
         HarnessConfig::default()
             .with_server(server)
-            // A budgeted client acks every snapshot, as AckPolicy's docs
-            // advise: a delta goes against an acked baseline, so whatever was
-            // sent since then is sent again until acked, and a delayed ack
-            // spends the budget on re-sends (with the default policy these
-            // idle clients ack every third snapshot and this scene's
-            // priority-4 entities are updated 1.8× as often as the others,
-            // not 2×).
+            // A budgeted client acks every snapshot (the default, stated
+            // here because it matters): a delta goes against an acked
+            // baseline, so whatever was sent since then is sent again until
+            // acked, and a delayed ack spends the budget on re-sends (with
+            // AckPolicy::DELAYED these idle clients ack every third snapshot
+            // and this scene's priority-4 entities are updated 1.8× as often
+            // as the others, not 2×).
             .with_client(
                 ClientConfig::default()
                     .with_ping_interval(None)

@@ -128,11 +128,12 @@ struct Args {
     #[arg(long, value_enum, default_value_t = InputSend::Tick)]
     input_send: InputSend,
 
-    /// A bot that sends no input acks on its own every this many snapshots
-    /// (and 50 ms after the oldest unacknowledged one); a pending ack always
-    /// rides with the next inputs. 1 acks every snapshot at once (for
-    /// comparing with the default policy).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    /// 1 (the default): acknowledge every snapshot at once, the default
+    /// policy of every tickwire client. N > 1: `AckPolicy::DELAYED` with
+    /// this count (a bot that sends no input acks on its own every N
+    /// snapshots or 50 ms; a pending ack rides with the next inputs), for
+    /// comparing the two in one run.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     ack_every: u32,
 }
 
@@ -601,7 +602,7 @@ async fn run_bot(
         } else {
             AckPolicy {
                 every: args.ack_every,
-                ..AckPolicy::default()
+                ..AckPolicy::DELAYED
             }
         });
     if let Some(cfg) = &args.conditioner {

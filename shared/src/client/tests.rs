@@ -113,9 +113,19 @@ fn ack(tick: u32) -> (ClientMessage<u8>, Channel) {
     )
 }
 
+/// An established session with the delayed ack policy.
+fn established_delayed() -> Session {
+    let config = config().with_acks(AckPolicy::DELAYED);
+    let mut s = Session::new(T0, Hello::new(TestGame::PROTOCOL_HASH), config);
+    let _ = sent(&mut s);
+    s.handle_message(T0, &welcome(false), Channel::Reliable);
+    assert!(matches!(events(&mut s).as_slice(), [Event::Welcome(_)]));
+    s
+}
+
 #[test]
 fn delta_acks_ride_with_inputs_or_wait_for_the_policy() {
-    let mut s = established();
+    let mut s = established_delayed();
     let worlds: Vec<Snapshot<Pos>> = (0..8).map(|t| view(3, t)).collect();
     let full = |s: &mut Session| {
         s.handle_message(
@@ -191,7 +201,7 @@ fn every_snapshot_policy_acks_each_delta_at_once() {
 
 #[test]
 fn no_delayed_ack_follows_a_leave() {
-    let mut s = established();
+    let mut s = established_delayed();
     let a = view(3, 0);
     s.handle_message(ms(1), &snapshot(100, 0, None, &a), Channel::Reliable);
     let _ = sent(&mut s);
