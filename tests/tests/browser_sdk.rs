@@ -107,6 +107,18 @@ async fn the_js_api_plays_with_plain_objects() -> Result<()> {
         .context("the change callbacks disagree with entities()")?;
     let counts = browser.eval(&page, "window.sdk.counts()").await?;
     ensure!(counts["changed"].as_u64() > Some(0), "{counts}");
+    ensure!(
+        counts["badChanges"] == json!(0),
+        "onSnapshot's id lists were not Uint32Arrays: {counts}"
+    );
+    // A state is built once per version: reading it again gives the same
+    // object (and the objects above moved with the player, so a change
+    // does replace it).
+    let shared = browser.eval(&page, "window.sdk.statesAreShared()").await?;
+    ensure!(
+        shared == json!(true),
+        "entity(id) rebuilt an unchanged state"
+    );
 
     // Inputs are checked against the game's type.
     let err = browser.eval(&page, "window.sdk.badInput()").await?;
@@ -136,14 +148,19 @@ async fn the_js_api_plays_with_plain_objects() -> Result<()> {
     println!("statuses: {statuses}");
 
     // Figures for the record (printed; not asserted: no timing asserts).
-    for (entities, iterations) in [(1000, 100), (100, 500), (20, 2000)] {
-        let cost = browser
-            .eval(
-                &page,
-                &format!("window.sdk.bench({entities}, {iterations})"),
-            )
-            .await?;
-        println!("JS API cost per snapshot: {cost}");
+    // First the notification alone (ids), then with every changed state
+    // read, one at a time and in one batch, as a page that mirrors them
+    // would.
+    for read in ["none", "each", "batch"] {
+        for (entities, iterations) in [(1000, 100), (100, 500), (20, 2000)] {
+            let cost = browser
+                .eval(
+                    &page,
+                    &format!("window.sdk.bench({entities}, {iterations}, undefined, '{read}')"),
+                )
+                .await?;
+            println!("JS API cost per snapshot (states read: {read}): {cost}");
+        }
     }
     server.shutdown().await;
     Ok(())
@@ -169,7 +186,9 @@ fn the_typings_declare_the_games_types() -> Result<()> {
         "export class TickwireClient {",
         "sendInput(input: TickwireInput): number | undefined;",
         "entities(): TickwireEntity<TickwireState>[];",
-        "onSnapshot(f: ((changes: TickwireChanges<TickwireState>) => void) | undefined): void;",
+        "onSnapshot(f: ((changes: TickwireChanges) => void) | undefined): void;",
+        "added: Uint32Array;",
+        "entity(id: number): TickwireState | undefined;",
         "export interface TickwireStats {",
     ] {
         ensure!(

@@ -68,8 +68,10 @@ pub mod __private {
 ///   constructor(url?: string | null);
 ///   connect(options: TickwireConnectOptions | undefined): void;
 ///   sendInput(input: TickwireInput): number | undefined;
+///   entity(id: number): TickwireState | undefined;
+///   states(ids: Uint32Array | number[]): (TickwireState | undefined)[];
 ///   entities(): TickwireEntity<TickwireState>[];
-///   onSnapshot(f: ((changes: TickwireChanges<TickwireState>) => void) | undefined): void;
+///   onSnapshot(f: ((changes: TickwireChanges) => void) | undefined): void;
 ///   onEvent(f: ((event: TickwireEvent) => void) | undefined): void;
 ///   onStatus(f: ((status: TickwireStatus) => void) | undefined): void;
 ///   sendMessage(message: TickwireMessage): void; // with `message = …` only
@@ -161,7 +163,9 @@ macro_rules! export_js_api {
                 self.inner.entities()
             }
 
-            /// The state of entity `id`, or `undefined`.
+            /// The state of entity `id`, or `undefined`: a plain object,
+            /// built once and shared until a snapshot changes the entity
+            /// (read-only).
             #[wasm_bindgen(unchecked_return_type = "TickwireState | undefined")]
             pub fn entity(
                 &self,
@@ -170,12 +174,26 @@ macro_rules! export_js_api {
                 self.inner.entity(id)
             }
 
-            /// Calls `f` with what each applied snapshot added, changed and
-            /// removed (`undefined` stops).
+            /// The states of `ids` (for example `changes.changed`), in that
+            /// order, `undefined` for an unknown id: the objects `entity`
+            /// returns, those not built yet built together (cheaper per
+            /// state than one `entity` call each).
+            #[wasm_bindgen(unchecked_return_type = "(TickwireState | undefined)[]")]
+            pub fn states(
+                &self,
+                #[wasm_bindgen(unchecked_param_type = "Uint32Array | number[]")]
+                ids: &[u32],
+            ) -> ::core::result::Result<$crate::__private::wasm_bindgen::JsValue, $crate::__private::wasm_bindgen::JsValue> {
+                self.inner.states(ids)
+            }
+
+            /// Calls `f` with the ids each applied snapshot added, changed
+            /// and removed (`Uint32Array`s; read states with `entity(id)`;
+            /// `undefined` stops).
             #[wasm_bindgen(js_name = onSnapshot)]
             pub fn on_snapshot(
                 &self,
-                #[wasm_bindgen(unchecked_param_type = "((changes: TickwireChanges<TickwireState>) => void) | undefined")]
+                #[wasm_bindgen(unchecked_param_type = "((changes: TickwireChanges) => void) | undefined")]
                 f: ::core::option::Option<$crate::__private::js_sys::Function>,
             ) {
                 self.inner.on_snapshot(f);

@@ -150,40 +150,78 @@ pub fn bench_snapshot_decode(
 }
 
 /// Times what the JavaScript API adds to each received snapshot over the
-/// Rust path: building the `onSnapshot` object (`{tick, added, changed,
-/// removed}` with plain-object states, [`tickwire_web::js::changes_to_js`])
-/// and calling a listener, after decoding and applying a delta of a
-/// synthetic arena world of `entities` entities with every tenth changed.
-/// Sampled as [`bench_snapshot_decode`]. Returns JSON `{entities, changed,
-/// rust_us, with_front_end_us, rust_min_us, with_front_end_min_us,
-/// extra_us, extra_per_changed_us}` (see [`bench::FrontEndCost`]).
+/// Rust path, after decoding and applying a delta of a synthetic arena
+/// world of `entities` entities with every tenth changed: dropping the
+/// cached objects of the changed entities ([`tickwire_web::js::JsStates`]),
+/// building the `onSnapshot` object (`{tick, added, changed, removed}` with
+/// `Uint32Array`s of ids, [`tickwire_web::js::changes_to_js`]) and calling a
+/// listener that reads it. `read` says which states the page then reads
+/// (each built as a plain object and handed to JavaScript): `"none"` (the
+/// default: the notification alone), `"each"` (every added and changed
+/// entity's state, one `entity(id)` call each) or `"batch"` (the same
+/// states with one `states(ids)` call). Sampled as
+/// [`bench_snapshot_decode`]. Returns JSON `{entities, changed, rust_us,
+/// with_front_end_us, rust_min_us, with_front_end_min_us, extra_us,
+/// extra_per_changed_us}` (see [`bench::FrontEndCost`]).
 ///
 /// # Errors
-/// When the synthetic snapshot does not round-trip, or the conversion fails
-/// (bugs).
+/// An unknown `read`; when the synthetic snapshot does not round-trip, or
+/// the conversion fails (bugs).
 #[wasm_bindgen]
 pub fn bench_js_api(
     entities: u32,
     iterations: u32,
     samples: Option<u32>,
+    read: Option<String>,
 ) -> Result<String, JsValue> {
     let samples = samples.unwrap_or(bench::DEFAULT_SAMPLES);
+    let read = read.unwrap_or_else(|| "none".to_owned());
+    if !["none", "each", "batch"].contains(&read.as_str()) {
+        return Err(JsValue::from_str(&format!(
+            "read: {read:?} is not \"none\", \"each\" or \"batch\""
+        )));
+    }
     // A listener that reads the object, as a page's would.
     let listener = js_sys::Function::new_with_args(
         "changes",
-        "globalThis.__tickwireBenchSink = changes.changed.length + changes.added.length;",
+        "globalThis.__tickwireBenchSink = changes.changed.length + changes.added.length + changes.removed.length;",
     );
+    // Where the states go when read (a page would draw them).
+    let sink = js_sys::Function::new_with_args("state", "globalThis.__tickwireBenchState = state;");
+    let mut states = tickwire_web::js::JsStates::new();
+    let mut scratch = Vec::new();
     bench::arena_front_end_cost(
         entities,
         iterations,
         samples,
         tickwire_web::socket::now_ms,
         |world, tick| {
-            let changes =
-                tickwire_web::js::changes_to_js(world, tick).map_err(|e| format!("{e:?}"))?;
+            let changes = world.changes();
+            states.forget(changes);
+            let object = tickwire_web::js::changes_to_js(changes, tick, &mut scratch);
             listener
-                .call1(&JsValue::UNDEFINED, &changes)
+                .call1(&JsValue::UNDEFINED, &object)
                 .map_err(|e| format!("{e:?}"))?;
+            let mut ids = changes.added.iter().chain(&changes.changed).map(|id| id.0);
+            match read.as_str() {
+                "each" => {
+                    for id in ids {
+                        let state = states.entity(world, id).map_err(|e| format!("{e:?}"))?;
+                        sink.call1(&JsValue::UNDEFINED, &state)
+                            .map_err(|e| format!("{e:?}"))?;
+                    }
+                }
+                "batch" => {
+                    scratch.clear();
+                    scratch.extend(&mut ids);
+                    let all = states
+                        .states(world, &scratch)
+                        .map_err(|e| format!("{e:?}"))?;
+                    sink.call1(&JsValue::UNDEFINED, &all)
+                        .map_err(|e| format!("{e:?}"))?;
+                }
+                _ => {}
+            }
             Ok(())
         },
     )

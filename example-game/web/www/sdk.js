@@ -12,6 +12,8 @@ const seen = {
   added: 0,
   changed: 0,
   removed: 0,
+  /** Snapshots whose id lists were not Uint32Arrays. */
+  badChanges: 0,
   /** The world as rebuilt from the change callbacks alone: id -> state. */
   world: new Map(),
 };
@@ -40,8 +42,12 @@ window.sdk = {
     client.onSnapshot((c) => {
       seen.snapshots += 1;
       seen.tick = c.tick;
-      for (const e of c.added) { seen.world.set(e.id, e.state); seen.added += 1; }
-      for (const e of c.changed) { seen.world.set(e.id, e.state); seen.changed += 1; }
+      // Ids only (Uint32Arrays); the states are read on demand.
+      if (!(c.added instanceof Uint32Array && c.changed instanceof Uint32Array && c.removed instanceof Uint32Array)) {
+        seen.badChanges += 1;
+      }
+      for (const id of c.added) { seen.world.set(id, client.entity(id)); seen.added += 1; }
+      for (const id of c.changed) { seen.world.set(id, client.entity(id)); seen.changed += 1; }
       for (const id of c.removed) { seen.world.delete(id); seen.removed += 1; }
       if (seen.snapshots % 30 === 1) show();
     });
@@ -69,7 +75,24 @@ window.sdk = {
     return now.every((e) => JSON.stringify(seen.world.get(e.id)) === JSON.stringify(e.state)
       && JSON.stringify(client.entity(e.id)) === JSON.stringify(e.state));
   },
-  counts: () => ({ snapshots: seen.snapshots, added: seen.added, changed: seen.changed, removed: seen.removed, tick: seen.tick }),
+  /**
+   * True when reading an entity twice gives the same object (built once per version), and
+   * `entities()` and `states(ids)` (a Uint32Array or an array) hand over those objects.
+   */
+  statesAreShared() {
+    const now = client.entities();
+    const ids = now.map((e) => e.id);
+    const batch = client.states(new Uint32Array([...ids, 0xffffffff]));
+    return now.length > 0
+      && now.every((e) => client.entity(e.id) === client.entity(e.id) && client.entity(e.id) === e.state)
+      && batch.length === ids.length + 1 && batch[ids.length] === undefined
+      && ids.every((id, i) => batch[i] === client.entity(id))
+      && client.states(ids).every((st, i) => st === batch[i]);
+  },
+  counts: () => ({
+    snapshots: seen.snapshots, added: seen.added, changed: seen.changed, removed: seen.removed, tick: seen.tick,
+    badChanges: seen.badChanges,
+  }),
   /** Sends `{buttons, aim}` every 16 ms until `release()`; returns the first sequence number. */
   hold(buttons, aim = 0) {
     clearInterval(holding);
@@ -83,8 +106,12 @@ window.sdk = {
     try { client.sendInput({ buttons: 'left' }); return null; } catch (e) { return String(e); }
   },
   close() { clearInterval(holding); client.close(); },
-  /** µs the JS API adds per received snapshot (see `bench_js_api` in arena-web). */
-  bench: (entities = 1000, iterations = 200, samples = undefined) =>
-    JSON.parse(bench_js_api(entities, iterations, samples)),
+  /**
+   * µs the JS API adds per received snapshot (see `bench_js_api` in arena-web); `read`:
+   * "none" (the notification alone), "each" (every changed state with `entity(id)`) or
+   * "batch" (the same with one `states(ids)`).
+   */
+  bench: (entities = 1000, iterations = 200, samples = undefined, read = 'none') =>
+    JSON.parse(bench_js_api(entities, iterations, samples, read)),
 };
 show();

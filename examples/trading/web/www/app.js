@@ -138,7 +138,11 @@ function join(name) {
     $('status').className = `pill ${s.status}`;
   });
   client.onSnapshot((c) => {
-    for (const { id, state } of [...c.added, ...c.changed]) {
+    const ids = [...c.added, ...c.changed];
+    const states = client.states(ids); // one call for all of them
+    for (const [i, id] of ids.entries()) {
+      const state = states[i];
+      if (state === undefined) continue; // removed by a newer snapshot already
       if ('Instrument' in state) {
         drawInstrument(id, state.Instrument, market.get(id));
         market.set(id, state.Instrument);
