@@ -27,8 +27,10 @@
 //! game's own TypeScript types, named in the macro call (derive them with
 //! `tsify`; the arena does, behind its `js` feature).
 //!
-//! Callbacks run from a microtask after the socket event that produced
-//! them, so a callback may call any method of the client.
+//! Callbacks run right after the socket event that produced them, once the
+//! client has handled it (or, for a status change that a method such as
+//! `connect` caused, from a microtask after that method returns), so a
+//! callback may call any method of the client.
 //!
 //! **What a snapshot costs JavaScript.** `onSnapshot` hands over the ids
 //! that the snapshot added, changed and removed (three `Uint32Array`s), not
@@ -58,10 +60,10 @@
 //! ```
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
-use js_sys::{Array, Function, Object, Promise, Reflect};
+use js_sys::{Array, Function, Object, Reflect};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use tickwire_shared::client::{Changes, ClientWorld, Event, SendMessageError};
 use tickwire_shared::{GameProtocol, Hello, NetId};
@@ -239,7 +241,7 @@ pub fn changes_to_js(changes: &Changes, tick: u32, scratch: &mut Vec<u32>) -> Js
 /// costs one lookup. Objects are built through JSON (see `states_to_js`).
 #[derive(Debug, Default)]
 pub struct JsStates {
-    objects: HashMap<u32, JsValue>,
+    objects: FxHashMap<u32, JsValue>,
 }
 
 impl JsStates {
@@ -427,17 +429,108 @@ fn js_error(code: &str, message: &str) -> JsValue {
     error.into()
 }
 
-/// Callbacks waiting for the microtask that calls them.
-type Queue = Rc<RefCell<Vec<(Function, JsValue)>>>;
+/// Calls to JavaScript listeners, made once the client is free for them
+/// to call back into it: right after the socket event that produced them
+/// ([`CallbackQueue::take`], from `SocketApp::after_socket_event`), or, for
+/// calls queued from a method of the client (`connect`, `onStatus`…) or its
+/// timer, from a microtask after that code returns
+/// ([`CallbackQueue::schedule`]). The microtask's closure is created once.
+#[derive(Clone)]
+pub struct CallbackQueue {
+    calls: Rc<RefCell<Vec<(Function, JsValue)>>>,
+    /// A microtask is pending.
+    scheduled: Rc<std::cell::Cell<bool>>,
+    /// Runs the queued calls; owned by JavaScript's garbage collector (a
+    /// microtask still pending when the queue is dropped finds it alive and
+    /// the queue empty).
+    run: Function,
+}
+
+impl std::fmt::Debug for CallbackQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackQueue")
+            .field("queued", &self.calls.borrow().len())
+            .field("scheduled", &self.scheduled.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for CallbackQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CallbackQueue {
+    /// An empty queue.
+    #[must_use]
+    pub fn new() -> Self {
+        let calls: Rc<RefCell<Vec<(Function, JsValue)>>> = Rc::default();
+        let scheduled: Rc<std::cell::Cell<bool>> = Rc::default();
+        let (queued, pending) = (Rc::clone(&calls), Rc::clone(&scheduled));
+        let run = Closure::<dyn FnMut()>::new(move || {
+            pending.set(false);
+            run_calls(std::mem::take(&mut *queued.borrow_mut()));
+        })
+        .into_js_value()
+        .unchecked_into::<Function>();
+        Self {
+            calls,
+            scheduled,
+            run,
+        }
+    }
+
+    /// Queues `f(arg)`.
+    pub fn push(&self, f: &Function, arg: JsValue) {
+        self.calls.borrow_mut().push((f.clone(), arg));
+    }
+
+    /// Schedules a microtask that makes the queued calls, unless the queue
+    /// is empty or one is pending.
+    pub fn schedule(&self) {
+        if !self.scheduled.get()
+            && !self.calls.borrow().is_empty()
+            && let Some(window) = web_sys::window()
+        {
+            self.scheduled.set(true);
+            window.queue_microtask(&self.run);
+        }
+    }
+
+    /// The queued calls, to be made with [`CallbackQueue::run`] once the
+    /// client is free.
+    #[must_use]
+    pub fn take(&self) -> Vec<(Function, JsValue)> {
+        std::mem::take(&mut *self.calls.borrow_mut())
+    }
+
+    /// Makes the queued calls now.
+    pub fn run_now(&self) {
+        run_calls(self.take());
+    }
+
+    /// Makes `calls`, in order; a listener that throws does not stop the
+    /// others (what it threw goes to the console).
+    pub fn run(calls: Vec<(Function, JsValue)>) {
+        run_calls(calls);
+    }
+}
+
+fn run_calls(calls: Vec<(Function, JsValue)>) {
+    for (f, arg) in calls {
+        if let Err(thrown) = f.call1(&JsValue::UNDEFINED, &arg) {
+            web_sys::console::error_2(&JsValue::from_str("tickwire: a listener threw:"), &thrown);
+        }
+    }
+}
 
 /// The listeners and the queue towards them.
 struct Listeners {
     on_snapshot: Option<Function>,
     on_event: Option<Function>,
     on_status: Option<Function>,
-    /// Calls waiting for the microtask; it is scheduled when this is not
-    /// empty.
-    queue: Queue,
+    queue: CallbackQueue,
 }
 
 impl Listeners {
@@ -446,35 +539,14 @@ impl Listeners {
             on_snapshot: None,
             on_event: None,
             on_status: None,
-            queue: Queue::default(),
+            queue: CallbackQueue::new(),
         }
     }
 
-    /// Queues `f(arg)` for the next microtask (the driver holds the client
-    /// now; the microtask runs once it returned).
+    /// Queues `f(arg)`, to be called once the client is free (the driver
+    /// holds it now).
     fn push(&self, f: &Function, arg: JsValue) {
-        let first = {
-            let mut q = self.queue.borrow_mut();
-            q.push((f.clone(), arg));
-            q.len() == 1
-        };
-        if first {
-            let queue = self.queue.clone();
-            let flush = Closure::once_into_js(move |_: JsValue| {
-                let calls = std::mem::take(&mut *queue.borrow_mut());
-                for (f, arg) in calls {
-                    // A throwing listener must not stop the others.
-                    let _ = f.call1(&JsValue::UNDEFINED, &arg);
-                }
-            });
-            // `Promise.resolve().then(flush)`: `flush` frees itself once called.
-            let promise = Promise::resolve(&JsValue::UNDEFINED);
-            if let Ok(then) = Reflect::get(&promise, &JsValue::from_str("then"))
-                .and_then(JsCast::dyn_into::<Function>)
-            {
-                let _ = then.call1(&promise, &flush);
-            }
-        }
+        self.queue.push(f, arg);
     }
 }
 
@@ -526,6 +598,15 @@ impl<G: GameProtocol> SocketApp for JsApp<G> {
 
     fn connection(&mut self) -> &mut Connection<G> {
         &mut self.conn
+    }
+
+    fn after_socket_event(&mut self) -> Option<Box<dyn FnOnce()>> {
+        let calls = self.listeners.queue.take();
+        if calls.is_empty() {
+            None
+        } else {
+            Some(Box::new(move || CallbackQueue::run(calls)))
+        }
     }
 
     fn on_event(&mut self, now_ms: f64, event: Event<G>) {
@@ -617,7 +698,10 @@ impl<G: GameProtocol> JsClient<G> {
         hello.room = options.room;
         hello.seat_token = options.seat_token;
         self.ws.start(hello);
-        self.ws.with(|app| app.tell_status(now_ms()));
+        self.ws.with(|app| {
+            app.tell_status(now_ms());
+            app.listeners.queue.schedule();
+        });
         self.start_timer()
     }
 
@@ -628,7 +712,10 @@ impl<G: GameProtocol> JsClient<G> {
         let ws = self.ws.clone();
         let tick = Closure::<dyn FnMut()>::new(move || {
             ws.tick();
-            ws.with(|app| app.tell_status(now_ms()));
+            ws.with(|app| {
+                app.tell_status(now_ms());
+                app.listeners.queue.schedule();
+            });
         });
         let window = web_sys::window().ok_or("no window")?;
         let id = window.set_interval_with_callback_and_timeout_and_arguments_0(
@@ -736,6 +823,7 @@ impl<G: GameProtocol> JsClient<G> {
             app.listeners.on_status = f;
             app.told = None;
             app.tell_status(now_ms());
+            app.listeners.queue.schedule();
         });
     }
 
@@ -779,7 +867,10 @@ impl<G: GameProtocol> JsClient<G> {
     /// timers). [`JsClient::connect`] starts again.
     pub fn close(&self) {
         self.ws.leave();
-        self.ws.with(|app| app.tell_status(now_ms()));
+        self.ws.with(|app| {
+            app.tell_status(now_ms());
+            app.listeners.queue.schedule();
+        });
         if let Some((id, _closure)) = self.timer.borrow_mut().take()
             && let Some(window) = web_sys::window()
         {

@@ -59,6 +59,13 @@ pub trait SocketApp: 'static {
     /// One session event (welcome, snapshot applied, game events, RTT,
     /// closed), delivered right after the socket call that produced it.
     fn on_event(&mut self, now_ms: f64, event: Event<Self::Game>);
+
+    /// Work to run once the driver has handled a socket event (open,
+    /// message, close) and released the app, so that it may call back into
+    /// the client: for example JavaScript listeners. Default: none.
+    fn after_socket_event(&mut self) -> Option<Box<dyn FnOnce()>> {
+        None
+    }
 }
 
 type Handler<T> = Closure<dyn FnMut(T)>;
@@ -312,10 +319,16 @@ fn with_current<A: SocketApp>(
     generation: u32,
     f: impl FnOnce(&mut Inner<A>),
 ) {
-    if let Some(d) = weak.upgrade()
-        && let Ok(mut d) = d.try_borrow_mut()
-        && d.generation == generation
-    {
-        f(&mut d);
+    let Some(d) = weak.upgrade() else { return };
+    let after = match d.try_borrow_mut() {
+        Ok(mut d) if d.generation == generation => {
+            f(&mut d);
+            d.app.after_socket_event()
+        }
+        _ => None,
+    };
+    // The driver is released: `after` may call into the client.
+    if let Some(after) = after {
+        after();
     }
 }

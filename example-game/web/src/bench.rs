@@ -250,6 +250,37 @@ pub fn delta_then<G: GameProtocol>(
     Ok((fig.median_us, fig.min_us))
 }
 
+/// Times `then` alone, on a world that has just applied a delta of `base`
+/// with every `change_every`-th entity changed by `change` (so the world's
+/// changes are those of one steady-state snapshot): the front-end's part
+/// without the noise of the apply around it. Returns the median and
+/// fastest batch means in µs.
+///
+/// # Errors
+/// As [`delta_then`].
+pub fn then_alone<G: GameProtocol>(
+    base: Vec<(NetId, G::EntityState)>,
+    change: impl Fn(&G::EntityState) -> G::EntityState,
+    change_every: usize,
+    iterations: u32,
+    samples: u32,
+    now_ms: impl FnMut() -> f64,
+    mut then: impl FnMut(&ClientWorld<G::EntityState>, u32) -> Result<(), String>,
+) -> Result<(f64, f64), String> {
+    let limits = Limits::default();
+    let v = views(base, change, change_every)?;
+    let mut world = ClientWorld::<G::EntityState>::new(64);
+    apply::<G>(&mut world, &v.full, 1, None, &limits)?;
+    apply::<G>(&mut world, &v.back, 2, Some(1), &limits)?;
+    let mut sampler = Sampler {
+        iterations: iterations.max(1),
+        samples: samples.max(1),
+        now_ms,
+    };
+    let fig = sampler.time(|| then(black_box(&world), 2))?;
+    Ok((fig.median_us, fig.min_us))
+}
+
 /// Builds a view `base` and a view in which every `change_every`-th entity
 /// was changed by `change`, encodes a full snapshot and the deltas between
 /// them, checks that every path reproduces the views, then times each path
@@ -426,6 +457,12 @@ pub struct FrontEndCost {
     pub rust_min_us: f64,
     /// See `rust_min_us`.
     pub with_front_end_min_us: f64,
+    /// µs of the front-end's part timed alone, after one applied delta
+    /// (median batch mean; no apply around it, so less noise than
+    /// [`FrontEndCost::extra_us`]).
+    pub alone_us: f64,
+    /// The fastest batch mean of `alone_us`.
+    pub alone_min_us: f64,
 }
 
 impl FrontEndCost {
@@ -441,7 +478,7 @@ impl FrontEndCost {
         format!(
             "{{\"entities\":{},\"changed\":{},\"rust_us\":{:.2},\"with_front_end_us\":{:.2},\
              \"rust_min_us\":{:.2},\"with_front_end_min_us\":{:.2},\"extra_us\":{:.2},\
-             \"extra_per_changed_us\":{:.3}}}",
+             \"extra_per_changed_us\":{:.3},\"alone_us\":{:.3},\"alone_min_us\":{:.3}}}",
             self.entities,
             self.changed,
             self.rust_us,
@@ -450,6 +487,8 @@ impl FrontEndCost {
             self.with_front_end_min_us,
             self.extra_us(),
             self.extra_us() / f64::from(self.changed.max(1)),
+            self.alone_us,
+            self.alone_min_us,
         )
     }
 }
@@ -487,7 +526,18 @@ pub fn arena_front_end_cost(
         Ok(())
     })?;
     let (with_front_end_us, with_front_end_min_us) = time(&mut front_end)?;
+    let (alone_us, alone_min_us) = then_alone::<arena::Arena>(
+        arena_world(n),
+        arena_change,
+        10,
+        iterations,
+        samples,
+        &mut now_ms,
+        &mut front_end,
+    )?;
     Ok(FrontEndCost {
+        alone_us,
+        alone_min_us,
         entities: n,
         changed: n.div_ceil(10),
         rust_us,
@@ -579,9 +629,15 @@ mod tests {
             },
         )
         .unwrap();
-        // A warm-up batch and 3 timed ones of 2 runs, each on the next tick.
-        assert_eq!(calls, 8);
-        assert!(ticks.windows(2).all(|w| w[1] == w[0] + 1), "{ticks:?}");
+        // A warm-up batch and 3 timed ones of 2 runs, each on the next tick;
+        // then as many on one applied delta, alone (tick 2).
+        assert_eq!(calls, 16);
+        let (after_deltas, alone) = ticks.split_at(8);
+        assert!(
+            after_deltas.windows(2).all(|w| w[1] == w[0] + 1),
+            "{ticks:?}"
+        );
+        assert!(alone.iter().all(|&t| t == 2), "{ticks:?}");
         assert_eq!((cost.entities, cost.changed), (100, 10));
         assert!(
             cost.to_json().contains("\"extra_us\":0.00"),

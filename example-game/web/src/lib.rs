@@ -155,11 +155,13 @@ pub fn bench_snapshot_decode(
 /// cached objects of the changed entities ([`tickwire_web::js::JsStates`]),
 /// building the `onSnapshot` object (`{tick, added, changed, removed}` with
 /// `Uint32Array`s of ids, [`tickwire_web::js::changes_to_js`]) and calling a
-/// listener that reads it. `read` says which states the page then reads
-/// (each built as a plain object and handed to JavaScript): `"none"` (the
-/// default: the notification alone), `"each"` (every added and changed
-/// entity's state, one `entity(id)` call each) or `"batch"` (the same
-/// states with one `states(ids)` call). Sampled as
+/// listener that reads it through the client's
+/// [`tickwire_web::js::CallbackQueue`], as after a socket message. `read`
+/// says which states the page then reads (each built as a plain object and
+/// handed to JavaScript): `"none"` (the default: the notification alone),
+/// `"each"` (every added and changed entity's state, one `entity(id)` call
+/// each) or `"batch"` (the same states with one `states(ids)` call).
+/// Sampled as
 /// [`bench_snapshot_decode`]. Returns JSON `{entities, changed, rust_us,
 /// with_front_end_us, rust_min_us, with_front_end_min_us, extra_us,
 /// extra_per_changed_us}` (see [`bench::FrontEndCost`]).
@@ -189,6 +191,7 @@ pub fn bench_js_api(
     // Where the states go when read (a page would draw them).
     let sink = js_sys::Function::new_with_args("state", "globalThis.__tickwireBenchState = state;");
     let mut states = tickwire_web::js::JsStates::new();
+    let queue = tickwire_web::js::CallbackQueue::new();
     let mut scratch = Vec::new();
     bench::arena_front_end_cost(
         entities,
@@ -198,10 +201,13 @@ pub fn bench_js_api(
         |world, tick| {
             let changes = world.changes();
             states.forget(changes);
-            let object = tickwire_web::js::changes_to_js(changes, tick, &mut scratch);
-            listener
-                .call1(&JsValue::UNDEFINED, &object)
-                .map_err(|e| format!("{e:?}"))?;
+            // As the client delivers it after a socket message: queued, then
+            // called once the driver is released.
+            queue.push(
+                &listener,
+                tickwire_web::js::changes_to_js(changes, tick, &mut scratch),
+            );
+            tickwire_web::js::CallbackQueue::run(queue.take());
             let mut ids = changes.added.iter().chain(&changes.changed).map(|id| id.0);
             match read.as_str() {
                 "each" => {
