@@ -215,11 +215,14 @@ fn views<S: serde::Serialize + Clone + PartialEq>(
 /// Times applying deltas in steady play (each against the tick before,
 /// alternating between the two views of [`views`]) with `then` run after
 /// each apply on the world and the tick: the Rust path plus what a
-/// front-end does with each snapshot. Returns the median and fastest batch
-/// means in µs.
+/// front-end does with each snapshot. With `alone`, one delta is applied
+/// before timing and only `then` is timed, always on that world (tick 2):
+/// the front-end's part without the noise of the apply around it. Returns
+/// the median and fastest batch means in µs.
 ///
 /// # Errors
 /// As [`snapshot_decode`], and what `then` returns.
+#[allow(clippy::too_many_arguments)] // a bench's knobs, named at each call
 pub fn delta_then<G: GameProtocol>(
     base: Vec<(NetId, G::EntityState)>,
     change: impl Fn(&G::EntityState) -> G::EntityState,
@@ -227,6 +230,7 @@ pub fn delta_then<G: GameProtocol>(
     iterations: u32,
     samples: u32,
     now_ms: impl FnMut() -> f64,
+    alone: bool,
     mut then: impl FnMut(&ClientWorld<G::EntityState>, u32) -> Result<(), String>,
 ) -> Result<(f64, f64), String> {
     let limits = Limits::default();
@@ -242,42 +246,14 @@ pub fn delta_then<G: GameProtocol>(
     };
     let mut tick = 2u32;
     let fig = sampler.time(|| {
+        if alone {
+            return then(black_box(&world), 2);
+        }
         tick += 1;
         let bytes = deltas[usize::from(tick.is_multiple_of(2))];
         apply::<G>(&mut world, black_box(bytes), tick, Some(tick - 1), &limits)?;
         then(&world, tick)
     })?;
-    Ok((fig.median_us, fig.min_us))
-}
-
-/// Times `then` alone, on a world that has just applied a delta of `base`
-/// with every `change_every`-th entity changed by `change` (so the world's
-/// changes are those of one steady-state snapshot): the front-end's part
-/// without the noise of the apply around it. Returns the median and
-/// fastest batch means in µs.
-///
-/// # Errors
-/// As [`delta_then`].
-pub fn then_alone<G: GameProtocol>(
-    base: Vec<(NetId, G::EntityState)>,
-    change: impl Fn(&G::EntityState) -> G::EntityState,
-    change_every: usize,
-    iterations: u32,
-    samples: u32,
-    now_ms: impl FnMut() -> f64,
-    mut then: impl FnMut(&ClientWorld<G::EntityState>, u32) -> Result<(), String>,
-) -> Result<(f64, f64), String> {
-    let limits = Limits::default();
-    let v = views(base, change, change_every)?;
-    let mut world = ClientWorld::<G::EntityState>::new(64);
-    apply::<G>(&mut world, &v.full, 1, None, &limits)?;
-    apply::<G>(&mut world, &v.back, 2, Some(1), &limits)?;
-    let mut sampler = Sampler {
-        iterations: iterations.max(1),
-        samples: samples.max(1),
-        now_ms,
-    };
-    let fig = sampler.time(|| then(black_box(&world), 2))?;
     Ok((fig.median_us, fig.min_us))
 }
 
@@ -510,7 +486,7 @@ pub fn arena_front_end_cost(
     mut now_ms: impl FnMut() -> f64,
     mut front_end: impl FnMut(&ClientWorld<arena::EntityState>, u32) -> Result<(), String>,
 ) -> Result<FrontEndCost, String> {
-    let mut time = |then: &mut FrontEnd<'_>| {
+    let mut time = |alone: bool, then: &mut FrontEnd<'_>| {
         delta_then::<arena::Arena>(
             arena_world(n),
             arena_change,
@@ -518,23 +494,16 @@ pub fn arena_front_end_cost(
             iterations,
             samples,
             &mut now_ms,
+            alone,
             then,
         )
     };
-    let (rust_us, rust_min_us) = time(&mut |w, _| {
+    let (rust_us, rust_min_us) = time(false, &mut |w, _| {
         black_box(w.changes().changed.len());
         Ok(())
     })?;
-    let (with_front_end_us, with_front_end_min_us) = time(&mut front_end)?;
-    let (alone_us, alone_min_us) = then_alone::<arena::Arena>(
-        arena_world(n),
-        arena_change,
-        10,
-        iterations,
-        samples,
-        &mut now_ms,
-        &mut front_end,
-    )?;
+    let (with_front_end_us, with_front_end_min_us) = time(false, &mut front_end)?;
+    let (alone_us, alone_min_us) = time(true, &mut front_end)?;
     Ok(FrontEndCost {
         alone_us,
         alone_min_us,
