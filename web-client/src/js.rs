@@ -10,7 +10,7 @@
 //! ```ts
 //! const client = new TickwireClient("wss://game.example/ws"); // default: this page's host
 //! client.onStatus((s) => console.log(s.status, s.reason));
-//! client.onSnapshot((c) => {                                  // ids only: Uint32Arrays
+//! client.onSnapshot((c) => {                                  // ids only
 //!   for (const id of c.added) draw(id, client.entity(id));      // states on demand
 //!   for (const id of c.changed) draw(id, client.entity(id));
 //!   for (const id of c.removed) erase(id);
@@ -33,7 +33,7 @@
 //! callback may call any method of the client.
 //!
 //! **What a snapshot costs JavaScript.** `onSnapshot` hands over the ids
-//! that the snapshot added, changed and removed (three `Uint32Array`s), not
+//! that the snapshot added, changed and removed (three arrays), not
 //! the states: building a plain object per changed state costs about 1 µs
 //! each in Chromium, and a page often needs only some of them (those on
 //! screen, its own player). A state becomes an object when the page asks
@@ -87,9 +87,9 @@ export interface TickwireEntity<S> { id: number; state: S }
 /** The ids that one applied snapshot added, changed and removed, sorted; read the states with `entity(id)`. */
 export interface TickwireChanges {
   tick: number;
-  added: Uint32Array;
-  changed: Uint32Array;
-  removed: Uint32Array;
+  added: number[];
+  changed: number[];
+  removed: number[];
 }
 /** How to join: `auth` goes to the server's auth hook, `room` names a room, `seatToken` is a matchmaker's ticket. */
 export interface TickwireConnectOptions { auth?: string; room?: string; seatToken?: string }
@@ -197,13 +197,12 @@ export function tickwire_parse_json(bytes) {
   return JSON.parse(decoder.decode(bytes));
 }
 export function tickwire_changes(tick, ids, added, changed) {
-  const all = ids.slice();
-  return {
-    tick,
-    added: all.subarray(0, added),
-    changed: all.subarray(added, added + changed),
-    removed: all.subarray(added + changed),
-  };
+  const a = [], c = [], r = [];
+  const n = ids.length, ac = added + changed;
+  for (let i = 0; i < added; i++) a.push(ids[i]);
+  for (let i = added; i < ac; i++) c.push(ids[i]);
+  for (let i = ac; i < n; i++) r.push(ids[i]);
+  return { tick, added: a, changed: c, removed: r };
 }
 "#)]
 extern "C" {
@@ -212,14 +211,16 @@ extern "C" {
     fn tickwire_parse_json(bytes: &[u8]) -> JsValue;
 
     /// Builds the `onSnapshot` object from a view of `ids` in wasm memory
-    /// (added, then changed, then removed): one call into JavaScript, one
-    /// copy of the ids.
+    /// (added, then changed, then removed): one call into JavaScript. Plain
+    /// arrays, not typed arrays: a typed array's own buffer costs about
+    /// 1 µs more per snapshot in Chromium, and arrays spread and map as a
+    /// page expects.
     fn tickwire_changes(tick: u32, ids: &[u32], added: u32, changed: u32) -> JsValue;
 }
 
 /// What the newest applied snapshot changed, as the object `onSnapshot`
-/// receives: `{tick, added, changed, removed}`, each list a `Uint32Array`
-/// of ids (sorted, as [`Changes`] holds them; the three share one buffer).
+/// receives: `{tick, added, changed, removed}`, each list an array
+/// of ids (numbers, sorted, as [`Changes`] holds them).
 /// No state is converted: the page reads those it needs through
 /// [`JsStates`]. This is the JS API's cost per snapshot over the Rust path
 /// (`arena-web`'s `bench_js_api` times it); `scratch` is reused between

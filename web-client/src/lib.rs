@@ -42,7 +42,11 @@ pub mod __private {
 /// them, or any TypeScript type such as `any`), and the class's methods are
 /// typed with them. See [`js`] for what the class does.
 ///
-/// Invoke it once per wasm module (the names are fixed).
+/// Invoke it once per wasm module (the names are fixed). The calling crate
+/// depends on `wasm-bindgen` itself, at the exact version this crate uses
+/// (the expansion's attributes name `wasm_bindgen`, and the bindings
+/// generator must match the library: pin it with `=`), and on the game's
+/// crate with its TypeScript derives.
 ///
 /// ```ignore
 /// // In the game's web crate (crate-type = ["cdylib", "rlib"]):
@@ -188,7 +192,7 @@ macro_rules! export_js_api {
             }
 
             /// Calls `f` with the ids each applied snapshot added, changed
-            /// and removed (`Uint32Array`s; read states with `entity(id)`;
+            /// and removed (arrays of ids; read states with `entity(id)`;
             /// `undefined` stops).
             #[wasm_bindgen(js_name = onSnapshot)]
             pub fn on_snapshot(

@@ -154,7 +154,7 @@ pub fn bench_snapshot_decode(
 /// world of `entities` entities with every tenth changed: dropping the
 /// cached objects of the changed entities ([`tickwire_web::js::JsStates`]),
 /// building the `onSnapshot` object (`{tick, added, changed, removed}` with
-/// `Uint32Array`s of ids, [`tickwire_web::js::changes_to_js`]) and calling a
+/// arrays of ids, [`tickwire_web::js::changes_to_js`]) and calling a
 /// listener that reads it through the client's
 /// [`tickwire_web::js::CallbackQueue`], as after a socket message. `read`
 /// says which states the page then reads (each built as a plain object and

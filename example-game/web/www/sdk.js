@@ -12,7 +12,7 @@ const seen = {
   added: 0,
   changed: 0,
   removed: 0,
-  /** Snapshots whose id lists were not Uint32Arrays. */
+  /** Snapshots whose id lists were not arrays. */
   badChanges: 0,
   /** The world as rebuilt from the change callbacks alone: id -> state. */
   world: new Map(),
@@ -42,8 +42,8 @@ window.sdk = {
     client.onSnapshot((c) => {
       seen.snapshots += 1;
       seen.tick = c.tick;
-      // Ids only (Uint32Arrays); the states are read on demand.
-      if (!(c.added instanceof Uint32Array && c.changed instanceof Uint32Array && c.removed instanceof Uint32Array)) {
+      // Ids only (arrays of numbers); the states are read on demand.
+      if (!(Array.isArray(c.added) && Array.isArray(c.changed) && Array.isArray(c.removed))) {
         seen.badChanges += 1;
       }
       for (const id of c.added) { seen.world.set(id, client.entity(id)); seen.added += 1; }
