@@ -128,3 +128,79 @@ impl Brain {
         Some(Angle16::from_radians(d.y.atan2(d.x)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use arena::Arena;
+    use glam::Vec2;
+    use tickwire_shared::message::encode_snapshot;
+    use tickwire_shared::quantize::QVec2;
+    use tickwire_shared::{Limits, ServerMessage, Snapshot};
+
+    use super::*;
+
+    fn player(x: f32, y: f32) -> EntityState {
+        EntityState {
+            kind: EntityKind::Player,
+            pos: QVec2::from_vec2(Vec2::new(x, y)),
+            angle: Angle16(0),
+            health: 100,
+            owner: 0,
+            name: "p".into(),
+            kills: 0,
+            deaths: 0,
+        }
+    }
+
+    /// Applies the full snapshot `states` at `tick`.
+    fn apply(world: &mut ClientWorld<EntityState>, tick: u32, states: Vec<(NetId, EntityState)>) {
+        let snapshot = Snapshot::from_vec(states).unwrap();
+        let bytes = encode_snapshot(tick, 0, None, &snapshot).unwrap();
+        let limits = Limits::default();
+        let Ok(ServerMessage::<()>::Snapshot(f)) = ServerMessage::decode(&bytes, &limits) else {
+            panic!("not a snapshot");
+        };
+        world
+            .apply::<Arena>(f.header.tick, f.header.baseline, f.body, &limits)
+            .unwrap();
+    }
+
+    fn aim_of(input: PlayerInput) -> Option<Angle16> {
+        (input.buttons & buttons::FIRE != 0).then_some(input.aim)
+    }
+
+    #[test]
+    fn aims_at_the_nearest_player_of_the_newest_snapshot() {
+        let (me, a, b) = (NetId(1), NetId(2), NetId(3));
+        let mut world = ClientWorld::new(8);
+        let mut brain = Brain::new(Rng(7), Instant::now());
+        // Before `YouAre` the bot has nothing to aim from.
+        apply(
+            &mut world,
+            1,
+            vec![(me, player(0.0, 0.0)), (a, player(10.0, 0.0))],
+        );
+        brain.observe(&world);
+        assert_eq!(aim_of(brain.input(Instant::now(), &world)), None);
+        // Learning its own entity between snapshots counts at once.
+        brain.set_me(me);
+        let east = Angle16::from_radians(0.0);
+        assert_eq!(aim_of(brain.input(Instant::now(), &world)), Some(east));
+        // A second input on the same snapshot: the same aim.
+        assert_eq!(aim_of(brain.input(Instant::now(), &world)), Some(east));
+        // The next snapshot brings a nearer player to the north: the aim
+        // follows the new world, not the one it worked out before.
+        apply(
+            &mut world,
+            2,
+            vec![
+                (me, player(0.0, 0.0)),
+                (a, player(10.0, 0.0)),
+                (b, player(0.0, 3.0)),
+            ],
+        );
+        brain.observe(&world);
+        let north = Angle16::from_radians(std::f32::consts::FRAC_PI_2);
+        assert_eq!(aim_of(brain.input(Instant::now(), &world)), Some(north));
+    }
+}
