@@ -295,12 +295,23 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 /// The WebSocket, over whichever stream.
 pub(crate) type Ws = WebSocketStream<Pin<Box<dyn Io>>>;
 
+/// How much tungstenite reads from the TLS stream at a time.
+///
+/// tungstenite zero-fills up to this much of its read buffer before every
+/// read, whatever arrives, so the size is paid per received message: game
+/// messages are small (a delta snapshot is tens to hundreds of bytes), and
+/// a larger message is read in several steps from the plaintext rustls
+/// already holds, without further system calls. Profiled in `arena-bots`
+/// (500 idle bots, BENCHMARKS.md, "`arena-bots` on `ClientSession`"), the
+/// zero-fill was 3.7 % of the bots' CPU with 16 KiB and 0.5 % with 4 KiB.
+const WS_READ_BUFFER: usize = 4 * 1024;
+
 /// WebSocket buffers sized for game traffic (tungstenite's defaults are
 /// 128 KiB each way), with the message limit from `limits`.
 fn ws_config(limits: &Limits) -> WebSocketConfig {
     let max = limits.max_server_message_bytes;
     WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
+        .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(4 * 1024 + 2 * (limits.max_client_message_bytes + 14))
         .max_message_size(Some(max))

@@ -64,13 +64,14 @@
 pub mod connect;
 mod error;
 pub mod matchmake;
+mod timer;
 mod transport;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rustls::ClientConfig as TlsConfig;
 use tickwire_shared::client::{
     Channel, ClientConfig, ClientSession, Closed, Event, SessionStats, SnapshotApplied,
@@ -84,6 +85,7 @@ pub use error::ClientError;
 pub use tickwire_shared;
 pub use tickwire_shared::client::{AckPolicy, ClientWorld};
 
+use timer::Timer;
 use transport::{Outgoing, Received, Transport};
 
 /// How long [`Client::leave`] waits for the server's close.
@@ -126,6 +128,11 @@ pub struct Client<P: GameProtocol> {
     outbound: Option<LinkConditioner<Vec<u8>>>,
     outbox: VecDeque<Outgoing>,
     buf: Vec<u8>,
+    /// Outgoing messages are copied here and split off as `Bytes`; the
+    /// allocation is reclaimed once the transport has written them.
+    out: BytesMut,
+    /// The session's deadline (see [`timer`]).
+    timer: Timer,
     closed: Option<(CloseCode, String)>,
 }
 
@@ -195,6 +202,8 @@ impl<P: GameProtocol> Client<P> {
                 outbound,
                 outbox: VecDeque::new(),
                 buf: Vec::new(),
+                out: BytesMut::new(),
+                timer: Timer::new(),
                 closed: None,
             };
             client.handshake().await?;
@@ -236,9 +245,11 @@ impl<P: GameProtocol> Client<P> {
                 }
             }
             let wake = self.session.poll_timeout().map(|d| self.epoch + d);
+            self.timer.arm(wake);
             let next = tokio::select! {
                 next = self.transport.recv() => next?,
-                () = sleep_until_opt(wake) => {
+                () = self.timer.sleep(), if self.timer.is_armed() => {
+                    self.timer.fired();
                     let now = self.now();
                     self.session.handle_timeout(now);
                     continue;
@@ -454,9 +465,11 @@ impl<P: GameProtocol> Client<P> {
             .flatten()
             .min()
             .map(|d| self.epoch + d);
+            self.timer.arm(wake);
             let next = tokio::select! {
                 next = self.transport.recv() => next,
-                () = sleep_until_opt(wake) => {
+                () = self.timer.sleep(), if self.timer.is_armed() => {
+                    self.timer.fired();
                     let now = self.now();
                     self.session.handle_timeout(now);
                     continue;
@@ -582,10 +595,13 @@ impl<P: GameProtocol> Client<P> {
         while let Some(ch) = self.session.poll_transmit(now, &mut self.buf) {
             match (ch, &mut self.outbound) {
                 (Channel::Unreliable, Some(link)) => link.condition(self.buf.clone(), now),
-                _ => self.outbox.push_back(Outgoing {
-                    bytes: Bytes::copy_from_slice(&self.buf),
-                    unreliable: ch == Channel::Unreliable,
-                }),
+                _ => {
+                    self.out.extend_from_slice(&self.buf);
+                    self.outbox.push_back(Outgoing {
+                        bytes: self.out.split().freeze(),
+                        unreliable: ch == Channel::Unreliable,
+                    });
+                }
             }
         }
         if let Some(link) = &mut self.outbound {
@@ -651,12 +667,5 @@ fn placeholder_welcome() -> Welcome {
         resume_token: tickwire_shared::ResumeToken([0; 16]),
         room: String::new(),
         resumed: false,
-    }
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

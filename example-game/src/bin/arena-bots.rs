@@ -10,6 +10,9 @@
 //! entities per snapshot (a sample of snapshots is compared with the one
 //! before it to count the entities that changed).
 
+#[path = "arena-bots/brain.rs"]
+mod brain;
+
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -18,18 +21,19 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use arena::cli::parse_duration;
-use arena::{Arena, ArenaEvent, EntityKind, EntityState, PlayerInput, buttons};
+use arena::{Arena, ArenaEvent, EntityKind, EntityState};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use tickwire_client::matchmake::{MatchmakeRequest, matchmake};
 use tickwire_client::{
     AckPolicy, Client, ClientError, ClientEvent, ClientWorld, ConnectOptions, Trust,
 };
+use tickwire_shared::CloseCode;
 use tickwire_shared::conditioner::ConditionerConfig;
-use tickwire_shared::quantize::Angle16;
-use tickwire_shared::{CloseCode, NetId};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, MissedTickBehavior};
+
+use brain::{Brain, Rng};
 
 /// Load generator for the tickwire arena: N bots over WSS in one process.
 #[derive(Parser, Debug, Clone)]
@@ -135,6 +139,22 @@ struct Args {
     /// comparing the two in one run.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     ack_every: u32,
+
+    /// Playing bots with `--input-send tick`: acknowledge each snapshot
+    /// together with the next input, at most one input period (16.7 ms)
+    /// later, instead of in a write of its own (`AckPolicy { every: 2,
+    /// max_delay: 16.7 ms }`): two writes per snapshot instead of three. At
+    /// up to 30 snapshots/s the ack still reaches the server before it
+    /// builds the client's next snapshot, so every bot acks the same ticks.
+    #[arg(long, conflicts_with_all = ["ack_every", "idle"])]
+    ack_with_input: bool,
+
+    /// Runtime threads. 1: tokio's current-thread runtime, every bot on one
+    /// thread (nothing is handed between threads; pin the process to one
+    /// core with `taskset`). N > 1: the multi-thread runtime with N workers,
+    /// for a generator given N cores.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    threads: u32,
 }
 
 /// See `--input-send`.
@@ -293,96 +313,27 @@ fn changed_entities(world: &ClientWorld<EntityState>) -> (u64, u64) {
     (changed, npcs)
 }
 
-/// A tiny deterministic PRNG (xorshift64*), one per bot.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-/// The bot's brain: a random walk, re-planned every 0.3–1 s, aiming at and
-/// firing on the nearest living player in its applied snapshot.
-struct Brain {
-    rng: Rng,
-    me: Option<NetId>,
-    heading: u8,
-    replan_at: Instant,
-    /// The players in view, kept from each snapshot's changes (so an input
-    /// costs the players, not every NPC).
-    players: Vec<NetId>,
-}
-
-const DIRS: [u8; 8] = [
-    buttons::RIGHT,
-    buttons::RIGHT | buttons::DOWN,
-    buttons::DOWN,
-    buttons::DOWN | buttons::LEFT,
-    buttons::LEFT,
-    buttons::LEFT | buttons::UP,
-    buttons::UP,
-    buttons::UP | buttons::RIGHT,
-];
-
-impl Brain {
-    /// Follows the players in view through the newest snapshot's changes.
-    fn observe(&mut self, world: &ClientWorld<EntityState>) {
-        let changes = world.changes();
-        self.players.retain(|id| !changes.removed.contains(id));
-        for &id in &changes.added {
-            if world.get(id).is_some_and(|s| s.kind == EntityKind::Player) {
-                self.players.push(id);
-            }
-        }
-    }
-
-    fn input(&mut self, now: Instant, world: &ClientWorld<EntityState>) -> PlayerInput {
-        if now >= self.replan_at {
-            self.heading = DIRS[self.rng.below(8) as usize];
-            self.replan_at = now + Duration::from_millis(300 + self.rng.below(700));
-        }
-        let mut input = PlayerInput {
-            buttons: self.heading,
-            aim: Angle16(0),
-        };
-        let Some(me) = self.me else {
-            return input;
-        };
-        let Some(mine) = world.get(me) else {
-            return input;
-        };
-        let from = mine.pos.to_vec2();
-        let target = self
-            .players
-            .iter()
-            .filter(|&&id| id != me)
-            .filter_map(|&id| world.get(id))
-            .filter(|s| s.health > 0)
-            .map(|s| s.pos.to_vec2())
-            .min_by(|a, b| {
-                a.distance_squared(from)
-                    .total_cmp(&b.distance_squared(from))
-            });
-        if let Some(t) = target {
-            let d = t - from;
-            input.aim = Angle16::from_radians(d.y.atan2(d.x));
-            input.buttons |= buttons::FIRE;
-        }
-        input
-    }
-}
-
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let args = Args::parse();
+    let runtime = match args.threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n as usize)
+            .enable_all()
+            .build(),
+    }
+    .context("starting the tokio runtime")?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
     if args.bots == 0 {
         bail!("--bots must be at least 1");
+    }
+    if args.ack_with_input && args.input_send != InputSend::Tick {
+        bail!("--ack-with-input needs --input-send tick");
     }
     let trust = match (&args.ca_cert, args.insecure_dev_cert) {
         (Some(path), _) => Trust::PemFile(path.clone()),
@@ -597,14 +548,21 @@ async fn run_bot(
     let mut options = ConnectOptions::new(trust)
         .with_auth_token(format!("bot{i}"))
         .with_deferred_acks(!args.idle && args.input_send == InputSend::WithAck)
-        .with_acks(if args.ack_every == 1 {
-            AckPolicy::EVERY_SNAPSHOT
-        } else {
-            AckPolicy {
-                every: args.ack_every,
-                ..AckPolicy::DELAYED
-            }
-        });
+        .with_acks(
+            if args.ack_with_input && args.input_send == InputSend::Tick {
+                AckPolicy {
+                    every: 2,
+                    max_delay: INPUT_PERIOD,
+                }
+            } else if args.ack_every == 1 {
+                AckPolicy::EVERY_SNAPSHOT
+            } else {
+                AckPolicy {
+                    every: args.ack_every,
+                    ..AckPolicy::DELAYED
+                }
+            },
+        );
     if let Some(cfg) = &args.conditioner {
         options = options.with_conditioner(cfg.clone(), seed);
     }
@@ -680,13 +638,7 @@ async fn run_bot(
         } else {
             stop
         };
-        let brain = Brain {
-            rng: Rng(rng.next() | 1),
-            me: None,
-            heading: 0,
-            replan_at: began,
-            players: Vec::new(),
-        };
+        let brain = Brain::new(Rng(rng.next() | 1), began);
         let mode = match (args.idle, args.input_send) {
             (true, _) => Inputs::Idle,
             (false, InputSend::Tick) => Inputs::EveryTick,
@@ -835,7 +787,9 @@ async fn play_loop(
                 match ev {
                     Ok(ClientEvent::Snapshot(applied)) => {
                         let (tick, last_input) = (applied.tick, applied.last_input);
-                        brain.observe(client.world());
+                        if mode != Inputs::Idle {
+                            brain.observe(client.world());
+                        }
                         c.all_snapshots.fetch_add(1, Relaxed);
                         watch.applied += 1;
                         let age = (now - c.epoch).as_secs_f64() * 1e6
@@ -875,7 +829,7 @@ async fn play_loop(
                     Ok(ClientEvent::Events(events)) => {
                         for e in events {
                             if let ArenaEvent::YouAre { entity } = e {
-                                brain.me = Some(entity);
+                                brain.set_me(entity);
                             }
                         }
                     }
