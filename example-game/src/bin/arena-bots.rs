@@ -134,9 +134,9 @@ struct Args {
 
     /// 1 (the default): acknowledge every snapshot at once, the default
     /// policy of every tickwire client. N > 1: `AckPolicy::DELAYED` with
-    /// this count (a bot that sends no input acks on its own every N
-    /// snapshots or 50 ms; a pending ack rides with the next inputs), for
-    /// comparing the two in one run.
+    /// this count (a bot that sends no input acks on its own once per N
+    /// snapshot intervals, on ticks every such bot shares, or after 50 ms;
+    /// a pending ack rides with the next inputs), for comparing the two.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     ack_every: u32,
 

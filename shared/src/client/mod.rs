@@ -127,18 +127,25 @@ pub struct ClientConfig {
 /// what an idle client sends. A delayed policy ([`AckPolicy::DELAYED`])
 /// acks like TCP: a pending ack rides with the next `Inputs` (in the same
 /// [`ClientSession::poll_transmit`] batch, so a driver writes both at
-/// once), and a client that sends no inputs acks on its own only every
-/// `every` snapshots or `max_delay` after the oldest unacknowledged one. A
-/// full snapshot is acknowledged at once: until the server sees that ack,
-/// every snapshot it sends is full.
+/// once), and a client that sends no inputs acks on its own once per
+/// `every` snapshot intervals, on **aligned ticks**: the first snapshot it
+/// applies at or past each multiple of `every × snapshot_interval` ticks
+/// (from the welcome), or `max_delay` after the oldest unacknowledged
+/// snapshot, whichever comes first. Idle clients of a room that keep up
+/// thus acknowledge the same ticks, and the server can diff them all
+/// against one baseline. A full snapshot is acknowledged at once: until
+/// the server sees that ack, every snapshot it sends is full.
+///
+/// Keep `every × snapshot period` within `max_delay` plus one snapshot
+/// period, or the timer, not the alignment, decides most acks.
 ///
 /// **Why the default is [`AckPolicy::EVERY_SNAPSHOT`].** Measured in the
-/// Colyseus scene (BENCHMARKS.md), the delayed policy cut the server's
-/// context switches 2.7× but did not lower its CPU: idle clients that ack
-/// every third snapshot at different phases have no acked tick in common,
-/// so the server diffs the world against up to three baselines per tick
-/// instead of one. Acks aligned on common ticks would fix that; until then
-/// the delayed policy is opt-in.
+/// Colyseus scene (BENCHMARKS.md), the delayed policy before alignment cut
+/// the server's context switches 2.7× but did not lower its CPU: idle
+/// clients that acked every third snapshot at their own phases had no acked
+/// tick in common, so the server diffed the world against up to three
+/// baselines per tick instead of one. Aligned acks were added since; the
+/// delayed policy stays opt-in until the server side of that is measured.
 ///
 /// The server needs nothing from acks beyond the baselines it may diff
 /// against and a sign that the client keeps up: its pacing (PROTOCOL.md
@@ -432,6 +439,9 @@ pub struct ClientSession<P: GameProtocol> {
     unacked: u32,
     /// When the oldest of them must be acknowledged at the latest.
     ack_due: Option<Duration>,
+    /// The tick of the newest snapshot acknowledged so far (aligned acks,
+    /// [`AckPolicy`]).
+    acked_tick: Option<u32>,
     events: VecDeque<Event<P>>,
     messages: MessageQueue,
     pings: VecDeque<(u32, Duration)>,
@@ -475,6 +485,7 @@ impl<P: GameProtocol> ClientSession<P> {
             ack_queued: false,
             unacked: 0,
             ack_due: None,
+            acked_tick: None,
             events: VecDeque::new(),
             messages: MessageQueue::default(),
             pings: VecDeque::new(),
@@ -502,6 +513,7 @@ impl<P: GameProtocol> ClientSession<P> {
         self.ack_queued = false;
         self.unacked = 0;
         self.ack_due = None;
+        self.acked_tick = None;
         self.pings.clear();
         self.next_ping = None;
         self.last_heard = now;
@@ -641,7 +653,7 @@ impl<P: GameProtocol> ClientSession<P> {
             self.inputs.ack(h.last_input);
         }
         self.unacked += 1;
-        if h.baseline.is_none() || self.unacked >= self.config.acks.every {
+        if h.baseline.is_none() || self.ack_boundary(h.tick) {
             self.queue_ack();
         } else if self.ack_due.is_none() {
             self.ack_due = Some(now.saturating_add(self.config.acks.max_delay));
@@ -768,10 +780,30 @@ impl<P: GameProtocol> ClientSession<P> {
         Ok(())
     }
 
+    /// Whether the snapshot of `tick`, just applied, is acknowledged at
+    /// once under a delayed [`AckPolicy`]: when `tick` is the first applied
+    /// at or past a multiple of `every` snapshot intervals since the last
+    /// ack. A client that applies every snapshot acks the ticks that are
+    /// multiples of that period, as every other such client of the room does.
+    fn ack_boundary(&self, tick: u32) -> bool {
+        let every = self.config.acks.every;
+        if every <= 1 {
+            return true;
+        }
+        let interval = self
+            .welcome
+            .as_ref()
+            .map_or(1, |w| u32::from(w.snapshot_interval.max(1)));
+        let period = every.saturating_mul(interval);
+        self.acked_tick
+            .is_none_or(|acked| tick / period != acked / period)
+    }
+
     /// Queues the ack of the newest applied snapshot (once).
     fn queue_ack(&mut self) {
         self.unacked = 0;
         self.ack_due = None;
+        self.acked_tick = self.world.tick();
         if !self.ack_queued {
             self.ack_queued = true;
             self.outbox.push_back(Out::Ack);

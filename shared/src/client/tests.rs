@@ -126,28 +126,26 @@ fn established_delayed() -> Session {
 #[test]
 fn delta_acks_ride_with_inputs_or_wait_for_the_policy() {
     let mut s = established_delayed();
+    // The welcome's snapshot interval is 2 ticks: `every: 3` acks on
+    // multiples of 6 ticks.
     let worlds: Vec<Snapshot<Pos>> = (0..8).map(|t| view(3, t)).collect();
-    let full = |s: &mut Session| {
-        s.handle_message(
-            ms(10),
-            &snapshot(100, 0, None, &worlds[0]),
-            Channel::Reliable,
-        );
-    };
+    let tick = |i: usize| 96 + 2 * i as u32;
     let delta = |s: &mut Session, at: u64, i: usize| {
-        let base = (100, &worlds[0]);
-        let tick = 100 + i as u32;
         s.handle_message(
             ms(at),
-            &snapshot(tick, 0, Some(base), &worlds[i]),
+            &snapshot(tick(i), 0, Some((96, &worlds[0])), &worlds[i]),
             Channel::Reliable,
         );
     };
     // A full snapshot is acked at once: the server sends full ones until it
     // sees that ack.
-    full(&mut s);
-    assert_eq!(sent(&mut s), vec![ack(100)]);
-    // Deltas wait ...
+    s.handle_message(
+        ms(10),
+        &snapshot(96, 0, None, &worlds[0]),
+        Channel::Reliable,
+    );
+    assert_eq!(sent(&mut s), vec![ack(96)]);
+    // Deltas within the same 6 ticks wait ...
     delta(&mut s, 20, 1);
     delta(&mut s, 21, 2);
     assert_eq!(sent(&mut s), vec![]);
@@ -161,22 +159,79 @@ fn delta_acks_ride_with_inputs_or_wait_for_the_policy() {
     let out = sent(&mut s);
     assert_eq!(out.len(), 2, "{out:?}");
     assert!(matches!(out[0].0, ClientMessage::Inputs(_)));
-    assert_eq!(out[1], ack(102));
+    assert_eq!(out[1], ack(100));
     assert!(s.poll_timeout() > Some(ms(1000)), "only the idle timeout");
-    // With no inputs: after max_delay ...
+    // Past a multiple of 6 ticks: at once.
     delta(&mut s, 30, 3);
-    s.handle_timeout(ms(79));
+    assert_eq!(sent(&mut s), vec![ack(102)]);
+    // Within the same 6 ticks and no inputs: after max_delay ...
+    delta(&mut s, 40, 4);
+    s.handle_timeout(ms(89));
     assert_eq!(sent(&mut s), vec![]);
-    assert_eq!(s.poll_timeout(), Some(ms(80)));
-    s.handle_timeout(ms(80));
-    assert_eq!(sent(&mut s), vec![ack(103)]);
-    // ... or at the third unacked snapshot, whichever comes first.
-    delta(&mut s, 90, 4);
-    delta(&mut s, 91, 5);
+    assert_eq!(s.poll_timeout(), Some(ms(90)));
+    s.handle_timeout(ms(90));
+    assert_eq!(sent(&mut s), vec![ack(104)]);
+    // ... or at the next multiple, whichever comes first.
+    delta(&mut s, 100, 5);
     assert_eq!(sent(&mut s), vec![]);
-    delta(&mut s, 92, 6);
-    assert_eq!(sent(&mut s), vec![ack(106)]);
+    delta(&mut s, 101, 6);
+    assert_eq!(sent(&mut s), vec![ack(108)]);
     assert!(s.poll_timeout() > Some(ms(1000)), "only the idle timeout");
+}
+
+/// The ticks a delayed-ack session acknowledges when it applies the
+/// snapshots of `ticks` (the first one full), one every 33 ms, with no
+/// inputs.
+fn acked_ticks(policy: AckPolicy, ticks: &[u32]) -> Vec<u32> {
+    let mut s = Session::new(
+        T0,
+        Hello::new(TestGame::PROTOCOL_HASH),
+        config().with_acks(policy),
+    );
+    let _ = sent(&mut s);
+    s.handle_message(T0, &welcome(false), Channel::Reliable);
+    let _ = events(&mut s);
+    let base = view(3, 0);
+    let mut acked = Vec::new();
+    for (i, &tick) in ticks.iter().enumerate() {
+        let now = ms(33 * i as u64);
+        s.handle_timeout(now);
+        let msg = if i == 0 {
+            snapshot(tick, 0, None, &base)
+        } else {
+            snapshot(tick, 0, Some((ticks[0], &base)), &view(3, tick as i32))
+        };
+        s.handle_message(now, &msg, Channel::Reliable);
+        for (m, _) in sent(&mut s) {
+            if let ClientMessage::Ack { snapshot_tick } = m {
+                acked.push(snapshot_tick);
+            }
+        }
+    }
+    acked
+}
+
+#[test]
+fn idle_clients_ack_the_same_ticks_whatever_their_phase() {
+    // Snapshots every 2 ticks; `every: 2` with a delay the period never
+    // reaches: acks on multiples of 4 ticks.
+    let policy = AckPolicy {
+        every: 2,
+        max_delay: ms(1000),
+    };
+    let from = |first: u32| -> Vec<u32> { (0..12).map(|i| first + 2 * i).collect() };
+    let a = acked_ticks(policy, &from(100));
+    let b = acked_ticks(policy, &from(102));
+    // Each acks its first (full) snapshot at once, then only multiples of 4.
+    assert_eq!(a, vec![100, 104, 108, 112, 116, 120]);
+    assert_eq!(b, vec![102, 104, 108, 112, 116, 120, 124]);
+    // A client sent every 3rd snapshot (paced by the server) acks the first
+    // snapshot past each multiple.
+    let paced: Vec<u32> = (0..8).map(|i| 100 + 6 * i).collect();
+    assert_eq!(
+        acked_ticks(policy, &paced),
+        vec![100, 106, 112, 118, 124, 130, 136, 142]
+    );
 }
 
 #[test]
