@@ -144,8 +144,9 @@ pub struct ClientConfig {
 /// the server's context switches 2.7× but did not lower its CPU: idle
 /// clients that acked every third snapshot at their own phases had no acked
 /// tick in common, so the server diffed the world against up to three
-/// baselines per tick instead of one. Aligned acks were added since; the
-/// delayed policy stays opt-in until the server side of that is measured.
+/// baselines per tick instead of one. With aligned acks, four runs of six
+/// cut the server's CPU by up to 27 %, but two went 2.5–4× worse (not yet
+/// explained; BENCHMARKS.md), so the delayed policy stays opt-in.
 ///
 /// The server needs nothing from acks beyond the baselines it may diff
 /// against and a sign that the client keeps up: its pacing (PROTOCOL.md
@@ -168,8 +169,9 @@ pub struct ClientConfig {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AckPolicy {
-    /// A standalone ack goes out once this many applied snapshots are
-    /// unacknowledged. 1 acknowledges every snapshot at once.
+    /// A standalone ack goes out for the first snapshot applied at or past
+    /// each multiple of this many snapshot intervals (aligned ticks). 1
+    /// acknowledges every snapshot at once.
     pub every: u32,
     /// … or this long after the oldest unacknowledged snapshot was applied.
     pub max_delay: Duration,
@@ -186,7 +188,8 @@ impl AckPolicy {
         max_delay: Duration::ZERO,
     };
 
-    /// With the next inputs, or on its own after 3 snapshots or 50 ms.
+    /// With the next inputs, or on its own on aligned ticks every 3
+    /// snapshot intervals, or after 50 ms.
     pub const DELAYED: Self = Self {
         every: 3,
         max_delay: Self::MAX_DELAY,
