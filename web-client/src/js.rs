@@ -506,11 +506,6 @@ impl CallbackQueue {
         std::mem::take(&mut *self.calls.borrow_mut())
     }
 
-    /// Makes the queued calls now.
-    pub fn run_now(&self) {
-        run_calls(self.take());
-    }
-
     /// Makes `calls`, in order; a listener that throws does not stop the
     /// others (what it threw goes to the console).
     pub fn run(calls: Vec<(Function, JsValue)>) {
