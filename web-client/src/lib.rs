@@ -27,6 +27,8 @@ pub mod predict;
 pub mod reconnect;
 pub mod socket;
 pub mod stats;
+pub mod stream;
+pub mod transport;
 
 /// What [`export_js_api!`] expands to refers to; not a public API.
 #[doc(hidden)]
