@@ -1,7 +1,7 @@
 //! One player's connection across sockets, without the browser: the
 //! protocol session ([`Net`]), when to (re)connect with [`Backoff`], and the
 //! [`Status`] a page shows. A driver (the browser's
-//! [`crate::socket::WebSocketClient`], or a test) moves bytes and socket
+//! [`crate::socket::GameClient`], or a test) moves bytes and socket
 //! events in and out:
 //!
 //! ```text
@@ -75,6 +75,22 @@ impl Status {
             Self::Stopped(_) => "stopped",
         }
     }
+}
+
+/// The arguments for `WebSocket.close`: browsers accept only 1000 and
+/// 3000–4999, and a reason of at most 123 bytes.
+#[must_use]
+pub fn ws_close_args(code: u16, reason: &str) -> (u16, String) {
+    let code = if code == 1000 || (3000..=4999).contains(&code) {
+        code
+    } else {
+        1000
+    };
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    (code, reason[..end].to_owned())
 }
 
 /// The part of a hello that names a session: a hello that differs in these
@@ -327,16 +343,7 @@ impl<G: GameProtocol> Connection<G> {
     /// 3000–4999, and a reason of at most 123 bytes.
     #[must_use]
     pub fn ws_close_args(code: u16, reason: &str) -> (u16, String) {
-        let code = if code == 1000 || (3000..=4999).contains(&code) {
-            code
-        } else {
-            1000
-        };
-        let mut end = reason.len().min(123);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        (code, reason[..end].to_owned())
+        ws_close_args(code, reason)
     }
 
     /// The connection status.

@@ -72,8 +72,9 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::connection::{Connection, Status};
 use crate::reconnect::Ending;
-use crate::socket::{self, SocketApp, WebSocketClient, now_ms};
+use crate::socket::{self, GameClient, SocketApp, now_ms};
 use crate::stats::NetStats;
+use crate::transport::{TransportPolicy, UnknownTransport};
 
 /// How often the session's timers (pings, timeouts, reconnects) run while
 /// connected, in milliseconds.
@@ -91,8 +92,21 @@ export interface TickwireChanges {
   changed: number[];
   removed: number[];
 }
-/** How to join: `auth` goes to the server's auth hook, `room` names a room, `seatToken` is a matchmaker's ticket. */
-export interface TickwireConnectOptions { auth?: string; room?: string; seatToken?: string }
+/**
+ * How to join: `auth` goes to the server's auth hook, `room` names a room, `seatToken` is a matchmaker's ticket.
+ * `transport` picks the transport: `"auto"` (the default) tries WebTransport first and falls back to WebSocket
+ * when the browser lacks it, it fails, or it is not welcomed within `webTransportDeadlineMs` (default 2500);
+ * a failure is remembered for `rememberFailureMs` (default 600000, in localStorage per server) so that later
+ * connects use WebSocket at once. `"websocket"` and `"webtransport"` use that transport only.
+ */
+export interface TickwireConnectOptions {
+  auth?: string;
+  room?: string;
+  seatToken?: string;
+  transport?: "auto" | "websocket" | "webtransport";
+  webTransportDeadlineMs?: number;
+  rememberFailureMs?: number;
+}
 /** Where the connection stands; `reason` says why it ended, `retryInMs` when the next attempt starts. */
 export interface TickwireStatus {
   status: "idle" | "connecting" | "connected" | "waiting" | "stopped";
@@ -111,6 +125,7 @@ export interface TickwireStats {
   entityCount: number;
   pendingInputs: number;
   reconnectAttempts: number;
+  transport: "websocket" | "webtransport" | undefined;
 }
 "#;
 
@@ -121,6 +136,35 @@ struct ConnectOptions {
     auth: Option<String>,
     room: Option<String>,
     seat_token: Option<String>,
+    transport: Option<String>,
+    web_transport_deadline_ms: Option<f64>,
+    remember_failure_ms: Option<f64>,
+}
+
+impl ConnectOptions {
+    /// The transport policy these options ask for.
+    fn policy(&self) -> Result<TransportPolicy, String> {
+        let mut policy = TransportPolicy::default();
+        if let Some(t) = &self.transport {
+            policy.mode = t.parse().map_err(|e: UnknownTransport| e.to_string())?;
+        }
+        let ms = |name: &str, v: Option<f64>, default: f64| match v {
+            None => Ok(default),
+            Some(v) if v.is_finite() && v >= 0.0 => Ok(v),
+            Some(v) => Err(format!("{name}: {v} is not a number of milliseconds >= 0")),
+        };
+        policy.deadline_ms = ms(
+            "webTransportDeadlineMs",
+            self.web_transport_deadline_ms,
+            policy.deadline_ms,
+        )?;
+        policy.remember_failure_ms = ms(
+            "rememberFailureMs",
+            self.remember_failure_ms,
+            policy.remember_failure_ms,
+        )?;
+        Ok(policy)
+    }
 }
 
 #[derive(Serialize)]
@@ -647,7 +691,7 @@ type Timer = (i32, Closure<dyn FnMut()>);
 /// A game's connection driven from JavaScript; the macro
 /// [`export_js_api!`](crate::export_js_api) wraps it in the exported class.
 pub struct JsClient<G: GameProtocol> {
-    ws: WebSocketClient<JsApp<G>>,
+    ws: GameClient<JsApp<G>>,
     timer: RefCell<Option<Timer>>,
 }
 
@@ -671,17 +715,21 @@ impl<G: GameProtocol> JsClient<G> {
             scratch: Vec::new(),
         };
         Ok(Self {
-            ws: WebSocketClient::new(url, app),
+            ws: GameClient::new(url, app),
             timer: RefCell::new(None),
         })
     }
 
     /// Connects (or reconnects with other options) with `options`
-    /// (`{auth?, room?, seatToken?}`, or `undefined`), and keeps the
-    /// session's timers running until [`JsClient::close`].
+    /// (`{auth?, room?, seatToken?, transport?, webTransportDeadlineMs?,
+    /// rememberFailureMs?}`, or `undefined`), and keeps the session's
+    /// timers running until [`JsClient::close`]. The transport options
+    /// make a [`TransportPolicy`] (defaults: `"auto"`, 2,500 ms, 10
+    /// minutes).
     ///
     /// # Errors
-    /// When `options` is not such an object.
+    /// When `options` is not such an object, names an unknown transport,
+    /// or gives a negative or non-finite time.
     pub fn connect(&self, options: JsValue) -> Result<(), JsValue> {
         let options: ConnectOptions = if options.is_undefined() || options.is_null() {
             ConnectOptions::default()
@@ -689,6 +737,10 @@ impl<G: GameProtocol> JsClient<G> {
             serde_wasm_bindgen::from_value(options)
                 .map_err(|e| JsValue::from_str(&format!("connect options: {e}")))?
         };
+        let policy = options
+            .policy()
+            .map_err(|e| JsValue::from_str(&format!("connect options: {e}")))?;
+        self.ws.set_policy(policy);
         let mut hello = Hello::new(G::PROTOCOL_HASH);
         hello.auth_token = options.auth;
         hello.room = options.room;
@@ -850,6 +902,26 @@ impl<G: GameProtocol> JsClient<G> {
                 .and_then(|n| n.session().welcome())
                 .map(|w| w.client_id)
         })
+    }
+
+    /// The transport of the current (or, while waiting, the last)
+    /// attempt: `"webtransport"` or `"websocket"`; `None` before the first.
+    #[must_use]
+    pub fn transport(&self) -> Option<String> {
+        self.ws.transport().map(|k| k.name().to_owned())
+    }
+
+    /// Drops the transport as a network loss would: the client waits, then
+    /// resumes its session. With `webtransport_failed`, WebTransport is
+    /// first remembered as failed for this server (as if it had failed),
+    /// so the session resumes over WebSocket. A testing aid, also for a
+    /// page that knows the network changed.
+    pub fn interrupt_transport(&self, webtransport_failed: bool) {
+        self.ws.interrupt(webtransport_failed);
+        self.ws.with(|app| {
+            app.tell_status(now_ms());
+            app.listeners.queue.schedule();
+        });
     }
 
     /// The newest error met converting a state or an event for a listener
