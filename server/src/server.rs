@@ -360,6 +360,7 @@ impl<G: Game> Server<G> {
                 tracing::info!(%bound, "WebTransport at https://{bound}{path} (ALPN h3)");
                 http = http.with_webtransport(Discovery {
                     port: bound.port(),
+                    loopback: Some(bound.ip()).filter(|ip| ip.is_loopback()),
                     path: path.clone(),
                     certificate_hashes: id.webtransport_certificate_hashes(),
                 });

@@ -235,8 +235,9 @@ async fn webtransport_replicates_the_world_with_snapshots_as_datagrams() -> Resu
     let server = TestServer::start(wt_config()).await?;
     let (url, hashes) = discover(&server).await?;
     let quic = server.server.quic_addr().context("QUIC is on")?;
+    // `https_get` asks for `localhost`; QUIC is bound to 127.0.0.1.
     ensure!(
-        url == format!("https://localhost:{}/wt", quic.port()),
+        url == format!("https://127.0.0.1:{}/wt", quic.port()),
         "{url}"
     );
     let leaf = server.server.tls_identity().context("TLS")?.leaf_sha256();

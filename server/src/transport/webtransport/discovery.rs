@@ -7,8 +7,11 @@
 //! ```
 //!
 //! The host is the one the page was loaded from (its `Host` header), the
-//! port is the QUIC port, so a page served by `https://localhost:8443/`
-//! reaches the same machine over UDP. `serverCertificateHashes` lists the
+//! port is the QUIC port, so a page served by `https://example.com/`
+//! reaches the same machine over UDP. One exception: `localhost` becomes
+//! the loopback address QUIC is bound to, because browsers resolve
+//! `localhost` to `::1` first and, unlike WebSocket over TCP, do not fall
+//! back to `127.0.0.1` for QUIC. `serverCertificateHashes` lists the
 //! development certificate's hash (what `new WebTransport(url, {
 //! serverCertificateHashes })` takes, base64 of the SHA-256 of the leaf's
 //! DER); with a certificate from files it is empty and the browser verifies
@@ -26,6 +29,10 @@ pub const PATH: &str = "/webtransport";
 pub struct Discovery {
     /// The QUIC (UDP) port.
     pub port: u16,
+    /// The QUIC socket's address when it is bound to a loopback address
+    /// (`127.0.0.1`, `::1`): pages loaded from `localhost` get it instead
+    /// of the name. Default none.
+    pub loopback: Option<std::net::IpAddr>,
     /// The CONNECT path, like `/wt`.
     pub path: String,
     /// SHA-256 hashes of the certificate a browser may pin.
@@ -63,15 +70,30 @@ impl Discovery {
     ///
     /// ```
     /// use tickwire_server::webtransport::Discovery;
-    /// let d = Discovery { port: 9443, path: "/wt".into(), certificate_hashes: vec![[0; 32]] };
-    /// let json = d.document(Some("localhost:8443")).unwrap();
-    /// assert!(json.starts_with(r#"{"url":"https://localhost:9443/wt","serverCertificateHashes":[{"algorithm":"sha-256""#));
+    /// let d = Discovery {
+    ///     port: 9443,
+    ///     loopback: None,
+    ///     path: "/wt".into(),
+    ///     certificate_hashes: vec![[0; 32]],
+    /// };
+    /// let json = d.document(Some("example.com")).unwrap();
+    /// assert!(json.starts_with(r#"{"url":"https://example.com:9443/wt","serverCertificateHashes":[{"algorithm":"sha-256""#));
     /// ```
     ///
     /// # Errors
     /// [`DiscoveryError`] when `host` is missing or malformed.
     pub fn document(&self, host: Option<&str>) -> Result<String, DiscoveryError> {
         let host = host_name(host.ok_or(DiscoveryError::NoHost)?)?;
+        let host = match self.loopback {
+            Some(ip) if host.eq_ignore_ascii_case("localhost") && ip.is_loopback() => {
+                if ip.is_ipv6() {
+                    format!("[{ip}]")
+                } else {
+                    ip.to_string()
+                }
+            }
+            _ => host.to_owned(),
+        };
         let doc = Document {
             url: format!("https://{host}:{}{}", self.port, self.path),
             server_certificate_hashes: self
@@ -129,6 +151,7 @@ mod tests {
     fn discovery(hashes: Vec<[u8; 32]>) -> Discovery {
         Discovery {
             port: 4433,
+            loopback: None,
             path: "/wt".into(),
             certificate_hashes: hashes,
         }
@@ -149,6 +172,33 @@ mod tests {
             assert_eq!(doc["url"], url, "{host}");
             assert_eq!(doc["serverCertificateHashes"], serde_json::json!([]));
         }
+    }
+
+    #[test]
+    fn localhost_becomes_the_bound_loopback_address() {
+        let url = |loopback: Option<&str>, host: &str| {
+            let d = Discovery {
+                loopback: loopback.map(|ip| ip.parse().unwrap()),
+                ..discovery(vec![])
+            };
+            let doc: serde_json::Value =
+                serde_json::from_str(&d.document(Some(host)).unwrap()).unwrap();
+            doc["url"].as_str().unwrap().to_owned()
+        };
+        assert_eq!(
+            url(Some("127.0.0.1"), "localhost:8443"),
+            "https://127.0.0.1:4433/wt"
+        );
+        assert_eq!(
+            url(Some("127.0.0.1"), "LocalHost"),
+            "https://127.0.0.1:4433/wt"
+        );
+        assert_eq!(url(Some("::1"), "localhost"), "https://[::1]:4433/wt");
+        assert_eq!(
+            url(Some("127.0.0.1"), "example.com"),
+            "https://example.com:4433/wt"
+        );
+        assert_eq!(url(None, "localhost"), "https://localhost:4433/wt");
     }
 
     #[test]
