@@ -101,6 +101,11 @@ pub enum ConfigError {
     /// `listener.ws_path` does not start with `/`.
     #[error("invalid configuration: listener.ws_path must start with '/' (got {0:?})")]
     WsPath(String),
+    /// `listener.quic.webtransport_path` does not start with `/`.
+    #[error(
+        "invalid configuration: listener.quic.webtransport_path must start with '/' (got {0:?})"
+    )]
+    WebTransportPath(String),
     /// `listener.max_ws_message_bytes` is under 64.
     #[error("invalid configuration: listener.max_ws_message_bytes must be at least 64 (got {0})")]
     MaxWsMessageBytes(usize),
@@ -190,6 +195,10 @@ mod tests {
         check(
             |c| c.listener.ws_path = "ws".into(),
             ConfigError::WsPath("ws".into()),
+        );
+        check(
+            |c| c.listener.quic.webtransport_path = Some("wt".into()),
+            ConfigError::WebTransportPath("wt".into()),
         );
         check(
             |c| c.listener.max_ws_message_bytes = 63,

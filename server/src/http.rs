@@ -88,6 +88,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use crate::console::{self, ApiReply, Console};
 use crate::lifecycle::{NodeState, NodeStatus};
 use crate::matchmaking::{self, MatchmakeError, Matchmaker, Reply};
+use crate::transport::webtransport::discovery::{self as webtransport, Discovery, DiscoveryError};
 
 /// Path of the matchmaking endpoint (`POST`).
 pub const MATCHMAKE_PATH: &str = "/matchmake";
@@ -565,6 +566,9 @@ pub struct HttpContext {
     /// Serves the fleet console under `/admin/`. Default none: `404`
     /// (`console_off` on `/admin/api/…`).
     pub console: Option<Arc<Console>>,
+    /// Answers `GET /webtransport` (where browsers find the WebTransport
+    /// endpoint). Default none: `404`.
+    pub webtransport: Option<Discovery>,
 }
 
 impl HttpContext {
@@ -580,7 +584,14 @@ impl HttpContext {
             status: NodeStatus::always_ready(),
             matchmaker: None,
             console: None,
+            webtransport: None,
         }
+    }
+
+    /// Sets [`HttpContext::webtransport`].
+    pub fn with_webtransport(mut self, discovery: Discovery) -> Self {
+        self.webtransport = Some(discovery);
+        self
     }
 
     /// Sets [`HttpContext::matchmaker`].
@@ -769,6 +780,9 @@ fn route(mut req: Request<Incoming>, ctx: &HttpContext, slot: &UpgradeSlot) -> R
     if path == "/healthz" {
         return simple(StatusCode::OK, "ok");
     }
+    if path == webtransport::PATH {
+        return webtransport_discovery(&req, ctx);
+    }
     if path == "/readyz" {
         return match ctx.status.get() {
             NodeState::Ready => simple(StatusCode::OK, "ready"),
@@ -792,6 +806,34 @@ fn route(mut req: Request<Incoming>, ctx: &HttpContext, slot: &UpgradeSlot) -> R
             res
         }
         None => simple(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+/// `GET /webtransport`: the endpoint's URL for this page's host and the
+/// certificate hashes (see [`Discovery`]); `404` when WebTransport is off.
+fn webtransport_discovery(req: &Request<Incoming>, ctx: &HttpContext) -> Response<Body> {
+    let Some(discovery) = &ctx.webtransport else {
+        return simple(StatusCode::NOT_FOUND, "WebTransport is off");
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    match discovery.document(host) {
+        Ok(body) => {
+            let mut res = Response::new(Full::new(Bytes::from(body)));
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            add_common_headers(res.headers_mut());
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Err(DiscoveryError::NoHost) => simple(StatusCode::BAD_REQUEST, "a Host header is required"),
+        Err(DiscoveryError::BadHost) => simple(StatusCode::BAD_REQUEST, "malformed Host header"),
     }
 }
 

@@ -124,6 +124,13 @@ pub mod tls;
 mod transport;
 pub mod world;
 
+/// WebTransport for browsers (on the QUIC listener; see
+/// [`config::QuicConfig::webtransport_path`]): the discovery document that
+/// `GET /webtransport` serves.
+pub mod webtransport {
+    pub use crate::transport::webtransport::discovery::{Discovery, DiscoveryError, PATH};
+}
+
 pub use config::{
     ConfigError, FleetConfig, LifecycleConfig, ListenerConfig, QuicConfig, RetryPolicy,
     ServerConfig, SessionConfig, TlsMode,

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `tickwire_connected_clients` | gauge | sessions past the handshake |
 //! | `tickwire_connections` | gauge | open TCP connections |
+//! | `tickwire_sessions_total{transport}` | counter | sessions welcomed, by transport: `wss`, `quic`, `webtransport` |
 //! | `tickwire_rooms` | gauge | open rooms |
 //! | `tickwire_tick_seconds` | histogram | time spent in one room tick |
 //! | `tickwire_tick_overruns_total` | counter | ticks that started late by more than a period |
@@ -40,6 +41,11 @@ pub fn install(addr: SocketAddr) -> Result<(), metrics_exporter_prometheus::Buil
 
 pub(crate) fn clients(delta: f64) {
     gauge!("tickwire_connected_clients").increment(delta);
+}
+
+/// A session was welcomed over `transport` (`wss`, `quic`, `webtransport`).
+pub(crate) fn session_started(transport: &'static str) {
+    counter!("tickwire_sessions_total", "transport" => transport).increment(1);
 }
 
 pub(crate) fn connections(delta: f64) {

@@ -26,7 +26,9 @@ use crate::session::Shared;
 use crate::stats::{ServerStats, StatsCollector};
 use crate::tls::{TlsError, TlsIdentity};
 use crate::transport::caps::ConnectionLimits;
+use crate::transport::webtransport;
 use crate::transport::{quic, wss};
+use crate::webtransport::Discovery;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -349,10 +351,27 @@ impl<G: Game> Server<G> {
                     .local_addr()
                     .map_err(|source| ServerError::Bind { addr, source })?;
                 tracing::info!(%bound, "listening on quic://{bound} (ALPN tickwire/1)");
-                Some((endpoint, bound))
+                Some((endpoint, bound, id))
             }
             _ => None,
         };
+        let webtransport = match (&quic_endpoint, &config.listener.quic.webtransport_path) {
+            (Some((_, bound, id)), Some(path)) => {
+                tracing::info!(%bound, "WebTransport at https://{bound}{path} (ALPN h3)");
+                http = http.with_webtransport(Discovery {
+                    port: bound.port(),
+                    loopback: Some(bound.ip()).filter(|ip| ip.is_loopback()),
+                    path: path.clone(),
+                    certificate_hashes: id.webtransport_certificate_hashes(),
+                });
+                Some(Arc::new(webtransport::Endpoint {
+                    path: path.clone(),
+                    origin: http.origin.clone(),
+                }))
+            }
+            _ => None,
+        };
+        let quic_endpoint = quic_endpoint.map(|(endpoint, bound, _)| (endpoint, bound));
         let config = Arc::new(config);
         let (shutdown_tx, shutdown_rx) = watch::channel(None);
         let stats = Arc::new(StatsCollector::new(std::time::Instant::now()));
@@ -401,6 +420,7 @@ impl<G: Game> Server<G> {
         if let Some((endpoint, _)) = quic_endpoint {
             tasks.push(tokio::spawn(quic::accept_loop(
                 endpoint,
+                webtransport,
                 limits,
                 shared,
                 shutdown_rx,

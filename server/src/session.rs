@@ -235,6 +235,7 @@ async fn handshake<G: Game, C: Connection>(
             .await;
         return Err((timeout, None));
     }
+    m::session_started(C::NAME);
     Ok((client, tx, rtt))
 }
 

@@ -40,6 +40,7 @@ use std::io::{self, Write as _};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -172,7 +173,18 @@ pub struct TlsIdentity {
     key: PrivateKeyDer<'static>,
     /// SHA-256 of the leaf's DER SubjectPublicKeyInfo, computed once.
     spki_sha256: [u8; 32],
+    /// Whether browsers may pin the leaf by its hash for WebTransport
+    /// (`serverCertificateHashes`): true for [`TlsIdentity::self_signed`]
+    /// (ECDSA P-256, valid [`SELF_SIGNED_VALIDITY`]).
+    pinnable: bool,
 }
+
+/// How long a [`TlsIdentity::self_signed`] certificate is valid, counted
+/// from one hour before it is made (clock skew): 13 days. Browsers accept a
+/// certificate pinned by hash for WebTransport (`serverCertificateHashes`)
+/// only when it is ECDSA and valid for at most 14 days; restart a
+/// development server at least that often.
+pub const SELF_SIGNED_VALIDITY: Duration = Duration::from_secs(13 * 24 * 3600);
 
 impl fmt::Debug for TlsIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -212,6 +224,7 @@ impl TlsIdentity {
             chain,
             key,
             spki_sha256,
+            pinnable: false,
         })
     }
 
@@ -259,7 +272,9 @@ impl TlsIdentity {
     }
 
     /// Generates a self-signed development certificate (ECDSA P-256) valid
-    /// for `hosts`.
+    /// for `hosts`, from one hour ago for [`SELF_SIGNED_VALIDITY`] (13 days),
+    /// so that browsers may pin it by hash for WebTransport (see
+    /// [`TlsIdentity::webtransport_certificate_hashes`]).
     ///
     /// Entries that parse as IP addresses (`127.0.0.1`, `::1`, or bracketed
     /// `[::1]`) become IP SANs; everything else becomes a DNS SAN. Browsers
@@ -282,11 +297,15 @@ impl TlsIdentity {
                 }
             })
             .collect();
-        let params = rcgen::CertificateParams::new(sans)?;
-        let key_pair = rcgen::KeyPair::generate()?;
+        let mut params = rcgen::CertificateParams::new(sans)?;
+        let not_before = time::OffsetDateTime::now_utc() - Duration::from_secs(3600);
+        params.not_before = not_before;
+        params.not_after = not_before + SELF_SIGNED_VALIDITY;
+        let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let cert = params.self_signed(&key_pair)?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der()));
-        let identity = Self::new(vec![cert.der().clone()], key)?;
+        let mut identity = Self::new(vec![cert.der().clone()], key)?;
+        identity.pinnable = true;
         tracing::debug!(
             hosts = ?hosts,
             spki_sha256 = %identity.spki_sha256_base64(),
@@ -319,6 +338,24 @@ impl TlsIdentity {
             out.push_str(&format!("{byte:02X}"));
         }
         out
+    }
+
+    /// SHA-256 of the leaf certificate's DER.
+    pub fn leaf_sha256(&self) -> [u8; 32] {
+        Sha256::digest(self.leaf().as_ref()).into()
+    }
+
+    /// The hashes a browser may pin this certificate by for WebTransport
+    /// (`new WebTransport(url, { serverCertificateHashes })`, SHA-256 of
+    /// the leaf's DER): the leaf's for a [`TlsIdentity::self_signed`]
+    /// certificate, none for certificates from files, which browsers
+    /// verify as usual (the production path: a certificate from a CA).
+    pub fn webtransport_certificate_hashes(&self) -> Vec<[u8; 32]> {
+        if self.pinnable {
+            vec![self.leaf_sha256()]
+        } else {
+            Vec::new()
+        }
     }
 
     /// Standard (padded) base64 of the SHA-256 of the leaf's DER

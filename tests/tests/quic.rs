@@ -331,7 +331,7 @@ async fn hostile_quic_peers_are_closed_with_a_code_and_the_room_plays_on() -> Re
     );
 
     // The wrong ALPN fails the TLS handshake.
-    let wrong = raw_quic(&server, &[b"h3"]).await;
+    let wrong = raw_quic(&server, &[b"h2"]).await;
     ensure!(wrong.is_err(), "a wrong ALPN was accepted");
 
     // Meanwhile the good client kept playing.

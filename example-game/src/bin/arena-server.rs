@@ -47,9 +47,15 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8444")]
     quic_addr: SocketAddr,
 
-    /// Do not listen for QUIC.
+    /// Do not listen for QUIC (native clients nor WebTransport).
     #[arg(long)]
     no_quic: bool,
+
+    /// Do not serve WebTransport (browsers then play over WSS). By default
+    /// the QUIC address also serves WebTransport at https://HOST:QUIC_PORT/wt
+    /// (ALPN h3), and pages find it at GET /webtransport.
+    #[arg(long)]
+    no_webtransport: bool,
 
     /// On QUIC, send each snapshot datagram once only (by default a copy
     /// follows half a snapshot interval later, to mask datagram loss).
@@ -206,7 +212,11 @@ async fn main() -> Result<()> {
         .with_static_dir(args.static_dir.clone())
         .with_metrics_addr(args.metrics_addr)
         .with_quic_addr((!args.no_quic && !args.plain).then_some(args.quic_addr))
-        .with_quic(QuicConfig::default().with_redundant_snapshots(!args.no_redundant_snapshots))
+        .with_quic(
+            QuicConfig::default()
+                .with_redundant_snapshots(!args.no_redundant_snapshots)
+                .with_webtransport_path((!args.no_webtransport).then(|| "/wt".to_owned())),
+        )
         .with_extra_origins(args.allow_origins.clone())
         .with_max_connections(args.max_connections)
         .with_max_connections_per_ip(args.max_connections_per_ip);
@@ -292,6 +302,12 @@ async fn main() -> Result<()> {
             "QUIC  quic://{host}:{}  (native clients, arena-bots)",
             quic.port()
         );
+        if !args.no_webtransport {
+            println!(
+                "      https://{host}:{}/wt  (WebTransport: browsers, with WSS as the fallback)",
+                quic.port()
+            );
+        }
     }
     println!();
     let started = std::time::Instant::now();

@@ -161,9 +161,11 @@ pub enum RetryPolicy {
     },
 }
 
-/// QUIC tuning, tighter than quinn's defaults (which suit bulk transfer).
-/// The connection allows one bidirectional stream (the client's reliable
-/// stream) and no unidirectional ones; its idle timeout is
+/// QUIC tuning, tighter than quinn's defaults (which suit bulk transfer),
+/// and WebTransport for browsers on the same socket.
+/// A native connection uses one bidirectional stream (the client's reliable
+/// stream) and no unidirectional ones; a WebTransport connection also needs
+/// HTTP/3's three control streams and its CONNECT stream. Its idle timeout is
 /// [`crate::config::SessionConfig::idle_timeout`] plus 5 s, so the protocol's own idle
 /// close (with its reason) comes first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,6 +198,12 @@ pub struct QuicConfig {
     /// twice the snapshot packets. Clients ignore the copy they already
     /// applied. Default true.
     pub redundant_snapshots: bool,
+    /// The path of the WebTransport (HTTP/3) endpoint on the QUIC address,
+    /// for browsers: `https://HOST:QUIC_PORT/wt`. It shares the QUIC socket
+    /// and the certificate; connections are told apart by ALPN (`h3` here,
+    /// `tickwire/1` for native clients). `None` turns WebTransport off.
+    /// Default `Some("/wt")`.
+    pub webtransport_path: Option<String>,
 }
 
 impl Default for QuicConfig {
@@ -210,6 +218,7 @@ impl Default for QuicConfig {
             datagram_send_buffer: 128 << 10,
             incoming_buffer: 16 << 10,
             redundant_snapshots: true,
+            webtransport_path: Some("/wt".to_owned()),
         }
     }
 }
@@ -219,6 +228,13 @@ impl QuicConfig {
     #[must_use]
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Sets [`QuicConfig::webtransport_path`] (`None`: WebTransport off).
+    #[must_use]
+    pub fn with_webtransport_path(mut self, path: Option<String>) -> Self {
+        self.webtransport_path = path;
         self
     }
 

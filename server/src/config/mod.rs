@@ -286,6 +286,11 @@ impl ServerConfig {
         if !listener.ws_path.starts_with('/') {
             return Err(E::WsPath(listener.ws_path.clone()));
         }
+        if let Some(path) = &listener.quic.webtransport_path
+            && !path.starts_with('/')
+        {
+            return Err(E::WebTransportPath(path.clone()));
+        }
         if listener.max_ws_message_bytes < 64 {
             return Err(E::MaxWsMessageBytes(listener.max_ws_message_bytes));
         }

@@ -7,6 +7,7 @@
 //! |---|---|---|---|
 //! | [`wss`] | WebSocket binary messages | WebSocket binary messages | close frame |
 //! | [`quic`] | length-prefixed on one bidirectional stream | datagrams (stream when too large) | `CONNECTION_CLOSE` |
+//! | [`webtransport`] | as `quic`, inside a WebTransport session | as `quic` | `CLOSE_WEBTRANSPORT_SESSION` |
 //!
 //! The game code cannot tell them apart.
 
@@ -17,6 +18,7 @@ use tickwire_shared::CloseCode;
 
 pub(crate) mod caps;
 pub(crate) mod quic;
+pub(crate) mod webtransport;
 pub(crate) mod wss;
 
 /// How a session ended: the close code and a readable reason.

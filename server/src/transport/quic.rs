@@ -36,7 +36,7 @@ use crate::metrics as m;
 use crate::session::{self, Shared};
 use crate::tls::{TlsError, TlsIdentity};
 use crate::transport::caps::ConnectionLimits;
-use crate::transport::{Connection, End, Incoming};
+use crate::transport::{Connection, End, Incoming, webtransport};
 
 /// How long a closing session waits for the client to read its last stream
 /// bytes (the protocol `Close`) and close, before sending `CONNECTION_CLOSE`.
@@ -47,13 +47,19 @@ pub(crate) fn server_config(
     config: &ServerConfig,
     identity: &TlsIdentity,
 ) -> Result<quinn::ServerConfig, TlsError> {
-    let tls = identity.server_config(&[ALPN])?;
+    let webtransport = config.listener.quic.webtransport_path.is_some();
+    let tls = if webtransport {
+        identity.server_config(&[ALPN, webtransport::ALPN])?
+    } else {
+        identity.server_config(&[ALPN])?
+    };
     let crypto = QuicServerConfig::try_from(tls)
         .map_err(|e| TlsError::Config(rustls::Error::General(e.to_string())))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server.transport_config(Arc::new(transport_config(
         &config.listener.quic,
         config.session.idle_timeout,
+        webtransport,
     )));
     server
         .max_incoming(config.listener.max_connections.min(1 << 16))
@@ -71,10 +77,24 @@ pub(crate) fn server_config(
     Ok(server)
 }
 
-fn transport_config(quic: &QuicConfig, idle: Duration) -> TransportConfig {
+/// Streams a client may open: native clients use one bidirectional stream;
+/// WebTransport (HTTP/3) also needs its CONNECT stream and three
+/// unidirectional ones (control and the two QPACK streams). The transport
+/// parameters are sent before the ALPN is known, so with WebTransport on a
+/// native connection is offered the larger numbers too; it is cut back at
+/// once, and streams it opens anyway are never read (bounded by the
+/// receive windows).
+const WEBTRANSPORT_STREAMS: (u32, u32) = (2, 3);
+
+fn transport_config(quic: &QuicConfig, idle: Duration, webtransport: bool) -> TransportConfig {
+    let (bidi, uni) = if webtransport {
+        WEBTRANSPORT_STREAMS
+    } else {
+        (1, 0)
+    };
     let mut t = TransportConfig::default();
-    t.max_concurrent_bidi_streams(VarInt::from_u32(1))
-        .max_concurrent_uni_streams(VarInt::from_u32(0))
+    t.max_concurrent_bidi_streams(VarInt::from_u32(bidi))
+        .max_concurrent_uni_streams(VarInt::from_u32(uni))
         .stream_receive_window(VarInt::from_u32(quic.stream_receive_window))
         .receive_window(VarInt::from_u32(quic.receive_window))
         .send_window(quic.send_window)
@@ -131,6 +151,7 @@ impl Drop for Handshaking {
 /// sessions (bounded by the shutdown timeout), then closes the endpoint.
 pub(crate) async fn accept_loop<G: Game>(
     endpoint: Endpoint,
+    webtransport: Option<Arc<webtransport::Endpoint>>,
     limits: Arc<ConnectionLimits>,
     shared: Arc<Shared<G>>,
     mut shutdown: ShutdownSignal,
@@ -166,8 +187,9 @@ pub(crate) async fn accept_loop<G: Game>(
                 };
                 let guard = Handshaking::start(&handshaking);
                 let shared = Arc::clone(&shared);
+                let webtransport = webtransport.clone();
                 tasks.spawn(async move {
-                    connection(incoming, peer, guard, shared).await;
+                    connection(incoming, peer, guard, shared, webtransport.as_deref()).await;
                     drop(slot);
                 });
             }
@@ -200,6 +222,7 @@ async fn connection<G: Game>(
     peer: SocketAddr,
     handshaking: Handshaking,
     shared: Arc<Shared<G>>,
+    webtransport: Option<&webtransport::Endpoint>,
 ) {
     let deadline = Instant::now() + shared.config.listener.handshake_timeout;
     let connecting = match incoming.accept() {
@@ -226,6 +249,12 @@ async fn connection<G: Game>(
         .handshake_data()
         .and_then(|d| d.downcast::<HandshakeData>().ok())
         .and_then(|d| d.protocol);
+    if let Some(endpoint) = webtransport
+        && alpn.as_deref() == Some(webtransport::ALPN)
+    {
+        webtransport::serve(conn, peer, endpoint, shared, deadline).await;
+        return;
+    }
     if alpn.as_deref() != Some(ALPN) {
         // rustls refuses a mismatched ALPN offer; a client that offered none
         // gets here.
@@ -234,6 +263,9 @@ async fn connection<G: Game>(
         m::disconnect(end.code);
         return;
     }
+    // The transport parameters may have offered WebTransport's streams.
+    conn.set_max_concurrent_bi_streams(VarInt::from_u32(1));
+    conn.set_max_concurrent_uni_streams(VarInt::from_u32(0));
     let (send, recv) = match tokio::time::timeout_at(deadline, conn.accept_bi()).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -273,14 +305,66 @@ pub(crate) struct QuicConnection {
     max_outgoing: usize,
 }
 
+/// Appends `message` to `chunks` as one stream frame (u32 LE length, then
+/// the message), refusing messages over `max_outgoing`.
+pub(super) fn push_frame(
+    message: Bytes,
+    max_outgoing: usize,
+    chunks: &mut Vec<Bytes>,
+) -> Result<(), End> {
+    let header = frame_header(message.len(), max_outgoing)
+        .map_err(|e| End::new(CloseCode::InternalError, e.to_string()))?;
+    chunks.push(Bytes::copy_from_slice(&header));
+    chunks.push(message);
+    Ok(())
+}
+
+/// Feeds a chunk of the client's stream to `frames`: the message it
+/// completes, if any.
+pub(super) fn push_chunk(frames: &mut FrameDecoder, chunk: &[u8]) -> Result<Option<Incoming>, End> {
+    match frames.push(chunk) {
+        Ok(message) => Ok(message.map(|m| Incoming::Message {
+            bytes: m.into(),
+            unreliable: false,
+        })),
+        Err(e @ FrameError::MessageTooLong { .. }) => {
+            Err(End::new(CloseCode::MessageTooBig, e.to_string()))
+        }
+        Err(e) => Err(End::new(CloseCode::InternalError, e.to_string())),
+    }
+}
+
+/// The stream chunks for one send: `reliable` framed in order, then
+/// `snapshot` framed too unless it fits `max_datagram` and `send_datagram`
+/// took it (`Ok(None)`; `Ok(Some(snapshot))` hands it back for the stream).
+pub(super) fn stream_chunks(
+    reliable: Vec<Bytes>,
+    snapshot: Option<Bytes>,
+    max_datagram: Option<usize>,
+    max_outgoing: usize,
+    send_datagram: impl FnOnce(Bytes) -> Result<Option<Bytes>, End>,
+) -> Result<Vec<Bytes>, End> {
+    let mut chunks = Vec::with_capacity(2 * reliable.len() + 2);
+    for message in reliable {
+        push_frame(message, max_outgoing, &mut chunks)?;
+    }
+    if let Some(snapshot) = snapshot {
+        let on_stream = if max_datagram.is_some_and(|max| snapshot.len() <= max) {
+            send_datagram(snapshot)?
+        } else {
+            Some(snapshot)
+        };
+        if let Some(snapshot) = on_stream {
+            push_frame(snapshot, max_outgoing, &mut chunks)?;
+        }
+    }
+    Ok(chunks)
+}
+
 impl QuicConnection {
     /// Appends `message` to `chunks` as one frame.
     fn frame(&self, message: Bytes, chunks: &mut Vec<Bytes>) -> Result<(), End> {
-        let header = frame_header(message.len(), self.max_outgoing)
-            .map_err(|e| End::new(CloseCode::InternalError, e.to_string()))?;
-        chunks.push(Bytes::copy_from_slice(&header));
-        chunks.push(message);
-        Ok(())
+        push_frame(message, self.max_outgoing, chunks)
     }
 
     async fn write(&mut self, mut chunks: Vec<Bytes>) -> Result<(), End> {
@@ -313,19 +397,11 @@ impl Connection for QuicConnection {
                 }
                 chunk = self.recv.read_chunk(self.frames.wanted(), true) => {
                     match chunk {
-                        Ok(Some(chunk)) => match self.frames.push(&chunk.bytes) {
-                            Ok(Some(message)) => {
-                                return Ok(Incoming::Message {
-                                    bytes: message.into(),
-                                    unreliable: false,
-                                });
+                        Ok(Some(chunk)) => {
+                            if let Some(message) = push_chunk(&mut self.frames, &chunk.bytes)? {
+                                return Ok(message);
                             }
-                            Ok(None) => {}
-                            Err(e @ FrameError::MessageTooLong { .. }) => {
-                                return Err(End::new(CloseCode::MessageTooBig, e.to_string()));
-                            }
-                            Err(e) => return Err(End::new(CloseCode::InternalError, e.to_string())),
-                        },
+                        }
                         Ok(None) => {
                             return Err(End::new(CloseCode::Normal, "client finished its stream"));
                         }
@@ -337,30 +413,19 @@ impl Connection for QuicConnection {
     }
 
     async fn send(&mut self, reliable: Vec<Bytes>, snapshot: Option<Bytes>) -> Result<(), End> {
-        let mut chunks = Vec::with_capacity(2 * reliable.len() + 2);
-        for message in reliable {
-            self.frame(message, &mut chunks)?;
-        }
-        if let Some(snapshot) = snapshot {
-            let fits = self
-                .max_datagram_size()
-                .is_some_and(|max| snapshot.len() <= max);
-            let on_stream = if fits {
-                match self.conn.send_datagram(snapshot.clone()) {
-                    Ok(()) => None,
-                    Err(SendDatagramError::ConnectionLost(e)) => {
-                        return Err(connection_error_end(&e));
-                    }
-                    // The path shrank, or the peer has no datagrams.
-                    Err(_) => Some(snapshot),
-                }
-            } else {
-                Some(snapshot)
-            };
-            if let Some(snapshot) = on_stream {
-                self.frame(snapshot, &mut chunks)?;
-            }
-        }
+        let conn = &self.conn;
+        let chunks = stream_chunks(
+            reliable,
+            snapshot,
+            self.max_datagram_size(),
+            self.max_outgoing,
+            |snapshot| match conn.send_datagram(snapshot.clone()) {
+                Ok(()) => Ok(None),
+                Err(SendDatagramError::ConnectionLost(e)) => Err(connection_error_end(&e)),
+                // The path shrank, or the peer has no datagrams.
+                Err(_) => Ok(Some(snapshot)),
+            },
+        )?;
         if chunks.is_empty() {
             return Ok(());
         }
