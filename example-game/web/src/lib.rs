@@ -103,7 +103,9 @@ fn transport_policy(mode: Option<&str>) -> Result<TransportPolicy, JsValue> {
     let mode = mode.filter(|m| !m.is_empty()).unwrap_or("auto");
     let mode = mode
         .parse()
-        .map_err(|e: tickwire_web::transport::UnknownTransport| JsValue::from_str(&e.to_string()))?;
+        .map_err(|e: tickwire_web::transport::UnknownTransport| {
+            JsValue::from_str(&e.to_string())
+        })?;
     Ok(TransportPolicy {
         mode,
         ..TransportPolicy::default()
