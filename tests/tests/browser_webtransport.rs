@@ -325,3 +325,76 @@ async fn a_webtransport_session_resumes_over_wss_as_the_same_player() -> Result<
     page.server.shutdown().await;
     Ok(())
 }
+
+/// The page's snapshot interval over `transport` under the server's
+/// `conditioner`: `{count, p50, p99, max}` in ms, over `window_ms`.
+async fn intervals(transport: &str, conditioner: &str, window_ms: u64) -> Result<Value> {
+    let page = server(true, Some(conditioner)).await?;
+    let mut browser = Browser::launch_with(&page.spki, LaunchOptions { quic: true }).await?;
+    let tab = browser
+        .open(&format!("https://localhost:{}/sdk.html", page.addr.port()))
+        .await?;
+    browser
+        .wait_for(&tab, "window.sdk !== undefined", T)
+        .await?;
+    browser
+        .eval(
+            &tab,
+            &format!("window.sdk.start('loss', undefined, {{ transport: '{transport}' }})"),
+        )
+        .await?;
+    browser
+        .wait_for(
+            &tab,
+            &format!(
+                "window.sdk.status() === 'connected' && window.sdk.transport() === '{transport}'"
+            ),
+            T,
+        )
+        .await
+        .with_context(|| format!("no session over {transport} with {conditioner}"))?;
+    // Past the first snapshots (a full one, the baseline catching up).
+    browser
+        .wait_for(&tab, "window.sdk.stats().snapshotsPerSec > 5", T)
+        .await?;
+    let figures = browser
+        .eval(&tab, &format!("window.sdk.snapshotIntervals({window_ms})"))
+        .await?;
+    page.server.shutdown().await;
+    Ok(figures)
+}
+
+/// Under the server's link conditioner (50 ms latency, 5 % loss), the
+/// page's snapshot interval p99 over WebTransport stays within 1.5x of the
+/// same link without loss (datagrams: a lost snapshot is one snapshot
+/// late, not a stalled stream). WSS's figures are printed beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_loss_webtransport_keeps_the_snapshot_interval() -> Result<()> {
+    let _serial = SERIAL.lock().await;
+    tickwire_tests::init_tracing();
+    const WINDOW_MS: u64 = 10_000;
+    let mut rows = Vec::new();
+    for transport in ["webtransport", "websocket"] {
+        let lossless = intervals(transport, "latency=50ms", WINDOW_MS).await?;
+        let lossy = intervals(transport, "latency=50ms,loss=5%", WINDOW_MS).await?;
+        let p99 = |v: &Value| v["p99"].as_f64().unwrap_or(f64::NAN);
+        let ratio = p99(&lossy) / p99(&lossless);
+        println!(
+            "snapshot interval p99 over {transport}: lossless {:.1} ms, 5 % loss {:.1} ms, \
+             ratio {ratio:.2} (lossless {lossless}, lossy {lossy})",
+            p99(&lossless),
+            p99(&lossy)
+        );
+        rows.push((transport, lossless, lossy, ratio));
+    }
+    let (_, lossless, lossy, ratio) = &rows[0];
+    ensure!(
+        lossless["count"].as_u64() > Some(50) && lossy["count"].as_u64() > Some(50),
+        "too few snapshots measured: {lossless} {lossy}"
+    );
+    ensure!(
+        *ratio <= 1.5,
+        "over WebTransport the p99 grew {ratio:.2}x under 5 % loss ({lossless} -> {lossy})"
+    );
+    Ok(())
+}
