@@ -78,6 +78,8 @@ window.sdk = {
   },
   statuses: () => seen.statuses,
   stats: () => client.stats(),
+  /** The client's world now: `{id, state}` objects. */
+  entities: () => client.entities(),
   clientId: () => client.clientId,
   /** The entity `YouAre` named, from the game's events. */
   youAre: () => seen.events.find((e) => e.YouAre)?.YouAre.entity,
