@@ -134,6 +134,45 @@ async fn play_demo(
     Ok((page, stats))
 }
 
+/// Chromium with QUIC on, trusting `page`'s certificate.
+async fn chromium(page: &ArenaPage) -> Result<Browser> {
+    Browser::launch_with(&page.spki, LaunchOptions { quic: true }).await
+}
+
+/// `page`'s SDK page (`sdk.html`) in a Chromium with QUIC on, started as
+/// `name` with the connect `options` (JS), and connected over `transport`.
+async fn sdk_connected(
+    page: &ArenaPage,
+    name: &str,
+    options: &str,
+    transport: &str,
+) -> Result<(Browser, Page)> {
+    let mut browser = chromium(page).await?;
+    let tab = browser
+        .open(&format!("https://localhost:{}/sdk.html", page.addr.port()))
+        .await?;
+    browser
+        .wait_for(&tab, "window.sdk !== undefined", T)
+        .await?;
+    browser
+        .eval(
+            &tab,
+            &format!("window.sdk.start('{name}', undefined, {options})"),
+        )
+        .await?;
+    browser
+        .wait_for(
+            &tab,
+            &format!(
+                "window.sdk.status() === 'connected' && window.sdk.transport() === '{transport}'"
+            ),
+            T,
+        )
+        .await
+        .with_context(|| format!("the JS client did not connect over {transport}"))?;
+    Ok((browser, tab))
+}
+
 fn screenshot_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("TICKWIRE_SCREENSHOT_DIR").map(|d| PathBuf::from(d).join(name))
 }
@@ -146,7 +185,7 @@ async fn the_demo_plays_over_webtransport() -> Result<()> {
     let mut observer = Observer::connect(page.addr, page.tls.clone()).await?;
     let before = Count::now().await?;
 
-    let mut browser = Browser::launch_with(&page.spki, LaunchOptions { quic: true }).await?;
+    let mut browser = chromium(&page).await?;
     let url = format!("https://localhost:{}/", page.addr.port());
     let (tab, stats) = play_demo(&mut browser, &url, "wtdemo", "").await?;
     ensure!(stats["transport"] == json!("webtransport"), "{stats}");
@@ -186,6 +225,14 @@ async fn the_demo_plays_over_webtransport() -> Result<()> {
         browser.screenshot(&tab, &path).await?;
         println!("screenshot: {}", path.display());
     }
+    // Leaving over WebTransport: the Leave goes out on the stream before
+    // the session closes, so the server drops the player at once rather
+    // than holding it for the resume grace (10 s).
+    browser.eval(&tab, "window.tickwire.stop()").await?;
+    observer
+        .until(Duration::from_secs(8), |w| player(w, "wtdemo").is_none())
+        .await
+        .context("leaving over WebTransport did not remove the player")?;
     page.server.shutdown().await;
     Ok(())
 }
@@ -264,22 +311,7 @@ async fn a_webtransport_session_resumes_over_wss_as_the_same_player() -> Result<
     let page = server(true, None).await?;
     let mut observer = Observer::connect(page.addr, page.tls.clone()).await?;
     let before = Count::now().await?;
-    let mut browser = Browser::launch_with(&page.spki, LaunchOptions { quic: true }).await?;
-    let tab = browser
-        .open(&format!("https://localhost:{}/sdk.html", page.addr.port()))
-        .await?;
-    browser
-        .wait_for(&tab, "window.sdk !== undefined", T)
-        .await?;
-    browser.eval(&tab, "window.sdk.start('hopper')").await?;
-    browser
-        .wait_for(
-            &tab,
-            "window.sdk.status() === 'connected' && window.sdk.transport() === 'webtransport'",
-            T,
-        )
-        .await
-        .context("the JS client did not connect over WebTransport")?;
+    let (mut browser, tab) = sdk_connected(&page, "hopper", "{}", "webtransport").await?;
     let me = browser
         .wait_for(&tab, "window.sdk.youAre()", T)
         .await
@@ -301,10 +333,8 @@ async fn a_webtransport_session_resumes_over_wss_as_the_same_player() -> Result<
         .context("the session did not come back over WSS")?;
     // The same player: the same client id and entity, seen by the page
     // through fresh snapshots and by the server's other player.
-    let mine = format!(
-        "window.sdk.stats().snapshotsPerSec > 0 && window.sdk.entities() \
-           .filter((e) => e.state.kind === 'Player' && e.state.name === 'hopper')"
-    );
+    let mine = "window.sdk.stats().snapshotsPerSec > 0 && window.sdk.entities() \
+           .filter((e) => e.state.kind === 'Player' && e.state.name === 'hopper')";
     let again = browser
         .wait_for(&tab, &format!("({mine}).length === 1 && ({mine})[0].id"), T)
         .await
@@ -346,29 +376,10 @@ async fn a_webtransport_session_resumes_over_wss_as_the_same_player() -> Result<
 /// `conditioner`: `{count, p50, p99, max}` in ms, over `window_ms`.
 async fn intervals(transport: &str, conditioner: &str, window_ms: u64) -> Result<Value> {
     let page = server(true, Some(conditioner)).await?;
-    let mut browser = Browser::launch_with(&page.spki, LaunchOptions { quic: true }).await?;
-    let tab = browser
-        .open(&format!("https://localhost:{}/sdk.html", page.addr.port()))
-        .await?;
-    browser
-        .wait_for(&tab, "window.sdk !== undefined", T)
-        .await?;
-    browser
-        .eval(
-            &tab,
-            &format!("window.sdk.start('loss', undefined, {{ transport: '{transport}' }})"),
-        )
-        .await?;
-    browser
-        .wait_for(
-            &tab,
-            &format!(
-                "window.sdk.status() === 'connected' && window.sdk.transport() === '{transport}'"
-            ),
-            T,
-        )
+    let options = format!("{{ transport: '{transport}' }}");
+    let (mut browser, tab) = sdk_connected(&page, "loss", &options, transport)
         .await
-        .with_context(|| format!("no session over {transport} with {conditioner}"))?;
+        .with_context(|| format!("with {conditioner}"))?;
     // Past the first snapshots (a full one, the baseline catching up).
     browser
         .wait_for(&tab, "window.sdk.stats().snapshotsPerSec > 5", T)

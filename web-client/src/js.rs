@@ -151,7 +151,8 @@ impl ConnectOptions {
         let ms = |name: &str, v: Option<f64>, default: f64| match v {
             None => Ok(default),
             Some(v) if v.is_finite() && v >= 0.0 => Ok(v),
-            Some(v) => Err(format!("{name}: {v} is not a number of milliseconds >= 0")),
+            // (No `{v}`: float formatting would weigh on the bundle.)
+            Some(_) => Err(format!("{name} is not a number of milliseconds >= 0")),
         };
         policy.deadline_ms = ms(
             "webTransportDeadlineMs",

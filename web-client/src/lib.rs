@@ -85,7 +85,7 @@ pub mod __private {
 ///   onStatus(f: ((status: TickwireStatus) => void) | undefined): void;
 ///   sendMessage(message: TickwireMessage): void; // with `message = …` only
 ///   stats(): TickwireStats;
-///   get transport(): "webtransport" | "websocket" | undefined;
+///   readonly transport: "webtransport" | "websocket" | undefined;
 ///   interruptTransport(markWebTransportFailed?: boolean | null): void;
 ///   close(): void;
 /// }
@@ -265,8 +265,9 @@ macro_rules! export_js_api {
             /// `markWebTransportFailed`, WebTransport is remembered as failed
             /// first, so the session resumes over WebSocket. A testing aid.
             #[wasm_bindgen(js_name = interruptTransport)]
-            pub fn interrupt_transport(&self, mark_web_transport_failed: ::core::option::Option<bool>) {
-                self.inner.interrupt_transport(mark_web_transport_failed.unwrap_or(false));
+            #[allow(non_snake_case)]
+            pub fn interrupt_transport(&self, markWebTransportFailed: ::core::option::Option<bool>) {
+                self.inner.interrupt_transport(markWebTransportFailed.unwrap_or(false));
             }
 
             /// The newest error converting a state or event for a listener.

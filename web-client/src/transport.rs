@@ -36,8 +36,6 @@
 //! assert_eq!(s.choose(0.0, true), TransportKind::WebSocket);
 //! ```
 
-use std::collections::HashMap;
-
 /// A transport a browser can reach a tickwire server with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TransportKind {
@@ -76,7 +74,7 @@ pub enum TransportMode {
 /// A transport mode name that is not one of `auto`, `websocket`,
 /// `webtransport`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown transport {0:?}: expected \"auto\", \"websocket\" or \"webtransport\"")]
+#[error("unknown transport \"{0}\": expected \"auto\", \"websocket\" or \"webtransport\"")]
 pub struct UnknownTransport(pub String);
 
 impl std::str::FromStr for TransportMode {
@@ -135,23 +133,20 @@ pub trait FailureStore {
 }
 
 /// A [`FailureStore`] in memory: the fallback when `localStorage` is not
-/// available (a worker, a privacy mode), and the tests'.
+/// available (a worker, a privacy mode), and the tests'. A page talks to
+/// a server or a few, so a list (no hasher in the wasm bundle).
 #[derive(Debug, Clone, Default)]
-pub struct MemoryStore(HashMap<String, f64>);
+pub struct MemoryStore(Vec<(String, f64)>);
 
 impl FailureStore for MemoryStore {
     fn get(&self, key: &str) -> Option<f64> {
-        self.0.get(key).copied()
+        self.0.iter().find(|(k, _)| k == key).map(|(_, t)| *t)
     }
 
     fn set(&mut self, key: &str, until: Option<f64>) {
-        match until {
-            Some(t) => {
-                self.0.insert(key.to_owned(), t);
-            }
-            None => {
-                self.0.remove(key);
-            }
+        self.0.retain(|(k, _)| k != key);
+        if let Some(t) = until {
+            self.0.push((key.to_owned(), t));
         }
     }
 }

@@ -269,7 +269,8 @@ impl FailureStore for BrowserStore {
     fn get(&self, key: &str) -> Option<f64> {
         let stored = local_storage()
             .and_then(|s| s.get_item(&format!("{STORE_PREFIX}{key}")).ok().flatten())
-            .and_then(|v| v.parse().ok());
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|ms| ms as f64);
         stored.or_else(|| self.memory.get(key))
     }
 
@@ -277,8 +278,10 @@ impl FailureStore for BrowserStore {
         self.memory.set(key, until);
         if let Some(s) = local_storage() {
             let k = format!("{STORE_PREFIX}{key}");
+            // Whole milliseconds as an integer: no float formatting or
+            // parsing in the bundle.
             let _ = match until {
-                Some(t) => s.set_item(&k, &t.to_string()),
+                Some(t) => s.set_item(&k, &(t.max(0.0) as u64).to_string()),
                 None => s.remove_item(&k),
             };
         }
