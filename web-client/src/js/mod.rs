@@ -64,150 +64,23 @@ use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Reflect};
 use rustc_hash::FxHashMap;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tickwire_shared::client::{Changes, ClientWorld, Event, SendMessageError};
 use tickwire_shared::{GameProtocol, Hello, NetId};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::connection::{Connection, Status};
-use crate::reconnect::Ending;
+use crate::connection::Connection;
 use crate::socket::{self, GameClient, SocketApp, now_ms};
 use crate::stats::NetStats;
-use crate::transport::{TransportPolicy, UnknownTransport};
+
+mod shapes;
+pub use shapes::TS_COMMON;
+use shapes::{ConnectOptions, StatusView, status_view};
 
 /// How often the session's timers (pings, timeouts, reconnects) run while
 /// connected, in milliseconds.
 pub const TIMER_MS: i32 = 50;
-
-/// The TypeScript declarations shared by every game's class; the macro
-/// writes them into the game's `.d.ts` (with the game's aliases).
-pub const TS_COMMON: &str = r#"
-/** One entity: its id and its state (a plain object of the game's type; read-only, shared until the entity changes). */
-export interface TickwireEntity<S> { id: number; state: S }
-/** The ids that one applied snapshot added, changed and removed, sorted; read the states with `entity(id)`. */
-export interface TickwireChanges {
-  tick: number;
-  added: number[];
-  changed: number[];
-  removed: number[];
-}
-/**
- * How to join: `auth` goes to the server's auth hook, `room` names a room, `seatToken` is a matchmaker's ticket.
- * `transport` picks the transport: `"auto"` (the default) tries WebTransport first and falls back to WebSocket
- * when the browser lacks it, it fails, or it is not welcomed within `webTransportDeadlineMs` (default 2500);
- * a failure is remembered for `rememberFailureMs` (default 600000, in localStorage per server) so that later
- * connects use WebSocket at once. `"websocket"` and `"webtransport"` use that transport only.
- */
-export interface TickwireConnectOptions {
-  auth?: string;
-  room?: string;
-  seatToken?: string;
-  transport?: "auto" | "websocket" | "webtransport";
-  webTransportDeadlineMs?: number;
-  rememberFailureMs?: number;
-}
-/** Where the connection stands; `reason` says why it ended, `retryInMs` when the next attempt starts. */
-export interface TickwireStatus {
-  status: "idle" | "connecting" | "connected" | "waiting" | "stopped";
-  reason?: string;
-  retryInMs?: number;
-}
-/** Network figures (rates over the last second). */
-export interface TickwireStats {
-  status: "idle" | "connecting" | "connected" | "waiting" | "stopped";
-  connected: boolean;
-  tick: number | undefined;
-  rttMs: number | undefined;
-  snapshotsPerSec: number;
-  bytesInPerSec: number;
-  bytesOutPerSec: number;
-  entityCount: number;
-  pendingInputs: number;
-  reconnectAttempts: number;
-  transport: "websocket" | "webtransport" | undefined;
-}
-"#;
-
-/// The options of `connect`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ConnectOptions {
-    auth: Option<String>,
-    room: Option<String>,
-    seat_token: Option<String>,
-    transport: Option<String>,
-    web_transport_deadline_ms: Option<f64>,
-    remember_failure_ms: Option<f64>,
-}
-
-impl ConnectOptions {
-    /// The transport policy these options ask for.
-    fn policy(&self) -> Result<TransportPolicy, String> {
-        let mut policy = TransportPolicy::default();
-        if let Some(t) = &self.transport {
-            policy.mode = t.parse().map_err(|e: UnknownTransport| e.to_string())?;
-        }
-        let ms = |name: &str, v: Option<f64>, default: f64| match v {
-            None => Ok(default),
-            Some(v) if v.is_finite() && v >= 0.0 => Ok(v),
-            // (No `{v}`: float formatting would weigh on the bundle.)
-            Some(_) => Err(format!("{name} is not a number of milliseconds >= 0")),
-        };
-        policy.deadline_ms = ms(
-            "webTransportDeadlineMs",
-            self.web_transport_deadline_ms,
-            policy.deadline_ms,
-        )?;
-        policy.remember_failure_ms = ms(
-            "rememberFailureMs",
-            self.remember_failure_ms,
-            policy.remember_failure_ms,
-        )?;
-        Ok(policy)
-    }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct StatusView {
-    status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retry_in_ms: Option<f64>,
-}
-
-/// Words for how a connection ended.
-fn ending_reason(ending: &Ending) -> String {
-    match ending {
-        Ending::CannotConnect => "cannot connect".to_owned(),
-        Ending::Rejected { code, message } => format!("rejected ({code:?}): {message}"),
-        Ending::Closed { code, reason } => format!("closed ({code:?}): {reason}"),
-        Ending::ProtocolError(msg) => format!("protocol error: {msg}"),
-        Ending::Lost => "connection lost".to_owned(),
-        Ending::Left => "left".to_owned(),
-    }
-}
-
-fn status_view(status: &Status, now_ms: f64) -> StatusView {
-    let (reason, retry_in_ms) = match status {
-        Status::Waiting {
-            ending,
-            retry_at_ms,
-        } => (
-            Some(ending_reason(ending)),
-            Some((retry_at_ms - now_ms).max(0.0)),
-        ),
-        Status::Stopped(ending) => (Some(ending_reason(ending)), None),
-        _ => (None, None),
-    };
-    StatusView {
-        status: status.name(),
-        reason,
-        retry_in_ms,
-    }
-}
 
 /// Plain objects: structs as objects, maps as objects, `u64` as numbers
 /// where they fit (ids and ticks are `u32`).
@@ -725,7 +598,7 @@ impl<G: GameProtocol> JsClient<G> {
     /// (`{auth?, room?, seatToken?, transport?, webTransportDeadlineMs?,
     /// rememberFailureMs?}`, or `undefined`), and keeps the session's
     /// timers running until [`JsClient::close`]. The transport options
-    /// make a [`TransportPolicy`] (defaults: `"auto"`, 2,500 ms, 10
+    /// make a [`crate::transport::TransportPolicy`] (defaults: `"auto"`, 2,500 ms, 10
     /// minutes).
     ///
     /// # Errors
