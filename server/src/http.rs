@@ -811,6 +811,8 @@ fn route(mut req: Request<Incoming>, ctx: &HttpContext, slot: &UpgradeSlot) -> R
 
 /// `GET /webtransport`: the endpoint's URL for this page's host and the
 /// certificate hashes (see [`Discovery`]); `404` when WebTransport is off.
+/// Pages of the origins the WebSocket endpoint accepts may read it across
+/// origins (CORS), so that a page served by one node finds another's.
 fn webtransport_discovery(req: &Request<Incoming>, ctx: &HttpContext) -> Response<Body> {
     let Some(discovery) = &ctx.webtransport else {
         return simple(StatusCode::NOT_FOUND, "WebTransport is off");
@@ -828,8 +830,17 @@ fn webtransport_discovery(req: &Request<Incoming>, ctx: &HttpContext) -> Respons
                 HeaderValue::from_static("application/json"),
             );
             add_common_headers(res.headers_mut());
-            res.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            let h = res.headers_mut();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            // A page of another allowed origin (another node of the fleet,
+            // reached through matchmaking) may read it too.
+            h.insert(header::VARY, HeaderValue::from_static("Origin"));
+            if let Some(origin) = req.headers().get(header::ORIGIN)
+                && let Ok(o) = origin.to_str()
+                && ctx.origin.is_allowed(Some(o))
+            {
+                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            }
             res
         }
         Err(DiscoveryError::NoHost) => simple(StatusCode::BAD_REQUEST, "a Host header is required"),
@@ -1428,6 +1439,40 @@ mod tests {
         })
         .await
         .expect("deadline");
+    }
+
+    #[tokio::test]
+    async fn webtransport_discovery_answers_allowed_origins_only_across_origins() {
+        let ctx = || {
+            context().with_webtransport(Discovery {
+                port: 4433,
+                loopback: None,
+                path: "/wt".into(),
+                certificate_hashes: vec![[7; 32]],
+            })
+        };
+        let (res, _) = request(context(), &get("/webtransport")).await;
+        assert_eq!(res.status, 404, "off by default");
+        let (res, _) = request(ctx(), &get("/webtransport")).await;
+        assert_eq!(res.status, 200);
+        assert_eq!(res.header("content-type"), Some("application/json"));
+        assert_eq!(res.header("cache-control"), Some("no-store"));
+        let doc: serde_json::Value = serde_json::from_slice(&res.body).unwrap();
+        assert_eq!(doc["url"], "https://localhost:4433/wt");
+        assert_eq!(res.header("access-control-allow-origin"), None);
+        let with_origin = |origin: &str| {
+            format!(
+                "GET /webtransport HTTP/1.1\r\nHost: localhost\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
+            )
+        };
+        let (res, _) = request(ctx(), &with_origin(ORIGIN)).await;
+        assert_eq!(res.header("access-control-allow-origin"), Some(ORIGIN));
+        let (res, _) = request(ctx(), &with_origin("https://evil.example")).await;
+        assert_eq!(res.status, 200);
+        assert_eq!(res.header("access-control-allow-origin"), None);
+        let bad_host = "GET /webtransport HTTP/1.1\r\nHost: a\"b\r\nConnection: close\r\n\r\n";
+        let (res, _) = request(ctx(), bad_host).await;
+        assert_eq!(res.status, 400);
     }
 
     #[tokio::test]

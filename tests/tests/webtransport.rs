@@ -337,9 +337,11 @@ async fn hostile_webtransport_peers_are_closed_with_a_code_and_the_room_plays_on
     // Another path, and a page of another site: refused at the CONNECT.
     let other = url.replace("/wt", "/nope");
     let e = wt_session(&other, hashes.clone(), None).await;
-    ensure!(e.is_err(), "a CONNECT to another path was accepted");
+    let e = e.err().context("a CONNECT to another path was accepted")?;
+    ensure!(format!("{e:#}").contains("404"), "another path: {e:#}");
     let e = wt_session(&url, hashes.clone(), Some("https://evil.example")).await;
-    ensure!(e.is_err(), "a foreign origin was accepted");
+    let e = e.err().context("a foreign origin was accepted")?;
+    ensure!(format!("{e:#}").contains("403"), "a foreign origin: {e:#}");
     let own = format!("https://localhost:{}", server.server.local_addr().port());
     let s = wt_session(&url, hashes.clone(), Some(&own)).await?;
     s.close(0, b"");
@@ -456,6 +458,49 @@ async fn webtransport_can_be_turned_off_and_native_quic_stays() -> Result<()> {
             tickwire_client::ClientEvent::Snapshot(_) => break,
             tickwire_client::ClientEvent::Closed { code, reason } => bail!("{code} {reason}"),
             _ => {}
+        }
+    }
+    server.server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webtransport_shares_the_caps_and_the_handshake_deadline() -> Result<()> {
+    let mut config = wt_config();
+    config.listener.max_connections_per_ip = 2;
+    let server = TestServer::start(config).await?;
+    let (url, hashes) = discover(&server).await?;
+
+    // A session that never opens its stream is closed at the handshake
+    // deadline (2 s in the test config), with the code.
+    let idle = wt_session(&url, hashes.clone(), None).await?;
+    // One WSS connection takes the second slot of this IP.
+    let _wss = server.client(hello()).await?;
+    // A third connection, over WebTransport, is over the per-IP cap.
+    let third = wt_session(&url, hashes.clone(), None).await;
+    ensure!(
+        third.is_err(),
+        "a third connection from one IP was accepted"
+    );
+
+    let (code, reason) = closed_with(&idle).await?;
+    ensure!(
+        code == u32::from(CloseCode::HandshakeTimeout.to_u16()),
+        "no stream: {code} {reason}"
+    );
+    // Its slot is free again.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match Link::webtransport(&url, hashes.clone()).await {
+            Ok(link) => {
+                Player::join(link).await?;
+                break;
+            }
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, "slot not free yet");
+                tokio::task::yield_now().await;
+            }
+            Err(e) => bail!("the slot was not released: {e}"),
         }
     }
     server.server.shutdown().await;

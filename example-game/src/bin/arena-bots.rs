@@ -12,28 +12,29 @@
 
 #[path = "arena-bots/brain.rs"]
 mod brain;
+#[path = "arena-bots/measure.rs"]
+mod measure;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use arena::cli::parse_duration;
-use arena::{Arena, ArenaEvent, EntityKind, EntityState};
+use arena::{Arena, ArenaEvent};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use tickwire_client::matchmake::{MatchmakeRequest, matchmake};
-use tickwire_client::{
-    AckPolicy, Client, ClientError, ClientEvent, ClientWorld, ConnectOptions, Trust,
-};
+use tickwire_client::{AckPolicy, Client, ClientError, ClientEvent, ConnectOptions, Trust};
 use tickwire_shared::CloseCode;
 use tickwire_shared::conditioner::ConditionerConfig;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use brain::{Brain, Rng};
+use measure::{Counters, STALENESS, Watch, measure_snapshot, progress_lines};
 
 /// Load generator for the tickwire arena: N bots over WSS in one process.
 #[derive(Parser, Debug, Clone)]
@@ -170,148 +171,6 @@ const INPUT_PERIOD: Duration = Duration::from_micros(16_667);
 /// At most this many inputs go out with one ack: a bot that stalled longer
 /// skips the missed ticks instead of sending a burst.
 const MAX_INPUTS_PER_ACK: u32 = 8;
-
-/// How the report defines staleness.
-const STALENESS: &str = "staleness: for each applied snapshot, (arrival time - tick x tick period) \
-    minus the smallest such value of the same connection: how much older than on the \
-    connection's best-case path a snapshot's state is when the bot applies it";
-
-/// Every this many snapshots, a bot compares the snapshot with the previous
-/// one to count the entities that changed (sampling keeps the cost low).
-const CHANGE_SAMPLE_EVERY: u64 = 16;
-
-/// Staleness samples kept per connection (about 73 min at 60 Hz).
-const MAX_STALENESS_SAMPLES: usize = 1 << 18;
-
-/// Counters shared by all bots (the progress line reads them). Those marked
-/// "measured" count only after the warm-up.
-struct Counters {
-    /// The start of the run: the bots' common clock for staleness.
-    epoch: Instant,
-    /// When measuring starts.
-    measure_from: Instant,
-    connected_now: AtomicU64,
-    connects: AtomicU64,
-    /// Connects after the warm-up.
-    measured_connects: AtomicU64,
-    failed: AtomicU64,
-    /// Measured: snapshots applied, and of them full ones.
-    snapshots: AtomicU64,
-    full_snapshots: AtomicU64,
-    /// Measured: WebSocket payload bytes received.
-    bytes: AtomicU64,
-    /// Measured: entities in applied snapshots.
-    entities: AtomicU64,
-    /// Measured, sampled: snapshots compared with their predecessor, the
-    /// entities in them, those that changed, and the NPCs among them.
-    sampled: AtomicU64,
-    sampled_entities: AtomicU64,
-    sampled_changed: AtomicU64,
-    sampled_npcs: AtomicU64,
-    /// Every snapshot and byte (warm-up included), for the progress line.
-    all_snapshots: AtomicU64,
-    all_bytes: AtomicU64,
-    /// Measured: time connected, in µs, summed over bots.
-    connected_us: AtomicU64,
-    desyncs: AtomicU64,
-    abnormal_closes: AtomicU64,
-    resumed: AtomicU64,
-    /// Sessions lost under a `--rematchmake` bot, which then matchmade again.
-    rematchmakes: AtomicU64,
-    errors: Mutex<Vec<String>>,
-    hist: Mutex<Histograms>,
-}
-
-impl Counters {
-    fn new(epoch: Instant, measure_from: Instant) -> Self {
-        Self {
-            epoch,
-            measure_from,
-            connected_now: AtomicU64::new(0),
-            connects: AtomicU64::new(0),
-            measured_connects: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            snapshots: AtomicU64::new(0),
-            full_snapshots: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            entities: AtomicU64::new(0),
-            sampled: AtomicU64::new(0),
-            sampled_entities: AtomicU64::new(0),
-            sampled_changed: AtomicU64::new(0),
-            sampled_npcs: AtomicU64::new(0),
-            all_snapshots: AtomicU64::new(0),
-            all_bytes: AtomicU64::new(0),
-            connected_us: AtomicU64::new(0),
-            desyncs: AtomicU64::new(0),
-            abnormal_closes: AtomicU64::new(0),
-            resumed: AtomicU64::new(0),
-            rematchmakes: AtomicU64::new(0),
-            errors: Mutex::new(Vec::new()),
-            hist: Mutex::new(Histograms::default()),
-        }
-    }
-
-    fn error(&self, msg: String) {
-        let mut e = self.errors.lock().unwrap_or_else(|p| p.into_inner());
-        if e.len() < 10 {
-            e.push(msg);
-        }
-    }
-
-    fn measuring(&self, now: Instant) -> bool {
-        now >= self.measure_from
-    }
-
-    fn hist(&self) -> std::sync::MutexGuard<'_, Histograms> {
-        self.hist.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Adds the measured part of a connection that lasted `from..to`.
-    fn connected(&self, from: Instant, to: Instant) {
-        let d = to.saturating_duration_since(from.max(self.measure_from));
-        self.connected_us.fetch_add(d.as_micros() as u64, Relaxed);
-    }
-}
-
-/// The histograms of all bots (one set, shared: a set per bot would cost
-/// hundreds of KiB per bot).
-struct Histograms {
-    /// Snapshot inter-arrival time, µs.
-    interval: Histogram<u64>,
-    /// |inter-arrival − nominal interval|, µs.
-    jitter: Histogram<u64>,
-    /// Input sent → first snapshot acknowledging it, µs.
-    ack_latency: Histogram<u64>,
-    /// See [`STALENESS`], µs.
-    staleness: Histogram<u64>,
-}
-
-impl Default for Histograms {
-    fn default() -> Self {
-        Self {
-            interval: histogram(),
-            jitter: histogram(),
-            ack_latency: histogram(),
-            staleness: histogram(),
-        }
-    }
-}
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
-}
-
-/// Counts the entities the newest snapshot changed (new ones included) and
-/// the NPCs it shows.
-fn changed_entities(world: &ClientWorld<EntityState>) -> (u64, u64) {
-    let changes = world.changes();
-    let changed = (changes.changed.len() + changes.added.len()) as u64;
-    let npcs = world
-        .iter()
-        .filter(|(_, s)| s.kind == EntityKind::Npc)
-        .count() as u64;
-    (changed, npcs)
-}
 
 fn main() -> Result<()> {
     let args = Args::parse();
@@ -502,35 +361,6 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-async fn progress_lines(c: Arc<Counters>, start: Instant, stop: Instant) {
-    let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
-    let (mut snaps, mut bytes) = (0, 0);
-    loop {
-        tick.tick().await;
-        let (s, b) = (c.all_snapshots.load(Relaxed), c.all_bytes.load(Relaxed));
-        eprintln!(
-            "[{:>4.0}s] connected {:>5}  failed {:>4}  snapshots/s {:>7}  KB/s {:>9.1}{}",
-            start
-                .elapsed()
-                .as_secs_f64()
-                .min((stop - start).as_secs_f64()),
-            c.connected_now.load(Relaxed),
-            c.failed.load(Relaxed),
-            s - snaps,
-            (b - bytes) as f64 / 1024.0,
-            match c.desyncs.load(Relaxed) {
-                0 => String::new(),
-                n => format!("  DESYNC {n}"),
-            } + if c.measuring(Instant::now()) {
-                ""
-            } else {
-                "  (warm-up)"
-            }
-        );
-        (snaps, bytes) = (s, b);
-    }
-}
-
 /// One bot: connect (bounded), play until `stop` (or, churning, for 2–5 s
 /// and again), and measure.
 async fn run_bot(
@@ -673,33 +503,6 @@ fn note(c: &Counters, e: &ClientError, bot: u32) {
         c.desyncs.fetch_add(1, Relaxed);
     }
     c.error(format!("bot{bot}: {e}"));
-}
-
-/// What one connection measured of its snapshots, before it is added to
-/// the shared counters.
-struct Watch {
-    nominal: Duration,
-    tick_period_us: f64,
-    last_snapshot: Option<Instant>,
-    /// (arrival − tick × period) in µs, measured snapshots only.
-    staleness: Vec<f64>,
-    /// The smallest (arrival − tick × period) of the connection.
-    best: f64,
-    applied: u64,
-}
-
-impl Watch {
-    /// Records the measured part of the staleness samples.
-    fn finish(self, c: &Counters) {
-        if self.staleness.is_empty() {
-            return;
-        }
-        let mut h = c.hist();
-        for v in self.staleness {
-            h.staleness
-                .saturating_record(((v - self.best).round() as u64).max(1));
-        }
-    }
 }
 
 /// How a bot sends inputs.
@@ -864,47 +667,6 @@ fn inputs_due(next: &mut Instant, now: Instant) -> u32 {
         *next = now + INPUT_PERIOD;
     }
     due
-}
-
-/// Adds one applied snapshot (after the warm-up) to the counters.
-#[allow(clippy::too_many_arguments)]
-fn measure_snapshot(
-    c: &Counters,
-    i: u32,
-    watch: &mut Watch,
-    now: Instant,
-    age: f64,
-    world: &ClientWorld<EntityState>,
-    last_input: u32,
-    sent: &mut VecDeque<(u32, Instant)>,
-) {
-    c.snapshots.fetch_add(1, Relaxed);
-    c.entities.fetch_add(world.len() as u64, Relaxed);
-    if watch.staleness.len() < MAX_STALENESS_SAMPLES {
-        watch.staleness.push(age);
-    }
-    // Each bot samples different snapshots of the cycle.
-    if watch.applied > 1 && (watch.applied + u64::from(i)).is_multiple_of(CHANGE_SAMPLE_EVERY) {
-        let (changed, npcs) = changed_entities(world);
-        c.sampled.fetch_add(1, Relaxed);
-        c.sampled_entities.fetch_add(world.len() as u64, Relaxed);
-        c.sampled_changed.fetch_add(changed, Relaxed);
-        c.sampled_npcs.fetch_add(npcs, Relaxed);
-    }
-    let us = |d: Duration| (d.as_micros() as u64).max(1);
-    let mut h = c.hist();
-    if let Some(prev) = watch.last_snapshot {
-        let dt = now - prev;
-        h.interval.saturating_record(us(dt));
-        h.jitter.saturating_record(us(dt.abs_diff(watch.nominal)));
-    }
-    while let Some(&(seq, at)) = sent.front() {
-        if seq > last_input {
-            break;
-        }
-        h.ack_latency.saturating_record(us(now - at));
-        sent.pop_front();
-    }
 }
 
 #[cfg(test)]

@@ -88,8 +88,8 @@ pub(crate) async fn serve<G: Game>(
     };
     if request.url.path() != endpoint.path {
         tracing::debug!(%peer, path = request.url.path(), "WebTransport: unknown path");
-        let _ = request.reject(StatusCode::NOT_FOUND).await;
-        close_quic(&conn, &End::new(CloseCode::ProtocolError, "unknown path"));
+        let end = End::new(CloseCode::ProtocolError, "unknown path");
+        refuse(request, StatusCode::NOT_FOUND, &end, deadline).await;
         return;
     }
     let header = |name: &str| {
@@ -104,11 +104,8 @@ pub(crate) async fn serve<G: Game>(
         Ok(origin) if endpoint.origin.is_allowed(origin.as_deref()) => origin,
         _ => {
             tracing::info!(%peer, origin = ?request.headers.get("origin"), "WebTransport from a foreign origin refused");
-            let _ = request.reject(StatusCode::FORBIDDEN).await;
-            close_quic(
-                &conn,
-                &End::new(CloseCode::ProtocolError, "origin not allowed"),
-            );
+            let end = End::new(CloseCode::ProtocolError, "origin not allowed");
+            refuse(request, StatusCode::FORBIDDEN, &end, deadline).await;
             return;
         }
     };
@@ -157,6 +154,17 @@ pub(crate) async fn serve<G: Game>(
         recv,
     };
     session::run(connection, shared, peer, info, deadline).await;
+}
+
+/// Answers the CONNECT with `status`, gives the client a moment to read it
+/// and close (the answer is lost if the connection closes first), then
+/// closes with `end`. Bounded by `deadline` and [`CLOSE_LINGER`].
+async fn refuse(request: Request, status: StatusCode, end: &End, deadline: Instant) {
+    let conn = request.conn().clone();
+    if let Ok(Ok(())) = tokio::time::timeout_at(deadline, request.reject(status)).await {
+        let _ = tokio::time::timeout(CLOSE_LINGER, conn.closed()).await;
+    }
+    close_quic(&conn, end);
 }
 
 /// Closes a connection that has no WebTransport session (yet) with `end`.
