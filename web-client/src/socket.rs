@@ -413,15 +413,12 @@ impl<A: SocketApp> Inner<A> {
     /// was not welcomed, and whose session the server did not end (a
     /// reject), fell short: the selector decides on a fallback.
     fn closed(&mut self, now: f64, code: u16, reason: &str) {
-        let unwelcomed_wt = self
-            .attempt
-            .is_some_and(|a| a.kind == TransportKind::WebTransport && a.deadline_ms.is_some());
         let session_ended = self
             .app
             .connection()
             .net()
             .is_some_and(|n| n.session().is_closed());
-        if unwelcomed_wt && !session_ended {
+        if self.attempt.is_some_and(|a| a.falls_back(session_ended)) {
             self.webtransport_failed(now, reason);
             return;
         }

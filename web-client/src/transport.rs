@@ -279,6 +279,17 @@ impl Attempt {
     pub fn welcomed(&mut self) {
         self.deadline_ms = None;
     }
+
+    /// Whether this attempt's transport closing (or failing to open) is a
+    /// WebTransport failure to fall back from, rather than an ending for
+    /// the connection: a WebTransport attempt that may fall back and was
+    /// not welcomed, unless the server ended the session itself
+    /// (`session_ended`: a reject, a protocol close), which says the
+    /// transport works.
+    #[must_use]
+    pub fn falls_back(&self, session_ended: bool) -> bool {
+        self.kind == TransportKind::WebTransport && self.deadline_ms.is_some() && !session_ended
+    }
 }
 
 /// Where WebTransport is announced for the server whose WebSocket endpoint
@@ -408,6 +419,26 @@ mod tests {
         assert!(!a.expired(1e12));
         let ws = Attempt::new(TransportKind::WebSocket, 100.0, &policy);
         assert!(!ws.expired(1e12));
+    }
+
+    #[test]
+    fn only_an_unwelcomed_webtransport_attempt_that_the_server_did_not_end_falls_back() {
+        let policy = TransportPolicy::default();
+        let mut wt = Attempt::new(TransportKind::WebTransport, 0.0, &policy);
+        assert!(wt.falls_back(false));
+        assert!(
+            !wt.falls_back(true),
+            "a reject over WebTransport is an answer"
+        );
+        wt.welcomed();
+        assert!(!wt.falls_back(false), "a loss after the welcome is a loss");
+        let ws = Attempt::new(TransportKind::WebSocket, 0.0, &policy);
+        assert!(!ws.falls_back(false));
+        let forced = TransportPolicy {
+            mode: TransportMode::WebTransport,
+            ..policy
+        };
+        assert!(!Attempt::new(TransportKind::WebTransport, 0.0, &forced).falls_back(false));
     }
 
     #[test]
