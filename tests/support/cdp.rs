@@ -81,19 +81,36 @@ pub fn chromium_path() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// How to start Chromium beyond [`CHROMIUM_FLAGS`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LaunchOptions {
+    /// Leave QUIC on (drop `--disable-quic`): WebTransport needs it. The
+    /// other tests keep it off, as DEVELOPERS.md says.
+    pub quic: bool,
+}
+
 impl Browser {
     /// Starts Chromium trusting the certificate whose SPKI SHA-256 is `spki`.
     pub async fn launch(spki: &str) -> Result<Self> {
+        Self::launch_with(spki, LaunchOptions::default()).await
+    }
+
+    /// As [`Browser::launch`], with `options`.
+    pub async fn launch_with(spki: &str, options: LaunchOptions) -> Result<Self> {
         let profile = TempDir::new("tickwire-chromium")?;
         let mut cmd = Command::new(chromium_path()?);
-        cmd.args(CHROMIUM_FLAGS)
-            .arg(format!("--user-data-dir={}", profile.0.display()))
-            .arg(format!("--ignore-certificate-errors-spki-list={spki}"))
-            .arg("--remote-debugging-port=0")
-            .arg("--window-size=1280,800")
-            .arg("about:blank")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        cmd.args(
+            CHROMIUM_FLAGS
+                .iter()
+                .filter(|f| !(options.quic && **f == "--disable-quic")),
+        )
+        .arg(format!("--user-data-dir={}", profile.0.display()))
+        .arg(format!("--ignore-certificate-errors-spki-list={spki}"))
+        .arg("--remote-debugging-port=0")
+        .arg("--window-size=1280,800")
+        .arg("about:blank")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
         let child = cmd.spawn().context("starting chromium")?;
         let port_file = profile.0.join("DevToolsActivePort");
         let deadline = Instant::now() + Duration::from_secs(20);

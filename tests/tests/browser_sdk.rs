@@ -193,6 +193,10 @@ fn the_typings_declare_the_games_types() -> Result<()> {
         "added: number[];",
         "entity(id: number): TickwireState | undefined;",
         "export interface TickwireStats {",
+        "transport: \"websocket\" | \"webtransport\" | undefined;",
+        "transport?: \"auto\" | \"websocket\" | \"webtransport\";",
+        "readonly transport: \"webtransport\" | \"websocket\" | undefined;",
+        "interruptTransport(markWebTransportFailed?: boolean | null): void;",
     ] {
         ensure!(
             dts.contains(needle),

@@ -1,7 +1,7 @@
 //! One player's connection across sockets, without the browser: the
 //! protocol session ([`Net`]), when to (re)connect with [`Backoff`], and the
 //! [`Status`] a page shows. A driver (the browser's
-//! [`crate::socket::WebSocketClient`], or a test) moves bytes and socket
+//! [`crate::socket::GameClient`], or a test) moves bytes and socket
 //! events in and out:
 //!
 //! ```text
@@ -35,11 +35,12 @@
 
 use std::collections::VecDeque;
 
-use tickwire_shared::client::{ClientSession, Event, SendMessageError};
+use tickwire_shared::client::{Channel, ClientSession, Event, SendMessageError};
 use tickwire_shared::{CloseCode, GameProtocol, Hello};
 
 use crate::net::Net;
 use crate::reconnect::{Backoff, Ending};
+use crate::transport::TransportKind;
 
 /// Where the connection stands, as a player sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +77,22 @@ impl Status {
     }
 }
 
+/// The arguments for `WebSocket.close`: browsers accept only 1000 and
+/// 3000–4999, and a reason of at most 123 bytes.
+#[must_use]
+pub fn ws_close_args(code: u16, reason: &str) -> (u16, String) {
+    let code = if code == 1000 || (3000..=4999).contains(&code) {
+        code
+    } else {
+        1000
+    };
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    (code, reason[..end].to_owned())
+}
+
 /// The part of a hello that names a session: a hello that differs in these
 /// starts a new session instead of resuming.
 fn identity(h: &Hello) -> (&Option<String>, &Option<String>, &Option<String>) {
@@ -92,6 +109,8 @@ pub struct Connection<G: GameProtocol> {
     backoff: Backoff,
     /// Events taken from the session while settling a close.
     pending: VecDeque<Event<G>>,
+    /// The transport of the current or last attempt.
+    transport: Option<TransportKind>,
 }
 
 impl<G: GameProtocol> core::fmt::Debug for Connection<G> {
@@ -100,6 +119,7 @@ impl<G: GameProtocol> core::fmt::Debug for Connection<G> {
             .field("net", &self.net)
             .field("status", &self.status)
             .field("connect_at", &self.connect_at)
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
@@ -121,6 +141,7 @@ impl<G: GameProtocol> Connection<G> {
             connect_at: None,
             backoff: Backoff::new(),
             pending: VecDeque::new(),
+            transport: None,
         }
     }
 
@@ -177,25 +198,39 @@ impl<G: GameProtocol> Connection<G> {
         }
     }
 
-    /// One binary frame arrived. Poll events, then
-    /// [`Connection::poll_close`]: a session that ended on it owes the
-    /// socket a close.
+    /// One binary WebSocket frame arrived (a reliable message). Poll
+    /// events, then [`Connection::poll_close`]: a session that ended on it
+    /// owes the socket a close.
     pub fn on_message(&mut self, now_ms: f64, bytes: &[u8]) {
+        self.on_received(now_ms, bytes, Channel::Reliable);
+    }
+
+    /// One whole message arrived on `channel` (a WebTransport stream
+    /// message is [`Channel::Reliable`], a datagram
+    /// [`Channel::Unreliable`]). As [`Connection::on_message`].
+    pub fn on_received(&mut self, now_ms: f64, bytes: &[u8], channel: Channel) {
         if let Some(n) = &mut self.net {
-            n.on_message(now_ms, bytes);
+            n.on_message(now_ms, bytes, channel);
         }
     }
 
     /// A text frame arrived: tickwire speaks binary only. Returns the close
     /// the driver owes the socket.
     pub fn on_text_message(&mut self) -> (u16, String) {
-        let reason = "the server sent a text frame".to_owned();
-        let code = CloseCode::UnsupportedData;
+        self.on_violation(CloseCode::UnsupportedData, "the server sent a text frame")
+    }
+
+    /// The transport saw the server break the protocol below the session
+    /// (a text frame, a stream frame announcing more than the limit): the
+    /// session ends with `code` and `reason`, which the driver closes the
+    /// transport with (returned). The retry rule is the protocol-error
+    /// one.
+    pub fn on_violation(&mut self, code: CloseCode, reason: &str) -> (u16, String) {
         if let Some(n) = &mut self.net {
-            n.fail(code, reason.clone());
+            n.fail(code, reason.to_owned());
             let _ = n.poll_close();
         }
-        (code.to_u16(), reason)
+        (code.to_u16(), reason.to_owned())
     }
 
     /// Fires the session's timers that are due (pings, timeouts).
@@ -272,9 +307,30 @@ impl<G: GameProtocol> Connection<G> {
         Some(event)
     }
 
-    /// The next message for the socket, while it is open.
+    /// The next message for the socket, while it is open (a WebSocket
+    /// sends every message reliably).
     pub fn poll_transmit(&mut self, now_ms: f64) -> Option<&[u8]> {
+        self.poll_transmit_on(now_ms).map(|(bytes, _)| bytes)
+    }
+
+    /// The next message for the transport, while it is open, and how it
+    /// may travel: a transport with datagrams (WebTransport) sends
+    /// [`Channel::Unreliable`] ones as datagrams when they fit.
+    pub fn poll_transmit_on(&mut self, now_ms: f64) -> Option<(&[u8], Channel)> {
         self.net.as_mut()?.poll_transmit(now_ms)
+    }
+
+    /// Records the transport the driver opened for the current attempt
+    /// ([`Connection::transport`]).
+    pub fn set_transport(&mut self, kind: TransportKind) {
+        self.transport = Some(kind);
+    }
+
+    /// The transport of the current (or, while waiting, the last) attempt;
+    /// `None` before the first.
+    #[must_use]
+    pub fn transport(&self) -> Option<TransportKind> {
+        self.transport
     }
 
     /// The close the driver owes the socket, as `(code, reason)`: the
@@ -287,16 +343,7 @@ impl<G: GameProtocol> Connection<G> {
     /// 3000–4999, and a reason of at most 123 bytes.
     #[must_use]
     pub fn ws_close_args(code: u16, reason: &str) -> (u16, String) {
-        let code = if code == 1000 || (3000..=4999).contains(&code) {
-            code
-        } else {
-            1000
-        };
-        let mut end = reason.len().min(123);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        (code, reason[..end].to_owned())
+        ws_close_args(code, reason)
     }
 
     /// The connection status.
@@ -345,6 +392,124 @@ mod tests {
         type EntityState = u8;
         type Event = u8;
         type Message = ();
+    }
+
+    use tickwire_shared::message::{ClientMessage, ServerMessage};
+    use tickwire_shared::snapshot::Snapshot;
+    use tickwire_shared::{Limits, NetId, ResumeToken, Welcome};
+
+    fn welcome(resumed: bool) -> Vec<u8> {
+        ServerMessage::<u8>::Welcome(Welcome {
+            client_id: 5,
+            tick_rate: 30,
+            tick: 1000,
+            snapshot_interval: 1,
+            resume_token: ResumeToken([4; 16]),
+            room: "r".into(),
+            resumed,
+        })
+        .to_bytes()
+        .unwrap()
+    }
+
+    fn sent(c: &mut Connection<Game>, now: f64) -> Vec<(ClientMessage<u8>, Channel)> {
+        let mut out = Vec::new();
+        while let Some((b, ch)) = c.poll_transmit_on(now) {
+            out.push((ClientMessage::decode(b, &Limits::default()).unwrap(), ch));
+        }
+        out
+    }
+
+    /// A connection welcomed over `kind` at 10 ms.
+    fn welcomed_over(c: &mut Connection<Game>, kind: TransportKind, now: f64) {
+        assert!(c.connect_due(now));
+        c.connecting(now);
+        c.set_transport(kind);
+        c.on_open(now);
+        let hello = sent(c, now);
+        assert!(
+            matches!(&hello[..], [(ClientMessage::Hello(_), Channel::Reliable)]),
+            "{hello:?}"
+        );
+        c.on_received(
+            now + 1.0,
+            &welcome(c.net().is_some_and(|n| n.session().welcome().is_some())),
+            Channel::Reliable,
+        );
+        while c.poll_event(now + 1.0).is_some() {}
+        assert_eq!(c.status(), &Status::Connected);
+        assert_eq!(c.transport(), Some(kind));
+    }
+
+    #[test]
+    fn datagrams_feed_the_session_and_inputs_may_travel_as_datagrams() {
+        let mut c = Connection::<Game>::new();
+        c.start(0.0, Hello::new(Game::PROTOCOL_HASH));
+        welcomed_over(&mut c, TransportKind::WebTransport, 0.0);
+        // A snapshot as a datagram is applied like one on the stream.
+        let snap = Snapshot::from_vec(vec![(NetId(3), 42u8)]).unwrap();
+        let bytes = tickwire_shared::message::encode_snapshot(1001, 0, None, &snap).unwrap();
+        c.on_received(20.0, &bytes, Channel::Unreliable);
+        while c.poll_event(20.0).is_some() {}
+        let world = c.established().unwrap().world();
+        assert_eq!(world.tick(), Some(1001));
+        assert_eq!(world.get(NetId(3)), Some(&42));
+        assert_eq!(c.established().unwrap().stats().datagrams_received, 1);
+        // The input (and the ack) may go as datagrams.
+        assert_eq!(c.push_input(21.0, 7), Some(1));
+        let out = sent(&mut c, 21.0);
+        assert!(
+            out.iter()
+                .any(|(m, ch)| matches!(m, ClientMessage::Inputs(_)) && *ch == Channel::Unreliable),
+            "{out:?}"
+        );
+        // The WebSocket view of the same queue drops the channel only.
+        assert_eq!(c.push_input(22.0, 8), Some(2));
+        assert!(c.poll_transmit(22.0).is_some());
+    }
+
+    #[test]
+    fn a_session_resumes_on_the_other_transport_with_its_token() {
+        let mut c = Connection::<Game>::new();
+        c.start(0.0, Hello::new(Game::PROTOCOL_HASH));
+        welcomed_over(&mut c, TransportKind::WebTransport, 0.0);
+        c.on_close(100.0, crate::net::LOST, "", 0.5);
+        let Status::Waiting { retry_at_ms, .. } = *c.status() else {
+            panic!("{:?}", c.status());
+        };
+        assert_eq!(c.transport(), Some(TransportKind::WebTransport));
+        // The driver picks WebSocket this time: the same session resumes.
+        c.connecting(retry_at_ms);
+        c.set_transport(TransportKind::WebSocket);
+        c.on_open(retry_at_ms);
+        let hello = sent(&mut c, retry_at_ms);
+        assert!(
+            matches!(&hello[..], [(ClientMessage::Hello(h), Channel::Reliable)]
+                if h.resume_token == Some(ResumeToken([4; 16]))),
+            "{hello:?}"
+        );
+        c.on_message(retry_at_ms + 1.0, &welcome(true));
+        while c.poll_event(retry_at_ms + 1.0).is_some() {}
+        assert_eq!(c.status(), &Status::Connected);
+        assert!(c.established().unwrap().welcome().unwrap().resumed);
+        assert_eq!(c.transport(), Some(TransportKind::WebSocket));
+    }
+
+    #[test]
+    fn a_violation_ends_the_session_with_its_code() {
+        let mut c = Connection::<Game>::new();
+        c.start(0.0, Hello::new(Game::PROTOCOL_HASH));
+        welcomed_over(&mut c, TransportKind::WebTransport, 0.0);
+        let (code, reason) = c.on_violation(CloseCode::MessageTooBig, "frame too long");
+        assert_eq!((code, reason.as_str()), (1009, "frame too long"));
+        // The driver closes the transport with it; its close settles the status.
+        assert_eq!(c.poll_close(), None);
+        c.on_close(50.0, code, &reason, 0.5);
+        assert!(
+            matches!(c.status(), Status::Waiting { ending: Ending::ProtocolError(r), .. } if r == "frame too long"),
+            "{:?}",
+            c.status()
+        );
     }
 
     #[test]

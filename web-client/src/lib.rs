@@ -6,16 +6,17 @@
 //! is built and parsed by [`tickwire_shared::client::ClientSession`].
 //!
 //! ```text
-//!  WebSocket ─▶ socket::WebSocketClient ─▶ connection::Connection ─▶ net::Net ─▶ ClientSession
-//!                 (browser glue)            (reconnect, status)       (meters, RTT)
+//!  WebTransport (webtransport) ┐
+//!  WebSocket    (websocket)    ┴▶ socket::GameClient ─▶ connection::Connection ─▶ net::Net ─▶ ClientSession
+//!  transport::Selector picks one   (browser glue)       (reconnect, status)       (meters, RTT)
 //!  game: SocketApp::on_event ─▶ interp::InterpBuffer<T: Interpolate>   remote entities
 //!                             └▶ predict::Predictor<P: Predict>         my entity
 //!  stats::NetStats                                                       RTT, snapshots/s, bytes/s…
 //! ```
 //!
-//! The sans-IO parts (`connection`, `net`, `reconnect`, `interp`,
-//! `predict`, `meter`, `stats`) build and run their tests on the host;
-//! `socket` needs a page.
+//! The sans-IO parts (`connection`, `net`, `reconnect`, `transport`,
+//! `stream`, `interp`, `predict`, `meter`, `stats`) build and run their
+//! tests on the host; `socket` and `webtransport` need a page.
 #![warn(missing_docs)]
 
 pub mod connection;
@@ -27,6 +28,10 @@ pub mod predict;
 pub mod reconnect;
 pub mod socket;
 pub mod stats;
+pub mod stream;
+pub mod transport;
+mod websocket;
+pub mod webtransport;
 
 /// What [`export_js_api!`] expands to refers to; not a public API.
 #[doc(hidden)]
@@ -80,6 +85,8 @@ pub mod __private {
 ///   onStatus(f: ((status: TickwireStatus) => void) | undefined): void;
 ///   sendMessage(message: TickwireMessage): void; // with `message = …` only
 ///   stats(): TickwireStats;
+///   readonly transport: "webtransport" | "websocket" | undefined;
+///   interruptTransport(markWebTransportFailed?: boolean | null): void;
 ///   close(): void;
 /// }
 /// ```
@@ -244,6 +251,23 @@ macro_rules! export_js_api {
             #[wasm_bindgen(getter, js_name = clientId)]
             pub fn client_id(&self) -> ::core::option::Option<u32> {
                 self.inner.client_id()
+            }
+
+            /// The transport in use (or, while reconnecting, last tried):
+            /// `"webtransport"` or `"websocket"`; `undefined` before `connect`.
+            #[wasm_bindgen(getter, unchecked_return_type = "\"webtransport\" | \"websocket\" | undefined")]
+            pub fn transport(&self) -> ::core::option::Option<::std::string::String> {
+                self.inner.transport()
+            }
+
+            /// Drops the transport as a network loss would; the client then
+            /// resumes its session (same player). With
+            /// `markWebTransportFailed`, WebTransport is remembered as failed
+            /// first, so the session resumes over WebSocket. A testing aid.
+            #[wasm_bindgen(js_name = interruptTransport)]
+            #[allow(non_snake_case)]
+            pub fn interrupt_transport(&self, markWebTransportFailed: ::core::option::Option<bool>) {
+                self.inner.interrupt_transport(markWebTransportFailed.unwrap_or(false));
             }
 
             /// The newest error converting a state or event for a listener.

@@ -4,7 +4,7 @@
 //! timeouts, leaving, resuming, which endings may be retried).
 //!
 //! ```text
-//!  socket bytes ──▶ Net::on_message(now, bytes)   ─┐  bytes counted here (meters)
+//!  socket bytes ──▶ Net::on_message(now, bytes, channel) ─┐  bytes counted here (meters)
 //!  local input  ──▶ Net::push_input(now, input)    ├─▶ ClientSession ──▶ Net::poll_event(now) ─▶ the game
 //!  timer        ──▶ Net::on_timer(now)             │                  ──▶ Net::poll_transmit(now) ─▶ socket
 //!  socket close ──▶ Net::on_transport_closed(now) ─┘                  ──▶ Net::poll_close() ─▶ close the socket
@@ -115,11 +115,13 @@ impl<G: GameProtocol> Net<G> {
         self.opened
     }
 
-    /// A binary frame arrived.
-    pub fn on_message(&mut self, now_ms: f64, bytes: &[u8]) {
+    /// One whole message arrived on `channel`: a WebSocket binary frame or
+    /// a message of the WebTransport stream ([`Channel::Reliable`]), or a
+    /// WebTransport datagram ([`Channel::Unreliable`]).
+    pub fn on_message(&mut self, now_ms: f64, bytes: &[u8], channel: Channel) {
         self.bytes_in.add(now_ms, bytes.len() as f64);
         self.session
-            .handle_message(to_duration(now_ms), bytes, Channel::Reliable);
+            .handle_message(to_duration(now_ms), bytes, channel);
     }
 
     /// Fires the session's timers that are due (pings, handshake and idle
@@ -154,7 +156,8 @@ impl<G: GameProtocol> Net<G> {
     }
 
     /// The driver ends the session itself for a reason the session cannot
-    /// see (a text frame): the retry rule is the protocol-error one.
+    /// see (a text frame, a stream frame over the limit): the retry rule is
+    /// the protocol-error one.
     pub fn fail(&mut self, code: CloseCode, reason: String) {
         if self.closed.is_none() {
             let retry = Closed::may_retry(CloseCode::ProtocolError, None, false);
@@ -216,15 +219,18 @@ impl<G: GameProtocol> Net<G> {
         Some(event)
     }
 
-    /// The next message for the socket, while it is open.
-    pub fn poll_transmit(&mut self, now_ms: f64) -> Option<&[u8]> {
+    /// The next message for the socket, while it is open, and how it may
+    /// travel: a transport without datagrams (WebSocket) sends both
+    /// channels reliably.
+    pub fn poll_transmit(&mut self, now_ms: f64) -> Option<(&[u8], Channel)> {
         if self.socket != Socket::Open {
             return None;
         }
-        self.session
+        let channel = self
+            .session
             .poll_transmit(to_duration(now_ms), &mut self.buf)?;
         self.bytes_out.add(now_ms, self.buf.len() as f64);
-        Some(&self.buf)
+        Some((&self.buf, channel))
     }
 
     /// The close the driver owes the socket (code, reason), once: the

@@ -32,6 +32,9 @@ pub struct NetStats {
     pub pending_inputs: usize,
     /// Connection attempts since the last established session.
     pub reconnect_attempts: u32,
+    /// [`crate::transport::TransportKind::name`] of the current (or last)
+    /// attempt: `websocket` or `webtransport`.
+    pub transport: Option<&'static str>,
 }
 
 impl NetStats {
@@ -39,6 +42,7 @@ impl NetStats {
     pub fn of<G: GameProtocol>(connection: &mut Connection<G>, now_ms: f64) -> Self {
         let status = connection.status().name();
         let reconnect_attempts = connection.reconnect_attempts();
+        let transport = connection.transport().map(|k| k.name());
         let (entity_count, pending_inputs, tick, connected) = match connection.established() {
             Some(s) => (
                 s.world().len(),
@@ -52,6 +56,7 @@ impl NetStats {
             return Self {
                 status,
                 reconnect_attempts,
+                transport,
                 ..Self::default()
             };
         };
@@ -66,6 +71,7 @@ impl NetStats {
             entity_count,
             pending_inputs,
             reconnect_attempts,
+            transport,
         }
     }
 }

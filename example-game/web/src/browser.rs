@@ -1,13 +1,15 @@
 //! The page's driver: the canvas, the HUD, the animation frame and the input
-//! listeners. The socket is tickwire-web's [`WebSocketClient`], which runs
-//! the [`Client`] (the arena's `SocketApp`); everything the game decides is
-//! decided by `Client`; this file only moves events.
+//! listeners. The transport (WebTransport or WebSocket) is tickwire-web's
+//! [`GameClient`], which runs the [`Client`] (the arena's `SocketApp`);
+//! everything the game decides is decided by `Client`; this file only
+//! moves events.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use glam::Vec2;
-use tickwire_web::socket::{self, WebSocketClient, now_ms};
+use tickwire_web::socket::{self, GameClient, now_ms};
+use tickwire_web::transport::TransportPolicy;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Event, HtmlCanvasElement, KeyboardEvent, MouseEvent, Window};
@@ -29,7 +31,7 @@ type Handler<T> = Closure<dyn FnMut(T)>;
 /// The running page.
 pub(crate) struct Driver {
     window: Window,
-    client: WebSocketClient<Client>,
+    client: GameClient<Client>,
     renderer: Renderer,
     hud: Hud,
     last_hud: f64,
@@ -55,7 +57,7 @@ impl Driver {
         let renderer = Renderer::new(canvas.clone())?;
         let driver = Rc::new(RefCell::new(Self {
             window: window.clone(),
-            client: WebSocketClient::new(url, Client::new("")),
+            client: GameClient::new(url, Client::new("")),
             renderer,
             hud: Hud::new(document),
             last_hud: f64::NEG_INFINITY,
@@ -180,6 +182,11 @@ impl Driver {
         self.client
             .restart(|c| c.play_seat(now_ms(), name, room, seat_token));
         self.on_background();
+    }
+
+    /// The transport policy for the next connection attempts.
+    pub(crate) fn set_policy(&mut self, policy: TransportPolicy) {
+        self.client.set_policy(policy);
     }
 
     /// Starts (or restarts) playing as `name`.

@@ -3,7 +3,7 @@
 //! HUD state together, without touching the browser.
 //!
 //! The browser driver (`browser.rs`) runs it through
-//! `tickwire_web::socket::WebSocketClient` (it is the [`SocketApp`]) and
+//! `tickwire_web::socket::GameClient` (it is the [`SocketApp`]) and
 //! owns the canvas and the event listeners. Its sans-IO methods mirror what
 //! the socket driver does, for the tests:
 //!
@@ -106,6 +106,9 @@ pub struct Stats {
     pub interp_delay_ms: f64,
     /// Connection attempts since the last established session.
     pub reconnect_attempts: u32,
+    /// The transport of the current (or last) attempt: `webtransport` or
+    /// `websocket`.
+    pub transport: Option<&'static str>,
 }
 
 fn json_str(out: &mut String, s: &str) {
@@ -151,6 +154,11 @@ impl Stats {
         json_str(&mut o, &self.status);
         field(&mut o, "name");
         json_str(&mut o, &self.name);
+        field(&mut o, "transport");
+        match self.transport {
+            Some(t) => json_str(&mut o, t),
+            None => o.push_str("null"),
+        }
         let nums: [(&str, Option<f64>); 14] = [
             ("tick", self.tick.map(f64::from)),
             ("rtt_ms", self.rtt_ms),
@@ -606,8 +614,10 @@ impl Client {
         let corrections_per_sec = self.predictor.corrections_per_sec(now_ms);
         let fps = self.fps.per_second(now_ms);
         let interp_delay_ms = self.interp.delay_ms();
+        let transport = self.conn.transport().map(|k| k.name());
         match self.conn.net_mut() {
             Some(n) if n.session().is_established() => NetFigures {
+                transport,
                 rtt_ms: n.rtt_ms(),
                 snapshots_per_sec: n.snapshots_per_sec(now_ms),
                 bytes_per_sec: n.bytes_in_per_sec(now_ms),
@@ -617,6 +627,7 @@ impl Client {
                 interp_delay_ms,
             },
             _ => NetFigures {
+                transport,
                 fps,
                 interp_delay_ms,
                 ..NetFigures::default()
@@ -661,6 +672,7 @@ impl Client {
             unacked_inputs,
             interp_delay_ms: f.interp_delay_ms,
             reconnect_attempts: self.conn.reconnect_attempts(),
+            transport: f.transport,
         }
     }
 }
@@ -849,7 +861,7 @@ mod tests {
         let json = stats.to_json();
         assert!(
             json.starts_with(
-                "{\"connected\":true,\"status\":\"playing\",\"name\":\"ada\",\"tick\":1004,"
+                "{\"connected\":true,\"status\":\"playing\",\"name\":\"ada\",\"transport\":null,\"tick\":1004,"
             ),
             "{json}"
         );

@@ -7,7 +7,7 @@
 //! `tickwire-web` SDK's. What is the arena's own:
 //!
 //! ```text
-//!  tickwire_web::socket::WebSocketClient<Client> ─▶ client ─┬─ ArenaPredict: arena::step_player (tickwire_web::predict)
+//!  tickwire_web::socket::GameClient<Client> ─▶ client ─┬─ ArenaPredict: arena::step_player (tickwire_web::predict)
 //!  keys, mouse ─▶ browser (driver) ─▶ input                 ├─ InterpBuffer<(Vec2, Angle)> (tickwire_web::interp)
 //!  requestAnimationFrame ─▶                                  ├─ render   Canvas 2D (camera, arena, players, shots)
 //!                                                            └─ ui       banner, scoreboard, net overlay, kill feed
@@ -43,6 +43,8 @@ use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 
+use tickwire_web::transport::TransportPolicy;
+
 use crate::browser::Driver;
 
 // The generic JavaScript/TypeScript API of tickwire-web for the arena's
@@ -76,12 +78,38 @@ fn driver(canvas_id: &str, url: Option<String>) -> Result<Rc<RefCell<Driver>>, J
 /// page). Calling it again restarts with the new name (a new name is a new
 /// player; the same name resumes the session).
 ///
+/// `transport` is `"auto"` (the default: WebTransport, falling back to
+/// WebSocket), `"websocket"` or `"webtransport"`.
+///
 /// # Errors
-/// When the canvas is missing or has no 2D context.
+/// When the canvas is missing or has no 2D context, or `transport` is none
+/// of those.
 #[wasm_bindgen]
-pub fn start(canvas_id: &str, name: &str, server_url: Option<String>) -> Result<(), JsValue> {
-    driver(canvas_id, server_url)?.borrow_mut().play(name);
+pub fn start(
+    canvas_id: &str,
+    name: &str,
+    server_url: Option<String>,
+    transport: Option<String>,
+) -> Result<(), JsValue> {
+    let policy = transport_policy(transport.as_deref())?;
+    let d = driver(canvas_id, server_url)?;
+    d.borrow_mut().set_policy(policy);
+    d.borrow_mut().play(name);
     Ok(())
+}
+
+/// The transport policy named `mode` (default `auto`).
+fn transport_policy(mode: Option<&str>) -> Result<TransportPolicy, JsValue> {
+    let mode = mode.filter(|m| !m.is_empty()).unwrap_or("auto");
+    let mode = mode
+        .parse()
+        .map_err(|e: tickwire_web::transport::UnknownTransport| {
+            JsValue::from_str(&e.to_string())
+        })?;
+    Ok(TransportPolicy {
+        mode,
+        ..TransportPolicy::default()
+    })
 }
 
 /// Starts playing as `name` with a matchmaker's ticket: connects to

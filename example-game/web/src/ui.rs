@@ -183,6 +183,8 @@ impl KillFeed {
 /// The figures of the network overlay.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetFigures {
+    /// The transport in use (`webtransport`, `websocket`).
+    pub transport: Option<&'static str>,
     /// Smoothed round trip, ms.
     pub rtt_ms: Option<f64>,
     /// Snapshots applied per second.
@@ -207,6 +209,7 @@ pub fn net_overlay(f: &NetFigures) -> String {
         .rtt_ms
         .map_or_else(|| "–".to_owned(), |r| format!("{r:.0} ms"));
     let tick = f.tick.map_or_else(|| "–".to_owned(), |t| t.to_string());
+    let _ = writeln!(s, "via      {}", f.transport.unwrap_or("–"));
     let _ = writeln!(s, "rtt      {rtt}");
     let _ = writeln!(s, "snaps    {:.0}/s", f.snapshots_per_sec);
     let _ = writeln!(s, "down     {:.1} KB/s", f.bytes_per_sec / 1000.0);
@@ -468,6 +471,7 @@ mod tests {
     #[test]
     fn overlay_has_fixed_labels() {
         let text = net_overlay(&NetFigures {
+            transport: Some("webtransport"),
             rtt_ms: Some(41.6),
             snapshots_per_sec: 30.0,
             bytes_per_sec: 12_345.0,
@@ -478,9 +482,9 @@ mod tests {
         });
         assert_eq!(
             text,
-            "rtt      42 ms\nsnaps    30/s\ndown     12.3 KB/s\ntick     999\n\
+            "via      webtransport\nrtt      42 ms\nsnaps    30/s\ndown     12.3 KB/s\ntick     999\n\
              interp   67 ms\nfixes    0/s\nfps      60"
         );
-        assert!(net_overlay(&NetFigures::default()).starts_with("rtt      –\n"));
+        assert!(net_overlay(&NetFigures::default()).starts_with("via      –\nrtt      –\n"));
     }
 }

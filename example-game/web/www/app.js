@@ -66,7 +66,7 @@ async function play(name = nameInput.value) {
       return false;
     }
   } else {
-    start('game', name, params.get('server'));
+    start('game', name, params.get('server'), params.get('transport'));
   }
   form.classList.add('hidden');
   document.getElementById('game').focus();

@@ -16,6 +16,8 @@ const seen = {
   badChanges: 0,
   /** The world as rebuilt from the change callbacks alone: id -> state. */
   world: new Map(),
+  /** When each snapshot was applied (`performance.now()`, ms). */
+  arrivals: [],
 };
 let client;
 let holding;
@@ -34,13 +36,17 @@ function plain(v) {
 }
 
 window.sdk = {
-  /** Connects as `name` (to this page's server unless `url` is given). */
-  start(name, url) {
+  /**
+   * Connects as `name` (to this page's server unless `url` is given); `options` are more
+   * connect options (`transport`, `webTransportDeadlineMs`, `rememberFailureMs`).
+   */
+  start(name, url, options = {}) {
     client = new TickwireClient(url);
     client.onStatus((s) => { seen.statuses.push(s.status); show(); });
     client.onEvent((e) => { seen.events.push(e); });
     client.onSnapshot((c) => {
       seen.snapshots += 1;
+      seen.arrivals.push(performance.now());
       seen.tick = c.tick;
       // Ids only (arrays of numbers); the states are read on demand.
       if (!(Array.isArray(c.added) && Array.isArray(c.changed) && Array.isArray(c.removed))) {
@@ -51,11 +57,29 @@ window.sdk = {
       for (const id of c.removed) { seen.world.delete(id); seen.removed += 1; }
       if (seen.snapshots % 30 === 1) show();
     });
-    client.connect({ auth: name });
+    client.connect({ auth: name, ...options });
   },
   status: () => client?.status().status ?? 'none',
+  /** The transport in use: "webtransport", "websocket" or undefined. */
+  transport: () => client?.transport,
+  /** Drops the transport like a network loss (see `interruptTransport`). */
+  interrupt: (markWebTransportFailed) => client.interruptTransport(markWebTransportFailed),
+  /**
+   * The intervals between applied snapshots from now on, for `ms` milliseconds: resolves to
+   * `{count, p50, p99, max}` (ms).
+   */
+  async snapshotIntervals(ms) {
+    const from = seen.arrivals.length;
+    await new Promise((r) => setTimeout(r, ms));
+    const t = seen.arrivals.slice(from);
+    const d = t.slice(1).map((x, i) => x - t[i]).sort((a, b) => a - b);
+    const q = (p) => (d.length ? d[Math.min(d.length - 1, Math.ceil(p * d.length) - 1)] : null);
+    return { count: d.length, p50: q(0.5), p99: q(0.99), max: d.length ? d[d.length - 1] : null };
+  },
   statuses: () => seen.statuses,
   stats: () => client.stats(),
+  /** The client's world now: `{id, state}` objects. */
+  entities: () => client.entities(),
   clientId: () => client.clientId,
   /** The entity `YouAre` named, from the game's events. */
   youAre: () => seen.events.find((e) => e.YouAre)?.YouAre.entity,

@@ -64,105 +64,23 @@ use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Reflect};
 use rustc_hash::FxHashMap;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tickwire_shared::client::{Changes, ClientWorld, Event, SendMessageError};
 use tickwire_shared::{GameProtocol, Hello, NetId};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::connection::{Connection, Status};
-use crate::reconnect::Ending;
-use crate::socket::{self, SocketApp, WebSocketClient, now_ms};
+use crate::connection::Connection;
+use crate::socket::{self, GameClient, SocketApp, now_ms};
 use crate::stats::NetStats;
+
+mod shapes;
+pub use shapes::TS_COMMON;
+use shapes::{ConnectOptions, StatusView, status_view};
 
 /// How often the session's timers (pings, timeouts, reconnects) run while
 /// connected, in milliseconds.
 pub const TIMER_MS: i32 = 50;
-
-/// The TypeScript declarations shared by every game's class; the macro
-/// writes them into the game's `.d.ts` (with the game's aliases).
-pub const TS_COMMON: &str = r#"
-/** One entity: its id and its state (a plain object of the game's type; read-only, shared until the entity changes). */
-export interface TickwireEntity<S> { id: number; state: S }
-/** The ids that one applied snapshot added, changed and removed, sorted; read the states with `entity(id)`. */
-export interface TickwireChanges {
-  tick: number;
-  added: number[];
-  changed: number[];
-  removed: number[];
-}
-/** How to join: `auth` goes to the server's auth hook, `room` names a room, `seatToken` is a matchmaker's ticket. */
-export interface TickwireConnectOptions { auth?: string; room?: string; seatToken?: string }
-/** Where the connection stands; `reason` says why it ended, `retryInMs` when the next attempt starts. */
-export interface TickwireStatus {
-  status: "idle" | "connecting" | "connected" | "waiting" | "stopped";
-  reason?: string;
-  retryInMs?: number;
-}
-/** Network figures (rates over the last second). */
-export interface TickwireStats {
-  status: "idle" | "connecting" | "connected" | "waiting" | "stopped";
-  connected: boolean;
-  tick: number | undefined;
-  rttMs: number | undefined;
-  snapshotsPerSec: number;
-  bytesInPerSec: number;
-  bytesOutPerSec: number;
-  entityCount: number;
-  pendingInputs: number;
-  reconnectAttempts: number;
-}
-"#;
-
-/// The options of `connect`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ConnectOptions {
-    auth: Option<String>,
-    room: Option<String>,
-    seat_token: Option<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct StatusView {
-    status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retry_in_ms: Option<f64>,
-}
-
-/// Words for how a connection ended.
-fn ending_reason(ending: &Ending) -> String {
-    match ending {
-        Ending::CannotConnect => "cannot connect".to_owned(),
-        Ending::Rejected { code, message } => format!("rejected ({code:?}): {message}"),
-        Ending::Closed { code, reason } => format!("closed ({code:?}): {reason}"),
-        Ending::ProtocolError(msg) => format!("protocol error: {msg}"),
-        Ending::Lost => "connection lost".to_owned(),
-        Ending::Left => "left".to_owned(),
-    }
-}
-
-fn status_view(status: &Status, now_ms: f64) -> StatusView {
-    let (reason, retry_in_ms) = match status {
-        Status::Waiting {
-            ending,
-            retry_at_ms,
-        } => (
-            Some(ending_reason(ending)),
-            Some((retry_at_ms - now_ms).max(0.0)),
-        ),
-        Status::Stopped(ending) => (Some(ending_reason(ending)), None),
-        _ => (None, None),
-    };
-    StatusView {
-        status: status.name(),
-        reason,
-        retry_in_ms,
-    }
-}
 
 /// Plain objects: structs as objects, maps as objects, `u64` as numbers
 /// where they fit (ids and ticks are `u32`).
@@ -647,7 +565,7 @@ type Timer = (i32, Closure<dyn FnMut()>);
 /// A game's connection driven from JavaScript; the macro
 /// [`export_js_api!`](crate::export_js_api) wraps it in the exported class.
 pub struct JsClient<G: GameProtocol> {
-    ws: WebSocketClient<JsApp<G>>,
+    ws: GameClient<JsApp<G>>,
     timer: RefCell<Option<Timer>>,
 }
 
@@ -671,17 +589,21 @@ impl<G: GameProtocol> JsClient<G> {
             scratch: Vec::new(),
         };
         Ok(Self {
-            ws: WebSocketClient::new(url, app),
+            ws: GameClient::new(url, app),
             timer: RefCell::new(None),
         })
     }
 
     /// Connects (or reconnects with other options) with `options`
-    /// (`{auth?, room?, seatToken?}`, or `undefined`), and keeps the
-    /// session's timers running until [`JsClient::close`].
+    /// (`{auth?, room?, seatToken?, transport?, webTransportDeadlineMs?,
+    /// rememberFailureMs?}`, or `undefined`), and keeps the session's
+    /// timers running until [`JsClient::close`]. The transport options
+    /// make a [`crate::transport::TransportPolicy`] (defaults: `"auto"`, 2,500 ms, 10
+    /// minutes).
     ///
     /// # Errors
-    /// When `options` is not such an object.
+    /// When `options` is not such an object, names an unknown transport,
+    /// or gives a negative or non-finite time.
     pub fn connect(&self, options: JsValue) -> Result<(), JsValue> {
         let options: ConnectOptions = if options.is_undefined() || options.is_null() {
             ConnectOptions::default()
@@ -689,6 +611,10 @@ impl<G: GameProtocol> JsClient<G> {
             serde_wasm_bindgen::from_value(options)
                 .map_err(|e| JsValue::from_str(&format!("connect options: {e}")))?
         };
+        let policy = options
+            .policy()
+            .map_err(|e| JsValue::from_str(&format!("connect options: {e}")))?;
+        self.ws.set_policy(policy);
         let mut hello = Hello::new(G::PROTOCOL_HASH);
         hello.auth_token = options.auth;
         hello.room = options.room;
@@ -850,6 +776,26 @@ impl<G: GameProtocol> JsClient<G> {
                 .and_then(|n| n.session().welcome())
                 .map(|w| w.client_id)
         })
+    }
+
+    /// The transport of the current (or, while waiting, the last)
+    /// attempt: `"webtransport"` or `"websocket"`; `None` before the first.
+    #[must_use]
+    pub fn transport(&self) -> Option<String> {
+        self.ws.transport().map(|k| k.name().to_owned())
+    }
+
+    /// Drops the transport as a network loss would: the client waits, then
+    /// resumes its session. With `webtransport_failed`, WebTransport is
+    /// first remembered as failed for this server (as if it had failed),
+    /// so the session resumes over WebSocket. A testing aid, also for a
+    /// page that knows the network changed.
+    pub fn interrupt_transport(&self, webtransport_failed: bool) {
+        self.ws.interrupt(webtransport_failed);
+        self.ws.with(|app| {
+            app.tell_status(now_ms());
+            app.listeners.queue.schedule();
+        });
     }
 
     /// The newest error met converting a state or an event for a listener
