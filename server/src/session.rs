@@ -500,9 +500,9 @@ async fn drive_inner<G: Game, C: Connection>(
         .as_ref()
         .map(|c| Link::new(c, config.conditioner_seed ^ u64::from(client), C::DATAGRAMS));
     // QuicConfig::redundant_snapshots: a second copy of each snapshot
-    // datagram, half a snapshot interval later.
+    // datagram, a quarter of a snapshot interval later.
     let redundancy = (C::DATAGRAMS && shared.config.listener.quic.redundant_snapshots)
-        .then(|| room_config.snapshot_period() / 2);
+        .then(|| room_config.snapshot_period() / 4);
     let mut copy: Option<(Instant, Bytes)> = None;
     let mut peer = Peer {
         shared,

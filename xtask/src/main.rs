@@ -83,11 +83,12 @@ fn main() -> ExitCode {
             game,
             release: _,
             dev,
-        } => game
-            .map_or(web::Game::ALL.to_vec(), |g| vec![g])
-            .into_iter()
-            .try_for_each(|g| web::build_game(g, !dev).map(drop))
-            .map(|()| ExitCode::SUCCESS),
+        } => setup::ensure_wasm_target().and_then(|()| {
+            game.map_or(web::Game::ALL.to_vec(), |g| vec![g])
+                .into_iter()
+                .try_for_each(|g| web::build_game(g, !dev).map(drop))
+                .map(|()| ExitCode::SUCCESS)
+        }),
         Task::Play { game, server_args } => play::run(game, &server_args),
         Task::Bench(args) => bench::run(&args),
     };

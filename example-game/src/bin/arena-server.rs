@@ -58,7 +58,7 @@ struct Args {
     no_webtransport: bool,
 
     /// On QUIC, send each snapshot datagram once only (by default a copy
-    /// follows half a snapshot interval later, to mask datagram loss).
+    /// follows a quarter of a snapshot interval later, to mask datagram loss).
     #[arg(long)]
     no_redundant_snapshots: bool,
 

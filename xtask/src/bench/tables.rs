@@ -601,7 +601,7 @@ pub(crate) fn transport(ctx: &Ctx, z: &Sizes) -> Result<Section> {
          layer, so the same settings for both transports, shaped by each: what travels on a \
          reliable stream (everything on WSS) loses a round trip per loss and holds back what \
          follows, as on TCP; QUIC's snapshot datagrams get plain loss, and the server sends a \
-         redundant copy half an interval later unless a newer snapshot supersedes it).\n\n\
+         redundant copy a quarter of an interval later unless a newer snapshot supersedes it).\n\n\
          | transport | loss | snapshot interval p50 / p99 (ms) | staleness p50 / p99 (ms) | snapshots / client / s | bots CPU |\n\
          |---|---|---|---|---|---|\n",
         z.transport_bots
