@@ -1,6 +1,6 @@
 //! The room core: one world, one game, its clients, and `tick(now)`.
 //!
-//! A [`Room`] is a plain struct with no IO: the room task (`rooms.rs`)
+//! A [`Room`] is a plain struct with no IO: the room task (`rooms/task.rs`)
 //! feeds it joins and messages and calls [`Room::tick`] on schedule; tests
 //! drive it directly with a virtual clock. Outgoing bytes go into each
 //! client's [`Outbox`]; the room never waits on a socket.
