@@ -480,6 +480,16 @@ where
         self.advance_to(end);
     }
 
+    /// Holds the room's ticks for `d`, as a preempted room task or a
+    /// stalled server process does: the links keep delivering and the
+    /// clients keep running; then ticks resume, numbered on (the room's
+    /// schedule re-anchors after an overrun rather than catching up).
+    pub fn stall(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.advance_to(end);
+        self.next_tick = self.next_tick.max(end);
+    }
+
     /// Moves the clock to `t`, delivering packets and firing client timers
     /// at their exact times.
     fn advance_to(&mut self, t: Duration) {

@@ -6,69 +6,17 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use tickwire_server::ServerConfig;
 use tickwire_server::stats::SentCounters;
 use tickwire_server::testkit::{Harness, HarnessConfig};
-use tickwire_server::world::EntityKey;
-use tickwire_server::{AuthError, ClientId, Ctx, Game, InputMeta, LeaveReason, ServerConfig};
+use tickwire_shared::CloseCode;
 use tickwire_shared::client::Event;
 use tickwire_shared::conditioner::ConditionerConfig;
-use tickwire_shared::{CloseCode, GameProtocol};
 
-struct Proto;
+#[path = "support/swarm.rs"]
+mod swarm;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Dot {
-    x: i32,
-    y: i32,
-}
-
-impl GameProtocol for Proto {
-    const NAME: &'static str = "falling-behind";
-    const VERSION: u32 = 1;
-    type Input = ();
-    type EntityState = Dot;
-    type Event = ();
-    type Message = ();
-}
-
-/// `DOTS` entities that all move every tick; everyone sees everything.
-struct Swarm(Vec<EntityKey>);
-
-const DOTS: i32 = 200;
-
-impl Game for Swarm {
-    type Protocol = Proto;
-    type User = ();
-    type View = ();
-
-    fn on_auth(&mut self, _: Option<&str>) -> Result<(), AuthError> {
-        Ok(())
-    }
-
-    fn on_join(&mut self, ctx: &mut Ctx<'_, Self>, _: ClientId, (): ()) {
-        if self.0.is_empty() {
-            let tick = ctx.tick();
-            self.0 = (0..DOTS)
-                .map(|i| ctx.world.spawn(tick, Dot { x: i, y: -i }))
-                .collect();
-        }
-    }
-
-    fn on_input(&mut self, _: &mut Ctx<'_, Self>, _: ClientId, (): (), _: InputMeta) {}
-
-    fn on_tick(&mut self, ctx: &mut Ctx<'_, Self>, _: f32) {
-        let t = ctx.tick() as i32;
-        for (i, key) in self.0.iter().enumerate() {
-            if let Some(d) = ctx.world.get_mut(*key) {
-                d.x = d.x.wrapping_add(1 + (i as i32 + t) % 5);
-                d.y = d.y.wrapping_sub(1);
-            }
-        }
-    }
-
-    fn on_leave(&mut self, _: &mut Ctx<'_, Self>, _: ClientId, _: LeaveReason) {}
-}
+use swarm::Swarm;
 
 const TICK_RATE: u16 = 60;
 const CLIENTS: usize = 6;
@@ -79,7 +27,7 @@ fn link() -> ConditionerConfig {
 
 fn harness(server: ServerConfig) -> Harness<Swarm> {
     Harness::new(
-        Swarm(Vec::new()),
+        Swarm::default(),
         HarnessConfig::default()
             .with_server(server.with_tick_rate(TICK_RATE))
             .with_link(link())
