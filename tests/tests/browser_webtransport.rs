@@ -2,7 +2,8 @@
 //! unlike the other browser tests): the arena demo plays over WebTransport,
 //! which the server's `tickwire_sessions_total{transport}` confirms; with
 //! the server's WebTransport off, or its UDP port silent, it plays over
-//! WSS; a session interrupted on WebTransport resumes over WSS with the same
+//! WSS; a session interrupted on WebTransport resumes over WSS (or, when
+//! WebTransport is not marked failed, over WebTransport again) with the same
 //! player; and (figures printed) the snapshot interval under loss.
 //!
 //! The Prometheus recorder is global to the process, so the tests here run
@@ -306,8 +307,29 @@ async fn without_webtransport_the_demo_plays_over_wss() -> Result<()> {
 /// remembered as failed) and resumes over WSS as the same player.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webtransport_session_resumes_over_wss_as_the_same_player() -> Result<()> {
+    resumes_after_a_loss(true).await
+}
+
+/// A session that began over WebTransport loses its transport
+/// (`interruptTransport(false)`: a plain network loss) and resumes over
+/// WebTransport again as the same player.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webtransport_session_resumes_over_webtransport_as_the_same_player() -> Result<()> {
+    resumes_after_a_loss(false).await
+}
+
+/// Plays over WebTransport, drops the transport (WebTransport remembered as
+/// failed when `mark_failed`), and checks that the session resumes, over
+/// WSS when `mark_failed` and over WebTransport otherwise, with the same
+/// client id and entity.
+async fn resumes_after_a_loss(mark_failed: bool) -> Result<()> {
     let _serial = SERIAL.lock().await;
     tickwire_tests::init_tracing();
+    let (then, expect_wt, expect_wss) = if mark_failed {
+        ("websocket", 1, 1)
+    } else {
+        ("webtransport", 2, 0)
+    };
     let page = server(true, None).await?;
     let mut observer = Observer::connect(page.addr, page.tls.clone()).await?;
     let before = Count::now().await?;
@@ -321,16 +343,20 @@ async fn a_webtransport_session_resumes_over_wss_as_the_same_player() -> Result<
         .until(Duration::from_secs(10), |w| player(w, "hopper").is_some())
         .await?;
 
-    browser.eval(&tab, "window.sdk.interrupt(true)").await?;
+    browser
+        .eval(&tab, &format!("window.sdk.interrupt({mark_failed})"))
+        .await?;
     browser
         .wait_for(
             &tab,
-            "window.sdk.statuses().includes('waiting') && window.sdk.status() === 'connected' \
-             && window.sdk.transport() === 'websocket'",
+            &format!(
+                "window.sdk.statuses().includes('waiting') && window.sdk.status() === 'connected' \
+                 && window.sdk.transport() === '{then}'"
+            ),
             T,
         )
         .await
-        .context("the session did not come back over WSS")?;
+        .with_context(|| format!("the session did not come back over {then}"))?;
     // The same player: the same client id and entity, seen by the page
     // through fresh snapshots and by the server's other player.
     let mine = "window.sdk.stats().snapshotsPerSec > 0 && window.sdk.entities() \
@@ -360,13 +386,13 @@ async fn a_webtransport_session_resumes_over_wss_as_the_same_player() -> Result<
     );
     let count = before.since().await?;
     ensure!(
-        count.webtransport == 1 && count.wss == 1,
+        count.webtransport == expect_wt && count.wss == expect_wss,
         "webtransport {}, wss {}",
         count.webtransport,
         count.wss
     );
     let statuses = browser.eval(&tab, "window.sdk.statuses()").await?;
-    println!("resumed over WSS as entity {me} (client {client_id}); statuses {statuses}");
+    println!("resumed over {then} as entity {me} (client {client_id}); statuses {statuses}");
     browser.eval(&tab, "window.sdk.close()").await?;
     page.server.shutdown().await;
     Ok(())
