@@ -351,6 +351,26 @@ impl TestServer {
         tickwire_server::tls::client_config_trusting(id.leaf(), &[]).expect("client config")
     }
 
+    /// A raw quinn connection to the server's QUIC address with `alpn`
+    /// (`tickwire/1` for the native protocol, `h3` for WebTransport), for
+    /// tests that speak below the protocol. Keep the endpoint alive as long
+    /// as the connection.
+    pub async fn raw_quic(&self, alpn: &[&[u8]]) -> Result<(quinn::Endpoint, quinn::Connection)> {
+        let id = self.server.tls_identity().context("TLS is off")?;
+        let tls = tickwire_server::tls::client_config_trusting(id.leaf(), alpn)?;
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+        let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+        let addr = self.server.quic_addr().context("QUIC is off")?;
+        let conn = endpoint
+            .connect_with(
+                quinn::ClientConfig::new(Arc::new(crypto)),
+                addr,
+                "localhost",
+            )?
+            .await?;
+        Ok((endpoint, conn))
+    }
+
     /// TLS connection to the server (no WebSocket yet).
     pub async fn tls_connect(&self) -> Result<TlsStream<TcpStream>> {
         let tcp = TcpStream::connect(self.server.local_addr()).await?;

@@ -3,7 +3,6 @@
 //! delaying, reordering link; and hostile QUIC peers closed with a code and a
 //! reason while a good client in the same room plays on.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
@@ -239,26 +238,6 @@ async fn quic_connects_through_a_retry() -> Result<()> {
     Ok(())
 }
 
-/// A raw quinn connection to the test server, with `alpn`.
-async fn raw_quic(
-    server: &TestServer,
-    alpn: &[&[u8]],
-) -> Result<(quinn::Endpoint, quinn::Connection)> {
-    let id = server.server.tls_identity().expect("TLS");
-    let tls = tickwire_server::tls::client_config_trusting(id.leaf(), alpn)?;
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
-    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
-    let addr = server.server.quic_addr().expect("QUIC is on");
-    let conn = endpoint
-        .connect_with(
-            quinn::ClientConfig::new(Arc::new(crypto)),
-            addr,
-            "localhost",
-        )?
-        .await?;
-    Ok((endpoint, conn))
-}
-
 /// Waits for the server to close `conn`; returns its code and reason.
 async fn closed_with(conn: &quinn::Connection) -> Result<(u64, String)> {
     let e = tokio::time::timeout(DEADLINE, conn.closed())
@@ -290,7 +269,7 @@ async fn hostile_quic_peers_are_closed_with_a_code_and_the_room_plays_on() -> Re
     let mut good = TestClient::connect(&quic_url(&server), trust(&server)).await?;
 
     // A length prefix over the limit: closed before the server reads it.
-    let (_e1, conn) = raw_quic(&server, &[QUIC_ALPN]).await?;
+    let (_e1, conn) = server.raw_quic(&[QUIC_ALPN]).await?;
     let (mut send, _recv) = conn.open_bi().await?;
     send.write_all(&u32::MAX.to_le_bytes()).await?;
     let (code, reason) = closed_with(&conn).await?;
@@ -301,7 +280,7 @@ async fn hostile_quic_peers_are_closed_with_a_code_and_the_room_plays_on() -> Re
     ensure!(reason.contains("exceeds the limit"), "{reason}");
 
     // Garbage inside a well-framed message.
-    let (_e2, conn) = raw_quic(&server, &[QUIC_ALPN]).await?;
+    let (_e2, conn) = server.raw_quic(&[QUIC_ALPN]).await?;
     let (mut send, _recv) = conn.open_bi().await?;
     send.write_all(&frame_header(3, 4096)?).await?;
     send.write_all(&[0xff, 0xff, 0xff]).await?;
@@ -312,7 +291,7 @@ async fn hostile_quic_peers_are_closed_with_a_code_and_the_room_plays_on() -> Re
     );
 
     // A flood of datagrams after a valid hello.
-    let (_e3, conn) = raw_quic(&server, &[QUIC_ALPN]).await?;
+    let (_e3, conn) = server.raw_quic(&[QUIC_ALPN]).await?;
     let (_send, _recv) = hello_stream(&conn).await?;
     let ping = Bytes::from(ClientMessage::<TestInput>::Ping { nonce: 1 }.to_bytes()?);
     let flood = async {
@@ -331,7 +310,7 @@ async fn hostile_quic_peers_are_closed_with_a_code_and_the_room_plays_on() -> Re
     );
 
     // The wrong ALPN fails the TLS handshake.
-    let wrong = raw_quic(&server, &[b"h2"]).await;
+    let wrong = server.raw_quic(&[b"h2"]).await;
     ensure!(wrong.is_err(), "a wrong ALPN was accepted");
 
     // Meanwhile the good client kept playing.
@@ -400,11 +379,11 @@ async fn quic_without_a_stream_times_out_and_caps_are_shared_with_wss() -> Resul
 
     // A connection that never opens its stream is closed at the handshake
     // deadline (2 s in the test config), with the code.
-    let (_e1, idle) = raw_quic(&server, &[QUIC_ALPN]).await?;
+    let (_e1, idle) = server.raw_quic(&[QUIC_ALPN]).await?;
     // One WSS connection takes the second slot of this IP.
     let _wss = TestClient::connect(&server.ws_url(), trust(&server)).await?;
     // A third connection, over QUIC, is over the per-IP cap: refused.
-    let third = raw_quic(&server, &[QUIC_ALPN]).await;
+    let third = server.raw_quic(&[QUIC_ALPN]).await;
     ensure!(
         third.is_err(),
         "a third connection from one IP was accepted"

@@ -5,7 +5,6 @@
 //! peers closed with a code and a reason while a good client plays on, and
 //! the switch that turns WebTransport off.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
@@ -393,18 +392,7 @@ async fn hostile_webtransport_peers_are_closed_with_a_code_and_the_room_plays_on
     // HTTP/3 without WebTransport: a plain QUIC connection with ALPN h3
     // that never sends SETTINGS is closed when the handshake deadline ends
     // (here: at once, since the peer finishes its control stream).
-    let id = server.server.tls_identity().context("TLS")?;
-    let tls = tickwire_server::tls::client_config_trusting(id.leaf(), &[b"h3"])?;
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
-    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
-    let quic = server.server.quic_addr().context("QUIC")?;
-    let conn = endpoint
-        .connect_with(
-            quinn::ClientConfig::new(Arc::new(crypto)),
-            quic,
-            "localhost",
-        )?
-        .await?;
+    let (_endpoint, conn) = server.raw_quic(&[b"h3"]).await?;
     let mut control = conn.open_uni().await?;
     control.write_all(&[0xff, 0xff]).await?;
     control.finish()?;
