@@ -1,5 +1,7 @@
 //! The client world's index from entity ids to slots: a vector sorted by
-//! id. Lookups are a binary search; iteration is in id order with no
+//! id. Lookups are a binary search, or, for the increasing ids of a
+//! snapshot section, a cursor whose search is bounded by the id gap (one
+//! load when ids are dense); iteration is in id order with no
 //! pointer chasing; new ids are merged in one pass from the back (a first
 //! snapshot costs one move per entity and no allocation per entity), and
 //! removed ids leave in one pass.
@@ -22,6 +24,36 @@ impl Index {
             .binary_search_by_key(&id, |e| e.0)
             .ok()
             .map(|i| self.entries[i].1)
+    }
+
+    /// Looks up `id` at or after position `*from` and leaves `*from` at the
+    /// first entry not below `id`: for a run of strictly increasing ids (a
+    /// snapshot section), start at 0 and pass the same cursor each time.
+    ///
+    /// Ids are unique integers in increasing order, so `id` is at most
+    /// `id − first` entries past the entry `first` at the cursor: in a
+    /// world whose ids are dense (as servers hand them out) the entry at
+    /// that bound is `id` itself, one load instead of a search; otherwise
+    /// only the entries up to the bound are searched.
+    #[inline]
+    pub(super) fn seek(&self, id: NetId, from: &mut usize) -> Option<u32> {
+        let e = &self.entries;
+        let start = (*from).min(e.len());
+        debug_assert!(start == 0 || e[start - 1].0 < id, "ids must increase");
+        let first = e.get(start)?.0;
+        if id <= first {
+            *from = start;
+            return (id == first).then(|| e[start].1);
+        }
+        let span = usize::try_from(id.0 - first.0).unwrap_or(usize::MAX);
+        let bound = e.len().min(start.saturating_add(span).saturating_add(1));
+        let i = if e[bound - 1].0 == id {
+            bound - 1
+        } else {
+            start + e[start..bound].partition_point(|x| x.0 < id)
+        };
+        *from = i;
+        e.get(i).filter(|x| x.0 == id).map(|x| x.1)
     }
 
     pub(super) fn iter(&self) -> impl Iterator<Item = (NetId, u32)> + '_ {
@@ -122,5 +154,28 @@ mod tests {
         assert_eq!(index.get(NetId(20)), Some(20));
         assert_eq!(index.get(NetId(21)), None);
         assert_eq!(index.len(), want.len());
+    }
+
+    #[test]
+    fn seeking_increasing_ids_finds_what_get_finds() {
+        let mut index = Index::default();
+        // Dense ids 1..=100 (found at the bound), then every third id from
+        // 103 (searched), then one far id.
+        let ids = (1..=100).chain((103..400).step_by(3)).chain([5_000]);
+        let mut fresh: Vec<_> = ids.zip(0..).map(|(id, slot)| (NetId(id), slot)).collect();
+        index.insert_sorted(&mut fresh);
+        let n = index.len();
+        // Near ids, far ones, misses, past the end.
+        for step in [1, 2, 5, 40, 97, 700] {
+            let mut at = 0;
+            for id in (0..650).step_by(step).chain([5_000, 6_000]) {
+                assert_eq!(index.seek(NetId(id), &mut at), index.get(NetId(id)), "{id}");
+            }
+        }
+        assert_eq!(index.get(NetId(5_000)), Some(n as u32 - 1));
+        let mut at = 0;
+        assert_eq!(index.seek(NetId(4_000), &mut at), None);
+        assert_eq!(at, n - 1);
+        assert_eq!(Index::default().seek(NetId(1), &mut 0), None);
     }
 }

@@ -422,10 +422,14 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
 
         let n_removed = r.count("removed entities", max, 1)?;
         let mut ids = IdDecoder::default();
+        // Each section's ids increase: one index cursor per section.
+        let mut at = 0;
         for _ in 0..n_removed {
             let id = ids.read(r)?;
             let slot = self
-                .slot_at(id, base)
+                .index
+                .seek(id, &mut at)
+                .filter(|&slot| self.slots[slot as usize].at(base).is_some())
                 .ok_or_else(|| missing(id, "removed entity"))?;
             self.updates.push((id, Some(slot), None));
             len -= 1;
@@ -433,12 +437,13 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
 
         let n_patched = r.count("patched entities", max, 2)?;
         let mut ids = IdDecoder::default();
+        let mut at = 0;
         for _ in 0..n_patched {
             let id = ids.read(r)?;
             // One index lookup and one version scan per patched entity.
             let (slot, old) = self
                 .index
-                .get(id)
+                .seek(id, &mut at)
                 .and_then(|slot| Some((slot, self.slots[slot as usize].at(base)?)))
                 .ok_or_else(|| missing(id, "patched entity"))?;
             let mut state = old.clone();
@@ -457,9 +462,10 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         let n_full = r.count("full entities", max, 1)?;
         let mut ids = IdDecoder::default();
         let mut templates = Templates::default();
+        let mut at = 0;
         for _ in 0..n_full {
             let id = ids.read(r)?;
-            let slot = self.index.get(id);
+            let slot = self.index.seek(id, &mut at);
             let own = slot.and_then(|s| self.slots[s as usize].newest());
             let picked = match own {
                 Some(own) => [Some(own), None],
@@ -472,13 +478,16 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
             self.updates.push((id, slot, Some(state)));
         }
 
-        // Sections are each sorted; an id in two of them is an error.
-        self.updates.sort_unstable_by_key(|(id, _, _)| *id);
-        if let Some(w) = self.updates.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(DecodeError::Invalid {
-                what: "delta",
-                detail: format!("entity {} is in two sections", w[0].0),
-            });
+        // Sections are each sorted; an id in two of them is an error. The
+        // usual delta has one non-empty section: already in order.
+        if !self.updates.is_sorted_by(|a, b| a.0 < b.0) {
+            self.updates.sort_unstable_by_key(|(id, _, _)| *id);
+            if let Some(w) = self.updates.windows(2).find(|w| w[0].0 == w[1].0) {
+                return Err(DecodeError::Invalid {
+                    what: "delta",
+                    detail: format!("entity {} is in two sections", w[0].0),
+                });
+            }
         }
         let len = usize::try_from(len).unwrap_or(0);
         if len > max {
@@ -489,12 +498,6 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
             });
         }
         Ok(len)
-    }
-
-    /// The slot of `id` when the entity exists at tick `tick`.
-    fn slot_at(&self, id: NetId, tick: u32) -> Option<u32> {
-        let slot = self.index.get(id)?;
-        self.slots[slot as usize].at(tick).map(|_| slot)
     }
 
     /// A slot for the new entity `id`, listed in `fresh` for
@@ -610,8 +613,11 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
     fn trim(&mut self, slot: u32, tick: u32) {
         let s = &mut self.slots[slot as usize];
         let at_or_before = s.versions.iter().take_while(|(t, _)| *t <= tick).count();
-        if at_or_before > 1 {
-            s.versions.drain(..at_or_before - 1);
+        match at_or_before {
+            0 | 1 => {}
+            // The usual case: one version older than `tick`.
+            2 => drop(s.versions.remove(0)),
+            n => drop(s.versions.drain(..n - 1)),
         }
         if s.versions.len() == 1 && s.versions[0].1.is_none() && s.versions[0].0 <= tick {
             let id = s.id;
