@@ -178,7 +178,8 @@ impl Target {
 }
 
 /// The bench clients' session settings: no pings, no idle timeout (the
-/// server's own policy applies).
+/// server's own policy applies), and explicit acks (`--ack-every` decides
+/// them; header-only clients ack by hand), as before implicit acks.
 fn session_config(ack_every: u32) -> ClientConfig {
     let acks = AckPolicy {
         every: ack_every,
@@ -189,6 +190,7 @@ fn session_config(ack_every: u32) -> ClientConfig {
         .with_ping_interval(None)
         .with_idle_timeout(None)
         .with_handshake_timeout(Duration::from_secs(30))
+        .with_implicit_acks(false)
 }
 
 /// Sends what the session wants to send.

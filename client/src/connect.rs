@@ -83,6 +83,13 @@ pub struct ConnectOptions {
     /// When applied snapshots are acknowledged (PROTOCOL.md §8.7). Default:
     /// [`AckPolicy::EVERY_SNAPSHOT`]; [`AckPolicy::DELAYED`] sends fewer.
     pub acks: AckPolicy,
+    /// Ask for implicit acks (PROTOCOL.md §8.7,
+    /// [`tickwire_shared::client::ClientConfig::implicit_acks`]): over WSS
+    /// a server that grants them counts each snapshot it writes as
+    /// acknowledged, and no `Ack` is sent (`acks` then applies only where
+    /// they are not granted: QUIC). Turn it off to connect to a server that
+    /// predates the option. Default: true.
+    pub implicit_acks: bool,
 }
 
 impl ConnectOptions {
@@ -101,6 +108,7 @@ impl ConnectOptions {
             conditioner: None,
             defer_acks: false,
             acks: AckPolicy::EVERY_SNAPSHOT,
+            implicit_acks: true,
         }
     }
 
@@ -108,6 +116,13 @@ impl ConnectOptions {
     #[must_use]
     pub fn with_acks(mut self, acks: AckPolicy) -> Self {
         self.acks = acks;
+        self
+    }
+
+    /// Sets [`ConnectOptions::implicit_acks`].
+    #[must_use]
+    pub fn with_implicit_acks(mut self, on: bool) -> Self {
+        self.implicit_acks = on;
         self
     }
 

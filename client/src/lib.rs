@@ -152,6 +152,7 @@ fn session_config(options: &ConnectOptions) -> ClientConfig {
         .with_handshake_timeout(options.handshake_timeout)
         .with_baseline_capacity(options.baseline_capacity)
         .with_acks(options.acks)
+        .with_implicit_acks(options.implicit_acks)
 }
 
 impl<P: GameProtocol> Client<P> {
@@ -667,5 +668,6 @@ fn placeholder_welcome() -> Welcome {
         resume_token: tickwire_shared::ResumeToken([0; 16]),
         room: String::new(),
         resumed: false,
+        implicit_acks: None,
     }
 }

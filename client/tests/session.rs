@@ -238,7 +238,10 @@ async fn deferred_acks_leave_with_the_next_write() {
             // Every snapshot's ack is queued at once, so each one tests the
             // deferral (the default policy queues some of them only with
             // the next inputs: shared's client tests cover that).
-            .with_acks(AckPolicy::EVERY_SNAPSHOT);
+            .with_acks(AckPolicy::EVERY_SNAPSHOT)
+            // Explicit acks: with implicit ones (the default over WSS)
+            // there is no ack to defer.
+            .with_implicit_acks(false);
         let mut client = Client::<Dots>::connect(&url, options)
             .await
             .expect("connects");

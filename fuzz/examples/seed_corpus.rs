@@ -94,6 +94,7 @@ fn server_messages() -> Vec<Vec<u8>> {
             resume_token: ResumeToken::from_random([0xcd; 16]),
             room: "lobby".into(),
             resumed: false,
+            implicit_acks: None,
         }),
         ServerMessage::Reject(Reject {
             code: RejectCode::GameMismatch,

@@ -441,6 +441,7 @@ impl<G: Game> Harness<G> {
             resume_token: ResumeToken(u.arbitrary()?),
             room: short(u, 40)?,
             resumed: u.arbitrary()?,
+            implicit_acks: None,
         };
         let ch = channel(u, 7)?;
         self.server(

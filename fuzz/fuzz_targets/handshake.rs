@@ -53,6 +53,7 @@ fn server_side(hello: Hello, now: Duration, limits: &Limits) {
                         .unwrap_or(ResumeToken::from_random([3; 16])),
                     room: hello.room.clone().unwrap_or_else(|| "lobby".into()),
                     resumed: hello.resume_token.is_some(),
+                    implicit_acks: None,
                 };
                 let (est, msg) = pending.accept::<Event>(welcome.clone());
                 assert_eq!(est.client_id, welcome.client_id);

@@ -373,6 +373,7 @@ impl<G: Game> Room<G> {
             resume_token: token,
             room: self.name.clone(),
             resumed,
+            implicit_acks: None,
         }
     }
 

@@ -120,10 +120,10 @@ pub(crate) async fn run<G: Game, C: Connection>(
             return;
         }
     };
-    let (client, room_tx, rtt) = joined;
+    let (client, room_tx, rtt, implicit) = joined;
     m::clients(1.0);
     shared.rooms.stats().clients(1);
-    let end = drive(&mut conn, &shared, &outbox, client, &room_tx, rtt).await;
+    let end = drive(&mut conn, &shared, &outbox, client, &room_tx, rtt, implicit).await;
     m::clients(-1.0);
     shared.rooms.stats().clients(-1);
     tracing::info!(%peer, transport = C::NAME, client, code = %end.code, reason = %end.reason, "session closed");
@@ -149,7 +149,18 @@ pub(crate) async fn run<G: Game, C: Connection>(
     close(&mut conn, &end, &shared.config.session).await;
 }
 
-type Joined<G> = (ClientId, RoomLink<G>, Arc<Rtt>);
+/// The client, its room, its RTT, and whether it has implicit acks.
+type Joined<G> = (ClientId, RoomLink<G>, Arc<Rtt>, bool);
+
+/// The tick of an encoded `Snapshot` message (its tag, then the tick);
+/// `None` for any other message.
+fn snapshot_tick(bytes: &Bytes) -> Option<u32> {
+    if !tickwire_shared::message::is_snapshot(bytes) {
+        return None;
+    }
+    let mut r = tickwire_shared::Reader::new(&bytes[1..]);
+    r.u32("tick").ok()
+}
 
 async fn handshake<G: Game, C: Connection>(
     conn: &mut C,
@@ -219,7 +230,12 @@ async fn handshake<G: Game, C: Connection>(
         Ok(Ok(j)) => j,
     };
     let client = joined.welcome.client_id;
-    let (_, welcome) = pending.accept::<EventOf<G>>(joined.welcome);
+    // Implicit acks (PROTOCOL.md §8.7) need snapshots delivered reliably
+    // and in order: WSS, not datagrams.
+    let allowed = !C::DATAGRAMS && shared.config.session.implicit_acks;
+    let answer = joined.welcome.answering(pending.hello(), allowed);
+    let implicit = answer.implicit_acks == Some(true);
+    let (_, welcome) = pending.accept::<EventOf<G>>(answer);
     let bytes = welcome
         .to_bytes()
         .map_err(|e| (End::new(CloseCode::InternalError, e.to_string()), None))?;
@@ -236,7 +252,7 @@ async fn handshake<G: Game, C: Connection>(
         return Err((timeout, None));
     }
     m::session_started(C::NAME);
-    Ok((client, tx, rtt))
+    Ok((client, tx, rtt, implicit))
 }
 
 /// A message a session processes (after the optional link conditioner).
@@ -474,8 +490,9 @@ async fn drive<G: Game, C: Connection>(
     client: ClientId,
     room: &RoomLink<G>,
     rtt: Arc<Rtt>,
+    implicit: bool,
 ) -> End {
-    match drive_inner(conn, shared, outbox, client, room, rtt).await {
+    match drive_inner(conn, shared, outbox, client, room, rtt, implicit).await {
         Ok(()) => End::new(CloseCode::Normal, "closed"),
         Err(end) => end,
     }
@@ -488,6 +505,8 @@ async fn drive_inner<G: Game, C: Connection>(
     client: ClientId,
     room: &RoomLink<G>,
     rtt: Arc<Rtt>,
+    // Implicit acks: each snapshot written counts as acknowledged.
+    implicit: bool,
 ) -> Result<(), End> {
     let config = &shared.config.session;
     // The room's rate limits and snapshot rate, which may be its own.
@@ -585,7 +604,13 @@ async fn drive_inner<G: Game, C: Connection>(
                         .map(|_| (Instant::now() + delay, snapshot.clone()));
                 }
                 match &mut link {
-                    None => send(conn, batch.reliable, batch.snapshot, config.write_timeout).await?,
+                    None => {
+                        let written = batch.snapshot.as_ref().filter(|_| implicit).and_then(snapshot_tick);
+                        send(conn, batch.reliable, batch.snapshot, config.write_timeout).await?;
+                        if let Some(tick) = written {
+                            outbox.record_ack(tick);
+                        }
+                    }
                     Some(link) => {
                         link.outbound(batch.reliable, batch.snapshot, conn.max_datagram_size());
                     }
@@ -628,7 +653,17 @@ async fn drive_inner<G: Game, C: Connection>(
                     && link.next_wakeup().is_some_and(|at| at <= now)
                 {
                     let released = link.release();
+                    // Implicit acks are WSS only, where snapshots share
+                    // the stream: count those written.
+                    let written: Vec<u32> = if implicit {
+                        released.reliable.iter().filter_map(snapshot_tick).collect()
+                    } else {
+                        Vec::new()
+                    };
                     send(conn, released.reliable, None, config.write_timeout).await?;
+                    for tick in written {
+                        outbox.record_ack(tick);
+                    }
                     for s in released.snapshots {
                         send(conn, Vec::new(), Some(s), config.write_timeout).await?;
                     }

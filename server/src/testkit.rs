@@ -772,7 +772,10 @@ where
                     self.next_client_id += 1;
                 }
                 c.server = ServerSide::Joined(joined.welcome.client_id);
-                let (_, msg) = received.accept::<()>(joined.welcome);
+                // The harness sends snapshots as datagrams, as QUIC does:
+                // no implicit acks (PROTOCOL.md §8.7).
+                let welcome = joined.welcome.answering(received.hello(), false);
+                let (_, msg) = received.accept::<()>(welcome);
                 if let Ok(bytes) = msg.to_bytes() {
                     send_down(c, now, Bytes::from(bytes));
                 }

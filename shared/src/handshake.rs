@@ -61,7 +61,20 @@ pub struct Hello {
     /// ends after `resume_token`, byte for byte the hello of clients that
     /// predate matchmaking (docs/PROTOCOL.md §6.1).
     pub seat_token: Option<String>,
+    /// Asks the server for implicit acks (PROTOCOL.md §8.7): on a
+    /// transport that delivers snapshots in order and reliably (WSS), the
+    /// server counts a snapshot as acknowledged once it has written it, and
+    /// the client sends no `Ack` for it. The server answers in
+    /// [`Welcome::implicit_acks`]. Sent as bit 0 of the optional trailing
+    /// `options` field; a hello without it is byte for byte the hello of
+    /// clients that predate it. [`crate::client::ClientSession`] sets it
+    /// from [`crate::client::ClientConfig::implicit_acks`].
+    pub implicit_acks: bool,
 }
+
+/// Bit 0 of the hello's and the welcome's trailing `options` field:
+/// implicit acks (PROTOCOL.md §5.2, §8.7).
+const OPTION_IMPLICIT_ACKS: u32 = 1;
 
 impl Hello {
     /// A hello for game hash `game_hash`, with no room, auth or resume.
@@ -74,6 +87,7 @@ impl Hello {
             auth_token: None,
             resume_token: None,
             seat_token: None,
+            implicit_acks: false,
         }
     }
 
@@ -89,11 +103,24 @@ impl Hello {
                 w.raw(&t.0);
             }
         }
-        // Optional trailing field: written only when present, so a hello
-        // without a seat token is exactly a protocol-1 hello of old.
-        if let Some(seat) = &self.seat_token {
-            w.u8(1);
-            w.str(seat);
+        // Optional trailing fields: written only when present, so a hello
+        // without a seat token or options is exactly a protocol-1 hello of
+        // old. Options after no seat token write the seat token's `00`.
+        let options = if self.implicit_acks {
+            OPTION_IMPLICIT_ACKS
+        } else {
+            0
+        };
+        match &self.seat_token {
+            Some(seat) => {
+                w.u8(1);
+                w.str(seat);
+            }
+            None if options != 0 => w.u8(0),
+            None => {}
+        }
+        if options != 0 {
+            w.u32(options);
         }
     }
 
@@ -114,12 +141,19 @@ impl Hello {
             None
         };
         // The message may end here (no seat token); otherwise an option tag
-        // and the token follow.
+        // and the token follow, and then it may end or the options follow.
         let seat_token = if r.remaining() == 0 {
             None
         } else {
             r.opt_str("seat token", limits.max_seat_token_bytes)?
                 .map(str::to_owned)
+        };
+        // Bits this version does not know are ignored: the welcome answers
+        // only the ones the server knows.
+        let options = if r.remaining() == 0 {
+            0
+        } else {
+            r.u32("hello options")?
         };
         Ok(Self {
             protocol_version,
@@ -128,6 +162,7 @@ impl Hello {
             auth_token,
             resume_token,
             seat_token,
+            implicit_acks: options & OPTION_IMPLICIT_ACKS != 0,
         })
     }
 }
@@ -149,6 +184,15 @@ pub struct Welcome {
     pub room: String,
     /// True when this resumed an earlier session (same client id and entity).
     pub resumed: bool,
+    /// The answer to [`Hello::implicit_acks`]: `None` when the hello did
+    /// not carry the options field (the welcome then has none either, byte
+    /// for byte the welcome of old), `Some(true)` when the server counts
+    /// every snapshot it writes on the reliable channel as acknowledged (the
+    /// client sends no `Ack` for those), `Some(false)` when it does not (a
+    /// QUIC or WebTransport session, or a server configured without them):
+    /// then the client acks as usual. Set it with
+    /// [`Welcome::answering`].
+    pub implicit_acks: Option<bool>,
 }
 
 impl Welcome {
@@ -160,6 +204,34 @@ impl Welcome {
         w.raw(&self.resume_token.0);
         w.str(&self.room);
         w.bool(self.resumed);
+        // Optional trailing field, only in answer to a hello that had one.
+        if let Some(implicit) = self.implicit_acks {
+            w.u32(if implicit { OPTION_IMPLICIT_ACKS } else { 0 });
+        }
+    }
+
+    /// This welcome answering `hello`'s options: implicit acks are granted
+    /// when the hello asked for them and `allowed` (the transport delivers
+    /// snapshots reliably and in order, and the server's configuration
+    /// permits them).
+    ///
+    /// ```
+    /// use tickwire_shared::{Hello, ResumeToken, Welcome};
+    /// let welcome = Welcome {
+    ///     client_id: 1, tick_rate: 60, tick: 0, snapshot_interval: 1,
+    ///     resume_token: ResumeToken::from_random([7; 16]), room: "lobby".into(),
+    ///     resumed: false, implicit_acks: None,
+    /// };
+    /// let mut hello = Hello::new(0);
+    /// assert_eq!(welcome.clone().answering(&hello, true).implicit_acks, None);
+    /// hello.implicit_acks = true;
+    /// assert_eq!(welcome.clone().answering(&hello, true).implicit_acks, Some(true));
+    /// assert_eq!(welcome.answering(&hello, false).implicit_acks, Some(false));
+    /// ```
+    #[must_use]
+    pub fn answering(mut self, hello: &Hello, allowed: bool) -> Self {
+        self.implicit_acks = hello.implicit_acks.then_some(allowed);
+        self
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, DecodeError> {
@@ -171,6 +243,11 @@ impl Welcome {
         t.copy_from_slice(r.raw(16, "resume token")?);
         let room = r.str("room", limits.max_text_bytes)?.to_owned();
         let resumed = r.bool("resumed")?;
+        let implicit_acks = if r.remaining() == 0 {
+            None
+        } else {
+            Some(r.u32("welcome options")? & OPTION_IMPLICIT_ACKS != 0)
+        };
         if tick_rate == 0 || snapshot_interval == 0 {
             return Err(DecodeError::Invalid {
                 what: "welcome",
@@ -185,6 +262,7 @@ impl Welcome {
             resume_token: ResumeToken(t),
             room,
             resumed,
+            implicit_acks,
         })
     }
 }
@@ -536,6 +614,7 @@ mod tests {
             resume_token: ResumeToken([9; 16]),
             room: "lobby".into(),
             resumed: false,
+            implicit_acks: None,
         }
     }
 
@@ -623,14 +702,14 @@ mod tests {
         );
 
         // An explicit "none" is accepted; a bad tag, a truncated token, a
-        // token over the limit and bytes after the token are errors.
+        // token over the limit and bytes after the options are errors.
         let mut none = old_bytes.clone();
         none.push(0);
         assert_eq!(
             ClientMessage::<()>::decode(&none, &limits).unwrap(),
             ClientMessage::Hello(old)
         );
-        for tail in [&b"\x02"[..], b"\x01\x05tw1", b"\x01\x01x\x00"] {
+        for tail in [&b"\x02"[..], b"\x01\x05tw1", b"\x01\x01x\x00\x00"] {
             let mut bad = old_bytes.clone();
             bad.extend_from_slice(tail);
             assert!(
@@ -644,6 +723,69 @@ mod tests {
         w.str(&"x".repeat(limits.max_seat_token_bytes + 1));
         long.extend_from_slice(w.as_slice());
         assert!(ClientMessage::<()>::decode(&long, &limits).is_err());
+    }
+
+    #[test]
+    fn implicit_acks_are_an_optional_trailing_field_of_hello_and_welcome() {
+        let limits = Limits::default();
+        let old = Hello::new(HASH);
+        let old_bytes = ClientMessage::<()>::Hello(old.clone()).to_bytes().unwrap();
+        let mut asking = old.clone();
+        asking.implicit_acks = true;
+        let bytes = ClientMessage::<()>::Hello(asking.clone())
+            .to_bytes()
+            .unwrap();
+        // No seat token: its `00`, then the options (bit 0).
+        assert_eq!(&bytes[..old_bytes.len()], &old_bytes[..]);
+        assert_eq!(&bytes[old_bytes.len()..], b"\x00\x01");
+        assert_eq!(
+            ClientMessage::<()>::decode(&bytes, &limits).unwrap(),
+            ClientMessage::Hello(asking.clone())
+        );
+        let mut seated = asking.clone();
+        seated.seat_token = Some("s".into());
+        let bytes = ClientMessage::<()>::Hello(seated.clone())
+            .to_bytes()
+            .unwrap();
+        assert_eq!(&bytes[old_bytes.len()..], b"\x01\x01s\x01");
+        assert_eq!(
+            ClientMessage::<()>::decode(&bytes, &limits).unwrap(),
+            ClientMessage::Hello(seated)
+        );
+        // Options of 0, or only bits this version does not know: no
+        // implicit acks.
+        for tail in [&b"\x00\x00"[..], b"\x00\x06"] {
+            let mut other = old_bytes.clone();
+            other.extend_from_slice(tail);
+            assert_eq!(
+                ClientMessage::<()>::decode(&other, &limits).unwrap(),
+                ClientMessage::Hello(old.clone()),
+                "{tail:?}"
+            );
+        }
+
+        // The welcome carries the answer only when asked.
+        let plain = welcome();
+        let plain_bytes = ServerMessage::<()>::Welcome(plain.clone())
+            .to_bytes()
+            .unwrap();
+        assert_eq!(plain.clone().answering(&old, true), plain);
+        for (allowed, tail) in [(true, 1u8), (false, 0)] {
+            let answer = plain.clone().answering(&asking, allowed);
+            assert_eq!(answer.implicit_acks, Some(allowed));
+            let bytes = ServerMessage::<()>::Welcome(answer.clone())
+                .to_bytes()
+                .unwrap();
+            assert_eq!(&bytes[..plain_bytes.len()], &plain_bytes[..]);
+            assert_eq!(&bytes[plain_bytes.len()..], [tail]);
+            assert_eq!(
+                ServerMessage::<()>::decode(&bytes, &limits).unwrap(),
+                ServerMessage::Welcome(answer)
+            );
+        }
+        let mut extra = plain_bytes.clone();
+        extra.extend_from_slice(b"\x01\x00");
+        assert!(ServerMessage::<()>::decode(&extra, &limits).is_err());
     }
 
     /// A seat-token reject is not retried with the same hello: the client

@@ -383,15 +383,19 @@ fn hello() -> impl Strategy<Value = Hello> {
         proptest::option::of(text()),
         proptest::option::of(any::<[u8; 16]>()),
         proptest::option::of(text()),
+        any::<bool>(),
     )
         .prop_map(
-            |(protocol_version, game_hash, room, auth_token, token, seat_token)| Hello {
-                protocol_version,
-                game_hash,
-                room,
-                auth_token,
-                resume_token: token.map(ResumeToken::from_random),
-                seat_token,
+            |(protocol_version, game_hash, room, auth_token, token, seat_token, implicit_acks)| {
+                Hello {
+                    protocol_version,
+                    game_hash,
+                    room,
+                    auth_token,
+                    resume_token: token.map(ResumeToken::from_random),
+                    seat_token,
+                    implicit_acks,
+                }
             },
         )
 }
@@ -491,16 +495,29 @@ fn welcome() -> impl Strategy<Value = Welcome> {
         any::<[u8; 16]>(),
         text(),
         any::<bool>(),
+        proptest::option::of(any::<bool>()),
     )
         .prop_map(
-            |(client_id, tick_rate, tick, snapshot_interval, token, room, resumed)| Welcome {
+            |(
                 client_id,
                 tick_rate,
                 tick,
                 snapshot_interval,
-                resume_token: ResumeToken::from_random(token),
+                token,
                 room,
                 resumed,
+                implicit_acks,
+            )| {
+                Welcome {
+                    client_id,
+                    tick_rate,
+                    tick,
+                    snapshot_interval,
+                    resume_token: ResumeToken::from_random(token),
+                    room,
+                    resumed,
+                    implicit_acks,
+                }
             },
         )
 }
@@ -855,6 +872,7 @@ proptest! {
                     resume_token: ResumeToken::from_random([7; 16]),
                     room: hello.room.clone().unwrap_or_else(|| "lobby".into()),
                     resumed: hello.resume_token.is_some(),
+                    implicit_acks: None,
                 };
                 pending.accept::<Event>(welcome).1.to_bytes().unwrap()
             }

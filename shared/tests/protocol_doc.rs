@@ -103,6 +103,7 @@ fn welcome() -> Server<'static> {
         resume_token: token(),
         room: "lobby".into(),
         resumed: false,
+        implicit_acks: None,
     })
 }
 

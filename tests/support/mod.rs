@@ -397,6 +397,12 @@ impl TestServer {
         let ws = self.ws_connect(None).await?;
         TestClient::handshake(ws, hello).await
     }
+
+    /// A client with its own session settings (say, implicit acks on).
+    pub async fn client_with(&self, hello: Hello, config: ClientConfig) -> Result<TestClient> {
+        let ws = self.ws_connect(None).await?;
+        TestClient::handshake_with(ws, hello, config).await
+    }
 }
 
 pub type Ws = WebSocketStream<TlsStream<TcpStream>>;
@@ -432,19 +438,28 @@ pub struct TestClient {
     pub ack: bool,
     /// Raw snapshot bytes received (for "never reaches the client" checks).
     pub raw: Vec<Vec<u8>>,
+    /// Acks the session produced (sent, or withheld when `ack` is false).
+    pub acks: u64,
 }
 
-/// The test client's session settings: no pings (tests count messages).
+/// The test client's session settings: no pings (tests count messages),
+/// and explicit acks (tests withhold them to see what the server does; the
+/// implicit-ack tests turn them on with [`TestServer::client_with`]).
 pub fn test_session_config() -> ClientConfig {
     ClientConfig::default()
         .with_ping_interval(None)
         .with_idle_timeout(None)
+        .with_implicit_acks(false)
 }
 
 impl TestClient {
-    pub async fn handshake(mut ws: Ws, hello: Hello) -> Result<Self> {
+    pub async fn handshake(ws: Ws, hello: Hello) -> Result<Self> {
+        Self::handshake_with(ws, hello, test_session_config()).await
+    }
+
+    pub async fn handshake_with(mut ws: Ws, hello: Hello, config: ClientConfig) -> Result<Self> {
         let epoch = Instant::now();
-        let mut session = ClientSession::new(Duration::ZERO, hello, test_session_config());
+        let mut session = ClientSession::new(Duration::ZERO, hello, config);
         let mut buf = Vec::new();
         while session.poll_transmit(Duration::ZERO, &mut buf).is_some() {
             ws.send(Message::Binary(buf.clone().into())).await?;
@@ -466,6 +481,7 @@ impl TestClient {
             events: Vec::new(),
             ack: true,
             raw: Vec::new(),
+            acks: 0,
         })
     }
 
@@ -480,12 +496,12 @@ impl TestClient {
             self.session.handle_timeout(now);
         }
         while self.session.poll_transmit(now, &mut buf).is_some() {
-            if !self.ack
-                && matches!(
-                    ClientMessage::<TestInput>::decode(&buf, &self.limits),
-                    Ok(ClientMessage::Ack { .. })
-                )
-            {
+            let is_ack = matches!(
+                ClientMessage::<TestInput>::decode(&buf, &self.limits),
+                Ok(ClientMessage::Ack { .. })
+            );
+            self.acks += u64::from(is_ack);
+            if is_ack && !self.ack {
                 continue;
             }
             self.ws.send(Message::Binary(buf.clone().into())).await?;

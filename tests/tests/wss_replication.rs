@@ -195,12 +195,96 @@ async fn unchanged_entities_cost_nothing_on_the_wire() -> Result<()> {
     Ok(())
 }
 
+/// The baseline of a received snapshot message (`None`: full).
+fn baseline_of(c: &TestClient, bytes: &[u8]) -> Option<u32> {
+    match tickwire_shared::ServerMessage::<TestEvent>::decode(bytes, &c.limits) {
+        Ok(tickwire_shared::ServerMessage::Snapshot(f)) => f.header.baseline,
+        other => panic!("not a snapshot: {other:?}"),
+    }
+}
+
+/// Receives the snapshots of `ticks` ticks, checking each; returns their
+/// baselines.
+async fn baselines(
+    server: &TestServer,
+    c: &mut TestClient,
+    ticks: u32,
+) -> Result<Vec<Option<u32>>> {
+    let end = c.latest.as_ref().map_or(0, |l| l.0) + ticks;
+    let mut out = Vec::new();
+    while c.latest.as_ref().is_none_or(|(t, _)| *t < end) {
+        c.input(TestInput::Move { dx: 1, dy: -1 }).await?;
+        if let Received::Snapshot { bytes, .. } = c.recv(DEADLINE).await? {
+            check(server, c)?;
+            out.push(baseline_of(c, &bytes));
+        }
+    }
+    Ok(out)
+}
+
+/// PROTOCOL.md §8.7: a WSS client granted implicit acks sends no `Ack`,
+/// yet gets deltas against the snapshot before; without the grant, a client
+/// that sends no acks gets only full snapshots, so the acks the server
+/// counts are its own writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_acks_over_wss_keep_deltas_without_a_single_ack() -> Result<()> {
+    let server = TestServer::start(test_config()).await?;
+    let implicit = test_session_config().with_implicit_acks(true);
+    let mut a = server.client_with(hello(), implicit.clone()).await?;
+    ensure!(a.welcome.implicit_acks == Some(true), "{:?}", a.welcome);
+    a.ack = false;
+    let seen = baselines(&server, &mut a, 60).await?;
+    ensure!(a.acks == 0, "the session produced {} acks", a.acks);
+    ensure!(seen.len() >= 55, "{} snapshots in 60 ticks", seen.len());
+    ensure!(seen[0].is_none(), "the first snapshot is full: {seen:?}");
+    // Every later snapshot is a delta against the snapshot just before it.
+    for (i, w) in seen.windows(2).enumerate().skip(1) {
+        ensure!(w[1].is_some(), "snapshot {} was full: {seen:?}", i + 1);
+    }
+
+    // The same client without implicit acks, withholding its acks: full
+    // snapshots only (the test above would fail if the server counted
+    // writes as acks for everyone).
+    let mut b = server.client(hello()).await?;
+    ensure!(b.welcome.implicit_acks.is_none(), "{:?}", b.welcome);
+    b.ack = false;
+    let seen = baselines(&server, &mut b, 30).await?;
+    ensure!(seen.iter().all(Option::is_none), "{seen:?}");
+    ensure!(b.acks > 0);
+    server.server.shutdown().await;
+
+    // A server that turns them off says so, and the client acks.
+    let server = TestServer::start(test_config().with_implicit_acks(false)).await?;
+    let mut c = server.client_with(hello(), implicit).await?;
+    ensure!(c.welcome.implicit_acks == Some(false), "{:?}", c.welcome);
+    let seen = baselines(&server, &mut c, 30).await?;
+    ensure!(c.acks > 0, "no acks without the grant");
+    ensure!(seen.iter().skip(5).all(Option::is_some), "{seen:?}");
+    server.server.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replication_converges_through_a_lossy_reordering_link() -> Result<()> {
+    converges_through_a_lossy_link(test_session_config()).await
+}
+
+/// The server's link conditioner holds snapshots back: an implicit ack
+/// counts when the snapshot is released to the socket, not before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_acks_converge_through_a_lossy_link() -> Result<()> {
+    converges_through_a_lossy_link(test_session_config().with_implicit_acks(true)).await
+}
+
+async fn converges_through_a_lossy_link(
+    config: tickwire_shared::client::ClientConfig,
+) -> Result<()> {
     let link: tickwire_shared::conditioner::ConditionerConfig =
         "latency=30ms,jitter=10ms,loss=10%,reorder=5%,dup=2%".parse()?;
     let server = TestServer::start(test_config().with_conditioner(Some(link))).await?;
-    let mut a = server.client(hello()).await?;
+    let implicit = config.implicit_acks;
+    let mut a = server.client_with(hello(), config).await?;
+    ensure!(a.welcome.implicit_acks == implicit.then_some(true));
     let t = a.until_tick(1, DEADLINE).await?;
     let mut applied = 0;
     let mut deltas = 0;
@@ -226,6 +310,7 @@ async fn replication_converges_through_a_lossy_reordering_link() -> Result<()> {
         "only {applied} snapshots arrived in 120 ticks"
     );
     ensure!(deltas > 0, "deltas were used");
+    ensure!(implicit == (a.acks == 0), "{} acks", a.acks);
     server.server.shutdown().await;
     Ok(())
 }

@@ -407,6 +407,7 @@ mod tests {
             resume_token: ResumeToken([4; 16]),
             room: "r".into(),
             resumed,
+            implicit_acks: None,
         })
         .to_bytes()
         .unwrap()

@@ -150,6 +150,13 @@ struct Args {
     #[arg(long, conflicts_with_all = ["ack_every", "idle"])]
     ack_with_input: bool,
 
+    /// Do not ask for implicit acks (PROTOCOL.md §8.7): acknowledge every
+    /// snapshot with an `Ack` over WSS too, as clients that predate them
+    /// do (for comparing the two, or for a server that predates them). By
+    /// default a WSS server grants them and the bots send no acks.
+    #[arg(long)]
+    explicit_acks: bool,
+
     /// Runtime threads. 1: tokio's current-thread runtime, every bot on one
     /// thread (nothing is handed between threads; pin the process to one
     /// core with `taskset`). N > 1: the multi-thread runtime with N workers,
@@ -378,6 +385,7 @@ async fn run_bot(
     let mut options = ConnectOptions::new(trust)
         .with_auth_token(format!("bot{i}"))
         .with_deferred_acks(!args.idle && args.input_send == InputSend::WithAck)
+        .with_implicit_acks(!args.explicit_acks)
         .with_acks(
             if args.ack_with_input && args.input_send == InputSend::Tick {
                 AckPolicy {

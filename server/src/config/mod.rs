@@ -115,6 +115,13 @@ pub struct SessionConfig {
     pub conditioner: Option<ConditionerConfig>,
     /// Seed for the conditioner (combined with each client id). Default 1.
     pub conditioner_seed: u64,
+    /// Grant implicit acks to WSS clients that ask for them (PROTOCOL.md
+    /// §8.7): a snapshot written to such a client's connection counts as
+    /// acknowledged, so it sends no `Ack` per snapshot (one read and often
+    /// one wakeup less per client per snapshot for the server). QUIC and
+    /// WebTransport sessions never get them (datagrams may be lost).
+    /// Default true.
+    pub implicit_acks: bool,
 }
 
 impl Default for SessionConfig {
@@ -128,6 +135,7 @@ impl Default for SessionConfig {
             close_linger_bytes: 256 << 10,
             conditioner: None,
             conditioner_seed: 1,
+            implicit_acks: true,
         }
     }
 }
@@ -143,6 +151,8 @@ with! { SessionConfig;
     with_write_timeout: write_timeout: Duration,
     /// Sets [`SessionConfig::conditioner`].
     with_conditioner: conditioner: Option<ConditionerConfig>,
+    /// Sets [`SessionConfig::implicit_acks`].
+    with_implicit_acks: implicit_acks: bool,
 }
 
 /// How the node drains, reports its health and shuts down (see
@@ -245,6 +255,8 @@ with! { ServerConfig;
     with_idle_timeout: session.idle_timeout: Duration,
     /// Sets [`SessionConfig::conditioner`].
     with_conditioner: session.conditioner: Option<ConditionerConfig>,
+    /// Sets [`SessionConfig::implicit_acks`].
+    with_implicit_acks: session.implicit_acks: bool,
     /// Sets [`LifecycleConfig::drain_grace`].
     with_drain_grace: lifecycle.drain_grace: Duration,
     /// Sets [`LifecycleConfig::health_interval`].

@@ -49,7 +49,8 @@
 //! let mut buf = Vec::new();
 //! assert_eq!(session.poll_transmit(now, &mut buf), Some(Channel::Reliable)); // the Hello
 //! # let welcome = ServerMessage::<String>::Welcome(Welcome { client_id: 1, tick_rate: 60, tick: 0,
-//! #     snapshot_interval: 1, resume_token: ResumeToken([0; 16]), room: "r".into(), resumed: false })
+//! #     snapshot_interval: 1, resume_token: ResumeToken([0; 16]), room: "r".into(), resumed: false,
+//! #     implicit_acks: None })
 //! #     .to_bytes().unwrap();
 //! session.handle_message(now, &welcome, Channel::Reliable);
 //! assert!(matches!(session.poll_event(), Some(Event::Welcome(_))));
@@ -119,6 +120,17 @@ pub struct ClientConfig {
     /// [`AckPolicy::EVERY_SNAPSHOT`] (see [`AckPolicy::DELAYED`] for why it
     /// is not the delayed policy).
     pub acks: AckPolicy,
+    /// Ask the server for implicit acks (PROTOCOL.md §8.7): where the
+    /// server grants them (`Welcome::implicit_acks`, on WSS), it counts
+    /// every snapshot it writes as acknowledged, and the session sends no
+    /// `Ack` for snapshots that arrive on [`Channel::Reliable`]: no message
+    /// per snapshot from an idle client, and no read for the server. Where
+    /// it does not (QUIC, WebTransport, or a server that turned them off),
+    /// `acks` applies as usual. [`ClientSession::new`] writes this into the
+    /// hello's [`Hello::implicit_acks`]. A server that predates the option
+    /// refuses such a hello (close `1002`): turn it off to talk to one.
+    /// Default: true.
+    pub implicit_acks: bool,
 }
 
 /// When a [`ClientSession`] acknowledges the snapshots it applied.
@@ -207,6 +219,7 @@ impl Default for ClientConfig {
             idle_timeout: Some(Duration::from_secs(10)),
             max_queued_messages: 64,
             acks: AckPolicy::EVERY_SNAPSHOT,
+            implicit_acks: true,
         }
     }
 }
@@ -251,6 +264,14 @@ impl ClientConfig {
     #[must_use]
     pub fn with_acks(mut self, acks: AckPolicy) -> Self {
         self.acks = acks;
+        self
+    }
+
+    /// These settings asking for implicit acks or not
+    /// ([`ClientConfig::implicit_acks`]).
+    #[must_use]
+    pub fn with_implicit_acks(mut self, on: bool) -> Self {
+        self.implicit_acks = on;
         self
     }
 }
@@ -445,6 +466,9 @@ pub struct ClientSession<P: GameProtocol> {
     /// The tick of the newest snapshot acknowledged so far (aligned acks,
     /// [`AckPolicy`]).
     acked_tick: Option<u32>,
+    /// The server granted implicit acks for this connection
+    /// ([`ClientConfig::implicit_acks`]).
+    implicit_acks: bool,
     events: VecDeque<Event<P>>,
     messages: MessageQueue,
     pings: VecDeque<(u32, Duration)>,
@@ -473,7 +497,8 @@ impl<P: GameProtocol> ClientSession<P> {
     /// [`ClientSession::poll_transmit`]). `hello.game_hash` should be
     /// `P::PROTOCOL_HASH`.
     #[must_use]
-    pub fn new(now: Duration, hello: Hello, config: ClientConfig) -> Self {
+    pub fn new(now: Duration, mut hello: Hello, config: ClientConfig) -> Self {
+        hello.implicit_acks = config.implicit_acks;
         let mut s = Self {
             world: ClientWorld::new(config.baseline_capacity),
             inputs: InputWindow::new(config.max_pending_inputs),
@@ -489,6 +514,7 @@ impl<P: GameProtocol> ClientSession<P> {
             unacked: 0,
             ack_due: None,
             acked_tick: None,
+            implicit_acks: false,
             events: VecDeque::new(),
             messages: MessageQueue::default(),
             pings: VecDeque::new(),
@@ -517,6 +543,7 @@ impl<P: GameProtocol> ClientSession<P> {
         self.unacked = 0;
         self.ack_due = None;
         self.acked_tick = None;
+        self.implicit_acks = false;
         self.pings.clear();
         self.next_ping = None;
         self.last_heard = now;
@@ -578,7 +605,7 @@ impl<P: GameProtocol> ClientSession<P> {
             }
             State::Established => {
                 self.state = State::Established;
-                self.on_message(now, msg);
+                self.on_message(now, msg, channel);
             }
             State::Leaving => {
                 self.state = State::Leaving;
@@ -593,12 +620,13 @@ impl<P: GameProtocol> ClientSession<P> {
     fn on_welcome(&mut self, now: Duration, welcome: Welcome) {
         self.clock = Some((welcome.tick, now));
         self.next_ping = self.config.ping_interval.map(|_| now);
+        self.implicit_acks = welcome.implicit_acks == Some(true);
         self.welcome = Some(welcome.clone());
         self.state = State::Established;
         self.events.push_back(Event::Welcome(welcome));
     }
 
-    fn on_message(&mut self, now: Duration, msg: ServerMessage<'_, P::Event>) {
+    fn on_message(&mut self, now: Duration, msg: ServerMessage<'_, P::Event>, channel: Channel) {
         match msg {
             ServerMessage::Welcome(_) => {
                 self.fail(CloseCode::ProtocolError, "a second welcome".into());
@@ -609,7 +637,7 @@ impl<P: GameProtocol> ClientSession<P> {
                     "a reject after the welcome".into(),
                 );
             }
-            ServerMessage::Snapshot(frame) => self.on_snapshot(now, frame),
+            ServerMessage::Snapshot(frame) => self.on_snapshot(now, frame, channel),
             ServerMessage::Events(events) => self.events.push_back(Event::Events(events)),
             ServerMessage::Ping { nonce } => {
                 if self.outbox.len() < MAX_OUTBOX {
@@ -629,7 +657,7 @@ impl<P: GameProtocol> ClientSession<P> {
         }
     }
 
-    fn on_snapshot(&mut self, now: Duration, frame: SnapshotFrame<'_>) {
+    fn on_snapshot(&mut self, now: Duration, frame: SnapshotFrame<'_>, channel: Channel) {
         let h = frame.header;
         match self
             .world
@@ -655,17 +683,28 @@ impl<P: GameProtocol> ClientSession<P> {
             self.last_input = h.last_input;
             self.inputs.ack(h.last_input);
         }
-        self.unacked += 1;
-        if h.baseline.is_none() || self.ack_boundary(h.tick) {
-            self.queue_ack();
-        } else if self.ack_due.is_none() {
-            self.ack_due = Some(now.saturating_add(self.config.acks.max_delay));
+        if self.implicit_acks && channel == Channel::Reliable {
+            // The server counted it as acknowledged when it wrote it.
+            self.acked_tick = Some(h.tick);
+        } else {
+            self.ack(now, h.tick, h.baseline.is_none());
         }
         self.events.push_back(Event::Snapshot(SnapshotApplied {
             tick: h.tick,
             last_input: h.last_input,
             baseline: h.baseline,
         }));
+    }
+
+    /// Acknowledges the snapshot of `tick` just applied, at once or later
+    /// ([`AckPolicy`]).
+    fn ack(&mut self, now: Duration, tick: u32, full: bool) {
+        self.unacked += 1;
+        if full || self.ack_boundary(tick) {
+            self.queue_ack();
+        } else if self.ack_due.is_none() {
+            self.ack_due = Some(now.saturating_add(self.config.acks.max_delay));
+        }
     }
 
     fn fail_decode(&mut self, e: &DecodeError) {

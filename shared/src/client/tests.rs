@@ -32,6 +32,10 @@ fn ms(n: u64) -> Duration {
 }
 
 fn welcome(resumed: bool) -> Vec<u8> {
+    welcome_answering(resumed, None)
+}
+
+fn welcome_answering(resumed: bool, implicit_acks: Option<bool>) -> Vec<u8> {
     Msg::Welcome(Welcome {
         client_id: 3,
         tick_rate: 60,
@@ -40,6 +44,7 @@ fn welcome(resumed: bool) -> Vec<u8> {
         resume_token: ResumeToken([7; 16]),
         room: "lobby".into(),
         resumed,
+        implicit_acks,
     })
     .to_bytes()
     .unwrap()
@@ -96,6 +101,8 @@ fn the_hello_goes_first_and_reliably() {
     let mut hello = Hello::new(TestGame::PROTOCOL_HASH);
     hello.auth_token = Some("ann".into());
     let mut s = Session::new(T0, hello.clone(), config());
+    // The session asks for implicit acks (ClientConfig's default).
+    hello.implicit_acks = true;
     assert_eq!(
         sent(&mut s),
         vec![(ClientMessage::Hello(hello), Channel::Reliable)]
@@ -642,5 +649,58 @@ fn hostile_bytes_close_the_session_and_never_panic() {
         with_tag.extend_from_slice(&bytes);
         s.handle_message(T0, &with_tag, Channel::Unreliable);
         let _ = events(&mut s);
+    }
+}
+
+/// Where the server grants implicit acks, snapshots on the reliable channel
+/// are not acknowledged (the server counted them when it wrote them);
+/// datagram snapshots still are, and without the grant every one is.
+#[test]
+fn implicit_acks_send_no_ack_for_reliable_snapshots_once_granted() {
+    let v1 = view(3, 1);
+    let v2 = view(3, 2);
+    for (answer, config) in [
+        (Some(true), config()),
+        (Some(false), config()),
+        (None, config()),
+        (Some(true), config().with_implicit_acks(false)),
+    ] {
+        let mut s = Session::new(T0, Hello::new(TestGame::PROTOCOL_HASH), config.clone());
+        let hello = sent(&mut s);
+        assert!(
+            matches!(&hello[..], [(ClientMessage::Hello(h), _)] if h.implicit_acks == config.implicit_acks),
+            "{hello:?}"
+        );
+        s.handle_message(T0, &welcome_answering(false, answer), Channel::Reliable);
+        let _ = events(&mut s);
+        s.handle_message(ms(1), &snapshot(102, 0, None, &v1), Channel::Reliable);
+        s.handle_message(
+            ms(2),
+            &snapshot(104, 0, Some((102, &v1)), &v2),
+            Channel::Reliable,
+        );
+        s.handle_timeout(ms(500));
+        let acks = sent(&mut s);
+        if answer == Some(true) {
+            assert_eq!(acks, vec![], "{answer:?}");
+            // A datagram snapshot is acknowledged as usual.
+            s.handle_message(
+                ms(3),
+                &snapshot(106, 0, Some((104, &v2)), &v1),
+                Channel::Unreliable,
+            );
+            assert_eq!(sent(&mut s), vec![ack(106)]);
+        } else {
+            // One queued ack names the newest applied tick.
+            assert_eq!(acks, vec![ack(104)], "{answer:?}");
+        }
+        assert_eq!(
+            s.world().to_snapshot(),
+            if answer == Some(true) {
+                v1.clone()
+            } else {
+                v2.clone()
+            }
+        );
     }
 }

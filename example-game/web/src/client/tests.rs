@@ -32,6 +32,7 @@ fn welcome(resumed: bool) -> Vec<u8> {
         resume_token: ResumeToken([4; 16]),
         room: "arena".into(),
         resumed,
+        implicit_acks: None,
     })
     .to_bytes()
     .unwrap()
