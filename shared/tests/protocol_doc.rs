@@ -88,6 +88,23 @@ fn hello_seat() -> Client {
     ClientMessage::Hello(h)
 }
 
+fn hello_implicit_acks() -> Client {
+    let mut h = Hello::new(ExampleGame::PROTOCOL_HASH);
+    h.room = Some("lobby".into());
+    h.implicit_acks = true;
+    ClientMessage::Hello(h)
+}
+
+fn welcome_implicit_acks() -> Server<'static> {
+    match welcome() {
+        ServerMessage::Welcome(w) => ServerMessage::Welcome(Welcome {
+            implicit_acks: Some(true),
+            ..w
+        }),
+        _ => unreachable!(),
+    }
+}
+
 fn hello_resume() -> Client {
     let mut h = Hello::new(ExampleGame::PROTOCOL_HASH);
     h.resume_token = Some(token());
@@ -249,7 +266,7 @@ fn snapshot_example(name: &str) -> Option<SnapshotExample> {
 }
 
 /// Every example the document must contain, in document order.
-const EXAMPLES: [&str; 13] = [
+const EXAMPLES: [&str; 15] = [
     "hello",
     "hello-resume",
     "hello-seat",
@@ -263,6 +280,8 @@ const EXAMPLES: [&str; 13] = [
     "events",
     "close",
     "game-message",
+    "hello-implicit-acks",
+    "welcome-implicit-acks",
 ];
 
 enum Expected {
@@ -279,6 +298,8 @@ fn expected(name: &str) -> Expected {
         "hello" => Expected::Client(hello()),
         "hello-resume" => Expected::Client(hello_resume()),
         "hello-seat" => Expected::Client(hello_seat()),
+        "hello-implicit-acks" => Expected::Client(hello_implicit_acks()),
+        "welcome-implicit-acks" => Expected::Server(welcome_implicit_acks()),
         "inputs" => Expected::Client(inputs()),
         "ack" => Expected::Client(ack()),
         "game-message" => Expected::Client(game_message()),
