@@ -88,7 +88,10 @@ pub struct ConnectOptions {
     /// a server that grants them counts each snapshot it writes as
     /// acknowledged, and no `Ack` is sent (`acks` then applies only where
     /// they are not granted: QUIC). Turn it off to connect to a server that
-    /// predates the option. Default: true.
+    /// predates the option. Not asked when [`ConnectOptions::conditioner`]
+    /// is set: that drops received snapshots after the transport delivered
+    /// them, which a server counting writes as acks cannot allow.
+    /// Default: true.
     pub implicit_acks: bool,
 }
 

@@ -152,7 +152,9 @@ fn session_config(options: &ConnectOptions) -> ClientConfig {
         .with_handshake_timeout(options.handshake_timeout)
         .with_baseline_capacity(options.baseline_capacity)
         .with_acks(options.acks)
-        .with_implicit_acks(options.implicit_acks)
+        // A client-side conditioner drops snapshots the transport delivered:
+        // the server must not count them as acknowledged.
+        .with_implicit_acks(options.implicit_acks && options.conditioner.is_none())
 }
 
 impl<P: GameProtocol> Client<P> {
@@ -669,5 +671,21 @@ fn placeholder_welcome() -> Welcome {
         room: String::new(),
         resumed: false,
         implicit_acks: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client-side conditioner drops snapshots the transport delivered,
+    /// so a client with one must ack them itself.
+    #[test]
+    fn implicit_acks_are_asked_for_unless_a_client_side_conditioner_drops_snapshots() {
+        let options = ConnectOptions::new(Trust::InsecureDevCertificate);
+        assert!(session_config(&options).implicit_acks);
+        assert!(!session_config(&options.clone().with_implicit_acks(false)).implicit_acks);
+        let lossy = options.with_conditioner("loss=5%".parse().unwrap(), 1);
+        assert!(!session_config(&lossy).implicit_acks);
     }
 }
