@@ -231,8 +231,12 @@ async fn handshake<G: Game, C: Connection>(
     };
     let client = joined.welcome.client_id;
     // Implicit acks (PROTOCOL.md §8.7) need snapshots delivered reliably
-    // and in order: WSS, not datagrams.
-    let allowed = !C::DATAGRAMS && shared.config.session.implicit_acks;
+    // and in order: WSS, not datagrams. Not with the link conditioner
+    // either: it holds snapshots back without the backpressure that paces a
+    // slow client, and its queue limit drops what a real stream would keep.
+    let allowed = !C::DATAGRAMS
+        && shared.config.session.implicit_acks
+        && shared.config.session.conditioner.is_none();
     let answer = joined.welcome.answering(pending.hello(), allowed);
     let implicit = answer.implicit_acks == Some(true);
     let (_, welcome) = pending.accept::<EventOf<G>>(answer);
@@ -653,17 +657,7 @@ async fn drive_inner<G: Game, C: Connection>(
                     && link.next_wakeup().is_some_and(|at| at <= now)
                 {
                     let released = link.release();
-                    // Implicit acks are WSS only, where snapshots share
-                    // the stream: count those written.
-                    let written: Vec<u32> = if implicit {
-                        released.reliable.iter().filter_map(snapshot_tick).collect()
-                    } else {
-                        Vec::new()
-                    };
                     send(conn, released.reliable, None, config.write_timeout).await?;
-                    for tick in written {
-                        outbox.record_ack(tick);
-                    }
                     for s in released.snapshots {
                         send(conn, Vec::new(), Some(s), config.write_timeout).await?;
                     }

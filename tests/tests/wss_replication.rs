@@ -269,10 +269,11 @@ async fn replication_converges_through_a_lossy_reordering_link() -> Result<()> {
     converges_through_a_lossy_link(test_session_config()).await
 }
 
-/// The server's link conditioner holds snapshots back: an implicit ack
-/// counts when the snapshot is released to the socket, not before.
+/// The server's link conditioner holds snapshots back with no backpressure
+/// (and drops them when its queue is full): a server with one grants no
+/// implicit acks, and a client that asked acks as usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn implicit_acks_converge_through_a_lossy_link() -> Result<()> {
+async fn a_conditioned_server_grants_no_implicit_acks() -> Result<()> {
     converges_through_a_lossy_link(test_session_config().with_implicit_acks(true)).await
 }
 
@@ -282,9 +283,13 @@ async fn converges_through_a_lossy_link(
     let link: tickwire_shared::conditioner::ConditionerConfig =
         "latency=30ms,jitter=10ms,loss=10%,reorder=5%,dup=2%".parse()?;
     let server = TestServer::start(test_config().with_conditioner(Some(link))).await?;
-    let implicit = config.implicit_acks;
+    let asked = config.implicit_acks;
     let mut a = server.client_with(hello(), config).await?;
-    ensure!(a.welcome.implicit_acks == implicit.then_some(true));
+    ensure!(
+        a.welcome.implicit_acks == asked.then_some(false),
+        "{:?}",
+        a.welcome
+    );
     let t = a.until_tick(1, DEADLINE).await?;
     let mut applied = 0;
     let mut deltas = 0;
@@ -310,7 +315,7 @@ async fn converges_through_a_lossy_link(
         "only {applied} snapshots arrived in 120 ticks"
     );
     ensure!(deltas > 0, "deltas were used");
-    ensure!(implicit == (a.acks == 0), "{} acks", a.acks);
+    ensure!(a.acks > 0, "the client acked");
     server.server.shutdown().await;
     Ok(())
 }

@@ -119,8 +119,10 @@ pub struct SessionConfig {
     /// §8.7): a snapshot written to such a client's connection counts as
     /// acknowledged, so it sends no `Ack` per snapshot (one read and often
     /// one wakeup less per client per snapshot for the server). QUIC and
-    /// WebTransport sessions never get them (datagrams may be lost).
-    /// Default true.
+    /// WebTransport sessions never get them (datagrams may be lost), nor
+    /// does any session while [`SessionConfig::conditioner`] is set (it
+    /// holds snapshots back without the backpressure that paces a slow
+    /// client, and may drop them when its queue is full). Default true.
     pub implicit_acks: bool,
 }
 
