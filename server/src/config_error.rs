@@ -51,13 +51,13 @@ pub enum RoomConfigError {
     /// `baseline_ring` is under 2.
     #[error("invalid room configuration: baseline_ring must be at least 2 (got {0})")]
     BaselineRing(usize),
-    /// `baseline_snap × snapshot_interval` exceeds the ack window.
+    /// `baseline_snap` exceeds the ack window.
     #[error(
-        "invalid room configuration: baseline_snap × snapshot_interval must be at most {max} ticks (got {ticks})"
+        "invalid room configuration: baseline_snap must be at most {max} snapshots (got {snapshots})"
     )]
     BaselineSnap {
-        /// `baseline_snap × snapshot_interval`.
-        ticks: u32,
+        /// `baseline_snap`.
+        snapshots: u16,
         /// The ack window's span.
         max: u32,
     },

@@ -143,8 +143,10 @@ impl<G: Game> Room<G> {
         Self {
             name: name.into(),
             replication: {
-                let snap =
-                    u32::from(config.baseline_snap) * u32::from(config.snapshot_interval.max(1));
+                // In ticks, within the acks a client's outbox records.
+                let snap = (u32::from(config.baseline_snap)
+                    * u32::from(config.snapshot_interval.max(1)))
+                .min(crate::outbox::AckWindow::SPAN);
                 let r = Replication::new(ring, limits.max_fields_per_entity)
                     .with_deltas(config.deltas)
                     .with_baseline_snap(snap);

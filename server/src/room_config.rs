@@ -79,8 +79,11 @@ pub struct RoomConfig {
     /// baseline of a tick costs a diff of the world, shared clients cost
     /// none. Each client gets, among the snapshots it acknowledged within
     /// this window, the one most clients can use. 0: always the newest
-    /// acknowledged snapshot. `baseline_snap × snapshot_interval` is at most
-    /// 31 ticks. Default 4 (67 ms at 60 snapshots/s).
+    /// acknowledged snapshot. At most 31; the window spans
+    /// `baseline_snap × snapshot_interval` ticks, capped at the 31 ticks of
+    /// acknowledgements a client's outbox records (so at a snapshot every 8
+    /// ticks or more, the default shares baselines within 31 ticks).
+    /// Default 4 (67 ms at 60 snapshots/s).
     pub baseline_snap: u16,
     /// Write a delta's patches with the game's field-by-field diff
     /// ([`tickwire_shared::GameProtocol::diff_fields`], derived with
@@ -290,10 +293,12 @@ impl RoomConfig {
                 max_ticks,
             });
         }
-        let ticks = u32::from(self.baseline_snap) * u32::from(self.snapshot_interval);
         let max = crate::outbox::AckWindow::SPAN;
-        if ticks > max {
-            return Err(E::BaselineSnap { ticks, max });
+        if u32::from(self.baseline_snap) > max {
+            return Err(E::BaselineSnap {
+                snapshots: self.baseline_snap,
+                max,
+            });
         }
         if self.max_inputs_per_tick == 0 || self.max_queued_inputs < self.max_inputs_per_tick {
             return Err(E::InputQueue {
@@ -392,7 +397,10 @@ mod tests {
         );
         check(
             |c| c.baseline_snap = 40,
-            RoomConfigError::BaselineSnap { ticks: 40, max: 31 },
+            RoomConfigError::BaselineSnap {
+                snapshots: 40,
+                max: 31,
+            },
         );
         check(
             |c| c.max_queued_inputs = 1,
@@ -413,6 +421,19 @@ mod tests {
             |c| c.max_queued_reliable = 0,
             RoomConfigError::Zero("max_queued_reliable"),
         );
+    }
+
+    /// The default `baseline_snap` fits every snapshot rate: its window is
+    /// capped at the acks an outbox records, not refused (an arena server
+    /// with `--snapshot-rate 1` was refused at start).
+    #[test]
+    fn slow_snapshot_rates_keep_the_default_baseline_snap() {
+        for interval in [1, 7, 8, 60, 240] {
+            let c = RoomConfig::default().with_snapshot_interval(interval);
+            assert_eq!(c.validate(), Ok(()), "snapshot_interval {interval}");
+        }
+        let c = RoomConfig::default().with_baseline_snap(31);
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]
