@@ -178,6 +178,7 @@ impl Writer {
     }
 
     /// Appends raw bytes, with no length prefix.
+    #[inline]
     pub fn raw(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
@@ -198,6 +199,7 @@ impl Writer {
     }
 
     /// A varint `u32`.
+    #[inline]
     pub fn u32(&mut self, v: u32) {
         self.u64(u64::from(v));
     }
@@ -239,6 +241,7 @@ impl Writer {
     }
 
     /// A length (varint `u64`).
+    #[inline]
     pub fn len_prefix(&mut self, n: usize) {
         self.u64(n as u64);
     }

@@ -60,7 +60,11 @@ pub struct DeltaScratch {
     values: Writer,
     /// Every changed or new entity in full: the fallback when splitting the
     /// changes into two sections costs more id bytes than patches save.
+    /// Without a memo it is written as the walk goes; with one, only when it
+    /// wins, from `changed`.
     all_full: Writer,
+    /// With a memo: each changed or new entity and its memo slot, in order.
+    changed: Vec<(NetId, u32)>,
     base_fields: Vec<Field>,
     cur_fields: Vec<Field>,
     /// The full state of the entity being diffed.
@@ -191,6 +195,7 @@ impl Span {
         len: u32::MAX,
     };
 
+    #[inline]
     fn get(self, bytes: &[u8]) -> &[u8] {
         &bytes[self.start as usize..self.start as usize + self.len as usize]
     }
@@ -260,17 +265,23 @@ impl DeltaMemo {
         self.used - 1
     }
 
+    #[inline]
     fn slot(&self, slot: usize) -> Result<(), EncodeError> {
         if slot < self.states.len() {
             Ok(())
         } else {
-            Err(EncodeError::Payload {
-                what: "delta memo",
-                detail: format!(
-                    "slot {slot} is outside the {} entities it was reset for",
-                    self.states.len()
-                ),
-            })
+            Err(self.outside(slot))
+        }
+    }
+
+    #[cold]
+    fn outside(&self, slot: usize) -> EncodeError {
+        EncodeError::Payload {
+            what: "delta memo",
+            detail: format!(
+                "slot {slot} is outside the {} entities it was reset for",
+                self.states.len()
+            ),
         }
     }
 
@@ -361,7 +372,12 @@ fn write_delta_core<'a, S: Serialize + PartialEq + 'a>(
     scratch.patched.clear();
     scratch.full.clear();
     scratch.all_full.clear();
+    scratch.changed.clear();
     let mut stats = DeltaStats::default();
+    // The merged section's length, counted as the walk goes (with a memo,
+    // the section is written only when it wins).
+    let mut merged_ids = IdLen::default();
+    let mut merged_len = 0usize;
     let (mut removed_ids, mut patched_ids, mut full_ids, mut all_full_ids) = (
         IdEncoder::default(),
         IdEncoder::default(),
@@ -401,8 +417,16 @@ fn write_delta_core<'a, S: Serialize + PartialEq + 'a>(
                 };
                 full_ids.write(&mut scratch.full, id)?;
                 scratch.full.raw(bytes);
-                all_full_ids.write(&mut scratch.all_full, id)?;
-                scratch.all_full.raw(bytes);
+                match (&memo, slot) {
+                    (Some(_), Some(slot)) => {
+                        merged_len += merged_ids.len(id) + bytes.len();
+                        scratch.changed.push((id, slot as u32));
+                    }
+                    _ => {
+                        all_full_ids.write(&mut scratch.all_full, id)?;
+                        scratch.all_full.raw(bytes);
+                    }
+                }
                 stats.full += 1;
             }
             core::cmp::Ordering::Equal => {
@@ -481,8 +505,16 @@ fn write_delta_core<'a, S: Serialize + PartialEq + 'a>(
                     }
                 }
                 if matches!(outcome, Outcome::Patch(_) | Outcome::Full) {
-                    all_full_ids.write(&mut scratch.all_full, id)?;
-                    scratch.all_full.raw(state);
+                    match (from_memo, slot) {
+                        (true, Some(slot)) => {
+                            merged_len += merged_ids.len(id) + state.len();
+                            scratch.changed.push((id, slot as u32));
+                        }
+                        _ => {
+                            all_full_ids.write(&mut scratch.all_full, id)?;
+                            scratch.all_full.raw(state);
+                        }
+                    }
                 }
             }
         }
@@ -496,11 +528,22 @@ fn write_delta_core<'a, S: Serialize + PartialEq + 'a>(
         + scratch.patched.len()
         + varint_len(stats.full)
         + scratch.full.len();
-    let merged = varint_len(0) + varint_len(changed) + scratch.all_full.len();
+    let merged = varint_len(0) + varint_len(changed) + scratch.all_full.len() + merged_len;
     let all_full = stats.patched > 0 && merged < split;
     if all_full {
         stats.full = changed;
         stats.patched = 0;
+        if let Some((m, _)) = &memo {
+            // Rare (interleaved patched and new entities): the merged
+            // section from the memo's states, in the walk's order.
+            let mut ids = IdEncoder::default();
+            for &(id, slot) in &scratch.changed {
+                ids.write(&mut scratch.all_full, id)?;
+                scratch
+                    .all_full
+                    .raw(m.states[slot as usize].get(&m.state_bytes));
+            }
+        }
     }
     let (patched, full): (&[u8], &[u8]) = if all_full {
         (&[], scratch.all_full.as_slice())
@@ -518,7 +561,24 @@ fn write_delta_core<'a, S: Serialize + PartialEq + 'a>(
     Ok(stats)
 }
 
+/// The byte length of the id gaps an [`IdEncoder`] would write (ids come
+/// strictly increasing: the walk checks it).
+#[derive(Default)]
+struct IdLen {
+    prev: u32,
+}
+
+impl IdLen {
+    #[inline]
+    fn len(&mut self, id: NetId) -> usize {
+        let gap = id.0.wrapping_sub(self.prev);
+        self.prev = id.0;
+        varint_len(gap as usize)
+    }
+}
+
 /// Bytes of `n` as a varint (see [`crate::codec`]).
+#[inline]
 fn varint_len(n: usize) -> usize {
     match n as u64 {
         0..=250 => 1,

@@ -157,20 +157,25 @@ pub(crate) struct IdEncoder {
 }
 
 impl IdEncoder {
+    #[inline]
     pub(crate) fn write(&mut self, w: &mut Writer, id: NetId) -> Result<(), EncodeError> {
         let gap = match self.prev {
             None => id.0,
             Some(prev) if id > prev => id.0 - prev.0,
-            Some(prev) => {
-                return Err(EncodeError::Payload {
-                    what: "entity ids",
-                    detail: format!("ids must be strictly increasing, got {id} after {prev}"),
-                });
-            }
+            Some(prev) => return Err(unordered_ids(prev, id)),
         };
         self.prev = Some(id);
         w.u32(gap);
         Ok(())
+    }
+}
+
+/// Ids out of order (out of line: it formats).
+#[cold]
+fn unordered_ids(prev: NetId, id: NetId) -> EncodeError {
+    EncodeError::Payload {
+        what: "entity ids",
+        detail: format!("ids must be strictly increasing, got {id} after {prev}"),
     }
 }
 
