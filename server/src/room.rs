@@ -23,7 +23,7 @@ use crate::game::{
 use crate::messages::MessageError;
 use crate::metrics as m;
 use crate::outbox::Outbox;
-use crate::pace::{Decision, Pace, PaceLimits};
+use crate::pace::{self, Decision, Pace, PaceLimits};
 use crate::replication::{ClientReplication, Replication};
 use crate::room_config::RoomConfig;
 use crate::rtt::Rtt;
@@ -641,20 +641,21 @@ impl<G: Game> Room<G> {
             // in tick numbers: after a late tick the room runs the ticks it
             // owes back to back, and counting them would make every client
             // look behind.
-            let lag = c.repl.acked().map(|a| {
+            let ack = c.repl.acked().map(|a| {
                 let sent = self
                     .snapshot_times
                     .iter()
                     .rev()
                     .find(|(t, _)| *t == a)
                     .map(|(_, at)| *at);
-                sent.map_or(u32::MAX, |at| {
+                let lag = sent.map_or(u32::MAX, |at| {
                     let ticks = now.saturating_sub(at).as_secs_f64() / period;
                     ticks.min(f64::from(u32::MAX)) as u32
-                })
+                });
+                pace::Ack { acked: a, lag }
             });
             let snapshot = tick / limits.interval;
-            match c.pace.due(snapshot, outbox.snapshot_pending(), lag, limits) {
+            match c.pace.due(snapshot, outbox.snapshot_pending(), ack, limits) {
                 Decision::Build => c.due = true,
                 Decision::Skip => {}
                 Decision::Close(behind) => outbox.close(
