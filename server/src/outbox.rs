@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tickwire_shared::CloseCode;
@@ -45,6 +45,9 @@ pub struct Outbox {
     /// builds the next snapshot, so acks never wake the room and a burst of
     /// them costs one compare-and-swap each.
     acked: AtomicU64,
+    /// The acks are the session's own writes (implicit acks, PROTOCOL.md
+    /// §8.7), not the client's messages.
+    implicit_acks: AtomicBool,
 }
 
 /// The newest snapshot tick a client acknowledged, and which of the
@@ -151,6 +154,7 @@ impl Outbox {
             }),
             notify: Notify::new(),
             acked: AtomicU64::new(0),
+            implicit_acks: AtomicBool::new(false),
         }
     }
 
@@ -174,6 +178,20 @@ impl Outbox {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
                 Some(AckWindow::add(AckWindow::unpack(v), tick).pack())
             });
+    }
+
+    /// Records that this client's acks are the session's writes of its
+    /// snapshots (implicit acks), not messages from the client: an ack that
+    /// does not move then means a write that cannot go out, never a loss
+    /// being repaired on the way back (see [`crate::pace`]).
+    pub fn set_implicit_acks(&self, on: bool) {
+        self.implicit_acks.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether [`Outbox::set_implicit_acks`] turned implicit acks on.
+    #[must_use]
+    pub fn implicit_acks(&self) -> bool {
+        self.implicit_acks.load(Ordering::Relaxed)
     }
 
     /// The newest acknowledged snapshot tick, if any.

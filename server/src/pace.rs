@@ -23,7 +23,10 @@
 //!   once, fresh, which is not a queue, while a queue delivers acks that are
 //!   each late. (Without this, 5 % loss at 50 ms each way slowed WSS clients
 //!   to about 20 snapshots a second in the capacity report's table 4.) A
-//!   lag past half the ring counts whether or not the acks moved.
+//!   lag past half the ring counts whether or not the acks moved, and so
+//!   does every lag of a client with implicit acks (PROTOCOL.md §8.7), whose
+//!   acks are the session's own writes: one that does not move is a write
+//!   blocked on a full socket, a queue.
 //!
 //! Either way the client's interval doubles (every 2nd, 4th, … snapshot, up
 //! to [`crate::RoomConfig::max_snapshot_slowdown`]), so its deltas stay
@@ -94,6 +97,10 @@ pub struct Ack {
     pub acked: u32,
     /// The time since that tick's snapshot was built, in ticks.
     pub lag: u32,
+    /// The acks are the session's own writes (implicit acks): one that does
+    /// not move is a write that cannot go out, a queue, not a stall on the
+    /// way back.
+    pub implicit: bool,
 }
 
 /// The limits a [`Pace`] works within (from the server config).
@@ -116,8 +123,16 @@ pub struct PaceLimits {
 impl Pace {
     /// Whether the client's newest ack, `acked`, `lag` ticks old, shows a
     /// queue building up; records the lag for the round-trip estimate.
-    fn lagging(&mut self, Ack { acked, lag }: Ack, limits: PaceLimits) -> bool {
-        let moved = self.acked != Some(acked);
+    fn lagging(
+        &mut self,
+        Ack {
+            acked,
+            lag,
+            implicit,
+        }: Ack,
+        limits: PaceLimits,
+    ) -> bool {
+        let moved = implicit || self.acked != Some(acked);
         self.acked = Some(acked);
         let rtt = match self.min_lag {
             [Some(a), Some(b)] => Some(a.min(b)),
@@ -208,20 +223,30 @@ mod tests {
     struct Paced {
         pace: Pace,
         n: u32,
+        /// [`Paced::stalled`]'s acks are implicit.
+        implicit: bool,
     }
 
     impl Paced {
         fn due(&mut self, pending: bool, lag: Option<u32>, limits: PaceLimits) -> Decision {
             self.n += 1;
-            let ack = lag.map(|lag| Ack { acked: self.n, lag });
+            let ack = lag.map(|lag| Ack {
+                acked: self.n,
+                lag,
+                implicit: false,
+            });
             self.pace.due(self.n - 1, pending, ack, limits)
         }
 
         /// A due snapshot at which the newest ack is still `acked`.
         fn stalled(&mut self, acked: u32, lag: u32) -> Decision {
             self.n += 1;
-            self.pace
-                .due(self.n - 1, false, Some(Ack { acked, lag }), LIMITS)
+            let ack = Ack {
+                acked,
+                lag,
+                implicit: self.implicit,
+            };
+            self.pace.due(self.n - 1, false, Some(ack), LIMITS)
         }
 
         fn every(&self) -> u32 {
@@ -301,6 +326,15 @@ mod tests {
         let _ = run(&mut p, 100, false, Some(6));
         let acked = p.n;
         let _ = p.stalled(acked, 33);
+        assert_eq!(p.every(), 2);
+        // With implicit acks, an ack that does not move is a blocked write.
+        let mut p = Paced {
+            implicit: true,
+            ..Paced::default()
+        };
+        let _ = run(&mut p, 100, false, Some(6));
+        let acked = p.n;
+        let _ = p.stalled(acked, 25);
         assert_eq!(p.every(), 2);
     }
 

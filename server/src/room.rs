@@ -652,7 +652,11 @@ impl<G: Game> Room<G> {
                     let ticks = now.saturating_sub(at).as_secs_f64() / period;
                     ticks.min(f64::from(u32::MAX)) as u32
                 });
-                pace::Ack { acked: a, lag }
+                pace::Ack {
+                    acked: a,
+                    lag,
+                    implicit: outbox.implicit_acks(),
+                }
             });
             let snapshot = tick / limits.interval;
             match c.pace.due(snapshot, outbox.snapshot_pending(), ack, limits) {

@@ -239,6 +239,7 @@ async fn handshake<G: Game, C: Connection>(
         && shared.config.session.conditioner.is_none();
     let answer = joined.welcome.answering(pending.hello(), allowed);
     let implicit = answer.implicit_acks == Some(true);
+    outbox.set_implicit_acks(implicit);
     let (_, welcome) = pending.accept::<EventOf<G>>(answer);
     let bytes = welcome
         .to_bytes()
