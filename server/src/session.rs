@@ -120,10 +120,10 @@ pub(crate) async fn run<G: Game, C: Connection>(
             return;
         }
     };
-    let (client, room_tx, rtt, implicit) = joined;
+    let (client, room_tx, rtt) = joined;
     m::clients(1.0);
     shared.rooms.stats().clients(1);
-    let end = drive(&mut conn, &shared, &outbox, client, &room_tx, rtt, implicit).await;
+    let end = drive(&mut conn, &shared, &outbox, client, &room_tx, rtt).await;
     m::clients(-1.0);
     shared.rooms.stats().clients(-1);
     tracing::info!(%peer, transport = C::NAME, client, code = %end.code, reason = %end.reason, "session closed");
@@ -149,8 +149,9 @@ pub(crate) async fn run<G: Game, C: Connection>(
     close(&mut conn, &end, &shared.config.session).await;
 }
 
-/// The client, its room, its RTT, and whether it has implicit acks.
-type Joined<G> = (ClientId, RoomLink<G>, Arc<Rtt>, bool);
+/// The client, its room and its RTT (whether it has implicit acks is
+/// recorded in its outbox, [`Outbox::implicit_acks`]).
+type Joined<G> = (ClientId, RoomLink<G>, Arc<Rtt>);
 
 /// The tick of an encoded `Snapshot` message (its tag, then the tick);
 /// `None` for any other message.
@@ -238,8 +239,7 @@ async fn handshake<G: Game, C: Connection>(
         && shared.config.session.implicit_acks
         && shared.config.session.conditioner.is_none();
     let answer = joined.welcome.answering(pending.hello(), allowed);
-    let implicit = answer.implicit_acks == Some(true);
-    outbox.set_implicit_acks(implicit);
+    outbox.set_implicit_acks(answer.implicit_acks == Some(true));
     let (_, welcome) = pending.accept::<EventOf<G>>(answer);
     let bytes = welcome
         .to_bytes()
@@ -257,7 +257,7 @@ async fn handshake<G: Game, C: Connection>(
         return Err((timeout, None));
     }
     m::session_started(C::NAME);
-    Ok((client, tx, rtt, implicit))
+    Ok((client, tx, rtt))
 }
 
 /// A message a session processes (after the optional link conditioner).
@@ -495,9 +495,8 @@ async fn drive<G: Game, C: Connection>(
     client: ClientId,
     room: &RoomLink<G>,
     rtt: Arc<Rtt>,
-    implicit: bool,
 ) -> End {
-    match drive_inner(conn, shared, outbox, client, room, rtt, implicit).await {
+    match drive_inner(conn, shared, outbox, client, room, rtt).await {
         Ok(()) => End::new(CloseCode::Normal, "closed"),
         Err(end) => end,
     }
@@ -510,9 +509,9 @@ async fn drive_inner<G: Game, C: Connection>(
     client: ClientId,
     room: &RoomLink<G>,
     rtt: Arc<Rtt>,
-    // Implicit acks: each snapshot written counts as acknowledged.
-    implicit: bool,
 ) -> Result<(), End> {
+    // Implicit acks: each snapshot written counts as acknowledged.
+    let implicit = outbox.implicit_acks();
     let config = &shared.config.session;
     // The room's rate limits and snapshot rate, which may be its own.
     let room_config = &*room.config;
