@@ -52,6 +52,9 @@ const RADIUS: f32 = 100.0;
 const LAG: u32 = 6;
 /// The first applied tick (a multiple of `PERIOD`).
 const START: u32 = 10 * PERIOD;
+/// Worlds applied in turn in the cache-cold scene: with about 250 KB each,
+/// 128 worlds (32 MB) do not fit this machine's caches.
+const COLD_WORLDS: usize = 1024;
 /// Kept baselines (the client's default).
 const CAPACITY: usize = 64;
 
@@ -422,6 +425,24 @@ fn benches(c: &mut Criterion, stream: &Stream) {
             stream.apply(&mut w, t, Some(t - 1));
         });
     });
+
+    // Many worlds applied in turn, as in `arena-bots` (hundreds of bots on
+    // one core): each apply finds its world evicted from the caches by the
+    // others, so this measures the apply's memory accesses, not its
+    // instructions.
+    let mut worlds: Vec<_> = (0..COLD_WORLDS)
+        .map(|_| stream.world(1, 4 * PERIOD))
+        .collect();
+    let mut next = 0;
+    g.bench_function("delta 10%, baseline = newest, cache-cold", |b| {
+        b.iter(|| {
+            let (w, t) = &mut worlds[next];
+            next = (next + 1) % COLD_WORLDS;
+            *t += 1;
+            stream.apply(w, *t, Some(*t - 1));
+        });
+    });
+    drop(worlds);
 
     let (mut w, mut t) = stream.world(LAG, 4 * PERIOD);
     g.bench_function("delta 10%, baseline lags 6 ticks", |b| {

@@ -116,6 +116,18 @@ impl<S> Slot<S> {
     fn newest(&self) -> Option<&S> {
         self.versions.last().and_then(|(_, s)| s.as_ref())
     }
+
+    /// Drops the versions before the state at `tick` (keeps that one and
+    /// the later ones).
+    fn drop_before(&mut self, tick: u32) {
+        let at_or_before = self.versions.iter().take_while(|(t, _)| *t <= tick).count();
+        match at_or_before {
+            0 | 1 => {}
+            // The usual case: one version older than `tick`.
+            2 => drop(self.versions.remove(0)),
+            n => drop(self.versions.drain(..n - 1)),
+        }
+    }
 }
 
 /// An applied tick that may still serve as a baseline.
@@ -544,7 +556,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
                 Some(s) => s,
                 None => self.new_slot(id),
             };
-            self.set(slot, tick, state, &mut changed);
+            self.set(slot, tick, baseline, state, &mut changed);
         }
         self.updates = updates;
         self.index.insert_sorted(&mut self.fresh);
@@ -560,7 +572,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
                             continue;
                         }
                         let state = s.at(b).cloned();
-                        self.set(slot, tick, state, &mut changed);
+                        self.set(slot, tick, baseline, state, &mut changed);
                     }
                 }
             }
@@ -576,10 +588,25 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         self.index.remove_all(&mut self.gone);
     }
 
-    /// Makes `state` the slot's state at `tick` unless it already is.
-    fn set(&mut self, slot: u32, tick: u32, state: Option<S>, changed: &mut Vec<u32>) {
+    /// Makes `state` the slot's state at `tick` unless it already is. With
+    /// the delta's `baseline`, first drops the versions that only kept ticks
+    /// older than it needed ([`Self::prune_before`] drops those ticks at the
+    /// end of this commit): done here, while the slot is in the cache, a
+    /// moving entity keeps two versions, both inline, and the prune finds
+    /// nothing left to trim.
+    fn set(
+        &mut self,
+        slot: u32,
+        tick: u32,
+        baseline: Option<u32>,
+        state: Option<S>,
+        changed: &mut Vec<u32>,
+    ) {
         let s = &mut self.slots[slot as usize];
         s.stamp = tick;
+        if let Some(b) = baseline {
+            s.drop_before(b);
+        }
         let before = s.newest();
         if before == state.as_ref() {
             return;
@@ -612,13 +639,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
     /// slot that is absent at `tick` and has no later version.
     fn trim(&mut self, slot: u32, tick: u32) {
         let s = &mut self.slots[slot as usize];
-        let at_or_before = s.versions.iter().take_while(|(t, _)| *t <= tick).count();
-        match at_or_before {
-            0 | 1 => {}
-            // The usual case: one version older than `tick`.
-            2 => drop(s.versions.remove(0)),
-            n => drop(s.versions.drain(..n - 1)),
-        }
+        s.drop_before(tick);
         if s.versions.len() == 1 && s.versions[0].1.is_none() && s.versions[0].0 <= tick {
             let id = s.id;
             s.versions.clear();
@@ -763,6 +784,27 @@ mod tests {
         apply(&mut w, 5, None, &s5).unwrap();
         assert_eq!(w.to_snapshot(), s5);
         assert_eq!(w.get(NetId(2)), None);
+    }
+
+    /// A moving entity under deltas against the newest tick holds two
+    /// versions (the baseline's and the new one) and never a third, not even
+    /// during an apply: the old one is dropped before the new one is pushed,
+    /// so its version list is never regrown.
+    #[test]
+    fn steady_deltas_keep_two_versions_per_entity() {
+        let mut w = ClientWorld::new(64);
+        let mut prev = snap(&[(1, 0), (2, 0)]);
+        apply(&mut w, 1, None, &prev).unwrap();
+        for t in 2..=20 {
+            let cur = snap(&[(1, t as i32), (2, 0)]);
+            apply(&mut w, t, Some((t - 1, &prev)), &cur).unwrap();
+            assert_eq!(w.to_snapshot(), cur);
+            let moving = &w.slots[0].versions;
+            assert_eq!(moving.len(), 2, "tick {t}");
+            assert!(moving.capacity() <= 2, "regrown to {}", moving.capacity());
+            assert_eq!(w.slots[1].versions.len(), 1);
+            prev = cur;
+        }
     }
 
     #[test]
