@@ -43,6 +43,56 @@ const ENTITIES: u32 = 1_000;
 const MOVE_EVERY: u32 = 10;
 /// Every `PLAYER_EVERY`-th entity is a named player.
 const PLAYER_EVERY: u32 = 20;
+/// The main world: 1,000 entities, 10 % moving, one in 20 a named player.
+const MAIN: Shape = Shape {
+    entities: ENTITIES,
+    move_every: MOVE_EVERY,
+    player_every: PLAYER_EVERY,
+    projectiles: false,
+};
+/// A bot's world in a room of 100 players (`arena-bots`): 96 named players,
+/// half of them moving each tick, and 32 projectile ids, each present (and
+/// moving) for half of the period, so that every tick two appear and two
+/// disappear.
+const BOT: Shape = Shape {
+    entities: 128,
+    move_every: 2,
+    player_every: 1,
+    projectiles: true,
+};
+
+/// The make-up of a bench world.
+#[derive(Clone, Copy)]
+struct Shape {
+    entities: u32,
+    /// Every `move_every`-th entity moves each tick.
+    move_every: u32,
+    /// Every `player_every`-th entity is a named player (with
+    /// `player_every` 1, every entity but each fourth).
+    player_every: u32,
+    /// The entities that are not players are projectiles that come and go
+    /// (else NPCs, always present).
+    projectiles: bool,
+}
+
+impl Shape {
+    fn is_player(self, id: u32) -> bool {
+        if self.player_every == 1 {
+            !id.is_multiple_of(4)
+        } else {
+            id.is_multiple_of(self.player_every)
+        }
+    }
+
+    fn is_projectile(self, id: u32) -> bool {
+        self.projectiles && !self.is_player(id)
+    }
+
+    /// Whether entity `id` is present at tick `k` of the period.
+    fn present(self, id: u32, k: u32) -> bool {
+        !self.is_projectile(id) || (k + id) % PERIOD < PERIOD / 2
+    }
+}
 /// Ticks per lap of a moving entity: the world repeats with this period.
 const PERIOD: u32 = 16;
 /// Radius of the laps, in 1/16 world units (6.25 units).
@@ -52,8 +102,8 @@ const RADIUS: f32 = 100.0;
 const LAG: u32 = 6;
 /// The first applied tick (a multiple of `PERIOD`).
 const START: u32 = 10 * PERIOD;
-/// Worlds applied in turn in the cache-cold scene: with about 250 KB each,
-/// 128 worlds (32 MB) do not fit this machine's caches.
+/// Bot-sized worlds applied in turn in the cache-cold scene, as many as
+/// `arena-bots` runs on one core.
 const COLD_WORLDS: usize = 1024;
 /// Kept baselines (the client's default).
 const CAPACITY: usize = 64;
@@ -77,11 +127,11 @@ impl XorShift {
 }
 
 /// The server's view at every tick of one period.
-fn views() -> Vec<Snapshot<EntityState>> {
+fn views(shape: Shape) -> Vec<Snapshot<EntityState>> {
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     // Centres stay `RADIUS` away from the walls (1600 x 1000 units).
     let margin = RADIUS as u32 + 1;
-    let base: Vec<(i32, i32, u16)> = (0..ENTITIES)
+    let base: Vec<(i32, i32, u16)> = (0..shape.entities)
         .map(|_| {
             (
                 (margin + rng.below(1_600 * 16 - 2 * margin)) as i32,
@@ -92,27 +142,31 @@ fn views() -> Vec<Snapshot<EntityState>> {
         .collect();
     (0..PERIOD)
         .map(|k| {
-            let entities = (1..=ENTITIES)
+            let entities = (1..=shape.entities)
                 .zip(&base)
+                .filter(|(id, _)| shape.present(*id, k))
                 .map(|(id, &(x, y, angle))| {
-                    let player = id % PLAYER_EVERY == 0;
-                    let (pos, angle) = if id % MOVE_EVERY == 0 {
-                        let phase = core::f32::consts::TAU
-                            * ((k as f32 / PERIOD as f32) + (id as f32 * 0.618).fract());
-                        let pos = QVec2 {
-                            x: x + (RADIUS * phase.cos()).round() as i32,
-                            y: y + (RADIUS * phase.sin()).round() as i32,
+                    let player = shape.is_player(id);
+                    let (pos, angle) =
+                        if id.is_multiple_of(shape.move_every) || shape.is_projectile(id) {
+                            let phase = core::f32::consts::TAU
+                                * ((k as f32 / PERIOD as f32) + (id as f32 * 0.618).fract());
+                            let pos = QVec2 {
+                                x: x + (RADIUS * phase.cos()).round() as i32,
+                                y: y + (RADIUS * phase.sin()).round() as i32,
+                            };
+                            (
+                                pos,
+                                Angle16::from_radians(phase + core::f32::consts::FRAC_PI_2),
+                            )
+                        } else {
+                            (QVec2 { x, y }, Angle16(angle))
                         };
-                        (
-                            pos,
-                            Angle16::from_radians(phase + core::f32::consts::FRAC_PI_2),
-                        )
-                    } else {
-                        (QVec2 { x, y }, Angle16(angle))
-                    };
                     let state = EntityState {
                         kind: if player {
                             EntityKind::Player
+                        } else if shape.is_projectile(id) {
+                            EntityKind::Projectile
                         } else {
                             EntityKind::Npc
                         },
@@ -162,7 +216,11 @@ struct Stream {
 
 impl Stream {
     fn new() -> Self {
-        let views = views();
+        Self::of(MAIN)
+    }
+
+    fn of(shape: Shape) -> Self {
+        let views = views(shape);
         let at = |t: u32| &views[(t % PERIOD) as usize];
         let steady = (0..PERIOD)
             .map(|k| body(Some(at(k + PERIOD - 1)), at(k)))
@@ -277,6 +335,17 @@ fn report(stream: &Stream) {
             stream.apply(&mut w, t, Some(t - LAG));
         });
         assert_eq!(&w.to_snapshot(), stream.view(t));
+        counts
+    });
+
+    scene("bot world (128), baseline = newest", &mut || {
+        let bots = Stream::of(BOT);
+        let (mut w, mut t) = bots.world(1, 4 * PERIOD);
+        let counts = allocations_of(n, || {
+            t += 1;
+            bots.apply(&mut w, t, Some(t - 1));
+        });
+        assert_eq!(&w.to_snapshot(), bots.view(t));
         counts
     });
 
@@ -426,22 +495,51 @@ fn benches(c: &mut Criterion, stream: &Stream) {
         });
     });
 
-    // Many worlds applied in turn, as in `arena-bots` (hundreds of bots on
-    // one core): each apply finds its world evicted from the caches by the
-    // others, so this measures the apply's memory accesses, not its
+    // A bot's world (see `BOT`), alone and then as one of many applied in
+    // turn, as in `arena-bots` (hundreds of bots on one core): there each
+    // apply finds its world evicted from the caches by the others, so the
+    // second measures the apply's memory accesses more than its
     // instructions.
-    let mut worlds: Vec<_> = (0..COLD_WORLDS)
-        .map(|_| stream.world(1, 4 * PERIOD))
-        .collect();
+    let bots = Stream::of(BOT);
+    let (mut w, mut t) = bots.world(1, 4 * PERIOD);
+    g.bench_function("bot world, baseline = newest", |b| {
+        b.iter(|| {
+            t += 1;
+            bots.apply(&mut w, t, Some(t - 1));
+        });
+    });
+    // Built side by side, tick by tick, as the bots' worlds grow: each
+    // world's allocations are spread over the heap among the others'.
+    let mut worlds: Vec<_> = (0..COLD_WORLDS).map(|_| bots.world(1, 0)).collect();
+    for _ in 0..4 * PERIOD {
+        for (w, t) in &mut worlds {
+            *t += 1;
+            bots.apply(w, *t, Some(*t - 1));
+        }
+    }
     let mut next = 0;
-    g.bench_function("delta 10%, baseline = newest, cache-cold", |b| {
+    g.bench_function("bot world, 1,024 worlds in turn (cache-cold)", |b| {
         b.iter(|| {
             let (w, t) = &mut worlds[next];
             next = (next + 1) % COLD_WORLDS;
             *t += 1;
-            stream.apply(w, *t, Some(*t - 1));
+            bots.apply(w, *t, Some(*t - 1));
         });
     });
+    // The same, and then every entity's state is read, as a renderer (or a
+    // bot looking for the nearest player) does after each snapshot.
+    g.bench_function(
+        "bot world, 1,024 worlds in turn (cache-cold), apply and read",
+        |b| {
+            b.iter(|| {
+                let (w, t) = &mut worlds[next];
+                next = (next + 1) % COLD_WORLDS;
+                *t += 1;
+                bots.apply(w, *t, Some(*t - 1));
+                w.iter().map(|(_, s)| s.pos.x).fold(0i32, i32::wrapping_add)
+            });
+        },
+    );
     drop(worlds);
 
     let (mut w, mut t) = stream.world(LAG, 4 * PERIOD);
