@@ -513,39 +513,44 @@ pub(crate) fn delta_vs_full(ctx: &Ctx, z: &Sizes) -> Result<Section> {
         "### 3. Delta vs full snapshots\n\n{} bots, {} moving NPCs, interest management on, 60 Hz, a \
          snapshot every tick; deltas on (the default) and off (`--full-snapshots`: every snapshot \
          full).\n\n\
-         | snapshots | bytes / client / s | server CPU | server CPU µs / client / snapshot | tick p99 (ms) | bots CPU |\n\
-         |---|---|---|---|---|---|\n",
+         | snapshots | bytes / client / s | bytes / client / snapshot | server CPU | server CPU µs / client / snapshot | tick p99 (ms) | bots CPU |\n\
+         |---|---|---|---|---|---|---|\n",
         z.entity_bots, z.delta_npcs
     );
-    let mut figures = Vec::new();
+    // Per row: bytes per second, bytes per snapshot, CPU, µs per snapshot.
+    type Figures = (Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+    let mut figures: Vec<Option<Figures>> = Vec::new();
     for (label, o) in ["deltas", "full"].iter().zip(&done) {
-        if let Some(row) = error_row(o, 6) {
+        if let Some(row) = error_row(o, 7) {
             let _ = writeln!(md, "{row}");
             figures.push(None);
             continue;
         }
         let w = o.window.as_ref();
         let bytes = o.bots_f64(&["bytes_per_bot_per_s"]);
+        let per_snapshot = o.bots_f64(&["bytes_per_snapshot"]);
         let cpu = w.map(|w| w.server_cpu_pct());
         let us = w.and_then(|w| w.cpu_us_per_snapshot());
-        figures.push(Some((bytes, cpu, us)));
+        figures.push(Some((bytes, per_snapshot, cpu, us)));
         let _ = writeln!(
             md,
-            "| {label}{} | {} | {} % | {} | {} | {} % |",
+            "| {label}{} | {} | {} | {} % | {} | {} | {} % |",
             flags(o),
             f0(bytes),
+            f0(per_snapshot),
             f0(cpu),
             f1(us),
             f2(w.map(|w| w.tick_ms(0.99))),
             f0(w.and_then(|w| w.bots_cpu_pct())),
         );
     }
-    if let [Some((b1, c1, u1)), Some((b2, c2, u2))] = figures.as_slice() {
-        let r = |a: &Option<f64>, b: &Option<f64>| a.zip(*b).map(|(a, b)| b / a);
+    let r = |a: &Option<f64>, b: &Option<f64>| a.zip(*b).map(|(a, b)| b / a);
+    if let [Some((b1, s1, c1, u1)), Some((b2, s2, c2, u2))] = figures.as_slice() {
         let _ = writeln!(
             md,
-            "| **full ÷ deltas** | **{}×** | **{}×** | **{}×** | | |",
+            "| **full ÷ deltas** | **{}×** | **{}×** | **{}×** | **{}×** | | |",
             f2(r(b1, b2)),
+            f2(r(s1, s2)),
             f2(r(c1, c2)),
             f2(r(u1, u2))
         );
@@ -553,9 +558,27 @@ pub(crate) fn delta_vs_full(ctx: &Ctx, z: &Sizes) -> Result<Section> {
     if done.iter().any(|o| !flags(o).is_empty()) {
         md.push_str(FLAG_NOTE);
     }
+    // Targets, per snapshot: when the bots' core is saturated the two rows
+    // apply different numbers of snapshots, so per-second figures do not
+    // compare.
+    let (cpu, bytes) = match figures.as_slice() {
+        [Some((_, s1, _, u1)), Some((_, s2, _, u2))] => (r(u2, u1), r(s2, s1)),
+        _ => (None, None),
+    };
+    let verdict = |ratio: Option<f64>, max: f64, what: &str| match ratio {
+        Some(x) => Verdict::from_bool(x <= max, format!("{x:.2}× the {what} of full snapshots")),
+        None => Verdict::NotMeasured("a row has no figures".into()),
+    };
+    let (cpu, bytes) = (verdict(cpu, 1.0, "CPU"), verdict(bytes, 0.6, "bytes"));
+    md.push_str("\n| target | result | verdict |\n|---|---|---|\n");
+    md.push_str(
+        &cpu.row("deltas ≤ 1.0× the server CPU of full snapshots, per client per snapshot"),
+    );
+    md.push_str(&bytes.row("deltas ≤ 0.6× the bytes of full snapshots, per client per snapshot"));
     commands(&mut md, &plans.iter().collect::<Vec<_>>());
     Ok(Section {
-        json: json!({ "table": "delta-vs-full", "runs": outcomes_json(&done) }),
+        json: json!({ "table": "delta-vs-full", "runs": outcomes_json(&done),
+                      "targets": [cpu.to_json("deltas ≤ 1.0× CPU of full"), bytes.to_json("deltas ≤ 0.6× bytes of full")] }),
         markdown: md,
         failures: failures(&done),
     })
