@@ -413,7 +413,9 @@ impl<'a, 'r> Patcher<'a, 'r> {
     #[inline(always)]
     fn new_str(&mut self, current: &str) -> Result<Option<&'a str>, PatchError> {
         let b = self.str_bytes()?;
-        if b == current.as_bytes() {
+        // Lengths first: an empty string (most entities' names, in the
+        // arena) is settled without a call to `memcmp`.
+        if b.len() == current.len() && (b.is_empty() || b == current.as_bytes()) {
             return Ok(None);
         }
         Ok(Some(core::str::from_utf8(b).map_err(|_| not_utf8())?))
