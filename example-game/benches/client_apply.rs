@@ -52,8 +52,8 @@ const MAIN: Shape = Shape {
 };
 /// A bot's world in a room of 100 players (`arena-bots`): 96 named players,
 /// half of them moving each tick, and 32 projectile ids, each present (and
-/// moving) for half of the period, so that every tick two appear and two
-/// disappear.
+/// moving) for half of the period: on average two appear and two disappear
+/// per tick (eight of each every fourth tick).
 const BOT: Shape = Shape {
     entities: 128,
     move_every: 2,
