@@ -205,16 +205,25 @@ impl Writer {
     }
 
     /// A varint `u64` (bincode's encoding: see the module docs).
-    #[inline]
+    #[inline(always)]
     pub fn u64(&mut self, v: u64) {
         // bincode's varint, written directly (the same bytes whatever the
-        // declared width; checked against bincode by the tests).
+        // declared width; checked against bincode by the tests). The one-
+        // and three-byte forms (ids' gaps, lengths, quantized values) inline,
+        // the wider ones out of line.
         if v <= 250 {
             self.buf.push(v as u8);
         } else if v <= u64::from(u16::MAX) {
-            self.buf.push(251);
-            self.buf.extend_from_slice(&(v as u16).to_le_bytes());
-        } else if v <= u64::from(u32::MAX) {
+            let [a, b] = (v as u16).to_le_bytes();
+            self.buf.extend_from_slice(&[251, a, b]);
+        } else {
+            self.u64_wide(v);
+        }
+    }
+
+    #[inline(never)]
+    fn u64_wide(&mut self, v: u64) {
+        if v <= u64::from(u32::MAX) {
             self.buf.push(252);
             self.buf.extend_from_slice(&(v as u32).to_le_bytes());
         } else {

@@ -73,6 +73,17 @@ pub struct DeltaScratch {
     diff: DiffScratch,
 }
 
+impl DeltaScratch {
+    /// Empties the section buffers for a new walk (allocations are kept).
+    fn clear_sections(&mut self) {
+        self.removed.clear();
+        self.patched.clear();
+        self.full.clear();
+        self.all_full.clear();
+        self.changed.clear();
+    }
+}
+
 /// A game's field-by-field diff of two entity states
 /// ([`crate::GameProtocol::diff_fields`]): the fast path of the delta
 /// encoder, which falls back to the serde flattener for an entity when it
@@ -149,8 +160,7 @@ pub fn write_delta<'a, S: Serialize + PartialEq + 'a>(
     scratch: &mut DeltaScratch,
     max_fields: usize,
 ) -> Result<DeltaStats, EncodeError> {
-    let cur = cur.into_iter().map(|(id, s)| (id, (s, None)));
-    write_delta_core(w, base, cur, scratch, max_fields, None, None)
+    write_delta_core(w, base, cur, scratch, max_fields, None)
 }
 
 /// [`write_delta`] with the game's field-by-field diff (`fast`, see
@@ -168,8 +178,7 @@ pub fn write_delta_with<'a, S: Serialize + PartialEq + 'a>(
     max_fields: usize,
     fast: Option<FieldDiff<S>>,
 ) -> Result<DeltaStats, EncodeError> {
-    let cur = cur.into_iter().map(|(id, s)| (id, (s, None)));
-    write_delta_core(w, base, cur, scratch, max_fields, None, fast)
+    write_delta_core(w, base, cur, scratch, max_fields, fast)
 }
 
 /// What one entity's diff against one baseline came to.
@@ -285,8 +294,18 @@ impl DeltaMemo {
         }
     }
 
-    /// The encoded state of the entity at `slot`, encoding it on first use.
+    /// The encoded state of the entity at `slot`, encoding it on first use
+    /// (every client after the first of a tick finds it: inline).
+    #[inline]
     fn state<S: Serialize>(&mut self, slot: usize, state: &S) -> Result<Span, EncodeError> {
+        match self.states.get(slot) {
+            Some(&span) if span != Span::UNKNOWN => Ok(span),
+            _ => self.encode_state(slot, state),
+        }
+    }
+
+    #[inline(never)]
+    fn encode_state<S: Serialize>(&mut self, slot: usize, state: &S) -> Result<Span, EncodeError> {
         self.slot(slot)?;
         if self.states[slot] == Span::UNKNOWN {
             let mut w = Writer::from_vec(core::mem::take(&mut self.state_bytes));
@@ -310,6 +329,10 @@ impl DeltaMemo {
 /// snapshot of `baseline_tick`. The bytes written are exactly those of
 /// [`write_delta`].
 ///
+/// Every client after the first of a tick with this baseline finds each
+/// entity's outcome in the memo, so its walk only gathers: the id gap and
+/// the memo's bytes per changed entity.
+///
 /// # Errors
 /// As [`write_delta`], and when a slot is outside the memo.
 #[allow(clippy::too_many_arguments)]
@@ -323,17 +346,98 @@ pub fn write_delta_memo<'a, S: Serialize + PartialEq + 'a>(
     max_fields: usize,
     fast: Option<FieldDiff<S>>,
 ) -> Result<DeltaStats, EncodeError> {
-    let baseline = memo.baseline(baseline_tick);
-    let cur = cur.into_iter().map(|(id, s, slot)| (id, (s, Some(slot))));
-    write_delta_core(
-        w,
-        base,
-        cur,
-        scratch,
-        max_fields,
-        Some((memo, baseline)),
-        fast,
-    )
+    let bi = memo.baseline(baseline_tick);
+    scratch.clear_sections();
+    let mut stats = DeltaStats::default();
+    let (mut removed_ids, mut patched_ids, mut full_ids) = <[IdEncoder; 3]>::default().into();
+    let (mut base, mut cur) = (base.into_iter(), cur.into_iter());
+    let (mut last_base, mut last_cur) = (Sorted::default(), Sorted::default());
+    let mut b = last_base.next(&mut base)?;
+    let mut c = last_cur.next(&mut cur)?;
+    loop {
+        match (b, c) {
+            (None, None) => break,
+            (Some((id, _)), next) if next.is_none_or(|(cid, _, _)| id < cid) => {
+                removed_ids.write(&mut scratch.removed, id)?;
+                stats.removed += 1;
+                b = last_base.next(&mut base)?;
+            }
+            (Some((id, old)), Some((cid, state, slot))) if id == cid => {
+                let outcome = match memo.baselines[bi].outcomes.get(slot) {
+                    Some(&o) if o != Outcome::Unknown => o,
+                    Some(_) => resolve(memo, bi, slot, old, state, scratch, max_fields, fast)?,
+                    None => return Err(memo.outside(slot)),
+                };
+                match outcome {
+                    Outcome::Unchanged | Outcome::Unknown => stats.unchanged += 1,
+                    Outcome::Patch(span) => {
+                        patched_ids.write(&mut scratch.patched, id)?;
+                        scratch.patched.raw(span.get(&memo.baselines[bi].bytes));
+                        scratch.changed.push((id, slot as u32));
+                        stats.patched += 1;
+                    }
+                    Outcome::Full => {
+                        full_ids.write(&mut scratch.full, id)?;
+                        scratch.full.raw(memo.states[slot].get(&memo.state_bytes));
+                        scratch.changed.push((id, slot as u32));
+                        stats.full += 1;
+                    }
+                }
+                b = last_base.next(&mut base)?;
+                c = last_cur.next(&mut cur)?;
+            }
+            (_, Some((id, state, slot))) => {
+                let span = memo.state(slot, state)?;
+                full_ids.write(&mut scratch.full, id)?;
+                scratch.full.raw(span.get(&memo.state_bytes));
+                scratch.changed.push((id, slot as u32));
+                stats.full += 1;
+                c = last_cur.next(&mut cur)?;
+            }
+            (Some(_), None) => unreachable!("a removal, matched above"),
+        }
+    }
+    finish(w, scratch, stats, Some(memo))
+}
+
+/// The outcome of `base` → `cur` for the entity at memo `slot` against
+/// baseline `bi`, computed and remembered: the first client of the tick
+/// with this baseline to see the entity pays for the diff.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn resolve<S: Serialize + PartialEq>(
+    m: &mut DeltaMemo,
+    bi: usize,
+    slot: usize,
+    base: &S,
+    cur: &S,
+    scratch: &mut DeltaScratch,
+    max_fields: usize,
+    fast: Option<FieldDiff<S>>,
+) -> Result<Outcome, EncodeError> {
+    let outcome = if base == cur {
+        Outcome::Unchanged
+    } else if let Some(o) = fast_patch(scratch, base, cur, max_fields, fast, Some((&mut *m, slot)))?
+    {
+        o
+    } else if write_patch(scratch, base, cur, max_fields)? {
+        Outcome::Patch(Span::UNKNOWN)
+    } else {
+        Outcome::Full
+    };
+    let outcome = match outcome {
+        Outcome::Patch(_) => Outcome::Patch(Span::push(
+            &mut m.baselines[bi].bytes,
+            scratch.patch.as_slice(),
+        )),
+        o => o,
+    };
+    // `fast_patch` stored the state; `write_patch` left it in `scratch.state`.
+    if outcome != Outcome::Unchanged && m.states[slot] == Span::UNKNOWN {
+        m.states[slot] = Span::push(&mut m.state_bytes, scratch.state.as_slice());
+    }
+    m.baselines[bi].outcomes[slot] = outcome;
+    Ok(outcome)
 }
 
 /// [`crate::snapshot::write_full`] for one client of a tick, with each
@@ -357,183 +461,105 @@ pub fn write_full_memo<'a, S: Serialize + 'a>(
     Ok(())
 }
 
-type MemoRef<'m> = Option<(&'m mut DeltaMemo, usize)>;
-
+/// The plain walk (no memo): each entity diffed here, and every change also
+/// written whole into `scratch.all_full` as it goes, for [`finish`].
 fn write_delta_core<'a, S: Serialize + PartialEq + 'a>(
     w: &mut Writer,
     base: impl IntoIterator<Item = (NetId, &'a S)>,
-    cur: impl IntoIterator<Item = (NetId, (&'a S, Option<usize>))>,
+    cur: impl IntoIterator<Item = (NetId, &'a S)>,
     scratch: &mut DeltaScratch,
     max_fields: usize,
-    mut memo: MemoRef<'_>,
     fast: Option<FieldDiff<S>>,
 ) -> Result<DeltaStats, EncodeError> {
-    scratch.removed.clear();
-    scratch.patched.clear();
-    scratch.full.clear();
-    scratch.all_full.clear();
-    scratch.changed.clear();
+    scratch.clear_sections();
     let mut stats = DeltaStats::default();
-    // The merged section's length, counted as the walk goes (with a memo,
-    // the section is written only when it wins).
-    let mut merged_ids = IdLen::default();
-    let mut merged_len = 0usize;
-    let (mut removed_ids, mut patched_ids, mut full_ids, mut all_full_ids) = (
-        IdEncoder::default(),
-        IdEncoder::default(),
-        IdEncoder::default(),
-        IdEncoder::default(),
-    );
-    let mut base = base.into_iter().peekable();
-    let mut cur = cur.into_iter().peekable();
-    let mut last_base: Option<NetId> = None;
-    let mut last_cur: Option<NetId> = None;
+    let (mut removed_ids, mut patched_ids, mut full_ids, mut all_full_ids) =
+        <[IdEncoder; 4]>::default().into();
+    let (mut base, mut cur) = (base.into_iter(), cur.into_iter());
+    let (mut last_base, mut last_cur) = (Sorted::default(), Sorted::default());
+    let mut b = last_base.next(&mut base)?;
+    let mut c = last_cur.next(&mut cur)?;
     loop {
-        let order = match (base.peek(), cur.peek()) {
+        let (id, patch) = match (b, c) {
             (None, None) => break,
-            (Some(_), None) => core::cmp::Ordering::Less,
-            (None, Some(_)) => core::cmp::Ordering::Greater,
-            (Some((b, _)), Some((c, _))) => b.cmp(c),
-        };
-        match order {
-            core::cmp::Ordering::Less => {
-                let (id, _) = next_sorted(&mut base, &mut last_base)?;
+            (Some((id, _)), next) if next.is_none_or(|(cid, _)| id < cid) => {
                 removed_ids.write(&mut scratch.removed, id)?;
                 stats.removed += 1;
+                b = last_base.next(&mut base)?;
+                continue;
             }
-            core::cmp::Ordering::Greater => {
-                let (id, (state, slot)) = next_sorted(&mut cur, &mut last_cur)?;
-                let state = match (&mut memo, slot) {
-                    (Some((m, _)), Some(slot)) => Some(m.state(slot, state)?),
-                    _ => {
-                        scratch.state.clear();
-                        scratch.state.value("entity state", state)?;
-                        None
-                    }
-                };
-                let bytes = match (state, &memo) {
-                    (Some(span), Some((m, _))) => span.get(&m.state_bytes),
-                    _ => scratch.state.as_slice(),
-                };
-                full_ids.write(&mut scratch.full, id)?;
-                scratch.full.raw(bytes);
-                match (&memo, slot) {
-                    (Some(_), Some(slot)) => {
-                        merged_len += merged_ids.len(id) + bytes.len();
-                        scratch.changed.push((id, slot as u32));
-                    }
-                    _ => {
-                        all_full_ids.write(&mut scratch.all_full, id)?;
-                        scratch.all_full.raw(bytes);
-                    }
+            (Some((id, old)), Some((cid, state))) if id == cid => {
+                b = last_base.next(&mut base)?;
+                c = last_cur.next(&mut cur)?;
+                if old == state {
+                    stats.unchanged += 1;
+                    continue;
                 }
-                stats.full += 1;
+                let patch = match fast_patch(scratch, old, state, max_fields, fast, None)? {
+                    Some(o) => o != Outcome::Full,
+                    None => write_patch(scratch, old, state, max_fields)?,
+                };
+                (id, patch)
             }
-            core::cmp::Ordering::Equal => {
-                let (id, b) = next_sorted(&mut base, &mut last_base)?;
-                let (_, (c, slot)) = next_sorted(&mut cur, &mut last_cur)?;
-                let known = match (&mut memo, slot) {
-                    (Some((m, bi)), Some(slot)) => {
-                        m.slot(slot)?;
-                        m.baselines[*bi].outcomes[slot]
-                    }
-                    _ => Outcome::Unknown,
-                };
-                // `from_memo`: the state (and patch) bytes are in the memo;
-                // otherwise they are in `scratch.state` (and `scratch.patch`).
-                let (outcome, from_memo) = if known == Outcome::Unknown {
-                    let fast_slot = match (&mut memo, slot) {
-                        (Some((m, _)), Some(slot)) => Some((&mut **m, slot)),
-                        _ => None,
-                    };
-                    let outcome = if b == c {
-                        Outcome::Unchanged
-                    } else if let Some(o) = fast_patch(scratch, b, c, max_fields, fast, fast_slot)?
-                    {
-                        o
-                    } else if write_patch(scratch, b, c, max_fields)? {
-                        Outcome::Patch(Span::UNKNOWN)
-                    } else {
-                        Outcome::Full
-                    };
-                    match (&mut memo, slot) {
-                        (Some((m, bi)), Some(slot)) => {
-                            let outcome = match outcome {
-                                Outcome::Patch(_) => Outcome::Patch(Span::push(
-                                    &mut m.baselines[*bi].bytes,
-                                    scratch.patch.as_slice(),
-                                )),
-                                o => o,
-                            };
-                            if outcome != Outcome::Unchanged && m.states[slot] == Span::UNKNOWN {
-                                m.states[slot] =
-                                    Span::push(&mut m.state_bytes, scratch.state.as_slice());
-                            }
-                            m.baselines[*bi].outcomes[slot] = outcome;
-                            (outcome, true)
-                        }
-                        _ => (outcome, false),
-                    }
-                } else {
-                    (known, true)
-                };
-                let (state, patch): (&[u8], &[u8]) = match (&memo, slot, from_memo) {
-                    (Some((m, bi)), Some(slot), true) => {
-                        let state = match outcome {
-                            Outcome::Unchanged | Outcome::Unknown => &[][..],
-                            _ => m.states[slot].get(&m.state_bytes),
-                        };
-                        let patch = match outcome {
-                            Outcome::Patch(span) => span.get(&m.baselines[*bi].bytes),
-                            _ => &[][..],
-                        };
-                        (state, patch)
-                    }
-                    _ => (scratch.state.as_slice(), scratch.patch.as_slice()),
-                };
-                match outcome {
-                    Outcome::Unchanged | Outcome::Unknown => stats.unchanged += 1,
-                    Outcome::Patch(_) => {
-                        patched_ids.write(&mut scratch.patched, id)?;
-                        scratch.patched.raw(patch);
-                        stats.patched += 1;
-                    }
-                    Outcome::Full => {
-                        full_ids.write(&mut scratch.full, id)?;
-                        scratch.full.raw(state);
-                        stats.full += 1;
-                    }
-                }
-                if matches!(outcome, Outcome::Patch(_) | Outcome::Full) {
-                    match (from_memo, slot) {
-                        (true, Some(slot)) => {
-                            merged_len += merged_ids.len(id) + state.len();
-                            scratch.changed.push((id, slot as u32));
-                        }
-                        _ => {
-                            all_full_ids.write(&mut scratch.all_full, id)?;
-                            scratch.all_full.raw(state);
-                        }
-                    }
-                }
+            (_, Some((id, state))) => {
+                c = last_cur.next(&mut cur)?;
+                scratch.state.clear();
+                scratch.state.value("entity state", state)?;
+                (id, false)
+            }
+            (Some(_), None) => unreachable!("a removal, matched above"),
+        };
+        if patch {
+            patched_ids.write(&mut scratch.patched, id)?;
+            scratch.patched.raw(scratch.patch.as_slice());
+            stats.patched += 1;
+        } else {
+            full_ids.write(&mut scratch.full, id)?;
+            scratch.full.raw(scratch.state.as_slice());
+            stats.full += 1;
+        }
+        all_full_ids.write(&mut scratch.all_full, id)?;
+        scratch.all_full.raw(scratch.state.as_slice());
+    }
+    finish(w, scratch, stats, None)
+}
+
+/// Writes the three sections of a walk's delta into `w`.
+///
+/// Ids are gap-encoded per section, so interleaved patched and full
+/// entities can cost more id bytes than the patches save. Sending every
+/// change in full keeps one id sequence, which is never longer than the full
+/// snapshot's; send whichever is smaller. A patch is used only when it is
+/// shorter than the whole state, so with no whole state among the changes
+/// the merged section is longer: it is measured only when both kinds are
+/// present. With a memo the merged section's entities are in
+/// `scratch.changed` and it is built only when it wins; without one the
+/// walk wrote it into `scratch.all_full`.
+fn finish(
+    w: &mut Writer,
+    scratch: &mut DeltaScratch,
+    mut stats: DeltaStats,
+    memo: Option<&DeltaMemo>,
+) -> Result<DeltaStats, EncodeError> {
+    let changed = stats.patched + stats.full;
+    let all_full = stats.patched > 0 && stats.full > 0 && {
+        let split = varint_len(stats.patched)
+            + scratch.patched.len()
+            + varint_len(stats.full)
+            + scratch.full.len();
+        let mut merged_len = 0usize;
+        if let Some(m) = memo {
+            let mut ids = IdLen::default();
+            for &(id, slot) in &scratch.changed {
+                merged_len += ids.len(id) + m.states[slot as usize].len as usize;
             }
         }
-    }
-    // Ids are gap-encoded per section, so interleaved patched and full
-    // entities can cost more id bytes than the patches save. Sending every
-    // change in full keeps one id sequence, which is never longer than the
-    // full snapshot's; send whichever is smaller.
-    let changed = stats.patched + stats.full;
-    let split = varint_len(stats.patched)
-        + scratch.patched.len()
-        + varint_len(stats.full)
-        + scratch.full.len();
-    let merged = varint_len(0) + varint_len(changed) + scratch.all_full.len() + merged_len;
-    let all_full = stats.patched > 0 && merged < split;
+        varint_len(0) + varint_len(changed) + scratch.all_full.len() + merged_len < split
+    };
     if all_full {
         stats.full = changed;
         stats.patched = 0;
-        if let Some((m, _)) = &memo {
+        if let Some(m) = memo {
             // Rare (interleaved patched and new entities): the merged
             // section from the memo's states, in the walk's order.
             let mut ids = IdEncoder::default();
@@ -588,21 +614,56 @@ fn varint_len(n: usize) -> usize {
     }
 }
 
-fn next_sorted<T>(
-    it: &mut impl Iterator<Item = (NetId, T)>,
-    last: &mut Option<NetId>,
-) -> Result<(NetId, T), EncodeError> {
-    let Some((id, v)) = it.next() else {
-        unreachable!("peeked before");
-    };
-    if last.is_some_and(|l| l >= id) {
-        return Err(EncodeError::Payload {
-            what: "entity ids",
-            detail: format!("views must be sorted by strictly increasing id; {id} came late"),
-        });
+/// The ids an iterator has yielded, checked to strictly increase.
+#[derive(Default)]
+struct Sorted {
+    /// One past the last id (0: none yet).
+    floor: u64,
+}
+
+impl Sorted {
+    #[inline]
+    fn next<T>(&mut self, it: &mut impl Iterator<Item = T>) -> Result<Option<T>, EncodeError>
+    where
+        T: Copy + HasId,
+    {
+        let next = it.next();
+        if let Some(item) = next {
+            let id = item.id();
+            if u64::from(id.0) < self.floor {
+                return Err(unsorted(id));
+            }
+            self.floor = u64::from(id.0) + 1;
+        }
+        Ok(next)
     }
-    *last = Some(id);
-    Ok((id, v))
+}
+
+/// An item of a delta walk: it leads with its id.
+trait HasId {
+    fn id(&self) -> NetId;
+}
+
+impl<S> HasId for (NetId, &S) {
+    #[inline]
+    fn id(&self) -> NetId {
+        self.0
+    }
+}
+
+impl<S> HasId for (NetId, &S, usize) {
+    #[inline]
+    fn id(&self) -> NetId {
+        self.0
+    }
+}
+
+#[cold]
+fn unsorted(id: NetId) -> EncodeError {
+    EncodeError::Payload {
+        what: "entity ids",
+        detail: format!("views must be sorted by strictly increasing id; {id} came late"),
+    }
 }
 
 /// The game's field-by-field diff of `base` → `cur`, when it has one, the
