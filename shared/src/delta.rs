@@ -397,7 +397,13 @@ pub fn write_delta_memo<'a, S: Serialize + PartialEq + 'a>(
             (Some(_), None) => unreachable!("a removal, matched above"),
         }
     }
-    finish(w, scratch, stats, Some(memo))
+    finish(
+        w,
+        scratch,
+        stats,
+        patched_ids.extra + full_ids.extra,
+        Some(memo),
+    )
 }
 
 /// The outcome of `base` → `cur` for the entity at memo `slot` against
@@ -521,7 +527,7 @@ fn write_delta_core<'a, S: Serialize + PartialEq + 'a>(
         all_full_ids.write(&mut scratch.all_full, id)?;
         scratch.all_full.raw(scratch.state.as_slice());
     }
-    finish(w, scratch, stats, None)
+    finish(w, scratch, stats, patched_ids.extra + full_ids.extra, None)
 }
 
 /// Writes the three sections of a walk's delta into `w`.
@@ -529,20 +535,27 @@ fn write_delta_core<'a, S: Serialize + PartialEq + 'a>(
 /// Ids are gap-encoded per section, so interleaved patched and full
 /// entities can cost more id bytes than the patches save. Sending every
 /// change in full keeps one id sequence, which is never longer than the full
-/// snapshot's; send whichever is smaller. A patch is used only when it is
-/// shorter than the whole state, so with no whole state among the changes
-/// the merged section is longer: it is measured only when both kinds are
-/// present. With a memo the merged section's entities are in
-/// `scratch.changed` and it is built only when it wins; without one the
-/// walk wrote it into `scratch.all_full`.
+/// snapshot's; send whichever is smaller. With a memo the merged section's
+/// entities are in `scratch.changed` and it is built only when it wins;
+/// without one the walk wrote it into `scratch.all_full`.
+///
+/// The merged section is measured only when it can win. Its length minus
+/// the split's is the headers' difference (at least −8 bytes: one byte
+/// and a count's varint against two counts' varints), plus what
+/// each patched entity's whole state adds over its patch (at least one
+/// byte each: a patch is used only when shorter), minus the id bytes the
+/// one sequence saves, which are at most `id_extra`: the split sections'
+/// id bytes beyond one per id. So with `P` patched entities it cannot win
+/// when `P ≥ id_extra + 8`, nor with no whole state among the changes.
 fn finish(
     w: &mut Writer,
     scratch: &mut DeltaScratch,
     mut stats: DeltaStats,
+    id_extra: usize,
     memo: Option<&DeltaMemo>,
 ) -> Result<DeltaStats, EncodeError> {
     let changed = stats.patched + stats.full;
-    let all_full = stats.patched > 0 && stats.full > 0 && {
+    let all_full = stats.patched > 0 && stats.full > 0 && stats.patched < id_extra + 8 && {
         let split = varint_len(stats.patched)
             + scratch.patched.len()
             + varint_len(stats.full)

@@ -154,6 +154,8 @@ pub fn read_full<S: DeserializeOwned>(
 #[derive(Default)]
 pub(crate) struct IdEncoder {
     prev: Option<NetId>,
+    /// Bytes written beyond one per id (gaps of 251 or more).
+    pub(crate) extra: usize,
 }
 
 impl IdEncoder {
@@ -165,6 +167,10 @@ impl IdEncoder {
             Some(prev) => return Err(unordered_ids(prev, id)),
         };
         self.prev = Some(id);
+        if gap > 250 {
+            // A three- or five-byte varint.
+            self.extra += if gap <= 0xffff { 2 } else { 4 };
+        }
         w.u32(gap);
         Ok(())
     }
