@@ -22,8 +22,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Serialize;
 use tickwire_shared::delta::{
-    DeltaMemo, DeltaScratch, FieldDiff, write_delta_memo, write_full_memo,
+    DeltaMemo, DeltaScratch, FieldDiff, write_delta_memo, write_delta_memo_sets, write_full_memo,
 };
+use tickwire_shared::idset::IdSet;
 use tickwire_shared::{EncodeError, NetId, Snapshot, SnapshotHeader, Writer};
 
 use crate::outbox::AckWindow;
@@ -49,11 +50,34 @@ pub struct Replication<S> {
     snap: u32,
     /// This tick's votes: (baseline tick, clients that may use it).
     votes: Vec<(u32, u32)>,
+    /// The ids of the view being built (for `build_indexed`).
+    view_ids: IdSet,
 }
 
-/// The positions (in its tick's snapshot) of the entities a client could
-/// see in a snapshot it was sent (`None`: everything).
-pub(crate) type SentView = Option<Arc<[u32]>>;
+/// The ids of the entities a client could see in a snapshot it was sent
+/// (`None`: everything).
+pub(crate) type SentView = Option<Arc<Seen>>;
+
+/// The ids of the entities a client could see in a snapshot it was sent.
+#[derive(Debug)]
+pub(crate) enum Seen {
+    /// One bit per id: the ids of a room's [`crate::world::World`] are small
+    /// and reused, so the set is a few words and the next delta compares
+    /// views word by word.
+    Ids(IdSet),
+    /// Ascending: the ids of a snapshot too sparse for a set (one not built
+    /// from a `World`), where a set would be one bit per id up to the largest.
+    List(Box<[NetId]>),
+}
+
+impl Seen {
+    fn contains(&self, id: NetId) -> bool {
+        match self {
+            Self::Ids(ids) => ids.contains(id),
+            Self::List(ids) => ids.binary_search(&id).is_ok(),
+        }
+    }
+}
 
 /// What replication remembers about one client.
 #[derive(Debug, Default)]
@@ -160,6 +184,7 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
             fast: None,
             snap: 0,
             votes: Vec::new(),
+            view_ids: IdSet::default(),
         }
     }
 
@@ -307,7 +332,15 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
         out: &mut Vec<u8>,
     ) -> Result<Built, EncodeError> {
         let (tick, cur) = self.newest()?;
-        let visible: Option<Arc<[u32]>> = visible.map(Into::into);
+        // The view's ids are collected as the walk goes (the next baseline's
+        // view) when they are dense enough for a set: as a room's are.
+        let max_id = cur.as_slice().last().map_or(0, |(id, _)| id.0 as usize);
+        let dense = max_id <= cur.len() * 4 + 1024;
+        if dense {
+            self.view_ids.reset(NetId(max_id as u32));
+        } else {
+            self.view_ids.clear();
+        }
         // A baseline is usable when deltas are on, the ring still holds it
         // and the client's view then is known.
         let baseline = self
@@ -327,7 +360,7 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
             delta: baseline.is_some(),
             shared: false,
         };
-        match (&visible, baseline) {
+        match (visible, baseline) {
             (None, Some((bt, base, None))) => {
                 let body = self.shared_body(
                     Some(bt),
@@ -359,12 +392,16 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
                 )?;
                 w.raw(&body);
             }
-            (view, Some((bt, base, base_view))) => {
-                let base_iter = view_iter(&base, base_view.as_deref());
-                write_delta_memo(
+            // The common case with interest: both views are id sets.
+            (Some(view), Some((bt, base, Some(ref seen))))
+                if let (true, Seen::Ids(base_ids)) = (dense, &**seen) =>
+            {
+                write_delta_memo_sets(
                     &mut w,
-                    base_iter,
-                    slot_iter(&cur, view.as_deref()),
+                    &base,
+                    base_ids,
+                    slot_iter(&cur, Some(view)),
+                    &mut self.view_ids,
                     bt,
                     &mut self.memo,
                     &mut self.scratch,
@@ -372,13 +409,47 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
                     self.fast,
                 )?;
             }
+            // The view switched between everything and a part of it, or
+            // the ids are too sparse for sets.
+            (view, Some((bt, base, seen))) => {
+                let base_iter = base
+                    .iter()
+                    .filter(|(id, _)| seen.as_ref().is_none_or(|b| b.contains(*id)));
+                write_delta_memo(
+                    &mut w,
+                    base_iter,
+                    slot_iter(&cur, view),
+                    bt,
+                    &mut self.memo,
+                    &mut self.scratch,
+                    self.max_fields,
+                    self.fast,
+                )?;
+                if dense {
+                    for (id, _, _) in slot_iter(&cur, view) {
+                        self.view_ids.insert(id);
+                    }
+                }
+            }
             (Some(view), None) => {
-                let cur_iter = slot_iter(&cur, Some(view));
-                let n = cur_iter.clone().count();
+                let n = slot_iter(&cur, Some(view)).count();
+                let ids = &mut self.view_ids;
+                let cur_iter = slot_iter(&cur, Some(view)).inspect(|(id, _, _)| {
+                    if dense {
+                        ids.insert(*id);
+                    }
+                });
                 write_full_memo(&mut w, ExactLen(cur_iter, n), &mut self.memo)?;
             }
         }
-        client.sent(tick, visible, header.baseline, max_sent);
+        let sent_view = visible.map(|view| {
+            Arc::new(if dense {
+                Seen::Ids(self.view_ids.clone())
+            } else {
+                Seen::List(slot_iter(&cur, Some(view)).map(|(id, _, _)| id).collect())
+            })
+        });
+        client.sent(tick, sent_view, header.baseline, max_sent);
         *out = w.into_vec();
         Ok(built)
     }
@@ -404,16 +475,9 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
     }
 }
 
-/// The entities of `snap`, restricted to the positions in `view` when given.
-fn view_iter<'a, S>(
-    snap: &'a Snapshot<S>,
-    view: Option<&'a [u32]>,
-) -> impl Iterator<Item = (NetId, &'a S)> + Clone + 'a {
-    slot_iter(snap, view).map(|(id, s, _)| (id, s))
-}
-
-/// Like [`view_iter`], with each entity's position in `snap` (its slot in
-/// the tick's [`DeltaMemo`]).
+/// The entities of `snap`, restricted to the positions in `view` when given,
+/// with each entity's position in `snap` (its slot in the tick's
+/// [`DeltaMemo`]).
 fn slot_iter<'a, S>(snap: &'a Snapshot<S>, view: Option<&'a [u32]>) -> Slots<'a, S> {
     let entities = snap.as_slice();
     match view {
@@ -658,6 +722,47 @@ mod tests {
             assert_eq!(out_a, out_b, "tick {tick}");
             a.ack(tick);
             b.ack(tick);
+        }
+    }
+
+    /// Views kept as id sets (a room's dense ids) and as id lists (ids too
+    /// sparse for a set) give deltas that decode to the view, through
+    /// entities entering and leaving it and a tick that sees everything.
+    #[test]
+    fn deltas_follow_changing_views_with_dense_and_sparse_ids() {
+        let views: [Option<&[u32]>; 7] = [
+            Some(&[1, 2]),
+            Some(&[2, 3]),
+            Some(&[1, 2, 3, 4]),
+            None,
+            Some(&[4]),
+            Some(&[]),
+            Some(&[1, 4]),
+        ];
+        for scale in [1, 1_000_000] {
+            let mut repl = Replication::new(8, 64);
+            let mut client = ClientReplication::default();
+            let mut kept = HashMap::new();
+            let mut out = Vec::new();
+            let mut deltas = 0;
+            for (tick, view) in (1..).zip(views) {
+                let world: Vec<(u32, i32)> = (1..=4)
+                    .map(|i| (i * scale, i as i32 * 10 + tick as i32 % 3))
+                    .collect();
+                repl.push(tick, snap(&world));
+                let ids = view.map(|v| v.iter().map(|&i| NetId(i * scale)).collect());
+                deltas += usize::from(repl.build(&mut client, ids, 0, 8, &mut out).unwrap().delta);
+                let (t, got) = receive(&out, &kept);
+                let want: Vec<(u32, i32)> = world
+                    .iter()
+                    .filter(|(id, _)| view.is_none_or(|v| v.contains(&(id / scale))))
+                    .copied()
+                    .collect();
+                assert_eq!(got, snap(&want), "scale {scale}, tick {tick}");
+                kept.insert(t, got);
+                client.ack(tick);
+            }
+            assert_eq!(deltas, views.len() - 1, "scale {scale}");
         }
     }
 

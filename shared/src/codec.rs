@@ -183,6 +183,15 @@ impl Writer {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Appends the first `len` bytes of `block` (all of it when `len` is
+    /// larger): one fixed-size copy, then the length set back.
+    #[inline(always)]
+    pub(crate) fn raw_block<const N: usize>(&mut self, block: &[u8; N], len: usize) {
+        let n = self.buf.len();
+        self.buf.extend_from_slice(block);
+        self.buf.truncate(n + len.min(N));
+    }
+
     /// One raw byte.
     pub fn u8(&mut self, v: u8) {
         self.buf.push(v);

@@ -46,6 +46,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::{DecodeError, EncodeError, Reader, Writer};
 use crate::diff::{DiffScratch, Differ};
 use crate::fields::{Field, encoded_len, flatten, write_fields};
+use crate::idset::IdSet;
 use crate::limits::Limits;
 use crate::patch::PatchError;
 use crate::snapshot::{IdDecoder, IdEncoder, NetId, Snapshot};
@@ -208,13 +209,77 @@ impl Span {
     fn get(self, bytes: &[u8]) -> &[u8] {
         &bytes[self.start as usize..self.start as usize + self.len as usize]
     }
+}
 
-    fn push(bytes: &mut Vec<u8>, data: &[u8]) -> Self {
-        let start = bytes.len() as u32;
-        bytes.extend_from_slice(data);
-        Self {
-            start,
+/// The memo's bytes, always followed by [`Padded::PAD`] zero bytes, so that
+/// a span of at most `PAD` bytes (most patches and states) is copied out as
+/// one fixed-size block and the writer's length then set: a few
+/// instructions inline, where a copy of a variable length is a call.
+#[derive(Debug)]
+struct Padded(Vec<u8>);
+
+impl Default for Padded {
+    fn default() -> Self {
+        Self(vec![0; Self::PAD])
+    }
+}
+
+impl Padded {
+    const PAD: usize = 16;
+
+    fn clear(&mut self) {
+        self.0.clear();
+        self.0.resize(Self::PAD, 0);
+    }
+
+    /// The bytes before the padding.
+    fn end(&self) -> usize {
+        self.0.len() - Self::PAD
+    }
+
+    fn push(&mut self, data: &[u8]) -> Span {
+        let start = self.end();
+        self.0.truncate(start);
+        self.0.extend_from_slice(data);
+        self.0.extend_from_slice(&[0; Self::PAD]);
+        Span {
+            start: start as u32,
             len: data.len() as u32,
+        }
+    }
+
+    /// Appends what `write` writes (its result returned), as [`Self::push`].
+    fn push_with<T>(&mut self, write: impl FnOnce(&mut Writer) -> T) -> (Span, T) {
+        let start = self.end();
+        self.0.truncate(start);
+        let mut w = Writer::from_vec(core::mem::take(&mut self.0));
+        let out = write(&mut w);
+        self.0 = w.into_vec();
+        let len = self.0.len() - start;
+        self.0.extend_from_slice(&[0; Self::PAD]);
+        let span = Span {
+            start: start as u32,
+            len: len as u32,
+        };
+        (span, out)
+    }
+
+    #[inline]
+    fn get(&self, span: Span) -> &[u8] {
+        span.get(&self.0)
+    }
+
+    /// Appends the bytes of `span` to `w`.
+    #[inline(always)]
+    fn copy(&self, span: Span, w: &mut Writer) {
+        let start = span.start as usize;
+        if let Some(block) = self.0.get(start..start + Self::PAD)
+            && span.len as usize <= Self::PAD
+            && let Ok(block) = <&[u8; Self::PAD]>::try_from(block)
+        {
+            w.raw_block(block, span.len as usize);
+        } else {
+            w.raw(self.get(span));
         }
     }
 }
@@ -223,7 +288,7 @@ impl Span {
 struct BaselineMemo {
     tick: u32,
     outcomes: Vec<Outcome>,
-    bytes: Vec<u8>,
+    bytes: Padded,
 }
 
 /// The per-entity work of one snapshot tick, done once and shared by every
@@ -240,7 +305,7 @@ struct BaselineMemo {
 #[derive(Debug, Default)]
 pub struct DeltaMemo {
     states: Vec<Span>,
-    state_bytes: Vec<u8>,
+    state_bytes: Padded,
     baselines: Vec<BaselineMemo>,
     used: usize,
 }
@@ -308,16 +373,11 @@ impl DeltaMemo {
     fn encode_state<S: Serialize>(&mut self, slot: usize, state: &S) -> Result<Span, EncodeError> {
         self.slot(slot)?;
         if self.states[slot] == Span::UNKNOWN {
-            let mut w = Writer::from_vec(core::mem::take(&mut self.state_bytes));
-            let start = w.len();
-            let encoded = w.value("entity state", state);
-            let len = w.len() - start;
-            self.state_bytes = w.into_vec();
+            let (span, encoded) = self
+                .state_bytes
+                .push_with(|w| w.value("entity state", state));
             encoded?;
-            self.states[slot] = Span {
-                start: start as u32,
-                len: len as u32,
-            };
+            self.states[slot] = span;
         }
         Ok(self.states[slot])
     }
@@ -331,7 +391,9 @@ impl DeltaMemo {
 ///
 /// Every client after the first of a tick with this baseline finds each
 /// entity's outcome in the memo, so its walk only gathers: the id gap and
-/// the memo's bytes per changed entity.
+/// the memo's bytes per changed entity. When the client's views are kept as
+/// [`IdSet`]s, [`write_delta_memo_sets`] also skips the walk of the
+/// baseline's view.
 ///
 /// # Errors
 /// As [`write_delta`], and when a slot is outside the memo.
@@ -346,10 +408,7 @@ pub fn write_delta_memo<'a, S: Serialize + PartialEq + 'a>(
     max_fields: usize,
     fast: Option<FieldDiff<S>>,
 ) -> Result<DeltaStats, EncodeError> {
-    let bi = memo.baseline(baseline_tick);
-    scratch.clear_sections();
-    let mut stats = DeltaStats::default();
-    let (mut removed_ids, mut patched_ids, mut full_ids) = <[IdEncoder; 3]>::default().into();
+    let mut walk = Walk::new(baseline_tick, memo, scratch, max_fields, fast);
     let (mut base, mut cur) = (base.into_iter(), cur.into_iter());
     let (mut last_base, mut last_cur) = (Sorted::default(), Sorted::default());
     let mut b = last_base.next(&mut base)?;
@@ -358,52 +417,193 @@ pub fn write_delta_memo<'a, S: Serialize + PartialEq + 'a>(
         match (b, c) {
             (None, None) => break,
             (Some((id, _)), next) if next.is_none_or(|(cid, _, _)| id < cid) => {
-                removed_ids.write(&mut scratch.removed, id)?;
-                stats.removed += 1;
+                walk.removed(id)?;
                 b = last_base.next(&mut base)?;
             }
             (Some((id, old)), Some((cid, state, slot))) if id == cid => {
-                let outcome = match memo.baselines[bi].outcomes.get(slot) {
-                    Some(&o) if o != Outcome::Unknown => o,
-                    Some(_) => resolve(memo, bi, slot, old, state, scratch, max_fields, fast)?,
-                    None => return Err(memo.outside(slot)),
-                };
-                match outcome {
-                    Outcome::Unchanged | Outcome::Unknown => stats.unchanged += 1,
-                    Outcome::Patch(span) => {
-                        patched_ids.write(&mut scratch.patched, id)?;
-                        scratch.patched.raw(span.get(&memo.baselines[bi].bytes));
-                        scratch.changed.push((id, slot as u32));
-                        stats.patched += 1;
-                    }
-                    Outcome::Full => {
-                        full_ids.write(&mut scratch.full, id)?;
-                        scratch.full.raw(memo.states[slot].get(&memo.state_bytes));
-                        scratch.changed.push((id, slot as u32));
-                        stats.full += 1;
-                    }
-                }
+                walk.kept(id, state, slot, || Some(old))?;
                 b = last_base.next(&mut base)?;
                 c = last_cur.next(&mut cur)?;
             }
             (_, Some((id, state, slot))) => {
-                let span = memo.state(slot, state)?;
-                full_ids.write(&mut scratch.full, id)?;
-                scratch.full.raw(span.get(&memo.state_bytes));
-                scratch.changed.push((id, slot as u32));
-                stats.full += 1;
+                walk.added(id, state, slot)?;
                 c = last_cur.next(&mut cur)?;
             }
             (Some(_), None) => unreachable!("a removal, matched above"),
         }
     }
-    finish(
-        w,
-        scratch,
-        stats,
-        patched_ids.extra + full_ids.extra,
-        Some(memo),
-    )
+    walk.finish(w)
+}
+
+/// [`write_delta_memo`] for a client whose views are sets of ids: `base_ids`
+/// is the view it had at `baseline_tick` (every id in it is in `base`), `cur`
+/// yields the entities of its view now, ascending, with their positions in
+/// the tick's snapshot, and their ids are added to `cur_ids` (empty: the
+/// client's next baseline view). Membership in the baseline's view is one
+/// bit per entity and the removed ids come from the two sets word by word,
+/// so the walk visits only the current view. The bytes are those of
+/// [`write_delta_memo`] for the same views.
+///
+/// # Errors
+/// As [`write_delta_memo`], and when `cur`'s ids do not strictly increase.
+#[allow(clippy::too_many_arguments)]
+pub fn write_delta_memo_sets<'a, S: Serialize + PartialEq + 'a>(
+    w: &mut Writer,
+    base: &'a Snapshot<S>,
+    base_ids: &IdSet,
+    cur: impl IntoIterator<Item = (NetId, &'a S, usize)>,
+    cur_ids: &mut IdSet,
+    baseline_tick: u32,
+    memo: &mut DeltaMemo,
+    scratch: &mut DeltaScratch,
+    max_fields: usize,
+    fast: Option<FieldDiff<S>>,
+) -> Result<DeltaStats, EncodeError> {
+    let mut walk = Walk::new(baseline_tick, memo, scratch, max_fields, fast);
+    let mut floor = 0u64;
+    for (id, state, slot) in cur {
+        if u64::from(id.0) < floor {
+            return Err(unsorted(id));
+        }
+        floor = u64::from(id.0) + 1;
+        cur_ids.insert(id);
+        if base_ids.contains(id) {
+            walk.kept(id, state, slot, || base_state(base, id, slot))?;
+        } else {
+            walk.added(id, state, slot)?;
+        }
+    }
+    for id in base_ids.difference(cur_ids) {
+        walk.removed(id)?;
+    }
+    walk.finish(w)
+}
+
+/// The state of `id` in `base`: at position `slot` when no entity came or
+/// went between the two snapshots (one comparison), else by binary search.
+#[inline]
+fn base_state<S>(base: &Snapshot<S>, id: NetId, slot: usize) -> Option<&S> {
+    match base.as_slice().get(slot) {
+        Some((bid, state)) if *bid == id => Some(state),
+        _ => base.get(id),
+    }
+}
+
+/// One client's delta being written: the sections, their id sequences and
+/// the counts, with the memo of the tick's baseline.
+struct Walk<'m, S> {
+    memo: &'m mut DeltaMemo,
+    scratch: &'m mut DeltaScratch,
+    bi: usize,
+    max_fields: usize,
+    fast: Option<FieldDiff<S>>,
+    removed_ids: IdEncoder,
+    patched_ids: IdEncoder,
+    full_ids: IdEncoder,
+    stats: DeltaStats,
+}
+
+impl<'m, S: Serialize + PartialEq> Walk<'m, S> {
+    fn new(
+        baseline_tick: u32,
+        memo: &'m mut DeltaMemo,
+        scratch: &'m mut DeltaScratch,
+        max_fields: usize,
+        fast: Option<FieldDiff<S>>,
+    ) -> Self {
+        let bi = memo.baseline(baseline_tick);
+        scratch.clear_sections();
+        Self {
+            memo,
+            scratch,
+            bi,
+            max_fields,
+            fast,
+            removed_ids: IdEncoder::default(),
+            patched_ids: IdEncoder::default(),
+            full_ids: IdEncoder::default(),
+            stats: DeltaStats::default(),
+        }
+    }
+
+    /// An entity of the baseline's view that left the view.
+    #[inline(always)]
+    fn removed(&mut self, id: NetId) -> Result<(), EncodeError> {
+        self.removed_ids.write(&mut self.scratch.removed, id)?;
+        self.stats.removed += 1;
+        Ok(())
+    }
+
+    /// An entity that is in the view and was not in the baseline's: whole.
+    #[inline(always)]
+    fn added(&mut self, id: NetId, state: &S, slot: usize) -> Result<(), EncodeError> {
+        let span = self.memo.state(slot, state)?;
+        self.full_ids.write(&mut self.scratch.full, id)?;
+        self.memo.state_bytes.copy(span, &mut self.scratch.full);
+        self.scratch.changed.push((id, slot as u32));
+        self.stats.full += 1;
+        Ok(())
+    }
+
+    /// An entity in both views: its outcome against the baseline, from the
+    /// memo or resolved (`old` gives its baseline state; `None`: not in the
+    /// baseline after all, so it is sent whole).
+    #[inline(always)]
+    fn kept<'s>(
+        &mut self,
+        id: NetId,
+        state: &'s S,
+        slot: usize,
+        old: impl FnOnce() -> Option<&'s S>,
+    ) -> Result<(), EncodeError>
+    where
+        S: 's,
+    {
+        let (memo, scratch, bi) = (&mut *self.memo, &mut *self.scratch, self.bi);
+        let outcome = match memo.baselines[bi].outcomes.get(slot) {
+            Some(&o) if o != Outcome::Unknown => o,
+            Some(_) => match old() {
+                Some(old) => resolve(
+                    memo,
+                    bi,
+                    slot,
+                    old,
+                    state,
+                    scratch,
+                    self.max_fields,
+                    self.fast,
+                )?,
+                None => return self.added(id, state, slot),
+            },
+            None => return Err(memo.outside(slot)),
+        };
+        match outcome {
+            Outcome::Unchanged | Outcome::Unknown => self.stats.unchanged += 1,
+            Outcome::Patch(span) => {
+                self.patched_ids.write(&mut scratch.patched, id)?;
+                memo.baselines[bi].bytes.copy(span, &mut scratch.patched);
+                scratch.changed.push((id, slot as u32));
+                self.stats.patched += 1;
+            }
+            Outcome::Full => {
+                self.full_ids.write(&mut scratch.full, id)?;
+                memo.state_bytes.copy(memo.states[slot], &mut scratch.full);
+                scratch.changed.push((id, slot as u32));
+                self.stats.full += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, w: &mut Writer) -> Result<DeltaStats, EncodeError> {
+        finish(
+            w,
+            self.scratch,
+            self.stats,
+            self.patched_ids.extra + self.full_ids.extra,
+            Some(self.memo),
+        )
+    }
 }
 
 /// The outcome of `base` → `cur` for the entity at memo `slot` against
@@ -432,15 +632,12 @@ fn resolve<S: Serialize + PartialEq>(
         Outcome::Full
     };
     let outcome = match outcome {
-        Outcome::Patch(_) => Outcome::Patch(Span::push(
-            &mut m.baselines[bi].bytes,
-            scratch.patch.as_slice(),
-        )),
+        Outcome::Patch(_) => Outcome::Patch(m.baselines[bi].bytes.push(scratch.patch.as_slice())),
         o => o,
     };
     // `fast_patch` stored the state; `write_patch` left it in `scratch.state`.
     if outcome != Outcome::Unchanged && m.states[slot] == Span::UNKNOWN {
-        m.states[slot] = Span::push(&mut m.state_bytes, scratch.state.as_slice());
+        m.states[slot] = m.state_bytes.push(scratch.state.as_slice());
     }
     m.baselines[bi].outcomes[slot] = outcome;
     Ok(outcome)
@@ -462,7 +659,7 @@ pub fn write_full_memo<'a, S: Serialize + 'a>(
     for (id, state, slot) in entities {
         ids.write(w, id)?;
         let span = memo.state(slot, state)?;
-        w.raw(span.get(&memo.state_bytes));
+        memo.state_bytes.copy(span, w);
     }
     Ok(())
 }
@@ -580,7 +777,7 @@ fn finish(
                 ids.write(&mut scratch.all_full, id)?;
                 scratch
                     .all_full
-                    .raw(m.states[slot as usize].get(&m.state_bytes));
+                    .raw(m.state_bytes.get(m.states[slot as usize]));
             }
         }
     }
@@ -704,7 +901,7 @@ fn fast_patch<S: Serialize>(
         Some((memo, slot)) => {
             memo.slot(slot)?;
             if memo.states[slot] == Span::UNKNOWN {
-                memo.states[slot] = Span::push(&mut memo.state_bytes, scratch.diff.state());
+                memo.states[slot] = memo.state_bytes.push(scratch.diff.state());
             }
         }
         None => {

@@ -34,6 +34,7 @@ mod fields;
 pub mod framing;
 pub mod game;
 pub mod handshake;
+pub mod idset;
 pub mod limits;
 pub mod matchmake;
 pub mod message;

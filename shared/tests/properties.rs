@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tickwire_shared::codec::{Reader, Writer};
 use tickwire_shared::delta::{self, DeltaMemo, DeltaScratch, DeltaStats};
 use tickwire_shared::handshake::{ClientHandshake, HandshakeError, ServerHandshake};
+use tickwire_shared::idset::IdSet;
 use tickwire_shared::message::{Close, Reject};
 use tickwire_shared::quantize::{Angle16, QVec2};
 use tickwire_shared::snapshot::{read_full, write_full};
@@ -94,6 +95,49 @@ fn varint_len(v: u64) -> usize {
         0x1_0000..=0xffff_ffff => 5,
         _ => 9,
     }
+}
+
+/// The entities of `b` and of `c` that the masks keep (an entity past a
+/// mask's end is kept), the current ones with their positions in `c`.
+#[allow(clippy::type_complexity)]
+fn masked_views<'a>(
+    b: &'a Snapshot<Ent>,
+    c: &'a Snapshot<Ent>,
+    base_mask: &[bool],
+    cur_mask: &[bool],
+) -> (Vec<(NetId, &'a Ent)>, Vec<(NetId, &'a Ent, usize)>) {
+    let keep = |mask: &[bool], i: usize| mask.get(i).copied().unwrap_or(true);
+    let base = b
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| keep(base_mask, *i))
+        .map(|(_, e)| e)
+        .collect();
+    let cur = c
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| keep(cur_mask, *i))
+        .map(|(i, (id, e))| (id, e, i))
+        .collect();
+    (base, cur)
+}
+
+/// The plain encoder's delta between two views.
+fn plain_delta(
+    base: &[(NetId, &Ent)],
+    cur: &[(NetId, &Ent, usize)],
+    max_fields: usize,
+) -> (Writer, DeltaStats) {
+    let mut w = Writer::new();
+    let stats = delta::write_delta(
+        &mut w,
+        base.iter().copied(),
+        cur.iter().map(|(id, e, _)| (*id, *e)),
+        &mut DeltaScratch::default(),
+        max_fields,
+    )
+    .unwrap();
+    (w, stats)
 }
 
 fn snapshot(world: &World) -> Snapshot<Ent> {
@@ -638,27 +682,9 @@ proptest! {
         let mut scratch = DeltaScratch::default();
         for (cur_mask, base_mask, second) in clients {
             let (tick, b) = if second { (2, &b2) } else { (1, &b1) };
-            let base_view: Vec<(NetId, &Ent)> = b
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| base_mask.get(*i).copied().unwrap_or(true))
-                .map(|(_, e)| e)
-                .collect();
-            let cur_view: Vec<(NetId, &Ent, usize)> = c
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| cur_mask.get(*i).copied().unwrap_or(true))
-                .map(|(i, (id, e))| (id, e, i))
-                .collect();
-            let (mut plain, mut memoized) = (Writer::new(), Writer::new());
-            let plain_stats = delta::write_delta(
-                &mut plain,
-                base_view.iter().copied(),
-                cur_view.iter().map(|(id, e, _)| (*id, *e)),
-                &mut DeltaScratch::default(),
-                max,
-            )
-            .unwrap();
+            let (base_view, cur_view) = masked_views(b, &c, &base_mask, &cur_mask);
+            let (plain, plain_stats) = plain_delta(&base_view, &cur_view, max);
+            let mut memoized = Writer::new();
             let memo_stats = delta::write_delta_memo(
                 &mut memoized,
                 base_view.iter().copied(),
@@ -676,6 +702,60 @@ proptest! {
             write_full(&mut plain, cur_view.iter().map(|(id, e, _)| (*id, *e))).unwrap();
             delta::write_full_memo(&mut memoized, cur_view.iter().copied(), &mut memo).unwrap();
             prop_assert_eq!(plain.as_slice(), memoized.as_slice());
+        }
+    }
+
+    /// The server's walk over id sets (views as one bit per id, for a room's
+    /// small, reused ids) writes the plain encoder's bytes too. The worlds'
+    /// ids are renumbered by rank, in order, to make them dense.
+    #[test]
+    fn deltas_from_id_sets_equal_the_plain_ones(
+        (base, cur) in derived_pair(true, 300),
+        other in world(300),
+        clients in vec((vec(any::<bool>(), 340), vec(any::<bool>(), 340), any::<bool>()), 1..6),
+    ) {
+        let ranks: BTreeMap<u32, u32> = base
+            .keys()
+            .chain(cur.keys())
+            .chain(other.keys())
+            .copied()
+            .collect::<std::collections::BTreeSet<u32>>()
+            .into_iter()
+            .zip(1..)
+            .collect();
+        let dense = |w: &World| -> World { w.iter().map(|(id, e)| (ranks[id], e.clone())).collect() };
+        let (b1, c, b2) = (snapshot(&dense(&base)), snapshot(&dense(&cur)), snapshot(&dense(&other)));
+        let max = Limits::default().max_fields_per_entity;
+        let mut memo = DeltaMemo::default();
+        memo.reset(c.len());
+        let mut scratch = DeltaScratch::default();
+        let mut cur_ids = IdSet::default();
+        for (cur_mask, base_mask, second) in clients {
+            let (tick, b) = if second { (2, &b2) } else { (1, &b1) };
+            let (base_view, cur_view) = masked_views(b, &c, &base_mask, &cur_mask);
+            let (plain, plain_stats) = plain_delta(&base_view, &cur_view, max);
+            let base_ids: IdSet = base_view.iter().map(|(id, _)| *id).collect();
+            let mut sets = Writer::new();
+            cur_ids.clear();
+            let sets_stats = delta::write_delta_memo_sets(
+                &mut sets,
+                b,
+                &base_ids,
+                cur_view.iter().copied(),
+                &mut cur_ids,
+                tick,
+                &mut memo,
+                &mut scratch,
+                max,
+                None,
+            )
+            .unwrap();
+            prop_assert_eq!(plain.as_slice(), sets.as_slice());
+            prop_assert_eq!(plain_stats, sets_stats);
+            prop_assert_eq!(
+                cur_ids.iter().collect::<Vec<_>>(),
+                cur_view.iter().map(|(id, _, _)| *id).collect::<Vec<_>>()
+            );
         }
     }
 
