@@ -332,14 +332,12 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
         out: &mut Vec<u8>,
     ) -> Result<Built, EncodeError> {
         let (tick, cur) = self.newest()?;
-        // The view's ids are collected as the walk goes (the next baseline's
+        // A view's ids are collected as the walk goes (the next baseline's
         // view) when they are dense enough for a set: as a room's are.
         let max_id = cur.as_slice().last().map_or(0, |(id, _)| id.0 as usize);
-        let dense = max_id <= cur.len() * 4 + 1024;
+        let dense = visible.is_some() && max_id <= cur.len() * 4 + 1024;
         if dense {
             self.view_ids.reset(NetId(max_id as u32));
-        } else {
-            self.view_ids.clear();
         }
         // A baseline is usable when deltas are on, the ring still holds it
         // and the client's view then is known.

@@ -237,18 +237,12 @@ impl Padded {
         self.0.len() - Self::PAD
     }
 
+    /// Appends `data`; its span.
     fn push(&mut self, data: &[u8]) -> Span {
-        let start = self.end();
-        self.0.truncate(start);
-        self.0.extend_from_slice(data);
-        self.0.extend_from_slice(&[0; Self::PAD]);
-        Span {
-            start: start as u32,
-            len: data.len() as u32,
-        }
+        self.push_with(|w| w.raw(data)).0
     }
 
-    /// Appends what `write` writes (its result returned), as [`Self::push`].
+    /// Appends what `write` writes; its span, and what `write` returned.
     fn push_with<T>(&mut self, write: impl FnOnce(&mut Writer) -> T) -> (Span, T) {
         let start = self.end();
         self.0.truncate(start);
