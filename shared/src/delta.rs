@@ -454,12 +454,8 @@ pub fn write_delta_memo_sets<'a, S: Serialize + PartialEq + 'a>(
     fast: Option<FieldDiff<S>>,
 ) -> Result<DeltaStats, EncodeError> {
     let mut walk = Walk::new(baseline_tick, memo, scratch, max_fields, fast);
-    let mut floor = 0u64;
-    for (id, state, slot) in cur {
-        if u64::from(id.0) < floor {
-            return Err(unsorted(id));
-        }
-        floor = u64::from(id.0) + 1;
+    let (mut cur, mut sorted) = (cur.into_iter(), Sorted::default());
+    while let Some((id, state, slot)) = sorted.next(&mut cur)? {
         cur_ids.insert(id);
         if base_ids.contains(id) {
             walk.kept(id, state, slot, || base_state(base, id, slot))?;
