@@ -424,14 +424,15 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
                     self.fast,
                 )?;
                 if dense {
+                    let mut ids = self.view_ids.inserter();
                     for (id, _, _) in slot_iter(&cur, view) {
-                        self.view_ids.insert(id);
+                        ids.insert(id);
                     }
                 }
             }
             (Some(view), None) => {
                 let n = slot_iter(&cur, Some(view)).count();
-                let ids = &mut self.view_ids;
+                let mut ids = self.view_ids.inserter();
                 let cur_iter = slot_iter(&cur, Some(view)).inspect(|(id, _, _)| {
                     if dense {
                         ids.insert(*id);
