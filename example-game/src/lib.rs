@@ -115,6 +115,16 @@ impl GameProtocol for Arena {
         tickwire_shared::patch::read_in_place(state, r, limits)
     }
 
+    /// The derived resync path: an unchanged entity is settled without a
+    /// copy of its state.
+    fn read_unchanged(
+        state: &mut EntityState,
+        r: &mut Reader<'_>,
+        limits: &Limits,
+    ) -> Result<(), PatchError> {
+        tickwire_shared::patch::read_unchanged(state, r, limits)
+    }
+
     /// The derived field-by-field diff (the server's delta encoder).
     fn diff_fields(
         base: &EntityState,

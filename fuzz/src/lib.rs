@@ -399,6 +399,15 @@ impl GameProtocol for PatchGame {
         tickwire_shared::patch::read_in_place(state, r, limits)
     }
 
+    /// The derived resync path.
+    fn read_unchanged(
+        state: &mut Unit,
+        r: &mut Reader<'_>,
+        limits: &Limits,
+    ) -> Result<(), PatchError> {
+        tickwire_shared::patch::read_unchanged(state, r, limits)
+    }
+
     /// The field-by-field diff (server side).
     fn diff_fields(base: &Unit, cur: &Unit, d: &mut Differ<'_>) -> Result<(), PatchError> {
         tickwire_shared::diff::diff_fields(base, cur, d)

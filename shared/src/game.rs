@@ -134,6 +134,35 @@ pub trait GameProtocol: Send + Sync + 'static {
         Err(PatchError::Layout)
     }
 
+    /// The resync path for [`Self::EntityState`]: read the whole state at
+    /// `r` if it equals `state`, leaving `state` as it is. A full snapshot
+    /// that reaches a client holding the entities (a resync) finds most of
+    /// them unchanged; the client's world settles each of those here, with
+    /// no copy of its state, and reads the others with
+    /// [`Self::read_in_place`]. The default has none (every entity is read
+    /// over a copy and compared). A game whose state implements
+    /// [`crate::patch::Patch`] overrides it next to [`Self::read_in_place`]:
+    ///
+    /// ```ignore
+    /// fn read_unchanged(s: &mut Self::EntityState, r: &mut Reader<'_>, l: &Limits)
+    ///     -> Result<(), PatchError> {
+    ///     tickwire_shared::patch::read_unchanged(s, r, l)
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`PatchError::Decode`] for malformed bytes; [`PatchError::Layout`]
+    /// when the state differs (or to ask for the other path): the caller
+    /// rewinds `r`.
+    fn read_unchanged(
+        state: &mut Self::EntityState,
+        r: &mut Reader<'_>,
+        limits: &Limits,
+    ) -> Result<(), PatchError> {
+        let _ = (state, r, limits);
+        Err(PatchError::Layout)
+    }
+
     /// The field-by-field diff for [`Self::EntityState`] (see
     /// [`crate::diff`]), used by the server to write a delta's patches
     /// without serde's flattener: it compares `base` with `cur` field by

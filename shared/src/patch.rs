@@ -88,6 +88,10 @@ pub struct Patcher<'a, 'r> {
     next: usize,
     /// Reading a whole state (no mask, absolute values), not a patch.
     whole: bool,
+    /// Reading a whole state only to compare it with the visited values
+    /// ([`read_unchanged`]): nothing is written, and the first value that
+    /// differs is [`PatchError::Layout`].
+    compare: bool,
 }
 
 const DIFF: &str = "field difference";
@@ -126,6 +130,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
             fields: 0,
             next: 0,
             whole: false,
+            compare: false,
         }
     }
 
@@ -188,6 +193,20 @@ impl<'a, 'r> Patcher<'a, 'r> {
         }
     }
 
+    /// Stores `n`, a whole state's value, into `v`; when comparing, checks
+    /// instead that `v` already holds it.
+    #[inline(always)]
+    fn set<T: PartialEq>(&self, v: &mut T, n: T) -> Result<(), PatchError> {
+        if self.compare {
+            if *v != n {
+                return Err(PatchError::Layout);
+            }
+        } else {
+            *v = n;
+        }
+        Ok(())
+    }
+
     /// Moves to the next field; true when its bit is set (always, for a
     /// whole state).
     #[inline(always)]
@@ -211,7 +230,8 @@ impl<'a, 'r> Patcher<'a, 'r> {
     #[inline(always)]
     pub fn bool(&mut self, v: &mut bool) -> Result<(), PatchError> {
         if self.whole {
-            *v = self.r.bool("bool field")?;
+            let n = self.r.bool("bool field")?;
+            self.set(v, n)?;
         } else if self.marked()? {
             *v = !*v;
         }
@@ -225,7 +245,8 @@ impl<'a, 'r> Patcher<'a, 'r> {
     #[inline(always)]
     pub fn u8(&mut self, v: &mut u8) -> Result<(), PatchError> {
         if self.marked()? {
-            *v = self.r.u8("u8 field")?;
+            let n = self.r.u8("u8 field")?;
+            self.set(v, n)?;
         }
         Ok(())
     }
@@ -237,7 +258,8 @@ impl<'a, 'r> Patcher<'a, 'r> {
     #[inline(always)]
     pub fn i8(&mut self, v: &mut i8) -> Result<(), PatchError> {
         if self.marked()? {
-            *v = self.r.u8("i8 field")? as i8;
+            let n = self.r.u8("i8 field")? as i8;
+            self.set(v, n)?;
         }
         Ok(())
     }
@@ -249,7 +271,8 @@ impl<'a, 'r> Patcher<'a, 'r> {
     #[inline(always)]
     pub fn u16(&mut self, v: &mut u16) -> Result<(), PatchError> {
         if self.whole {
-            *v = self.r.u16("u16 field")?;
+            let n = self.r.u16("u16 field")?;
+            self.set(v, n)?;
         } else if self.marked()? {
             *v = v.wrapping_add(narrow::<i16>(self.r.i64(DIFF)?)? as u16);
         }
@@ -263,7 +286,8 @@ impl<'a, 'r> Patcher<'a, 'r> {
     #[inline(always)]
     pub fn i16(&mut self, v: &mut i16) -> Result<(), PatchError> {
         if self.whole {
-            *v = self.r.i16("i16 field")?;
+            let n = self.r.i16("i16 field")?;
+            self.set(v, n)?;
         } else if self.marked()? {
             *v = v.wrapping_add(narrow::<i16>(self.r.i64(DIFF)?)?);
         }
@@ -277,7 +301,8 @@ impl<'a, 'r> Patcher<'a, 'r> {
     #[inline(always)]
     pub fn u32(&mut self, v: &mut u32) -> Result<(), PatchError> {
         if self.whole {
-            *v = self.r.u32("u32 field")?;
+            let n = self.r.u32("u32 field")?;
+            self.set(v, n)?;
         } else if self.marked()? {
             *v = v.wrapping_add(narrow::<i32>(self.r.i64(DIFF)?)? as u32);
         }
@@ -291,7 +316,8 @@ impl<'a, 'r> Patcher<'a, 'r> {
     #[inline(always)]
     pub fn i32(&mut self, v: &mut i32) -> Result<(), PatchError> {
         if self.whole {
-            *v = self.r.i32("i32 field")?;
+            let n = self.r.i32("i32 field")?;
+            self.set(v, n)?;
         } else if self.marked()? {
             *v = v.wrapping_add(narrow::<i32>(self.r.i64(DIFF)?)?);
         }
@@ -305,7 +331,8 @@ impl<'a, 'r> Patcher<'a, 'r> {
     #[inline(always)]
     pub fn u64(&mut self, v: &mut u64) -> Result<(), PatchError> {
         if self.whole {
-            *v = self.r.u64("u64 field")?;
+            let n = self.r.u64("u64 field")?;
+            self.set(v, n)?;
         } else if self.marked()? {
             *v = v.wrapping_add(self.r.i64(DIFF)? as u64);
         }
@@ -319,7 +346,8 @@ impl<'a, 'r> Patcher<'a, 'r> {
     #[inline(always)]
     pub fn i64(&mut self, v: &mut i64) -> Result<(), PatchError> {
         if self.whole {
-            *v = self.r.i64("i64 field")?;
+            let n = self.r.i64("i64 field")?;
+            self.set(v, n)?;
         } else if self.marked()? {
             *v = v.wrapping_add(self.r.i64(DIFF)?);
         }
@@ -333,7 +361,8 @@ impl<'a, 'r> Patcher<'a, 'r> {
     #[inline]
     pub fn u128(&mut self, v: &mut u128) -> Result<(), PatchError> {
         if self.whole {
-            *v = self.r.u128("u128 field")?;
+            let n = self.r.u128("u128 field")?;
+            self.set(v, n)?;
         } else if self.marked()? {
             *v = v.wrapping_add(self.r.i128(DIFF)? as u128);
         }
@@ -347,7 +376,8 @@ impl<'a, 'r> Patcher<'a, 'r> {
     #[inline]
     pub fn i128(&mut self, v: &mut i128) -> Result<(), PatchError> {
         if self.whole {
-            *v = self.r.i128("i128 field")?;
+            let n = self.r.i128("i128 field")?;
+            self.set(v, n)?;
         } else if self.marked()? {
             *v = v.wrapping_add(self.r.i128(DIFF)?);
         }
@@ -362,7 +392,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
     pub fn f32(&mut self, v: &mut f32) -> Result<(), PatchError> {
         if self.marked()? {
             let b = self.r.raw(4, "f32 field")?;
-            *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            self.set(v, f32::from_le_bytes([b[0], b[1], b[2], b[3]]))?;
         }
         Ok(())
     }
@@ -377,7 +407,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
             let b = self.r.raw(8, "f64 field")?;
             let mut a = [0u8; 8];
             a.copy_from_slice(b);
-            *v = f64::from_le_bytes(a);
+            self.set(v, f64::from_le_bytes(a))?;
         }
         Ok(())
     }
@@ -389,7 +419,8 @@ impl<'a, 'r> Patcher<'a, 'r> {
     #[inline]
     pub fn char(&mut self, v: &mut char) -> Result<(), PatchError> {
         if self.whole {
-            *v = self.r.char("char field")?;
+            let n = self.r.char("char field")?;
+            self.set(v, n)?;
         } else if self.marked()? {
             let n = self.r.u32("char field")?;
             *v = char::from_u32(n).ok_or_else(|| DecodeError::Invalid {
@@ -430,6 +461,9 @@ impl<'a, 'r> Patcher<'a, 'r> {
         if self.marked()?
             && let Some(s) = self.new_str(v)?
         {
+            if self.compare {
+                return Err(PatchError::Layout);
+            }
             v.clear();
             v.push_str(s);
         }
@@ -446,6 +480,9 @@ impl<'a, 'r> Patcher<'a, 'r> {
         if self.marked()?
             && let Some(s) = self.new_str(v)?
         {
+            if self.compare {
+                return Err(PatchError::Layout);
+            }
             *v = Arc::from(s);
         }
         Ok(())
@@ -461,6 +498,13 @@ impl<'a, 'r> Patcher<'a, 'r> {
             let b = self
                 .r
                 .bytes("bytes field", self.limits.max_server_message_bytes)?;
+            if self.compare {
+                return if v[..] == *b {
+                    Ok(())
+                } else {
+                    Err(PatchError::Layout)
+                };
+            }
             v.clear();
             v.extend_from_slice(b);
         }
@@ -570,6 +614,49 @@ pub fn read_in_place<S: Patch>(
     limits: &Limits,
 ) -> Result<(), PatchError> {
     state.patch(&mut Patcher::whole(r, limits))
+}
+
+/// Reads the whole state encoded at `r` (as [`read_in_place`] does) if it
+/// equals `state`, without changing `state`: a client's resync (a full
+/// snapshot while it holds the entities) finds most entities unchanged, and
+/// this settles each of them with no copy of its state. `Ok(())`: equal,
+/// and `r` is past the state. [`PatchError::Layout`]: some field differs
+/// (or the layout does): nothing is promised about `r`'s position, so
+/// rewind it and read the state with [`read_in_place`] over a copy.
+///
+/// Values compare with `==` field by field, as a derived `PartialEq` does
+/// (so a `NaN` field always differs). `state` is left as it is by any
+/// [`Patch`] impl that only visits its fields through the [`Patcher`], as
+/// the derive's and this module's do.
+///
+/// ```
+/// use tickwire_shared::patch::{PatchError, read_unchanged};
+/// use tickwire_shared::{Limits, Reader, Writer};
+///
+/// let mut w = Writer::new();
+/// w.value("state", &(7u32, String::from("ann"))).unwrap();
+/// let mut same = (7u32, String::from("ann"));
+/// let mut r = Reader::new(w.as_slice());
+/// read_unchanged(&mut same, &mut r, &Limits::default()).unwrap();
+/// assert!(r.remaining() == 0);
+/// let mut other = (7u32, String::from("bob"));
+/// let r = &mut Reader::new(w.as_slice());
+/// assert!(matches!(read_unchanged(&mut other, r, &Limits::default()), Err(PatchError::Layout)));
+/// assert_eq!(other, (7, String::from("bob")));
+/// ```
+///
+/// # Errors
+/// As [`read_in_place`]; a differing value is also [`PatchError::Layout`].
+#[inline]
+pub fn read_unchanged<S: Patch>(
+    state: &mut S,
+    r: &mut Reader<'_>,
+    limits: &Limits,
+) -> Result<(), PatchError> {
+    state.patch(&mut Patcher {
+        compare: true,
+        ..Patcher::whole(r, limits)
+    })
 }
 
 /// The reference path for any serde state (PROTOCOL.md §8.7 step 2): flatten
@@ -908,6 +995,57 @@ mod tests {
                     proptest::prop_assert_eq!(r.position(), serde_reader.position());
                 }
                 Err(PatchError::Layout) => {}
+                Err(PatchError::Decode(e)) => {
+                    proptest::prop_assert!(serde.is_none(), "refused ({e}) what serde decodes");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// A whole state compared as it is read ([`read_unchanged`]) is
+        /// accepted exactly when serde decodes a value equal to it, consumes
+        /// what serde does then, and never changes it.
+        #[test]
+        fn unchanged_states_are_recognised_and_left_alone(
+            other in proptest::prelude::any::<Wide>(),
+            value in proptest::prelude::any::<Wide>(),
+            edit in 0usize..6,
+            cut in proptest::option::of(0usize..200),
+        ) {
+            let mut w = Writer::new();
+            w.value("state", &value).unwrap();
+            let mut bytes = w.into_vec();
+            if let Some(c) = cut {
+                bytes.truncate(c.min(bytes.len()));
+            }
+            // The value itself, the value with one field changed, or
+            // another value.
+            let mut held = value.clone();
+            match edit {
+                0 => {}
+                1 => held.0.0 ^= 1,
+                2 => held.3.0.push('x'),
+                3 => held.3.3 = !held.3.3,
+                4 => held.2.1.push(7),
+                _ => held = other,
+            }
+            let before = format!("{held:?}");
+            let limits = Limits::default();
+            let mut serde_reader = Reader::new(&bytes);
+            let serde = serde_reader.value::<Wide>("state").ok();
+            let mut r = Reader::new(&bytes);
+            let result = read_unchanged(&mut held, &mut r, &limits);
+            proptest::prop_assert_eq!(format!("{held:?}"), before);
+            let equal = serde.as_ref().is_some_and(|s| *s == held);
+            match result {
+                Ok(()) => {
+                    proptest::prop_assert!(equal, "accepted {held:?}, serde {serde:?}");
+                    proptest::prop_assert_eq!(r.position(), serde_reader.position());
+                }
+                Err(PatchError::Layout) => {
+                    proptest::prop_assert!(!equal, "refused {held:?}, equal to what serde decodes");
+                }
                 Err(PatchError::Decode(e)) => {
                     proptest::prop_assert!(serde.is_none(), "refused ({e}) what serde decodes");
                 }

@@ -60,6 +60,9 @@ impl GameProtocol for GP {
     fn read_in_place(s: &mut State, r: &mut Reader<'_>, l: &Limits) -> Result<(), PatchError> {
         tickwire_shared::patch::read_in_place(s, r, l)
     }
+    fn read_unchanged(s: &mut State, r: &mut Reader<'_>, l: &Limits) -> Result<(), PatchError> {
+        tickwire_shared::patch::read_unchanged(s, r, l)
+    }
 }
 
 fn state() -> impl Strategy<Value = State> {

@@ -121,6 +121,10 @@ impl<S> Slot<S> {
         self.versions.last().and_then(|(_, s)| s.as_ref())
     }
 
+    fn newest_mut(&mut self) -> Option<&mut S> {
+        self.versions.last_mut().and_then(|(_, s)| s.as_mut())
+    }
+
     /// Drops the versions before the state at `tick` (keeps that one and
     /// the later ones).
     fn drop_before(&mut self, tick: u32) {
@@ -392,6 +396,16 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
                 }
             }
             let slot = present.next_if(|(pid, _)| *pid == id).map(|(_, s)| s);
+            // A resync finds most entities as the world holds them: settled
+            // by comparing as it reads, with no copy of the state.
+            if let Some(own) = slot.and_then(|s| self.slots[s as usize].newest_mut()) {
+                let start = r.clone();
+                match P::read_unchanged(own, r, limits) {
+                    Ok(()) => continue,
+                    Err(PatchError::Decode(e)) => return Err(e),
+                    Err(PatchError::Layout) => *r = start,
+                }
+            }
             // Decoded over the entity's present state (a resync), or over
             // the entities decoded before it (a first snapshot).
             let own = slot.and_then(|s| self.slots[s as usize].newest());
