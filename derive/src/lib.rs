@@ -4,9 +4,11 @@
 //! a delta's field patch (PROTOCOL.md §8.5) to an entity state without
 //! decoding a whole new state; the same impl also reads a whole state in
 //! place ([`tickwire_shared::patch::read_in_place`], for full snapshots).
-//! Hook both into your game's `GameProtocol::patch_in_place` and
-//! `GameProtocol::read_in_place`. The generated impl visits the fields exactly
-//! as serde's derived `Serialize` hands them to bincode:
+//! Hook it into your game with `tickwire_shared::derived_patch_hooks!();`
+//! inside your `impl GameProtocol` (it overrides `patch_in_place`,
+//! `read_in_place`, `read_unchanged` and `diff_fields`). The generated impl
+//! visits the fields exactly as serde's derived `Serialize` hands them to
+//! bincode:
 //!
 //! * a struct (named fields, tuple or unit) is its fields in declaration
 //!   order; a newtype is its inner value;

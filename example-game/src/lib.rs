@@ -51,12 +51,9 @@ use std::sync::Arc;
 use glam::Vec2;
 use serde::{Deserialize, Serialize};
 use tickwire_derive::Patch;
-use tickwire_shared::codec::Reader;
-use tickwire_shared::diff::Differ;
-use tickwire_shared::patch::PatchError;
+use tickwire_shared::GameProtocol;
 use tickwire_shared::quantize::{Angle16, QVec2};
 use tickwire_shared::snapshot::NetId;
-use tickwire_shared::{GameProtocol, Limits};
 
 mod rules;
 
@@ -97,42 +94,10 @@ impl GameProtocol for Arena {
     type Event = ArenaEvent;
     type Message = ();
 
-    /// The derived in-place path ([`Patch`] on [`EntityState`]).
-    fn patch_in_place(
-        state: &mut EntityState,
-        r: &mut Reader<'_>,
-        limits: &Limits,
-    ) -> Result<(), PatchError> {
-        tickwire_shared::patch::patch_in_place(state, r, limits)
-    }
-
-    /// The derived full-state path (the same [`Patch`] impl).
-    fn read_in_place(
-        state: &mut EntityState,
-        r: &mut Reader<'_>,
-        limits: &Limits,
-    ) -> Result<(), PatchError> {
-        tickwire_shared::patch::read_in_place(state, r, limits)
-    }
-
-    /// The derived resync path: an unchanged entity is settled without a
-    /// copy of its state.
-    fn read_unchanged(
-        state: &mut EntityState,
-        r: &mut Reader<'_>,
-        limits: &Limits,
-    ) -> Result<(), PatchError> {
-        tickwire_shared::patch::read_unchanged(state, r, limits)
-    }
-
-    /// The derived field-by-field diff (the server's delta encoder).
-    fn diff_fields(
-        base: &EntityState,
-        cur: &EntityState,
-        d: &mut Differ<'_>,
-    ) -> Result<(), PatchError> {
-        tickwire_shared::diff::diff_fields(base, cur, d)
-    }
+    // Deltas and whole states applied in place, resyncs compared as they
+    // are read, and the server's field-by-field diff: all through the
+    // derived [`Patch`] on [`EntityState`].
+    tickwire_shared::derived_patch_hooks!();
 }
 
 /// One tick of a player's input: which buttons are held and where they aim.
@@ -392,7 +357,8 @@ pub const fn is_bot(client: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tickwire_shared::{Reader, Writer, protocol_hash};
+    use tickwire_shared::patch::PatchError;
+    use tickwire_shared::{Limits, Reader, Writer, protocol_hash};
 
     #[test]
     fn protocol_identity() {

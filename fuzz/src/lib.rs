@@ -382,36 +382,8 @@ impl GameProtocol for PatchGame {
     type Event = Event;
     type Message = ();
 
-    fn patch_in_place(
-        state: &mut Unit,
-        r: &mut Reader<'_>,
-        limits: &Limits,
-    ) -> Result<(), PatchError> {
-        tickwire_shared::patch::patch_in_place(state, r, limits)
-    }
-
-    /// The derived full-state path.
-    fn read_in_place(
-        state: &mut Unit,
-        r: &mut Reader<'_>,
-        limits: &Limits,
-    ) -> Result<(), PatchError> {
-        tickwire_shared::patch::read_in_place(state, r, limits)
-    }
-
-    /// The derived resync path.
-    fn read_unchanged(
-        state: &mut Unit,
-        r: &mut Reader<'_>,
-        limits: &Limits,
-    ) -> Result<(), PatchError> {
-        tickwire_shared::patch::read_unchanged(state, r, limits)
-    }
-
-    /// The field-by-field diff (server side).
-    fn diff_fields(base: &Unit, cur: &Unit, d: &mut Differ<'_>) -> Result<(), PatchError> {
-        tickwire_shared::diff::diff_fields(base, cur, d)
-    }
+    // The derived in-place paths and the field-by-field diff.
+    tickwire_shared::derived_patch_hooks!();
 }
 
 /// The same game without the in-place path: every patch takes serde's.

@@ -78,7 +78,8 @@ pub trait GameProtocol: Send + Sync + 'static {
     /// without decoding whole states. The default has none, so every patch
     /// takes the serde path. A game whose state implements
     /// [`crate::patch::Patch`] (derive it with `tickwire_derive::Patch`)
-    /// overrides it:
+    /// overrides it, usually with the three other hooks of the derive at
+    /// once ([`crate::derived_patch_hooks`]); by hand:
     ///
     /// ```ignore
     /// fn patch_in_place(s: &mut Self::EntityState, r: &mut Reader<'_>, l: &Limits)
@@ -189,6 +190,76 @@ pub trait GameProtocol: Send + Sync + 'static {
         let _ = (base, cur, d);
         Err(PatchError::Layout)
     }
+}
+
+/// The four [`GameProtocol`] hooks of a game whose entity state implements
+/// [`crate::patch::Patch`] (derived with `#[derive(tickwire_derive::Patch)]`),
+/// written inside its `impl GameProtocol`: deltas applied in place
+/// ([`GameProtocol::patch_in_place`]), whole states read in place
+/// ([`GameProtocol::read_in_place`]) and compared as they are read on a
+/// resync ([`GameProtocol::read_unchanged`]), and the server's
+/// field-by-field diff ([`GameProtocol::diff_fields`]). The bytes on the wire
+/// are the same as without them; a state whose layout changes (an option
+/// tag, a variant, a length) takes the serde path for that entity.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use tickwire_shared::GameProtocol;
+///
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, tickwire_derive::Patch)]
+/// struct Ship {
+///     x: i32,
+///     y: i32,
+///     name: String,
+/// }
+///
+/// struct Space;
+///
+/// impl GameProtocol for Space {
+///     const NAME: &'static str = "space";
+///     const VERSION: u32 = 1;
+///     type Input = ();
+///     type EntityState = Ship;
+///     type Event = ();
+///     type Message = ();
+///     tickwire_shared::derived_patch_hooks!();
+/// }
+/// ```
+#[macro_export]
+macro_rules! derived_patch_hooks {
+    () => {
+        fn patch_in_place(
+            state: &mut Self::EntityState,
+            r: &mut $crate::Reader<'_>,
+            limits: &$crate::Limits,
+        ) -> ::core::result::Result<(), $crate::patch::PatchError> {
+            $crate::patch::patch_in_place(state, r, limits)
+        }
+
+        fn read_in_place(
+            state: &mut Self::EntityState,
+            r: &mut $crate::Reader<'_>,
+            limits: &$crate::Limits,
+        ) -> ::core::result::Result<(), $crate::patch::PatchError> {
+            $crate::patch::read_in_place(state, r, limits)
+        }
+
+        fn read_unchanged(
+            state: &mut Self::EntityState,
+            r: &mut $crate::Reader<'_>,
+            limits: &$crate::Limits,
+        ) -> ::core::result::Result<(), $crate::patch::PatchError> {
+            $crate::patch::read_unchanged(state, r, limits)
+        }
+
+        fn diff_fields(
+            base: &Self::EntityState,
+            cur: &Self::EntityState,
+            d: &mut $crate::diff::Differ<'_>,
+        ) -> ::core::result::Result<(), $crate::patch::PatchError> {
+            $crate::diff::diff_fields(base, cur, d)
+        }
+    };
 }
 
 /// The 64-bit FNV-1a hash of the UTF-8 string

@@ -54,15 +54,7 @@ impl GameProtocol for GP {
     type EntityState = State;
     type Event = ();
     type Message = ();
-    fn patch_in_place(s: &mut State, r: &mut Reader<'_>, l: &Limits) -> Result<(), PatchError> {
-        tickwire_shared::patch::patch_in_place(s, r, l)
-    }
-    fn read_in_place(s: &mut State, r: &mut Reader<'_>, l: &Limits) -> Result<(), PatchError> {
-        tickwire_shared::patch::read_in_place(s, r, l)
-    }
-    fn read_unchanged(s: &mut State, r: &mut Reader<'_>, l: &Limits) -> Result<(), PatchError> {
-        tickwire_shared::patch::read_unchanged(s, r, l)
-    }
+    tickwire_shared::derived_patch_hooks!();
 }
 
 fn state() -> impl Strategy<Value = State> {
