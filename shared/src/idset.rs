@@ -112,9 +112,11 @@ impl IdSet {
 impl FromIterator<NetId> for IdSet {
     fn from_iter<T: IntoIterator<Item = NetId>>(ids: T) -> Self {
         let mut set = Self::default();
+        let mut ins = set.inserter();
         for id in ids {
-            set.insert(id);
+            ins.insert(id);
         }
+        drop(ins);
         set
     }
 }
