@@ -346,12 +346,12 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     Ok(quote! {
         #[automatically_derived]
         impl #impl_generics #krate::Patch for #name #ty_generics #where_clause {
-            #[inline]
+            #[inline(always)]
             fn field_count(&self) -> usize {
                 #count_body
             }
 
-            #[inline]
+            #[inline(always)]
             fn patch(
                 &mut self,
                 #p: &mut #krate::Patcher<'_, '_>,
@@ -359,7 +359,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 #patch_body
             }
 
-            #[inline]
+            #[inline(always)]
             fn diff(
                 &self,
                 #base: &Self,

@@ -783,9 +783,11 @@ impl Patch for () {
 }
 
 impl<T: Patch> Patch for Option<T> {
+    #[inline(always)]
     fn field_count(&self) -> usize {
         1 + self.as_ref().map_or(0, Patch::field_count)
     }
+    #[inline(always)]
     fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
         p.option_tag(self.is_some())?;
         match self {
@@ -793,6 +795,7 @@ impl<T: Patch> Patch for Option<T> {
             None => Ok(()),
         }
     }
+    #[inline(always)]
     fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
         d.option_tag(self.is_some(), base.is_some())?;
         match (self, base) {
@@ -831,11 +834,14 @@ impl<T: Patch, const N: usize> Patch for [T; N] {
 macro_rules! patch_tuple {
     ($($n:tt $t:ident),+) => {
         impl<$($t: Patch),+> Patch for ($($t,)+) {
+            #[inline(always)]
             fn field_count(&self) -> usize { 0 $(+ self.$n.field_count())+ }
+            #[inline(always)]
             fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
                 $(self.$n.patch(p)?;)+
                 Ok(())
             }
+            #[inline(always)]
             fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
                 $(self.$n.diff(&base.$n, d)?;)+
                 Ok(())

@@ -129,16 +129,16 @@ impl Unorm8 {
 // (x then y); `Angle16` and `Unorm8` are newtypes, i.e. their inner integer.
 
 impl<const SCALE: u32> Patch for QVec2<SCALE> {
-    #[inline]
+    #[inline(always)]
     fn field_count(&self) -> usize {
         2
     }
-    #[inline]
+    #[inline(always)]
     fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
         p.i32(&mut self.x)?;
         p.i32(&mut self.y)
     }
-    #[inline]
+    #[inline(always)]
     fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
         d.i32(self.x, base.x)?;
         d.i32(self.y, base.y)
@@ -146,30 +146,30 @@ impl<const SCALE: u32> Patch for QVec2<SCALE> {
 }
 
 impl Patch for Angle16 {
-    #[inline]
+    #[inline(always)]
     fn field_count(&self) -> usize {
         1
     }
-    #[inline]
+    #[inline(always)]
     fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
         p.u16(&mut self.0)
     }
-    #[inline]
+    #[inline(always)]
     fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
         d.u16(self.0, base.0)
     }
 }
 
 impl Patch for Unorm8 {
-    #[inline]
+    #[inline(always)]
     fn field_count(&self) -> usize {
         1
     }
-    #[inline]
+    #[inline(always)]
     fn patch(&mut self, p: &mut Patcher<'_, '_>) -> Result<(), PatchError> {
         p.u8(&mut self.0)
     }
-    #[inline]
+    #[inline(always)]
     fn diff(&self, base: &Self, d: &mut Differ<'_>) -> Result<(), PatchError> {
         d.u8(self.0, base.0)
     }

@@ -25,6 +25,11 @@
 //! A patched entity costs a clone of its state at `B` and an in-place patch
 //! ([`crate::GameProtocol::patch_in_place`], or the serde path). Nothing is
 //! rebuilt: applying a delta costs the changed entities and their bytes.
+//!
+//! A full snapshot into a world with nothing in it (the first one) skips the
+//! list of updates: each entity gets its slot as it is read, its state read
+//! in place over a copy of the entity read before it, and a bad body frees
+//! those slots again.
 
 use std::collections::VecDeque;
 
@@ -70,16 +75,15 @@ fn read_state<P: GameProtocol>(
 /// (entities of two layouts, such as two enum variants, often alternate).
 #[derive(Debug, Default, Clone, Copy)]
 struct Templates {
-    /// Index in `updates` of the state decoded last.
+    /// Where the state decoded last is (an index in `updates`, or a slot).
     last: Option<usize>,
-    /// Index in `updates` of the last template that did not fit.
+    /// Where the last template that did not fit is.
     other: Option<usize>,
 }
 
 impl Templates {
-    fn pick<'s, S>(&self, updates: &'s [(NetId, Option<u32>, Option<S>)]) -> [Option<&'s S>; 2] {
-        let state = |i: Option<usize>| i.and_then(|i| updates[i].2.as_ref());
-        [state(self.last), state(self.other)]
+    fn pick<'s, S: 's>(&self, state: impl Fn(usize) -> Option<&'s S>) -> [Option<&'s S>; 2] {
+        [self.last.and_then(&state), self.other.and_then(&state)]
     }
 
     /// Records the state just pushed at `index`, decoded over the picked
@@ -349,6 +353,9 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
             return Err(ApplyError::Stale { tick, newest });
         }
         let mut r = Reader::new(body);
+        if baseline.is_none() && self.index.is_empty() {
+            return Ok(self.apply_first::<P>(tick, &mut r, limits)?);
+        }
         let len = match baseline {
             None => self.decode_full::<P>(&mut r, limits),
             Some(b) => {
@@ -367,6 +374,127 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         };
         self.commit(tick, baseline, len);
         Ok(())
+    }
+
+    /// Applies a full body to a world with no entity in it (a first
+    /// snapshot, or the next one after every entity left): each state is
+    /// decoded once, straight into a new slot, with no list of updates to
+    /// fill, sort and commit, no comparison and no index merge. A bad body
+    /// frees the slots it made, so the world is unchanged.
+    fn apply_first<P: GameProtocol<EntityState = S>>(
+        &mut self,
+        tick: u32,
+        r: &mut Reader<'_>,
+        limits: &Limits,
+    ) -> Result<(), DecodeError>
+    where
+        S: serde::de::DeserializeOwned,
+    {
+        debug_assert!(self.index.is_empty());
+        let slots_before = self.slots.len();
+        self.fresh.clear();
+        let read = self.read_first::<P>(tick, r, limits);
+        if let Err(e) = read.and_then(|count| r.finish().map(|()| count)) {
+            // Slots taken from the free list go back to it; pushed ones are
+            // dropped.
+            for &(_, slot) in &self.fresh {
+                if (slot as usize) < slots_before {
+                    self.slots[slot as usize].versions.clear();
+                    self.free.push(slot);
+                }
+            }
+            self.slots.truncate(slots_before);
+            self.fresh.clear();
+            return Err(e);
+        }
+        let count = self.fresh.len();
+        self.changes.clear();
+        self.changes
+            .added
+            .extend(self.fresh.iter().map(|&(id, _)| id));
+        let mut changed = self.spare_lists.pop().unwrap_or_default();
+        changed.clear();
+        changed.extend(self.fresh.iter().map(|&(_, slot)| slot));
+        self.index.insert_sorted(&mut self.fresh);
+        self.keep(tick, None, count, changed);
+        Ok(())
+    }
+
+    /// [`Self::apply_first`]'s decode: a slot per listed entity, listed in
+    /// `fresh`. Returns the count.
+    fn read_first<P: GameProtocol<EntityState = S>>(
+        &mut self,
+        tick: u32,
+        r: &mut Reader<'_>,
+        limits: &Limits,
+    ) -> Result<usize, DecodeError>
+    where
+        S: serde::de::DeserializeOwned,
+    {
+        let count = r.count("entities", limits.max_entities_per_snapshot, 1)?;
+        // Bounded by the limit and the body's length (see `decode_full`).
+        self.fresh.reserve(count);
+        self.slots.reserve(count.saturating_sub(self.free.len()));
+        let mut ids = IdDecoder::default();
+        let mut templates = Templates::default();
+        for _ in 0..count {
+            let id = ids.read(r)?;
+            let slot = self.new_slot(id);
+            self.slots[slot as usize].stamp = tick;
+            let misfit = self.read_into::<P>(slot, tick, templates, r, limits)?;
+            templates.decoded(slot as usize, misfit);
+        }
+        Ok(count)
+    }
+
+    /// Gives the new `slot` its state at `tick`, read from `r` as
+    /// [`read_state`] does, but in place: a template's copy is put in the
+    /// slot and the fields are read into it there, so the state is written
+    /// once, where it stays (moving a state just written field by field
+    /// stalls on reading those fields back). Returns whether the first
+    /// template did not fit.
+    fn read_into<P: GameProtocol<EntityState = S>>(
+        &mut self,
+        slot: u32,
+        tick: u32,
+        templates: Templates,
+        r: &mut Reader<'_>,
+        limits: &Limits,
+    ) -> Result<bool, DecodeError>
+    where
+        S: serde::de::DeserializeOwned,
+    {
+        let start = r.clone();
+        let mut first_misfit = false;
+        for (i, template) in [templates.last, templates.other].into_iter().enumerate() {
+            let Some(t) = template else { continue };
+            let Ok([from, to]) = self.slots.get_disjoint_mut([t, slot as usize]) else {
+                continue;
+            };
+            let Some(from) = from.newest() else { continue };
+            // The copy is made where it stays (an empty version first, then
+            // the clone assigned into it), not on the stack and moved.
+            to.versions.clear();
+            to.versions.push((tick, None));
+            if let Some((_, own)) = to.versions.last_mut() {
+                *own = Some(from.clone());
+            }
+            if let Some(state) = to.newest_mut() {
+                match P::read_in_place(state, r, limits) {
+                    Ok(()) => return Ok(first_misfit),
+                    Err(PatchError::Decode(e)) => return Err(e),
+                    Err(PatchError::Layout) => {
+                        *r = start.clone();
+                        first_misfit |= i == 0;
+                    }
+                }
+            }
+        }
+        let state = r.value("entity state")?;
+        let s = &mut self.slots[slot as usize];
+        s.versions.clear();
+        s.versions.push((tick, Some(state)));
+        Ok(first_misfit)
     }
 
     /// Reads a full body into `updates`: every listed entity, and a removal
@@ -411,7 +539,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
             let own = slot.and_then(|s| self.slots[s as usize].newest());
             let picked = match own {
                 Some(own) => [Some(own), None],
-                None => templates.pick(&self.updates),
+                None => templates.pick(|i| self.updates[i].2.as_ref()),
             };
             let (state, misfit) = read_state::<P>(picked, r, limits)?;
             if own == Some(&state) {
@@ -499,7 +627,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
             let own = slot.and_then(|s| self.slots[s as usize].newest());
             let picked = match own {
                 Some(own) => [Some(own), None],
-                None => templates.pick(&self.updates),
+                None => templates.pick(|i| self.updates[i].2.as_ref()),
             };
             let (state, misfit) = read_state::<P>(picked, r, limits)?;
             templates.decoded(self.updates.len(), misfit && own.is_none());
@@ -595,6 +723,12 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
                 }
             }
         }
+        self.keep(tick, baseline, len, changed);
+    }
+
+    /// Keeps the applied `tick` as a baseline, then drops the kept ticks
+    /// older than the delta's `baseline` and those past the capacity.
+    fn keep(&mut self, tick: u32, baseline: Option<u32>, len: usize, changed: Vec<u32>) {
         self.kept.push_back(Kept { tick, len, changed });
         if let Some(b) = baseline {
             self.prune_before(b);
@@ -802,6 +936,53 @@ mod tests {
         apply(&mut w, 5, None, &s5).unwrap();
         assert_eq!(w.to_snapshot(), s5);
         assert_eq!(w.get(NetId(2)), None);
+    }
+
+    /// A full snapshot into a world with nothing indexed is decoded straight
+    /// into new slots (`apply_first`): cut anywhere, it changes nothing, the
+    /// slots it took are free again, and the world applies the next
+    /// snapshots (full, then a delta) as if the bad one never came.
+    #[test]
+    fn a_bad_first_snapshot_frees_the_slots_it_took() {
+        let limits = Limits::default();
+        let s = snap(&[(1, 1), (2, 2), (4, 4), (7, 7), (8, 8)]);
+        let bytes = encode_snapshot(9, 0, None, &s).unwrap();
+        let ServerMessage::<()>::Snapshot(f) = ServerMessage::decode(&bytes, &limits).unwrap()
+        else {
+            unreachable!()
+        };
+        for emptied in [false, true] {
+            for cut in 0..f.body.len() {
+                let mut w = ClientWorld::new(2);
+                if emptied {
+                    // Three entities come and go: their slots are free and
+                    // the index is empty when the bad body arrives.
+                    let s1 = snap(&[(3, 3), (5, 5), (6, 6)]);
+                    let empty = snap(&[]);
+                    apply(&mut w, 1, None, &s1).unwrap();
+                    apply(&mut w, 2, Some((1, &s1)), &empty).unwrap();
+                    apply(&mut w, 3, Some((2, &empty)), &empty).unwrap();
+                    assert!(w.index.is_empty());
+                    assert_eq!(w.free.len(), 3);
+                }
+                let (slots, free) = (w.slots.len(), w.free.len());
+                let err = w.apply::<G>(9, None, &f.body[..cut], &limits);
+                assert!(
+                    matches!(err, Err(ApplyError::Decode(_))),
+                    "cut {cut}: {err:?}"
+                );
+                assert_eq!((w.slots.len(), w.free.len()), (slots, free), "cut {cut}");
+                assert!(w.index.is_empty() && w.is_empty(), "cut {cut}");
+                assert_eq!(w.tick(), emptied.then_some(3), "cut {cut}");
+                w.apply::<G>(9, None, f.body, &limits).unwrap();
+                assert_eq!(w.to_snapshot(), s, "cut {cut}");
+                assert_eq!(w.changes().added.len(), s.len());
+                assert_eq!(w.slots.len(), slots.max(s.len()), "free slots are reused");
+                let s10 = snap(&[(2, 3), (4, 4), (8, 9), (11, 11)]);
+                apply(&mut w, 10, Some((9, &s)), &s10).unwrap();
+                assert_eq!(w.to_snapshot(), s10, "cut {cut}");
+            }
+        }
     }
 
     /// A moving entity under deltas against the newest tick holds two
