@@ -4,7 +4,12 @@
 //!
 //! The slope is a least-squares fit of the server's CPU (µs per second)
 //! against the number of clients, over at least three client counts, divided
-//! by the snapshot rate: server CPU µs per extra client per snapshot.
+//! by the snapshot rate: server CPU µs per extra client per snapshot. Each
+//! count is run [`Sizes::marginal_rounds`] times, ascending and descending in
+//! turn, every run is a point of the fit, and the fit's standard error says
+//! how far the slope is from noise. Whether the cost grows with the number of
+//! clients is read from two fits, over the lower and the upper half of the
+//! counts (they share the middle one).
 
 use std::fmt::Write as _;
 
@@ -23,9 +28,20 @@ const TARGET_US: f64 = 10.0;
 /// The NPCs of the scene.
 const NPCS: &str = "1000";
 
-/// Least-squares slope of `y` over `x`; `None` with fewer than two
-/// distinct `x`.
-fn slope(points: &[(f64, f64)]) -> Option<f64> {
+/// A least-squares line through `(x, y)` points.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Fit {
+    slope: f64,
+    /// The slope's standard error (`None` with fewer than three points).
+    se: Option<f64>,
+    /// The share of `y`'s variance the line explains.
+    r2: Option<f64>,
+    points: usize,
+}
+
+/// Least-squares fit of `y` over `x`; `None` with fewer than two distinct
+/// `x`.
+fn fit(points: &[(f64, f64)]) -> Option<Fit> {
     let n = points.len() as f64;
     let (sx, sy) = points
         .iter()
@@ -33,18 +49,91 @@ fn slope(points: &[(f64, f64)]) -> Option<f64> {
     let (mx, my) = (sx / n, sy / n);
     let sxx: f64 = points.iter().map(|(x, _)| (x - mx).powi(2)).sum();
     let sxy: f64 = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
-    (sxx > 0.0).then(|| sxy / sxx)
+    let syy: f64 = points.iter().map(|(_, y)| (y - my).powi(2)).sum();
+    if sxx <= 0.0 {
+        return None;
+    }
+    let slope = sxy / sxx;
+    let residual = (syy - slope * sxy).max(0.0);
+    Some(Fit {
+        slope,
+        se: (points.len() > 2).then(|| (residual / (n - 2.0) / sxx).sqrt()),
+        r2: (syy > 0.0).then(|| 1.0 - residual / syy),
+        points: points.len(),
+    })
+}
+
+impl Fit {
+    /// µs per second per client → µs per client per snapshot.
+    fn per_snapshot(self) -> Self {
+        Self {
+            slope: self.slope / RATE,
+            se: self.se.map(|e| e / RATE),
+            ..self
+        }
+    }
+
+    fn text(self) -> String {
+        match self.se {
+            Some(se) => format!("{:.1} ± {se:.1} µs", self.slope),
+            None => format!("{:.1} µs", self.slope),
+        }
+    }
+
+    fn json(self) -> serde_json::Value {
+        json!({
+            "slope_us_per_client_per_snapshot": self.slope,
+            "standard_error_us": self.se,
+            "r2": self.r2,
+            "points": self.points,
+        })
+    }
+}
+
+/// The counts of each round: ascending in even rounds, descending in odd
+/// ones.
+fn schedule(counts: &[u32], rounds: usize) -> Vec<(u32, usize)> {
+    (0..rounds)
+        .flat_map(|r| {
+            let mut c: Vec<u32> = counts.to_vec();
+            if r % 2 == 1 {
+                c.reverse();
+            }
+            c.into_iter().map(move |n| (n, r + 1))
+        })
+        .collect()
+}
+
+/// The points whose client count is in the lower (`upper` false) or upper
+/// half of `counts`, the middle count in both.
+fn half(points: &[(f64, f64)], counts: &[u32], upper: bool) -> Vec<(f64, f64)> {
+    let mut sorted = counts.to_vec();
+    sorted.sort_unstable();
+    let Some(&mid) = sorted.get(sorted.len() / 2) else {
+        return Vec::new();
+    };
+    let mid = f64::from(mid);
+    points
+        .iter()
+        .copied()
+        .filter(|&(x, _)| if upper { x >= mid } else { x <= mid })
+        .collect()
 }
 
 /// Table 6: the marginal cost of a client.
 pub(crate) fn marginal(ctx: &Ctx, z: &Sizes) -> Result<Section> {
-    let plans: Vec<_> = z
-        .marginal
-        .iter()
-        .map(|&n| {
+    let plans: Vec<_> = schedule(&z.marginal, z.marginal_rounds)
+        .into_iter()
+        .map(|(n, round)| {
             let server = with(one_room(n), &["--npcs", NPCS, "--no-interest"]);
-            let mut p = z.plan(format!("marginal-{n}"), n, server);
+            let name = if round == 1 {
+                format!("marginal-{n}")
+            } else {
+                format!("marginal-{n}-r{round}")
+            };
+            let mut p = z.plan(name, n, server);
             p.bots_args = args(&["--idle"]);
+            p.measure = z.marginal_measure;
             p
         })
         .collect();
@@ -58,14 +147,21 @@ pub(crate) fn marginal(ctx: &Ctx, z: &Sizes) -> Result<Section> {
          interest management off (`--no-interest`: every client sees every NPC), WSS + TLS, and \
          idle bots that only receive, apply and ack (`arena-bots --idle`). The slope is the \
          least-squares fit of the server's CPU against the number of connected clients, per \
-         snapshot: what one more client costs.\n\n\
-         | clients | connected | server CPU | server CPU µs / s | bytes / client / s | bytes / moving entity / snapshot | snapshots / client / s | tick p99 (ms) | bots CPU |\n\
-         |---|---|---|---|---|---|---|---|---|\n"
+         snapshot: what one more client costs. Each count is run {}, ascending and descending \
+         in turn (the row's round), and every run is a point of the fit; ± is the slope's \
+         standard error.\n\n\
+         | clients | round | connected | server CPU | server CPU µs / s | bytes / client / s | bytes / moving entity / snapshot | snapshots / client / s | tick p99 (ms) | bots CPU |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+        match z.marginal_rounds {
+            1 => "once".to_owned(),
+            2 => "twice".to_owned(),
+            n => format!("{n} times"),
+        }
     );
     let mut flagged = false;
     let mut points = Vec::new();
     for o in &done {
-        let Some((w, f)) = measured(&mut md, o, 9, &mut flagged) else {
+        let Some((w, f)) = measured(&mut md, o, 10, &mut flagged) else {
             continue;
         };
         let clients = w.clients_max as f64;
@@ -75,8 +171,13 @@ pub(crate) fn marginal(ctx: &Ctx, z: &Sizes) -> Result<Section> {
         points.push((clients, cpu_us_per_s));
         let _ = writeln!(
             md,
-            "| {}{f} | {} | {} % | {} | {} | {} | {} | {} | {} % |",
-            o.name.trim_start_matches("marginal-"),
+            "| {}{f} | {} | {} | {} % | {} | {} | {} | {} | {} | {} % |",
+            o.name
+                .trim_start_matches("marginal-")
+                .split('-')
+                .next()
+                .unwrap_or_default(),
+            o.name.split("-r").nth(1).unwrap_or("1"),
             w.clients_max,
             f0(Some(w.server_cpu_pct())),
             f0(Some(cpu_us_per_s)),
@@ -87,29 +188,31 @@ pub(crate) fn marginal(ctx: &Ctx, z: &Sizes) -> Result<Section> {
             f0(w.bots_cpu_pct()),
         );
     }
-    let per_snapshot = |pts: &[(f64, f64)]| slope(pts).map(|s| s / RATE);
-    let fit = (points.len() >= 3).then(|| per_snapshot(&points)).flatten();
-    // Whether it grows with the clients: the slope of the first pair
-    // against that of the last.
-    let pairs: Vec<Option<f64>> = points.windows(2).map(per_snapshot).collect();
-    let pair_text = pairs
-        .iter()
-        .zip(points.windows(2))
-        .map(|(s, w)| format!("{:.0} → {:.0}: {} µs", w[0].0, w[1].0, f1(*s)))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let fit_of = |pts: &[(f64, f64)]| fit(pts).map(Fit::per_snapshot);
+    let all = (points.len() >= 3).then(|| fit_of(&points)).flatten();
+    // Whether it grows with the clients: the lower half's slope against the
+    // upper half's.
+    let lower = fit_of(&half(&points, &z.marginal, false));
+    let upper = fit_of(&half(&points, &z.marginal, true));
+    let mut sorted = z.marginal.clone();
+    sorted.sort_unstable();
+    let mid = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
+    let (lo, hi) = (
+        sorted.first().copied().unwrap_or_default(),
+        sorted.last().copied().unwrap_or_default(),
+    );
     let _ = writeln!(
         md,
-        "\n**Slope: {} µs of server CPU per extra client per snapshot** (least squares over {} \
-         counts); pairwise: {}.\n",
-        f1(fit),
+        "\n**Slope: {} of server CPU per extra client per snapshot** (least squares over {} runs, \
+         R² {}); {lo} → {mid} clients: {}; {mid} → {hi} clients: {}.\n",
+        all.map_or_else(|| "—".into(), Fit::text),
         points.len(),
-        if pair_text.is_empty() {
-            "—".into()
-        } else {
-            pair_text
-        },
+        all.and_then(|f| f.r2)
+            .map_or_else(|| "—".into(), |r| format!("{r:.2}")),
+        lower.map_or_else(|| "—".into(), Fit::text),
+        upper.map_or_else(|| "—".into(), Fit::text),
     );
+    let fit = all.map(|f| f.slope);
     // The floor at the largest count, for scale.
     let floor = done
         .iter()
@@ -144,7 +247,9 @@ pub(crate) fn marginal(ctx: &Ctx, z: &Sizes) -> Result<Section> {
             "table": "marginal",
             "runs": outcomes_json(&done),
             "slope_us_per_client_per_snapshot": fit,
-            "pairwise": pairs,
+            "fit": all.map(Fit::json),
+            "lower_half": lower.map(Fit::json),
+            "upper_half": upper.map(Fit::json),
             "floor_us": floor,
             "verdict": verdict.to_json("marginal cost per extra client per snapshot ≤ 10 µs"),
         }),
@@ -158,14 +263,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_slope_is_least_squares() {
-        assert_eq!(
-            slope(&[(10.0, 100.0), (20.0, 300.0), (30.0, 500.0)]),
-            Some(20.0)
-        );
+    fn the_slope_is_least_squares_with_its_error() {
+        let exact = fit(&[(10.0, 100.0), (20.0, 300.0), (30.0, 500.0)]).unwrap();
+        assert_eq!(exact.slope, 20.0);
+        assert_eq!(exact.se, Some(0.0));
+        assert_eq!(exact.r2, Some(1.0));
         // Noise around y = 2x + 1.
-        let s = slope(&[(1.0, 3.1), (2.0, 4.9), (3.0, 7.0), (4.0, 9.0)]).unwrap();
-        assert!((s - 1.97).abs() < 0.01, "{s}");
-        assert_eq!(slope(&[(5.0, 1.0), (5.0, 2.0)]), None);
+        let noisy = fit(&[(1.0, 3.1), (2.0, 4.9), (3.0, 7.0), (4.0, 9.0)]).unwrap();
+        assert!((noisy.slope - 1.97).abs() < 0.01, "{noisy:?}");
+        // The line 1.05 + 1.98x leaves residuals 0.07, -0.11, 0.01, 0.03:
+        // se = sqrt(0.018 / (4 - 2) / 5).
+        let se = noisy.se.unwrap();
+        assert!((se - 0.0424).abs() < 0.001, "{se}");
+        assert!(noisy.r2.unwrap() > 0.99);
+        assert_eq!(fit(&[(5.0, 1.0), (5.0, 2.0)]), None);
+        assert_eq!(fit(&[(1.0, 1.0), (2.0, 3.0)]).unwrap().se, None);
+    }
+
+    #[test]
+    fn rounds_alternate_and_halves_share_the_middle() {
+        assert_eq!(
+            schedule(&[10, 20, 30], 2),
+            [(10, 1), (20, 1), (30, 1), (30, 2), (20, 2), (10, 2)]
+        );
+        let pts = [
+            (10.0, 1.0),
+            (20.0, 2.0),
+            (30.0, 3.0),
+            (40.0, 4.0),
+            (50.0, 5.0),
+        ];
+        let xs = |v: Vec<(f64, f64)>| v.into_iter().map(|p| p.0).collect::<Vec<_>>();
+        let counts = [10, 20, 30, 40, 50];
+        assert_eq!(xs(half(&pts, &counts, false)), [10.0, 20.0, 30.0]);
+        assert_eq!(xs(half(&pts, &counts, true)), [30.0, 40.0, 50.0]);
     }
 }

@@ -49,6 +49,13 @@ pub(crate) struct Sizes {
     pub(crate) churn_bots: u32,
     /// Table 6's client counts (at least three, for a slope).
     pub(crate) marginal: Vec<u32>,
+    /// Table 6 runs its counts this many times, ascending then descending
+    /// in turn, so that a drift of the machine over the minutes of the table
+    /// does not tilt the slope.
+    pub(crate) marginal_rounds: usize,
+    /// Table 6's measured window (longer than the others: the slope is a
+    /// small difference between large totals).
+    pub(crate) marginal_measure: Duration,
     pub(crate) soak: Duration,
     pub(crate) warmup: Duration,
     pub(crate) measure: Duration,
@@ -70,6 +77,8 @@ impl Sizes {
                 idle: 500,
                 churn_bots: 60,
                 marginal: vec![5, 10, 15],
+                marginal_rounds: 1,
+                marginal_measure: s(4),
                 soak: s(20),
                 warmup: s(2),
                 measure: s(4),
@@ -86,7 +95,9 @@ impl Sizes {
                 transport_bots: 100,
                 idle: 10_000,
                 churn_bots: 175,
-                marginal: vec![10, 25, 40],
+                marginal: vec![10, 20, 30, 40, 50],
+                marginal_rounds: 2,
+                marginal_measure: s(30),
                 soak,
                 warmup: s(5),
                 measure: s(20),
