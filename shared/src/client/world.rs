@@ -604,17 +604,21 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
                 .seek(id, &mut at)
                 .and_then(|slot| Some((slot, self.slots[slot as usize].at(base)?)))
                 .ok_or_else(|| missing(id, "patched entity"))?;
-            let mut state = old.clone();
+            // The copy is made in the update where it stays, then patched
+            // there (a copy patched on the stack and moved stalls on reading
+            // back what was just written field by field).
+            self.updates.push((id, Some(slot), None));
+            let last = self.updates.len() - 1;
+            let state = self.updates[last].2.insert(old.clone());
             let start = r.clone();
-            match P::patch_in_place(&mut state, r, limits) {
+            match P::patch_in_place(state, r, limits) {
                 Ok(()) => {}
                 Err(PatchError::Decode(e)) => return Err(e),
                 Err(PatchError::Layout) => {
                     *r = start;
-                    state = patched_with_serde(old, r, limits, &mut self.patch)?;
+                    *state = patched_with_serde(old, r, limits, &mut self.patch)?;
                 }
             }
-            self.updates.push((id, Some(slot), Some(state)));
         }
 
         let n_full = r.count("full entities", max, 1)?;
