@@ -561,6 +561,21 @@ fn benches(c: &mut Criterion, stream: &Stream) {
         );
     });
 
+    // The same, one world at a time: each is dropped before the next is
+    // made, so its slots reuse memory just freed. Above, criterion keeps a
+    // batch of worlds alive (a tenth of a sample's iterations, up to dozens
+    // here), so each apply writes its ~120 KB of slots to memory that is
+    // cold in the caches, like a new process's first snapshot.
+    g.bench_function("full into a new world, one at a time", |b| {
+        b.iter_batched(
+            || ClientWorld::new(CAPACITY),
+            |mut w| {
+                stream.apply(&mut w, START, None);
+                w
+            },
+            BatchSize::PerIteration,
+        );
+    });
     // Only the full snapshot is timed; a delta against it follows each one,
     // as after a real resync.
     let (mut w, mut t) = stream.world(1, 4 * PERIOD);

@@ -54,17 +54,23 @@ fn read_state<P: GameProtocol>(
     limits: &Limits,
 ) -> Result<(P::EntityState, bool), DecodeError> {
     let start = r.clone();
-    let mut first_misfit = false;
-    for (i, template) in templates.into_iter().enumerate() {
-        let Some(template) = template else { continue };
+    // Written out rather than a loop over the pair (see `read_into`).
+    let [first, second] = templates;
+    if let Some(template) = first {
+        let mut state = template.clone();
+        match P::read_in_place(&mut state, r, limits) {
+            Ok(()) => return Ok((state, false)),
+            Err(PatchError::Decode(e)) => return Err(e),
+            Err(PatchError::Layout) => *r = start.clone(),
+        }
+    }
+    let first_misfit = first.is_some();
+    if let Some(template) = second {
         let mut state = template.clone();
         match P::read_in_place(&mut state, r, limits) {
             Ok(()) => return Ok((state, first_misfit)),
             Err(PatchError::Decode(e)) => return Err(e),
-            Err(PatchError::Layout) => {
-                *r = start.clone();
-                first_misfit |= i == 0;
-            }
+            Err(PatchError::Layout) => *r = start,
         }
     }
     Ok((r.value("entity state")?, first_misfit))
@@ -233,6 +239,7 @@ pub enum ApplyError {
 #[derive(Debug, Clone)]
 pub struct ClientWorld<S> {
     slots: Vec<Slot<S>>,
+    /// Slots no entity uses; each holds no versions.
     free: Vec<u32>,
     index: Index,
     kept: VecDeque<Kept>,
@@ -434,13 +441,33 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         let count = r.count("entities", limits.max_entities_per_snapshot, 1)?;
         // Bounded by the limit and the body's length (see `decode_full`).
         self.fresh.reserve(count);
-        self.slots.reserve(count.saturating_sub(self.free.len()));
+        // The slots the free list cannot give are made in one pass first: a
+        // tight loop of stores brings their memory into the cache far faster
+        // than a slot at a time between reads (each entity's name clone is a
+        // locked increment, which waits for the stores before it).
+        let mut vacant = self.slots.len();
+        self.slots
+            .resize_with(vacant + count.saturating_sub(self.free.len()), || Slot {
+                id: NetId(0),
+                versions: SmallVec::new(),
+                stamp: 0,
+            });
         let mut ids = IdDecoder::default();
         let mut templates = Templates::default();
         for _ in 0..count {
             let id = ids.read(r)?;
-            let slot = self.new_slot(id);
-            self.slots[slot as usize].stamp = tick;
+            let slot = match self.free.pop() {
+                Some(i) => i,
+                None => {
+                    vacant += 1;
+                    (vacant - 1) as u32
+                }
+            };
+            // Its versions are set by `read_into`.
+            let s = &mut self.slots[slot as usize];
+            s.id = id;
+            s.stamp = tick;
+            self.fresh.push((id, slot));
             let misfit = self.read_into::<P>(slot, tick, templates, r, limits)?;
             templates.decoded(slot as usize, misfit);
         }
@@ -465,29 +492,30 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         S: serde::de::DeserializeOwned,
     {
         let start = r.clone();
-        let mut first_misfit = false;
-        for (i, template) in [templates.last, templates.other].into_iter().enumerate() {
-            let Some(t) = template else { continue };
-            let Ok([from, to]) = self.slots.get_disjoint_mut([t, slot as usize]) else {
-                continue;
-            };
-            let Some(from) = from.newest() else { continue };
-            // The copy is made where it stays (an empty version first, then
-            // the clone assigned into it), not on the stack and moved.
-            to.versions.clear();
-            to.versions.push((tick, None));
-            if let Some((_, own)) = to.versions.last_mut() {
-                *own = Some(from.clone());
-            }
-            if let Some(state) = to.newest_mut() {
-                match P::read_in_place(state, r, limits) {
-                    Ok(()) => return Ok(first_misfit),
-                    Err(PatchError::Decode(e)) => return Err(e),
-                    Err(PatchError::Layout) => {
-                        *r = start.clone();
-                        first_misfit |= i == 0;
-                    }
+        // The two templates in turn, written out: an iterator over the pair
+        // cost more than the copy itself.
+        let first_misfit = match templates.last {
+            Some(t) => match self.read_over::<P>(t, slot, tick, r, limits) {
+                Some(Ok(())) => return Ok(false),
+                Some(Err(PatchError::Decode(e))) => return Err(e),
+                Some(Err(PatchError::Layout)) => {
+                    *r = start.clone();
+                    self.slots[slot as usize].versions.clear();
+                    true
                 }
+                None => false,
+            },
+            None => false,
+        };
+        if let Some(t) = templates.other {
+            match self.read_over::<P>(t, slot, tick, r, limits) {
+                Some(Ok(())) => return Ok(first_misfit),
+                Some(Err(PatchError::Decode(e))) => return Err(e),
+                Some(Err(PatchError::Layout)) => {
+                    *r = start;
+                    self.slots[slot as usize].versions.clear();
+                }
+                None => {}
             }
         }
         let state = r.value("entity state")?;
@@ -495,6 +523,32 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         s.versions.clear();
         s.versions.push((tick, Some(state)));
         Ok(first_misfit)
+    }
+
+    /// [`Self::read_into`] over the newest state of slot `template`: `None`
+    /// when that slot has none (or is `slot`).
+    #[inline(always)]
+    fn read_over<P: GameProtocol<EntityState = S>>(
+        &mut self,
+        template: usize,
+        slot: u32,
+        tick: u32,
+        r: &mut Reader<'_>,
+        limits: &Limits,
+    ) -> Option<Result<(), PatchError>> {
+        let [from, to] = self
+            .slots
+            .get_disjoint_mut([template, slot as usize])
+            .ok()?;
+        let from = from.newest()?;
+        // The copy is made where it stays (an empty version first, then
+        // the clone written into it), not on the stack and moved. A new
+        // slot has no versions (free slots hold none; `read_into` clears a
+        // misfit's).
+        debug_assert!(to.versions.is_empty());
+        to.versions.push((tick, None));
+        let (_, own) = to.versions.last_mut()?;
+        Some(P::read_in_place(own.insert(from.clone()), r, limits))
     }
 
     /// Reads a full body into `updates`: every listed entity, and a removal
