@@ -466,8 +466,9 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
         self.fresh.reserve(count);
         // The slots the free list cannot give are made in one pass first: a
         // tight loop of stores brings their memory into the cache far faster
-        // than a slot at a time between reads (each entity's name clone is a
-        // locked increment, which waits for the stores before it).
+        // than a slot at a time between reads (a template's clone may take a
+        // locked instruction, such as an `Arc` count's increment, which
+        // waits for every store before it).
         let mut vacant = self.slots.len();
         self.slots
             .resize_with(vacant + count.saturating_sub(self.free.len()), || Slot {
