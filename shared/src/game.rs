@@ -228,6 +228,7 @@ pub trait GameProtocol: Send + Sync + 'static {
 #[macro_export]
 macro_rules! derived_patch_hooks {
     () => {
+        #[inline]
         fn patch_in_place(
             state: &mut Self::EntityState,
             r: &mut $crate::Reader<'_>,
@@ -236,6 +237,7 @@ macro_rules! derived_patch_hooks {
             $crate::patch::patch_in_place(state, r, limits)
         }
 
+        #[inline]
         fn read_in_place(
             state: &mut Self::EntityState,
             r: &mut $crate::Reader<'_>,
@@ -244,6 +246,7 @@ macro_rules! derived_patch_hooks {
             $crate::patch::read_in_place(state, r, limits)
         }
 
+        #[inline]
         fn read_unchanged(
             state: &mut Self::EntityState,
             r: &mut $crate::Reader<'_>,

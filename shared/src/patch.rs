@@ -431,12 +431,16 @@ impl<'a, 'r> Patcher<'a, 'r> {
         Ok(())
     }
 
-    /// The bytes of a string field (not yet checked as UTF-8).
+    /// The bytes of a string field (not yet checked as UTF-8). The length
+    /// and the bytes are read here rather than through `Reader::bytes`, which
+    /// is not inlined into the visit: a call per string field.
     #[inline(always)]
     fn str_bytes(&mut self) -> Result<&'a [u8], PatchError> {
-        Ok(self
+        const WHAT: &str = "string field";
+        let len = self
             .r
-            .bytes("string field", self.limits.max_server_message_bytes)?)
+            .count(WHAT, self.limits.max_server_message_bytes, 1)?;
+        Ok(self.r.raw(len, WHAT)?)
     }
 
     /// A string field's new value, or `None` when its bytes equal `current`
