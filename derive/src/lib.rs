@@ -6,7 +6,8 @@
 //! place ([`tickwire_shared::patch::read_in_place`], for full snapshots).
 //! Hook it into your game with `tickwire_shared::derived_patch_hooks!();`
 //! inside your `impl GameProtocol` (it overrides `patch_in_place`,
-//! `read_in_place`, `read_unchanged` and `diff_fields`). The generated impl
+//! `read_in_place`, `read_unchanged`, `diff_fields` and `read_ahead`). The
+//! generated impl
 //! visits the fields exactly as serde's derived `Serialize` hands them to
 //! bincode:
 //!
@@ -241,7 +242,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let p = quote!(__tickwire_patcher);
     let d = quote!(__tickwire_differ);
     let base = quote!(__tickwire_base);
-    let (count_body, patch_body, diff_body) = match &input.data {
+    let (count_body, patch_body, diff_body, ahead_body) = match &input.data {
         Data::Struct(s) => {
             let (pattern, bindings) = bind(&s.fields, &mut errors);
             let count = if bindings.is_empty() {
@@ -265,9 +266,13 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                         ::core::result::Result::Ok(())
                     }
                 }),
+                quote!(match self {
+                    Self #pattern => 0usize #(.wrapping_add(#krate::Patch::read_ahead(#bindings)))*
+                }),
             )
         }
         Data::Enum(e) if e.variants.is_empty() => (
+            quote!(match *self {}),
             quote!(match *self {}),
             quote!(match *self {}),
             quote!(match *self {}),
@@ -276,6 +281,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             let mut count_arms = Vec::new();
             let mut patch_arms = Vec::new();
             let mut diff_arms = Vec::new();
+            let mut ahead_arms = Vec::new();
             for (i, v) in e.variants.iter().enumerate() {
                 check_serde(&v.attrs, Level::Variant, &mut errors);
                 let Ok(index) = u32::try_from(i) else {
@@ -287,6 +293,9 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 let (pattern, bindings) = bind(&v.fields, &mut errors);
                 count_arms.push(quote!(
                     Self::#name #pattern => 1usize #(+ #krate::Patch::field_count(#bindings))*
+                ));
+                ahead_arms.push(quote!(
+                    Self::#name #pattern => 0usize #(.wrapping_add(#krate::Patch::read_ahead(#bindings)))*
                 ));
                 let (base_pattern, base_bindings) = bind_as(&v.fields, "b", &mut Vec::new());
                 diff_arms.push(quote!(
@@ -317,6 +326,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                         _ => ::core::result::Result::Err(#krate::PatchError::Layout),
                     }
                 ),
+                quote!(match self { #(#ahead_arms,)* }),
             )
         }
         Data::Union(u) => {
@@ -366,6 +376,11 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 #d: &mut ::tickwire_shared::diff::Differ<'_>,
             ) -> ::core::result::Result<(), #krate::PatchError> {
                 #diff_body
+            }
+
+            #[inline(always)]
+            fn read_ahead(&self) -> usize {
+                #ahead_body
             }
         }
     })

@@ -331,3 +331,42 @@ fn unchanged_structural_fields_marked_in_a_patch_are_no_ops() {
     assert_eq!(f, (Kind::Byte(6), Some(8)));
     assert_eq!(bytes(&f), bytes(&s));
 }
+
+#[test]
+fn read_ahead_folds_what_each_field_points_to() {
+    // `Named`: the text's first byte, the name's reference count, and
+    // nothing for the numbers, the option of a number or the list of numbers.
+    let n = named(1);
+    assert_eq!(n.read_ahead(), usize::from(b't') + 1);
+    let shared = n.name.clone();
+    assert_eq!(n.read_ahead(), usize::from(b't') + 2, "the count is read");
+    drop(shared);
+    let empty = Named {
+        text: String::new(),
+        ..named(1)
+    };
+    assert_eq!(empty.read_ahead(), 1, "an empty string loads nothing");
+    // Tuples, newtypes and units; enum variants read their own fields.
+    assert_eq!(Tuple(1, 2, "ab".into()).read_ahead(), usize::from(b'a'));
+    assert_eq!((Unit, Newtype(5), EmptyTuple()).read_ahead(), 0);
+    let shape = Kind::Shape {
+        x: 3,
+        label: "z".into(),
+    };
+    assert_eq!(shape.read_ahead(), usize::from(b'z'));
+    assert_eq!(Kind::Plain.read_ahead(), 0);
+    // A vector reads its first item's; an option its value's.
+    let kinds = vec![shape.clone(), Kind::Byte(1)];
+    assert_eq!(kinds.read_ahead(), usize::from(b'z'));
+    assert_eq!(Some(shape).read_ahead(), usize::from(b'z'));
+    // Generic fields and arrays fold every item.
+    let g = Generic {
+        items: [String::from("a"), String::from("b")],
+        extra: Some(String::from("c")),
+        marker: PhantomData,
+    };
+    assert_eq!(
+        g.read_ahead(),
+        usize::from(b'a') + usize::from(b'b') + usize::from(b'c')
+    );
+}

@@ -372,7 +372,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
                 let Some(base) = self.kept.iter().position(|k| k.tick == b) else {
                     return Err(ApplyError::BaselineMissing { tick, baseline: b });
                 };
-                self.warm();
+                self.warm::<P>();
                 self.decode_delta::<P>(&mut r, b, self.kept[base].len, limits)
             }
         };
@@ -392,15 +392,22 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
     /// world among hundreds (`arena-bots`) is out of the cache. These loads
     /// do not depend on each other, so the CPU overlaps their misses; during
     /// the decode each slot's miss would wait behind the parse of the patch
-    /// before it. At most [`WARM_SLOTS`] slots.
-    fn warm(&self) {
+    /// before it. The same for what each slot's newest state points to
+    /// ([`GameProtocol::read_ahead`]: a name's reference count, which the
+    /// patch's clone increments). At most [`WARM_SLOTS`] slots.
+    fn warm<P: GameProtocol<EntityState = S>>(&self) {
         let Some(k) = self.kept.back() else { return };
-        let mut sum = 0u32;
+        let mut sum = 0usize;
         for &s in k.changed.iter().take(WARM_SLOTS) {
             if let Some(slot) = self.slots.get(s as usize) {
                 // Both ends of the slot: its first version and its stamp.
                 let first = slot.versions.first().map_or(0, |v| v.0);
-                sum = sum.wrapping_add(first ^ slot.stamp);
+                sum = sum.wrapping_add((first ^ slot.stamp) as usize);
+                // And what its newest state points to, which the patch's
+                // clone touches.
+                if let Some(state) = slot.newest() {
+                    sum = sum.wrapping_add(P::read_ahead(state));
+                }
             }
         }
         core::hint::black_box(sum);
