@@ -7,6 +7,9 @@
 //! with `--peer-cpus`) reads each message and writes the ack. The figure is
 //! this process's CPU time per message: the lower bound for a server's
 //! "CPU per client per snapshot" on this machine, with and without TLS.
+//! The peer's CPU time per message is printed too: the lower bound for a
+//! client (or one of `arena-bots`) per snapshot, one read and one small
+//! write, with nothing decoded.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -118,6 +121,7 @@ pub(crate) fn run(args: FloorArgs) -> Result<()> {
     let rounds = (args.duration * f64::from(args.rate)) as u32;
     let pid = std::process::id();
     let cpu0 = procfs::cpu_seconds(pid)?;
+    let peer_cpu0 = procfs::cpu_seconds(peer.id())?;
     let t0 = Instant::now();
     for n in 0..rounds {
         let due = t0 + period * n;
@@ -136,6 +140,8 @@ pub(crate) fn run(args: FloorArgs) -> Result<()> {
     }
     let wall = t0.elapsed().as_secs_f64();
     let cpu = procfs::cpu_seconds(pid)? - cpu0;
+    // Read before the connections close: the peer exits at their end.
+    let peer_cpu = procfs::cpu_seconds(peer.id())? - peer_cpu0;
     drop(conns);
     let _ = peer.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -154,6 +160,16 @@ pub(crate) fn run(args: FloorArgs) -> Result<()> {
             "write + ack read"
         },
         cpu / wall * 100.0
+    );
+    println!(
+        "floor peer (a client): {:.2} µs CPU per message ({}), {:.0} % CPU",
+        peer_cpu / msgs * 1e6,
+        if args.no_ack {
+            "read only"
+        } else {
+            "read + ack write"
+        },
+        peer_cpu / wall * 100.0
     );
     Ok(())
 }
