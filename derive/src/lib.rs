@@ -7,9 +7,8 @@
 //! Hook it into your game with `tickwire_shared::derived_patch_hooks!();`
 //! inside your `impl GameProtocol` (it overrides `patch_in_place`,
 //! `read_in_place`, `read_unchanged`, `diff_fields` and `read_ahead`). The
-//! generated impl
-//! visits the fields exactly as serde's derived `Serialize` hands them to
-//! bincode:
+//! generated impl visits the fields exactly as serde's derived `Serialize`
+//! hands them to bincode:
 //!
 //! * a struct (named fields, tuple or unit) is its fields in declaration
 //!   order; a newtype is its inner value;
