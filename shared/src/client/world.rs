@@ -153,6 +153,11 @@ impl<S> Slot<S> {
         self.versions.last_mut().and_then(|(_, s)| s.as_mut())
     }
 
+    /// Absent at `tick`, with no version after it (once trimmed at `tick`).
+    fn freeable(&self, tick: u32) -> bool {
+        self.versions.len() == 1 && self.versions[0].1.is_none() && self.versions[0].0 <= tick
+    }
+
     /// Drops the versions before the state at `tick` (keeps that one and
     /// the later ones).
     fn drop_before(&mut self, tick: u32) {
@@ -841,11 +846,12 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
     fn keep(&mut self, tick: u32, baseline: Option<u32>, len: usize, changed: Vec<u32>) {
         self.kept.push_back(Kept { tick, len, changed });
         if let Some(b) = baseline {
-            self.prune_before(b);
+            // `set` trimmed the slots this apply wrote down to `b` already.
+            self.prune_before(b, Some(tick));
         }
         while self.kept.len() > self.capacity {
             let next = self.kept[1].tick;
-            self.prune_before(next);
+            self.prune_before(next, None);
         }
         self.index.remove_all(&mut self.gone);
     }
@@ -883,13 +889,22 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
     }
 
     /// Drops the kept ticks older than `tick`, trimming each entity that got
-    /// a version at one of them down to its state at `tick`.
-    fn prune_before(&mut self, tick: u32) {
+    /// a version at one of them down to its state at `tick`, except those
+    /// whose stamp is `trimmed` (the apply that just trimmed them at `tick`
+    /// in [`Self::set`]; none of them can be freed here, as each is present
+    /// at `tick` or has a version after it). A moving entity is in every
+    /// kept tick's list: it is visited once per apply, not twice.
+    fn prune_before(&mut self, tick: u32, trimmed: Option<u32>) {
         while self.kept.front().is_some_and(|k| k.tick < tick) {
             let Some(mut k) = self.kept.pop_front() else {
                 break;
             };
             for &slot in &k.changed {
+                let s = &self.slots[slot as usize];
+                if trimmed.is_some_and(|t| s.stamp == t) {
+                    debug_assert!(!s.freeable(tick), "slot {slot} skipped but freeable");
+                    continue;
+                }
                 self.trim(slot, tick);
             }
             k.changed.clear();
@@ -902,7 +917,7 @@ impl<S: Clone + PartialEq> ClientWorld<S> {
     fn trim(&mut self, slot: u32, tick: u32) {
         let s = &mut self.slots[slot as usize];
         s.drop_before(tick);
-        if s.versions.len() == 1 && s.versions[0].1.is_none() && s.versions[0].0 <= tick {
+        if s.freeable(tick) {
             let id = s.id;
             s.versions.clear();
             self.gone.push(id);
