@@ -34,6 +34,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 
+/// Parses a view radius in world units (`arena-server --view-radius`): a
+/// finite number above 0, for clap's `value_parser`.
+///
+/// ```
+/// use arena::cli::parse_view_radius;
+/// assert_eq!(parse_view_radius("125"), Ok(125.0));
+/// assert!(parse_view_radius("0").is_err());
+/// assert!(parse_view_radius("inf").is_err());
+/// ```
+///
+/// # Errors
+/// A message naming the input when it is not a positive finite number.
+pub fn parse_view_radius(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        Ok(_) => Err(format!("{s:?}: expected a radius above 0 (world units)")),
+        Err(e) => Err(format!("{s:?}: {e}")),
+    }
+}
+
 /// The node lifecycle flags of `arena-server` (see
 /// `tickwire_server::lifecycle`): how long a draining node (SIGTERM) lets its
 /// rooms run, and how often the health hook fires.

@@ -10,8 +10,8 @@ use tickwire_server::{AuthError, ClientId, Ctx, Game, InputMeta, LeaveReason, Ta
 use tickwire_shared::NetId;
 
 use crate::{
-    Arena, ArenaEvent, ArenaSim, BOT_ID_BASE, EntityState, PlayerInput, SimEvent, SimId, Wanderers,
-    bot, in_view, sanitize_name,
+    Arena, ArenaEvent, ArenaSim, BOT_ID_BASE, EntityState, PlayerInput, SimEvent, SimId,
+    VIEW_RADIUS, Wanderers, bot, sanitize_name, within,
 };
 
 /// One room of the arena.
@@ -28,6 +28,18 @@ pub struct ArenaGame {
     npc_keys: Vec<EntityKey>,
     /// Every entity's position by net id, for [`Game::visible`].
     grid: Grid,
+    /// How far a client sees ([`ArenaGame::with_view_radius`]).
+    view_radius: f32,
+}
+
+/// Where a client sees from: its player's position, and how far it sees
+/// ([`ArenaGame::with_view_radius`]). The room's [`Game::View`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Viewpoint {
+    /// The player's position.
+    pub pos: Vec2,
+    /// The view radius, in world units.
+    pub radius: f32,
 }
 
 impl ArenaGame {
@@ -43,8 +55,40 @@ impl ArenaGame {
             interest: true,
             npcs: Wanderers::new(0, seed),
             npc_keys: Vec::new(),
-            grid: Grid::new(crate::VIEW_RADIUS / 2.0),
+            grid: Grid::new(VIEW_RADIUS / 2.0),
+            view_radius: VIEW_RADIUS,
         }
+    }
+
+    /// How far a client sees when interest management is on, in world
+    /// units (default [`VIEW_RADIUS`], 900: most of the 1,600 × 1,000
+    /// arena). A smaller radius gives each client fewer entities, as in a
+    /// large world, for load tests. Non-finite or non-positive values are
+    /// taken as the default.
+    ///
+    /// ```
+    /// use arena::host::ArenaGame;
+    /// let game = ArenaGame::new(0, 1).with_npcs(10_000).with_view_radius(125.0);
+    /// assert_eq!(game.view_radius(), 125.0);
+    /// assert_eq!(ArenaGame::new(0, 1).with_view_radius(f32::NAN).view_radius(), arena::VIEW_RADIUS);
+    /// ```
+    #[must_use]
+    pub fn with_view_radius(mut self, radius: f32) -> Self {
+        self.view_radius = if radius.is_finite() && radius > 0.0 {
+            radius
+        } else {
+            VIEW_RADIUS
+        };
+        // Cells of half the radius keep a query to about 5 × 5 cells. The
+        // grid is filled on the first tick, so it is still empty here.
+        self.grid = Grid::new(self.view_radius / 2.0);
+        self
+    }
+
+    /// How far a client sees ([`ArenaGame::with_view_radius`]).
+    #[must_use]
+    pub fn view_radius(&self) -> f32 {
+        self.view_radius
     }
 
     /// Adds `count` wandering NPCs ([`Wanderers`]) that move every tick: a
@@ -56,7 +100,8 @@ impl ArenaGame {
     }
 
     /// Turns interest management off or on (default on): with it, a client
-    /// only receives entities within [`crate::VIEW_RADIUS`] of its player.
+    /// only receives entities within the view radius of its player
+    /// ([`ArenaGame::with_view_radius`]).
     #[must_use]
     pub fn with_interest_management(mut self, on: bool) -> Self {
         self.interest = on;
@@ -99,8 +144,8 @@ impl Game for ArenaGame {
     type Protocol = Arena;
     /// The player's display name.
     type User = String;
-    /// The viewer's position.
-    type View = Vec2;
+    /// The viewer's position and view radius.
+    type View = Viewpoint;
 
     /// The demo has no accounts: the token is the display name (cleaned).
     fn on_auth(&mut self, token: Option<&str>) -> Result<String, AuthError> {
@@ -216,29 +261,81 @@ impl Game for ArenaGame {
         );
     }
 
-    fn view(&self, _world: &World<EntityState>, client: ClientId) -> Option<Vec2> {
+    fn view(&self, _world: &World<EntityState>, client: ClientId) -> Option<Viewpoint> {
         if !self.interest {
             return None;
         }
-        Some(self.sim.player(client)?.pos)
+        Some(Viewpoint {
+            pos: self.sim.player(client)?.pos,
+            radius: self.view_radius,
+        })
     }
 
     /// The entities in the grid cells around the player; the room keeps
-    /// those [`in_view`] (`can_see`).
-    fn visible(&self, _world: &World<EntityState>, view: &Vec2, out: &mut Vec<NetId>) -> bool {
-        self.grid.query(*view, crate::VIEW_RADIUS, out);
+    /// those [`within`] the radius (`can_see`).
+    fn visible(&self, _world: &World<EntityState>, view: &Viewpoint, out: &mut Vec<NetId>) -> bool {
+        self.grid.query(view.pos, view.radius, out);
         true
     }
 
-    fn can_see(view: &Vec2, _id: NetId, state: &EntityState) -> bool {
-        in_view(*view, state.pos.to_vec2())
+    fn can_see(view: &Viewpoint, _id: NetId, state: &EntityState) -> bool {
+        within(view.pos, state.pos.to_vec2(), view.radius)
     }
 
     /// With a byte budget (`arena-server --client-bytes-per-sec`), nearer
     /// entities are sent first: priority 1 at the edge of the view, up to
     /// 8 next to the player.
-    fn priority(view: &Vec2, _id: NetId, state: &EntityState) -> f32 {
-        let d = view.distance(state.pos.to_vec2()) / crate::VIEW_RADIUS;
+    fn priority(view: &Viewpoint, _id: NetId, state: &EntityState) -> f32 {
+        let d = view.pos.distance(state.pos.to_vec2()) / view.radius;
         1.0 + 7.0 * (1.0 - d.clamp(0.0, 1.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tickwire_server::testkit::{Harness, HarnessConfig};
+
+    use super::*;
+
+    /// Runs a room of `npcs` wandering NPCs and one idle player for a
+    /// second, and returns the distances from the player to each entity its
+    /// client holds, with the number of entities in the room.
+    fn distances_seen(game: ArenaGame) -> (Vec<f32>, usize) {
+        let mut h = Harness::new(game, HarnessConfig::default());
+        let ann = h.connect(Some("ann"));
+        h.run_for(Duration::from_secs(1));
+        let id = h.client_id(ann).expect("welcomed");
+        // An idle player does not move: its position is the view's.
+        let at = h.room().game().sim().player(id).expect("joined").pos;
+        let seen = h
+            .client(ann)
+            .session
+            .world()
+            .iter()
+            .map(|(_, s)| at.distance(s.pos.to_vec2()))
+            .collect();
+        (seen, h.room().world().len())
+    }
+
+    #[test]
+    fn a_client_holds_only_what_is_within_the_view_radius() {
+        let (near, total) =
+            distances_seen(ArenaGame::new(0, 5).with_npcs(2000).with_view_radius(130.0));
+        // 2,000 NPCs over 1,600 × 1,000: about 66 within 130 units.
+        assert!(near.len() > 10, "{} of {total} seen", near.len());
+        // Positions travel at 1/16 precision.
+        let far = near.iter().filter(|d| **d > 130.0 + 0.1).count();
+        assert_eq!(far, 0, "{far} entities beyond the radius: {near:?}");
+        // The arena's own radius sees most of the room.
+        let (wide, total) = distances_seen(ArenaGame::new(0, 5).with_npcs(2000));
+        assert!(wide.len() > total / 2, "{} of {total} seen", wide.len());
+        assert!(
+            wide.len() > near.len() * 10,
+            "{} vs {}",
+            wide.len(),
+            near.len()
+        );
     }
 }

@@ -78,7 +78,7 @@ pub use rules::collision::{Wall, position_is_free, spawn_points, walls};
 pub use rules::movement::{movement_dir, step_player};
 pub use rules::names::{MAX_CHAT_CHARS, MAX_NAME_CHARS, sanitize_chat, sanitize_name};
 pub use rules::npc::{NPC_MAX_TURN, NPC_SPEED, Npc, Wanderers};
-pub use rules::visibility::{VIEW_RADIUS, in_view};
+pub use rules::visibility::{VIEW_RADIUS, in_view, within};
 pub use rules::world::{ArenaSim, MAX_MOVE_BUDGET, Player, Projectile, SimEvent, SimId};
 
 /// The arena's [`GameProtocol`]: ties the wire types below to the framework.

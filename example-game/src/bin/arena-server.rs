@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use arena::cli::{FleetArgs, LifecycleArgs, parse_duration, stats_line};
+use arena::cli::{FleetArgs, LifecycleArgs, parse_duration, parse_view_radius, stats_line};
 use arena::host::ArenaGame;
 use clap::Parser;
 use std::sync::Arc;
@@ -129,6 +129,12 @@ struct Args {
     #[arg(long)]
     no_interest: bool,
 
+    /// With interest management: how far a client sees, in world units. The
+    /// default sees most of the 1,600 × 1,000 arena; a smaller radius gives
+    /// each client fewer entities, as in a large world (load tests).
+    #[arg(long, default_value_t = arena::VIEW_RADIUS, value_parser = parse_view_radius)]
+    view_radius: f32,
+
     /// Send every snapshot full (no deltas), to measure what deltas save.
     #[arg(long)]
     full_snapshots: bool,
@@ -234,10 +240,12 @@ async fn main() -> Result<()> {
     config.session.conditioner_seed = args.seed;
     let config = args.fleet.apply(args.lifecycle.apply(config));
     let (bots, seed, npcs, interest) = (args.bots, args.seed, args.npcs, !args.no_interest);
+    let view_radius = args.view_radius;
     let mut server = Server::new(config, move |_room| {
         ArenaGame::new(bots, seed)
             .with_npcs(npcs)
             .with_interest_management(interest)
+            .with_view_radius(view_radius)
     })
     // Without --static-dir the printed URL still answers: with how to get
     // the browser client.

@@ -17,7 +17,22 @@ pub const VIEW_RADIUS: f32 = 900.0;
 /// ```
 #[must_use]
 pub fn in_view(viewer: Vec2, target: Vec2) -> bool {
-    viewer.distance_squared(target) <= VIEW_RADIUS * VIEW_RADIUS
+    within(viewer, target, VIEW_RADIUS)
+}
+
+/// Whether `target` is within `radius` of `viewer`: [`in_view`] with another
+/// radius (a server started with `arena-server --view-radius`). Non-finite
+/// positions are never within.
+///
+/// ```
+/// use arena::within;
+/// use glam::Vec2;
+/// assert!(within(Vec2::ZERO, Vec2::new(0.0, 125.0), 125.0));
+/// assert!(!within(Vec2::ZERO, Vec2::new(0.0, 126.0), 125.0));
+/// ```
+#[must_use]
+pub fn within(viewer: Vec2, target: Vec2, radius: f32) -> bool {
+    viewer.distance_squared(target) <= radius * radius
 }
 
 #[cfg(test)]
@@ -32,5 +47,13 @@ mod tests {
         assert!(!in_view(v, v + Vec2::new(700.0, 700.0)));
         assert!(!in_view(v, Vec2::new(f32::NAN, 0.0)));
         assert!(!in_view(v, Vec2::INFINITY));
+    }
+
+    #[test]
+    fn a_smaller_radius_sees_less() {
+        let v = Vec2::new(100.0, 100.0);
+        assert!(within(v, v + Vec2::new(80.0, 80.0), 125.0));
+        assert!(!within(v, v + Vec2::new(90.0, 90.0), 125.0));
+        assert!(!within(v, Vec2::new(f32::NAN, 0.0), 125.0));
     }
 }
