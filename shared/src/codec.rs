@@ -150,12 +150,14 @@ impl Writer {
 
     /// The bytes written so far.
     #[must_use]
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         &self.buf
     }
 
     /// Number of bytes written so far.
     #[must_use]
+    #[inline]
     pub fn len(&self) -> usize {
         self.buf.len()
     }
@@ -167,6 +169,7 @@ impl Writer {
     }
 
     /// Clears the buffer, keeping its capacity.
+    #[inline]
     pub fn clear(&mut self) {
         self.buf.clear();
     }
@@ -183,6 +186,22 @@ impl Writer {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Appends `n` zero bytes.
+    #[inline]
+    pub(crate) fn zeros(&mut self, n: usize) {
+        self.buf.resize(self.buf.len() + n, 0);
+    }
+
+    /// ORs `bits` into the byte written at `at` (a patch's mask, written
+    /// before the payloads it describes).
+    ///
+    /// # Panics
+    /// When `at` is not below [`Writer::len`].
+    #[inline(always)]
+    pub(crate) fn or_at(&mut self, at: usize, bits: u8) {
+        self.buf[at] |= bits;
+    }
+
     /// Appends the first `len` bytes of `block` (all of it when `len` is
     /// larger): one fixed-size copy, then the length set back.
     #[inline(always)]
@@ -193,16 +212,19 @@ impl Writer {
     }
 
     /// One raw byte.
+    #[inline]
     pub fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
 
     /// A bool as one byte, 0 or 1.
+    #[inline]
     pub fn bool(&mut self, v: bool) {
         self.buf.push(u8::from(v));
     }
 
     /// A varint `u16`.
+    #[inline]
     pub fn u16(&mut self, v: u16) {
         self.u64(u64::from(v));
     }

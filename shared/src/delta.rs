@@ -240,8 +240,17 @@ impl Padded {
     }
 
     /// Appends `data`; its span.
+    #[inline]
     fn push(&mut self, data: &[u8]) -> Span {
-        self.push_with(|w| w.raw(data)).0
+        let start = self.end();
+        // The padding's first bytes are overwritten, then it is put back.
+        self.0.truncate(start);
+        self.0.extend_from_slice(data);
+        self.0.extend_from_slice(&[0; Self::PAD]);
+        Span {
+            start: start as u32,
+            len: data.len() as u32,
+        }
     }
 
     /// Appends what `write` writes; its span, and what `write` returned.

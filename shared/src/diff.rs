@@ -37,15 +37,18 @@ use crate::patch::{Patch, PatchError};
 /// payloads).
 #[derive(Debug, Default, Clone)]
 pub struct DiffScratch {
-    mask: Vec<u8>,
-    values: Writer,
+    /// The patch, written in place during the walk: the mask's bytes
+    /// (zeroed by [`Differ::begin`], a bit set per changed field), then the
+    /// changed fields' payloads in order.
     patch: Writer,
     /// The current state's whole encoding, written during the same walk.
     state: Writer,
 }
 
 impl DiffScratch {
-    /// The patch written by the last successful [`diff_fields`].
+    /// The patch written by the last [`diff_fields`], when it succeeded
+    /// (after a [`PatchError`] it holds a partial walk: use the reference
+    /// encoder's bytes instead, as [`crate::delta`] does).
     #[must_use]
     pub fn patch(&self) -> &[u8] {
         self.patch.as_slice()
@@ -96,28 +99,25 @@ impl<'s> Differ<'s> {
         }
         self.fields = fields;
         self.next = 0;
-        self.s.mask.clear();
-        self.s.mask.resize(fields.div_ceil(8), 0);
-        self.s.values.clear();
+        self.s.patch.clear();
+        self.s.patch.zeros(fields.div_ceil(8));
         self.s.state.clear();
         Ok(())
     }
 
-    /// Ends the patch: checks that every field was visited and writes the
-    /// mask and the payloads to [`DiffScratch::patch`].
+    /// Ends the patch: checks that every field was visited. The mask and
+    /// the payloads are then [`DiffScratch::patch`] (written in place as the
+    /// fields were visited).
     ///
     /// # Errors
     /// [`PatchError::Layout`] when the visit did not cover exactly the
     /// fields given to [`Differ::begin`] (a hand-written [`Patch`] impl
     /// whose `diff` and `field_count` disagree).
+    #[inline]
     pub fn finish(&mut self) -> Result<(), PatchError> {
         if self.next != self.fields {
             return Err(PatchError::Layout);
         }
-        let s = &mut *self.s;
-        s.patch.clear();
-        s.patch.raw(&s.mask);
-        s.patch.raw(s.values.as_slice());
         Ok(())
     }
 
@@ -140,8 +140,9 @@ impl<'s> Differ<'s> {
         if !changed {
             return Ok(None);
         }
-        self.s.mask[i / 8] |= 1 << (i % 8);
-        Ok(Some(&mut self.s.values))
+        // The mask is the patch's first bytes (`begin`), so `i / 8` is in it.
+        self.s.patch.or_at(i / 8, 1 << (i % 8));
+        Ok(Some(&mut self.s.patch))
     }
 
     /// A `bool` field: a marked bool is flipped, with no payload.
