@@ -122,6 +122,7 @@ pub mod testkit;
 pub mod tick;
 pub mod tls;
 mod transport;
+mod view;
 pub mod world;
 
 /// WebTransport for browsers (on the QUIC listener; see

@@ -28,6 +28,7 @@ use crate::replication::{ClientReplication, Replication};
 use crate::room_config::RoomConfig;
 use crate::rtt::Rtt;
 use crate::stats::SentCounters;
+use crate::view::Views;
 use crate::world::World;
 
 /// A request to join (or resume) this room.
@@ -97,17 +98,8 @@ pub struct Room<G: Game> {
     kicks: Vec<(ClientId, String)>,
     forgotten: Vec<ResumeToken>,
     scratch: Vec<u8>,
-    /// Positions of the entities one client sees (reused per client).
-    visible: Vec<u32>,
-    /// The ids a game's spatial index names for one client (reused).
-    near: Vec<NetId>,
-    /// One bit per position of the newest snapshot: the view being built.
-    marks: Vec<u64>,
-    /// The newest snapshot's position of each net id (`u32::MAX`: none),
-    /// built once per tick when a game's index is used; empty when ids are
-    /// too sparse for a table (then found by binary search).
-    pos_by_id: Vec<u32>,
-    pos_by_id_tick: Option<u32>,
+    /// Buffers for each client's view (`view.rs`).
+    views: Views,
     /// When each snapshot of the ring was built (for clients' ack lags).
     snapshot_times: VecDeque<(u32, Duration)>,
     empty_since: Option<Duration>,
@@ -167,11 +159,7 @@ impl<G: Game> Room<G> {
             kicks: Vec::new(),
             forgotten: Vec::new(),
             scratch: Vec::new(),
-            visible: Vec::new(),
-            near: Vec::new(),
-            marks: Vec::new(),
-            pos_by_id: Vec::new(),
-            pos_by_id_tick: None,
+            views: Views::default(),
             snapshot_times: VecDeque::new(),
             empty_since: Some(Duration::ZERO),
             sent: SentCounters::default(),
@@ -676,48 +664,18 @@ impl<G: Game> Room<G> {
                 continue;
             };
             // A view is the positions of the visible entities in the snapshot
-            // just pushed: one pass over a contiguous slice, branch-free.
+            // just pushed (`view.rs`).
             let view = self.game.view(&self.world, id);
-            if let (Some(view), Some((_, cur))) = (&view, self.replication.latest()) {
-                let entities = cur.as_slice();
-                self.visible.clear();
-                self.near.clear();
-                if self.game.visible(&self.world, view, &mut self.near) {
-                    // The game's index named the candidates: find each in the
-                    // snapshot and keep those it can see.
-                    if self.pos_by_id_tick != Some(tick) {
-                        self.pos_by_id_tick = Some(tick);
-                        index_positions(entities, &mut self.pos_by_id);
-                    }
-                    // Marked in a bitmap of snapshot positions, then read
-                    // out in order: sorted and deduplicated without a sort.
-                    self.marks.clear();
-                    self.marks.resize(entities.len().div_ceil(64), 0);
-                    for nid in &self.near {
-                        if let Some(i) = position_of(entities, &self.pos_by_id, *nid)
-                            && G::can_see(view, *nid, &entities[i].1)
-                        {
-                            self.marks[i / 64] |= 1 << (i % 64);
-                        }
-                    }
-                    for (w, &word) in self.marks.iter().enumerate() {
-                        let mut bits = word;
-                        while bits != 0 {
-                            self.visible.push((w * 64) as u32 + bits.trailing_zeros());
-                            bits &= bits - 1;
-                        }
-                    }
-                } else {
-                    self.visible.resize(entities.len(), 0);
-                    let mut n = 0;
-                    for (i, (nid, s)) in entities.iter().enumerate() {
-                        self.visible[n] = i as u32;
-                        n += usize::from(G::can_see(view, *nid, s));
-                    }
-                    self.visible.truncate(n);
+            let visible = match (&view, self.replication.latest()) {
+                (Some(view), Some((_, cur))) => {
+                    Some(
+                        self.views
+                            .build(&self.game, &self.world, view, tick, cur.as_slice()),
+                    )
                 }
-            }
-            let visible = view.is_some().then_some(self.visible.as_slice());
+                (Some(_), None) => Some(&[][..]),
+                (None, _) => None,
+            };
             let built = match &mut c.budget {
                 Some(budget) if self.replication.deltas() => self
                     .replication
@@ -828,60 +786,5 @@ impl<G: Game> Room<G> {
                 }
             }
         }
-    }
-}
-
-/// Fills `table` with each id's position in `entities` (sorted by id), or
-/// leaves it empty when the ids are too sparse for a table (more than four
-/// slots per entity, plus 1,024).
-fn index_positions<S>(entities: &[(NetId, S)], table: &mut Vec<u32>) {
-    table.clear();
-    let Some(max) = entities.last().map(|(id, _)| id.0 as usize) else {
-        return;
-    };
-    if max > entities.len() * 4 + 1024 {
-        return;
-    }
-    table.resize(max + 1, u32::MAX);
-    for (i, (id, _)) in entities.iter().enumerate() {
-        table[id.0 as usize] = i as u32;
-    }
-}
-
-/// `id`'s position in `entities`, from `table` when it has one.
-fn position_of<S>(entities: &[(NetId, S)], table: &[u32], id: NetId) -> Option<usize> {
-    if table.is_empty() {
-        return entities.binary_search_by_key(&id, |(e, _)| *e).ok();
-    }
-    match table.get(id.0 as usize) {
-        Some(&p) if p != u32::MAX => Some(p as usize),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn positions_by_id_with_a_table_and_without() {
-        let dense: Vec<(NetId, ())> = [1, 2, 5, 9].iter().map(|&i| (NetId(i), ())).collect();
-        let sparse: Vec<(NetId, ())> = [3, 70_000, 4_000_000]
-            .iter()
-            .map(|&i| (NetId(i), ()))
-            .collect();
-        let mut table = Vec::new();
-        index_positions(&dense, &mut table);
-        assert_eq!(table.len(), 10);
-        let found = |e: &[(NetId, ())], t: &[u32], id| position_of(e, t, NetId(id));
-        assert_eq!(found(&dense, &table, 5), Some(2));
-        assert_eq!(found(&dense, &table, 3), None);
-        assert_eq!(found(&dense, &table, 10_000), None);
-        index_positions(&sparse, &mut table);
-        assert!(table.is_empty(), "too sparse for a table");
-        assert_eq!(found(&sparse, &table, 4_000_000), Some(2));
-        assert_eq!(found(&sparse, &table, 4), None);
-        index_positions::<()>(&[], &mut table);
-        assert!(table.is_empty());
     }
 }
