@@ -118,7 +118,8 @@ fn mark<S>(
 }
 
 /// Fills `table` with each id's position in `entities` (sorted by id), or
-/// leaves it empty when the ids are too sparse for a table.
+/// leaves it empty when the ids are too sparse for a table (more than four
+/// slots per entity, plus 1,024).
 fn index_positions<S>(entities: &[(NetId, S)], table: &mut Vec<u32>) {
     table.clear();
     let Some(max) = entities.last().map(|(id, _)| id.0 as usize) else {
