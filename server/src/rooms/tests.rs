@@ -169,14 +169,19 @@ async fn settled_occupancy(rooms: &Rooms<Nop>, name: &str) -> Option<(usize, usi
     panic!("seats still held in {name}");
 }
 
+/// Waits until room `name` has `want` players, for at most 10 s. A leave
+/// is a game message, which the room reads at its next tick: a count of
+/// yields could run out before that tick on a fast machine, so this waits
+/// on the clock.
 async fn until_players(rooms: &Rooms<Nop>, name: &str, want: usize) {
-    for _ in 0..1000 {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
         if settled_occupancy(rooms, name).await.map(|(p, _)| p) == Some(want) {
             return;
         }
-        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
-    panic!("{name} never had {want} players");
+    panic!("{name} never had {want} players in 10 s");
 }
 
 fn code(r: &Join) -> RejectCode {
