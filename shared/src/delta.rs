@@ -242,31 +242,37 @@ impl Padded {
     /// Appends `data`; its span.
     #[inline]
     fn push(&mut self, data: &[u8]) -> Span {
-        let start = self.end();
-        // The padding's first bytes are overwritten, then it is put back.
-        self.0.truncate(start);
+        let start = self.open();
         self.0.extend_from_slice(data);
-        self.0.extend_from_slice(&[0; Self::PAD]);
-        Span {
-            start: start as u32,
-            len: data.len() as u32,
-        }
+        self.close(start)
     }
 
     /// Appends what `write` writes; its span, and what `write` returned.
     fn push_with<T>(&mut self, write: impl FnOnce(&mut Writer) -> T) -> (Span, T) {
-        let start = self.end();
-        self.0.truncate(start);
+        let start = self.open();
         let mut w = Writer::from_vec(core::mem::take(&mut self.0));
         let out = write(&mut w);
         self.0 = w.into_vec();
+        (self.close(start), out)
+    }
+
+    /// Takes the padding off for an append; where the appended bytes start.
+    #[inline]
+    fn open(&mut self) -> usize {
+        let start = self.end();
+        self.0.truncate(start);
+        start
+    }
+
+    /// Puts the padding back after an append from `start`; its span.
+    #[inline]
+    fn close(&mut self, start: usize) -> Span {
         let len = self.0.len() - start;
         self.0.extend_from_slice(&[0; Self::PAD]);
-        let span = Span {
+        Span {
             start: start as u32,
             len: len as u32,
-        };
-        (span, out)
+        }
     }
 
     #[inline]

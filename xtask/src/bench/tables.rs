@@ -503,7 +503,7 @@ pub(crate) fn entity_scale(ctx: &Ctx, z: &Sizes) -> Result<Section> {
     let mut saturated = false;
     let mut small = Verdict::NotMeasured("this run has no small-view row".into());
     for ((n, sight, _), o) in plans.iter().zip(&done) {
-        if *sight == Sight::Small && *n == largest {
+        if *sight == Sight::Small {
             small = small_view_verdict(*n, o);
         }
         let Some((w, flag)) = measured(&mut md, o, 10, &mut saturated) else {
