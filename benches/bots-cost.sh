@@ -11,7 +11,9 @@
 # target/release/arena-bots; BENCHMARKS.md "a playing bot's apply out of the
 # cache").
 # Bounded: about 50 s. Extra arguments go to arena-bots (--idle, --explicit-acks).
-# Usage: [BOTS=BIN] benches/bots-cost.sh [--against BIN] N [arena-bots flags…]   (from the repository root)
+# ROOM sets the players per room (default 100; ROOM=1000 puts up to 1,000
+# bots in one room, where each bot sees hundreds of players).
+# Usage: [BOTS=BIN] [ROOM=N] benches/bots-cost.sh [--against BIN] N [arena-bots flags…]   (from the repository root)
 set -euo pipefail
 BINS=("${BOTS:-target/release/arena-bots}")
 if [ "${1:-}" = --against ]; then
@@ -25,7 +27,7 @@ cargo build --release -q -p arena --bins
 B=target/release
 LOG=$(mktemp -d)
 taskset -c 0 "$B/arena-server" --addr "127.0.0.1:$PORT" --no-quic --snapshot-rate 30 \
-  --max-players-per-room 100 --bots 0 --max-connections 3000 --max-connections-per-ip 3000 \
+  --max-players-per-room "${ROOM:-100}" --bots 0 --max-connections 3000 --max-connections-per-ip 3000 \
   --drain-grace 0s >"$LOG/server.out" 2>"$LOG/server.err" &
 SP=$!
 trap 'kill "$SP" 2>/dev/null || true' EXIT
