@@ -95,6 +95,7 @@
 
 pub mod auth;
 pub mod budget;
+mod changes;
 pub mod config;
 mod config_error;
 pub mod console;

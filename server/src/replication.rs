@@ -11,10 +11,13 @@
 //! Clients with a view get their own body, computed from the entities visible
 //! to them, so hidden state never enters their bytes.
 //!
-//! A view is kept as the *positions* of the visible entities in the snapshot
-//! of its tick (snapshots in the ring never change), so walking a client's
-//! baseline view and current view is plain indexing: no id lookups per
-//! entity per client per snapshot.
+//! A view arrives as the ids of the visible entities or as their positions
+//! in the newest snapshot, and each view sent is kept as a set of ids. A
+//! delta for a view given as ids is three sets compared word by word: the
+//! view, the baseline's view and the ids changed since the baseline
+//! ([`crate::changes`]), so an entity that did not change costs a client
+//! nothing but its bit. Views given as positions are walked entity by
+//! entity.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -22,12 +25,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Serialize;
 use tickwire_shared::delta::{
-    DeltaMemo, DeltaScratch, FieldDiff, write_delta_memo, write_delta_memo_sets, write_full_memo,
+    DeltaMemo, DeltaScratch, FieldDiff, write_delta_memo, write_delta_memo_sets,
+    write_delta_memo_words, write_full_memo,
 };
 use tickwire_shared::idset::IdSet;
 use tickwire_shared::{EncodeError, NetId, Snapshot, SnapshotHeader, Writer};
 
+use crate::changes::ChangeTicks;
 use crate::outbox::AckWindow;
+use crate::view::ClientView;
 
 /// The ring of recent world states plus the per-tick shared bodies.
 #[derive(Debug)]
@@ -52,6 +58,15 @@ pub struct Replication<S> {
     votes: Vec<(u32, u32)>,
     /// The ids of the view being built (for `build_indexed`).
     view_ids: IdSet,
+    /// The newest snapshot's ids and when each entity last changed (kept
+    /// when deltas are on).
+    changes: ChangeTicks,
+    /// This tick's ids changed since each baseline tick used, built on first
+    /// use (the first `changed_used` are this tick's).
+    changed_since: Vec<(u32, IdSet)>,
+    changed_used: usize,
+    /// Positions of a view given as ids, for the builds that walk positions.
+    positions: Vec<u32>,
 }
 
 /// The ids of the entities a client could see in a snapshot it was sent
@@ -185,6 +200,10 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
             snap: 0,
             votes: Vec::new(),
             view_ids: IdSet::default(),
+            changes: ChangeTicks::default(),
+            changed_since: Vec::new(),
+            changed_used: 0,
+            positions: Vec::new(),
         }
     }
 
@@ -258,6 +277,13 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
 
     /// Adds the world state of `tick` and starts a new round of builds.
     pub fn push(&mut self, tick: u32, snapshot: Snapshot<S>) {
+        if self.deltas {
+            let prev = self.ring.back().map(|(t, s)| (*t, &**s));
+            self.changes.record(prev, &snapshot, tick);
+        } else {
+            self.changes.clear();
+        }
+        self.changed_used = 0;
         if self.ring.len() == self.capacity {
             self.ring.pop_front();
         }
@@ -314,6 +340,118 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
             _ => None,
         };
         self.build_indexed(client, positions.as_deref(), last_input, max_sent, out)
+    }
+
+    /// [`Replication::build_indexed`] with the view as the room's
+    /// [`crate::view::Views`] made it. A view given as ids, for a client
+    /// whose baseline view was kept as ids, is compared with it word by
+    /// word, and only the entities that changed since the baseline are
+    /// looked at ([`write_delta_memo_words`]): a client costs what changed
+    /// in its view, not a visit per entity in it. Other builds walk
+    /// positions.
+    ///
+    /// # Errors
+    /// [`EncodeError`] when a state cannot be encoded (a game type problem).
+    pub(crate) fn build_view(
+        &mut self,
+        client: &mut ClientReplication,
+        view: ClientView<'_>,
+        last_input: u32,
+        max_sent: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<Built, EncodeError> {
+        if let ClientView::Ids { ids, slot_of } = view
+            && let Some(built) =
+                self.build_words(client, ids, slot_of, last_input, max_sent, out)?
+        {
+            return Ok(built);
+        }
+        let mut positions = core::mem::take(&mut self.positions);
+        let built = self.build_indexed(
+            client,
+            view.positions(&mut positions),
+            last_input,
+            max_sent,
+            out,
+        );
+        self.positions = positions;
+        built
+    }
+
+    /// The word-by-word delta of [`Replication::build_view`]; `None` when
+    /// there is none to build (deltas off, no baseline in the ring, a
+    /// baseline view not kept as ids, or no record of what changed).
+    fn build_words(
+        &mut self,
+        client: &mut ClientReplication,
+        ids: &IdSet,
+        slot_of: &[u32],
+        last_input: u32,
+        max_sent: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Built>, EncodeError> {
+        let (tick, cur) = self.newest()?;
+        if !self.deltas || !self.changes.is_for(tick) {
+            return Ok(None);
+        }
+        let Some((bt, Some(seen))) = self.pick(client) else {
+            return Ok(None);
+        };
+        let (Some(base), Seen::Ids(base_ids)) = (self.get(bt).cloned(), &*seen) else {
+            return Ok(None);
+        };
+        let changed = self.changed_since(bt);
+        let header = SnapshotHeader {
+            tick,
+            last_input,
+            baseline: Some(bt),
+        };
+        let mut w = Writer::from_vec(core::mem::take(out));
+        w.clear();
+        header.encode(&mut w);
+        write_delta_memo_words(
+            &mut w,
+            &base,
+            base_ids,
+            ids,
+            &self.changed_since[changed].1,
+            cur.as_slice(),
+            slot_of,
+            bt,
+            &mut self.memo,
+            &mut self.scratch,
+            self.max_fields,
+            self.fast,
+        )?;
+        client.sent(
+            tick,
+            Some(Arc::new(Seen::Ids(ids.clone()))),
+            Some(bt),
+            max_sent,
+        );
+        *out = w.into_vec();
+        Ok(Some(Built {
+            delta: true,
+            shared: false,
+        }))
+    }
+
+    /// The index in `changed_since` of this tick's ids changed since
+    /// `baseline`, built on first use.
+    fn changed_since(&mut self, baseline: u32) -> usize {
+        let used = &self.changed_since[..self.changed_used];
+        if let Some(i) = used.iter().position(|(t, _)| *t == baseline) {
+            return i;
+        }
+        if self.changed_used == self.changed_since.len() {
+            self.changed_since.push((baseline, IdSet::default()));
+        }
+        let i = self.changed_used;
+        self.changed_used += 1;
+        let (t, set) = &mut self.changed_since[i];
+        *t = baseline;
+        self.changes.changed_since(baseline, set);
+        i
     }
 
     /// [`Replication::build`] with the view given as positions in the newest
@@ -581,6 +719,60 @@ mod tests {
         };
         let base = frame.header.baseline.map(|t| &kept[&t]);
         (frame.header.tick, frame.decode(base, &limits).unwrap())
+    }
+
+    /// A view given as ids (a delta word by word, looking only at what
+    /// changed) and the same view given as positions (a walk of every
+    /// entity in it) make the same bytes, tick after tick, as entities
+    /// stay still, move, leave the view, leave the world and arrive; and a
+    /// client decodes every one of them against what it kept.
+    #[test]
+    fn a_view_as_ids_is_sent_as_the_same_view_as_positions() {
+        let mut repl = Replication::new(8, 64);
+        let (mut by_ids, mut by_pos) = (ClientReplication::default(), ClientReplication::default());
+        let mut kept = HashMap::new();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut deltas = 0;
+        for tick in 1..=40u32 {
+            // Entity n moves every n-th tick; 9 leaves at tick 20; 12
+            // arrives at tick 25.
+            let items: Vec<(u32, i32)> = (1..=12)
+                .filter(|&n| (n != 9 || tick < 20) && (n != 12 || tick >= 25))
+                .map(|n| (n, (tick / n) as i32))
+                .collect();
+            repl.push(tick, snap(&items));
+            let cur = repl.latest().unwrap().1.clone();
+            // Even ids are seen on even ticks, odd ids always; every tick
+            // some of the view changes, most of it does not.
+            let visible: Vec<(usize, NetId)> = cur
+                .iter()
+                .enumerate()
+                .filter(|(_, (id, _))| id.0 % 2 == 1 || tick % 2 == 0)
+                .map(|(i, (id, _))| (i, id))
+                .collect();
+            let positions: Vec<u32> = visible.iter().map(|&(i, _)| i as u32).collect();
+            let ids: IdSet = visible.iter().map(|&(_, id)| id).collect();
+            let mut slot_of = vec![u32::MAX; 13];
+            for (i, (id, _)) in cur.iter().enumerate() {
+                slot_of[id.0 as usize] = i as u32;
+            }
+            let view = ClientView::Ids {
+                ids: &ids,
+                slot_of: &slot_of,
+            };
+            let built = repl.build_view(&mut by_ids, view, 0, 8, &mut a).unwrap();
+            repl.build_indexed(&mut by_pos, Some(&positions), 0, 8, &mut b)
+                .unwrap();
+            assert_eq!(a, b, "tick {tick}");
+            deltas += usize::from(built.delta);
+            let (t, got) = receive(&a, &kept);
+            let want: Vec<(NetId, i32)> = visible.iter().map(|&(i, _)| cur.as_slice()[i]).collect();
+            assert_eq!(got.as_slice(), want, "tick {tick}");
+            kept.insert(t, got);
+            by_ids.ack(tick);
+            by_pos.ack(tick);
+        }
+        assert_eq!(deltas, 39, "every snapshot after the first is a delta");
     }
 
     /// Four clients whose acks trail by 0–3 ticks (different round trips),

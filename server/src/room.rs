@@ -28,7 +28,7 @@ use crate::replication::{ClientReplication, Replication};
 use crate::room_config::RoomConfig;
 use crate::rtt::Rtt;
 use crate::stats::SentCounters;
-use crate::view::Views;
+use crate::view::{ClientView, Views};
 use crate::world::World;
 
 /// A request to join (or resume) this room.
@@ -666,23 +666,30 @@ impl<G: Game> Room<G> {
             // A view is the positions of the visible entities in the snapshot
             // just pushed (`view.rs`).
             let view = self.game.view(&self.world, id);
+            // A budget walks positions, and so do full snapshots; a view as
+            // ids lets a delta compare it with the baseline's word by word.
+            let deltas = self.replication.deltas();
+            let budgeted = c.budget.is_some() && deltas;
             let visible = match (&view, self.replication.latest()) {
-                (Some(view), Some((_, cur))) => {
-                    Some(
-                        self.views
-                            .build(&self.game, &self.world, view, tick, cur.as_slice()),
-                    )
-                }
-                (Some(_), None) => Some(&[][..]),
-                (None, _) => None,
+                (Some(view), Some((_, cur))) => self.views.build(
+                    &self.game,
+                    &self.world,
+                    view,
+                    tick,
+                    cur.as_slice(),
+                    deltas && !budgeted,
+                ),
+                (Some(_), None) => ClientView::At(&[]),
+                (None, _) => ClientView::All,
             };
             let built = match &mut c.budget {
-                Some(budget) if self.replication.deltas() => self
+                Some(budget) if budgeted => self
                     .replication
                     .build_budgeted(
                         &mut c.repl,
                         budget,
-                        visible,
+                        // Built as positions (`!budgeted` above): no buffer.
+                        visible.positions(&mut Vec::new()),
                         |nid, s| view.as_ref().map_or(1.0, |v| G::priority(v, nid, s)),
                         max_wait,
                         c.last_applied,
@@ -692,7 +699,7 @@ impl<G: Game> Room<G> {
                     .map(|b| b.delta),
                 _ => self
                     .replication
-                    .build_indexed(
+                    .build_view(
                         &mut c.repl,
                         visible,
                         c.last_applied,

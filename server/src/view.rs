@@ -1,27 +1,63 @@
-//! A client's view for one snapshot: the positions, in the snapshot's
-//! entity list, of the entities it may see, in order.
+//! A client's view for one snapshot: the entities it may see, as their ids
+//! (one bit per id) or as their positions in the snapshot's entity list.
 //!
 //! [`Game::visible`] names the candidates from the game's own spatial index
 //! (for example [`crate::interest::Grid`]); each is found in the snapshot
 //! through a per-tick id → position table and kept if [`Game::can_see`]
-//! says so. The kept positions are marked in a bitmap of the snapshot's
-//! positions and read out in order: sorted and deduplicated without a sort.
-//! A game without an index has `can_see` asked about every entity.
+//! says so. The kept ones are marked in a bitmap, of ids (what a delta
+//! compares word by word with the client's baseline view, see
+//! `Replication::build_view`) or of the snapshot's positions (read out in
+//! order: sorted and deduplicated without a sort). A game without an index
+//! has `can_see` asked about every entity.
 //!
 //! A view is derived again for each snapshot, not carried from the last:
 //! when entities and viewers move every tick, every candidate needs its
 //! `can_see` again (ARCHITECTURE.md, "views").
 
 use tickwire_shared::NetId;
+use tickwire_shared::idset::IdSet;
 
 use crate::game::{Game, StateOf};
 use crate::world::World;
+
+/// One client's view for one snapshot, as [`Views::build`] made it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ClientView<'v> {
+    /// Everything.
+    All,
+    /// The positions of the visible entities in the snapshot, ascending.
+    At(&'v [u32]),
+    /// The ids of the visible entities, each at position `slot_of[id]` of
+    /// the snapshot: what a delta compares word by word with the client's
+    /// baseline view.
+    Ids { ids: &'v IdSet, slot_of: &'v [u32] },
+}
+
+impl ClientView<'_> {
+    /// The positions of the visible entities (`None`: everything),
+    /// ascending; for ids, written into `buf`.
+    pub(crate) fn positions<'b>(&'b self, buf: &'b mut Vec<u32>) -> Option<&'b [u32]> {
+        match *self {
+            Self::All => None,
+            Self::At(pos) => Some(pos),
+            Self::Ids { ids, slot_of } => {
+                buf.clear();
+                // Ascending ids are ascending positions (a snapshot is
+                // sorted by id).
+                buf.extend(ids.iter().map(|id| slot_of[id.0 as usize]));
+                Some(buf)
+            }
+        }
+    }
+}
 
 /// Reusable buffers for the views of one room's clients.
 #[derive(Debug, Default)]
 pub(crate) struct Views {
     /// Positions of the entities one client sees.
     visible: Vec<u32>,
+    /// Ids of the entities one client sees.
+    ids: IdSet,
     /// The ids a game's spatial index names for one client.
     near: Vec<NetId>,
     /// One bit per position of the snapshot: the view being built.
@@ -34,8 +70,9 @@ pub(crate) struct Views {
 }
 
 impl Views {
-    /// The positions in `entities` (the snapshot of `tick`, sorted by id) of
-    /// the entities `view` sees, in increasing order.
+    /// The entities of `entities` (the snapshot of `tick`, sorted by id)
+    /// that `view` sees: as ids when `as_ids` and the game has a spatial
+    /// index and the ids are dense enough for a table, else as positions.
     pub(crate) fn build<G: Game>(
         &mut self,
         game: &G,
@@ -43,9 +80,11 @@ impl Views {
         view: &G::View,
         tick: u32,
         entities: &[(NetId, StateOf<G>)],
-    ) -> &[u32] {
+        as_ids: bool,
+    ) -> ClientView<'_> {
         let Self {
             visible,
+            ids,
             near,
             marks,
             pos_by_id,
@@ -61,16 +100,25 @@ impl Views {
                 n += usize::from(G::can_see(view, *nid, s));
             }
             visible.truncate(n);
-            return visible;
+            return ClientView::At(visible);
         }
         if *pos_by_id_tick != Some(tick) {
             *pos_by_id_tick = Some(tick);
             index_positions(entities, pos_by_id);
         }
+        let can_see = |nid, s: &StateOf<G>| G::can_see(view, nid, s);
+        if as_ids && !pos_by_id.is_empty() {
+            ids.reset(NetId((pos_by_id.len() - 1) as u32));
+            mark(near, entities, pos_by_id, can_see, |_, nid| ids.insert(nid));
+            return ClientView::Ids {
+                ids,
+                slot_of: pos_by_id,
+            };
+        }
         marks.clear();
         marks.resize(entities.len().div_ceil(64), 0);
-        mark(near, entities, pos_by_id, marks, |nid, s| {
-            G::can_see(view, nid, s)
+        mark(near, entities, pos_by_id, can_see, |i, _| {
+            marks[i / 64] |= 1 << (i % 64);
         });
         for (w, &word) in marks.iter().enumerate() {
             let mut bits = word;
@@ -79,25 +127,25 @@ impl Views {
                 bits &= bits - 1;
             }
         }
-        visible
+        ClientView::At(visible)
     }
 }
 
-/// Sets the bit of each candidate in `near` that `view` sees. The table and
-/// the bitmap are local slices, so the loop keeps them in registers rather
-/// than reloading them through the room per candidate (this loop runs once
-/// per client per candidate: 15 % of the server's samples with 500 bots in
-/// one room).
+/// Calls `keep` with the position and id of each candidate in `near` that
+/// `can_see` accepts (a candidate named twice, twice). The table is a local
+/// slice, so the loop keeps it in a register rather than reloading it
+/// through the room per candidate (this loop runs once per client per
+/// candidate: 15 % of the server's samples with 500 bots in one room).
 fn mark<S>(
     near: &[NetId],
     entities: &[(NetId, S)],
     table: &[u32],
-    marks: &mut [u64],
     can_see: impl Fn(NetId, &S) -> bool,
+    mut keep: impl FnMut(usize, NetId),
 ) {
     let mut see = |i: usize, nid: NetId| {
         if can_see(nid, &entities[i].1) {
-            marks[i / 64] |= 1 << (i % 64);
+            keep(i, nid);
         }
     };
     if table.is_empty() {
@@ -143,7 +191,13 @@ mod tests {
     fn marked(entities: &[(NetId, ())], table: &[u32], near: &[u32], hidden: u32) -> Vec<usize> {
         let mut marks = vec![0u64; entities.len().div_ceil(64)];
         let near: Vec<NetId> = near.iter().map(|&i| NetId(i)).collect();
-        mark(&near, entities, table, &mut marks, |id, ()| id.0 != hidden);
+        mark(
+            &near,
+            entities,
+            table,
+            |id, ()| id.0 != hidden,
+            |i, _| marks[i / 64] |= 1 << (i % 64),
+        );
         (0..entities.len())
             .filter(|i| marks[i / 64] & (1 << (i % 64)) != 0)
             .collect()

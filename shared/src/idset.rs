@@ -96,6 +96,13 @@ impl IdSet {
         }
     }
 
+    /// The set's words: bit `n % 64` of word `n / 64` is `NetId(n)`; ids
+    /// past the last word are absent.
+    #[must_use]
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+
     /// The number of ids in the set.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -122,6 +122,23 @@ fn masked_views<'a>(
     (base, cur)
 }
 
+/// The three worlds as snapshots, their ids renumbered by rank, in order,
+/// to make them dense (as a room's are).
+fn dense_snapshots(worlds: [&World; 3]) -> [Snapshot<Ent>; 3] {
+    let ranks: BTreeMap<u32, u32> = worlds
+        .iter()
+        .flat_map(|w| w.keys())
+        .copied()
+        .collect::<std::collections::BTreeSet<u32>>()
+        .into_iter()
+        .zip(1..)
+        .collect();
+    worlds.map(|w| {
+        let dense: World = w.iter().map(|(id, e)| (ranks[id], e.clone())).collect();
+        snapshot(&dense)
+    })
+}
+
 /// The plain encoder's delta between two views.
 fn plain_delta(
     base: &[(NetId, &Ent)],
@@ -714,17 +731,7 @@ proptest! {
         other in world(300),
         clients in vec((vec(any::<bool>(), 340), vec(any::<bool>(), 340), any::<bool>()), 1..6),
     ) {
-        let ranks: BTreeMap<u32, u32> = base
-            .keys()
-            .chain(cur.keys())
-            .chain(other.keys())
-            .copied()
-            .collect::<std::collections::BTreeSet<u32>>()
-            .into_iter()
-            .zip(1..)
-            .collect();
-        let dense = |w: &World| -> World { w.iter().map(|(id, e)| (ranks[id], e.clone())).collect() };
-        let (b1, c, b2) = (snapshot(&dense(&base)), snapshot(&dense(&cur)), snapshot(&dense(&other)));
+        let (b1, c, b2) = dense_snapshots([&base, &cur, &other]).into();
         let max = Limits::default().max_fields_per_entity;
         let mut memo = DeltaMemo::default();
         memo.reset(c.len());
@@ -756,6 +763,56 @@ proptest! {
                 cur_ids.iter().collect::<Vec<_>>(),
                 cur_view.iter().map(|(id, _, _)| *id).collect::<Vec<_>>()
             );
+        }
+    }
+
+    /// The word-by-word walk (views, baseline views and changed entities as
+    /// id sets) writes the plain encoder's bytes too, told exactly which
+    /// entities changed or told every entity changed.
+    #[test]
+    fn deltas_word_by_word_equal_the_plain_ones(
+        (base, cur) in derived_pair(true, 300),
+        other in world(300),
+        clients in vec((vec(any::<bool>(), 340), vec(any::<bool>(), 340), any::<bool>(), any::<bool>()), 1..6),
+    ) {
+        let (b1, c, b2) = dense_snapshots([&base, &cur, &other]).into();
+        let max = Limits::default().max_fields_per_entity;
+        let mut slot_of = vec![u32::MAX; c.as_slice().last().map_or(0, |(id, _)| id.0 as usize + 1)];
+        for (i, (id, _)) in c.iter().enumerate() {
+            slot_of[id.0 as usize] = i as u32;
+        }
+        let mut memo = DeltaMemo::default();
+        memo.reset(c.len());
+        let mut scratch = DeltaScratch::default();
+        for (cur_mask, base_mask, second, all_changed) in clients {
+            let (tick, b) = if second { (2, &b2) } else { (1, &b1) };
+            let (base_view, cur_view) = masked_views(b, &c, &base_mask, &cur_mask);
+            let (plain, plain_stats) = plain_delta(&base_view, &cur_view, max);
+            let base_ids: IdSet = base_view.iter().map(|(id, _)| *id).collect();
+            let view: IdSet = cur_view.iter().map(|(id, _, _)| *id).collect();
+            let changed: IdSet = c
+                .iter()
+                .filter(|(id, e)| all_changed || b.get(*id) != Some(e))
+                .map(|(id, _)| id)
+                .collect();
+            let mut words = Writer::new();
+            let stats = delta::write_delta_memo_words(
+                &mut words,
+                b,
+                &base_ids,
+                &view,
+                &changed,
+                c.as_slice(),
+                &slot_of,
+                tick,
+                &mut memo,
+                &mut scratch,
+                max,
+                None,
+            )
+            .unwrap();
+            prop_assert_eq!(plain.as_slice(), words.as_slice());
+            prop_assert_eq!(plain_stats, stats);
         }
     }
 
