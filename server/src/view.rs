@@ -63,16 +63,16 @@ pub(crate) struct Views {
     /// One bit per position of the snapshot: the view being built.
     marks: Vec<u64>,
     /// The snapshot's position of each net id (`u32::MAX`: none), built once
-    /// per tick when a game's index is used; empty when ids are too sparse
-    /// for a table (then found by binary search).
+    /// per tick when a game's index is used or a view is built as ids; empty
+    /// when ids are too sparse for a table (then found by binary search).
     pos_by_id: Vec<u32>,
     pos_by_id_tick: Option<u32>,
 }
 
 impl Views {
     /// The entities of `entities` (the snapshot of `tick`, sorted by id)
-    /// that `view` sees: as ids when `as_ids` and the game has a spatial
-    /// index and the ids are dense enough for a table, else as positions.
+    /// that `view` sees: as ids when `as_ids` and the ids are dense enough
+    /// for a table (as a room's are), else as positions.
     pub(crate) fn build<G: Game>(
         &mut self,
         game: &G,
@@ -92,28 +92,38 @@ impl Views {
         } = self;
         visible.clear();
         near.clear();
-        if !game.visible(world, view, near) {
-            visible.resize(entities.len(), 0);
-            let mut n = 0;
-            for (i, (nid, s)) in entities.iter().enumerate() {
-                visible[n] = i as u32;
-                n += usize::from(G::can_see(view, *nid, s));
-            }
-            visible.truncate(n);
-            return ClientView::At(visible);
-        }
-        if *pos_by_id_tick != Some(tick) {
+        let indexed = game.visible(world, view, near);
+        if (indexed || as_ids) && *pos_by_id_tick != Some(tick) {
             *pos_by_id_tick = Some(tick);
             index_positions(entities, pos_by_id);
         }
         let can_see = |nid, s: &StateOf<G>| G::can_see(view, nid, s);
         if as_ids && !pos_by_id.is_empty() {
             ids.reset(NetId((pos_by_id.len() - 1) as u32));
-            mark(near, entities, pos_by_id, can_see, |_, nid| ids.insert(nid));
+            if indexed {
+                mark(near, entities, pos_by_id, can_see, |_, nid| ids.insert(nid));
+            } else {
+                let mut ins = ids.inserter();
+                for (nid, s) in entities {
+                    if can_see(*nid, s) {
+                        ins.insert(*nid);
+                    }
+                }
+            }
             return ClientView::Ids {
                 ids,
                 slot_of: pos_by_id,
             };
+        }
+        if !indexed {
+            visible.resize(entities.len(), 0);
+            let mut n = 0;
+            for (i, (nid, s)) in entities.iter().enumerate() {
+                visible[n] = i as u32;
+                n += usize::from(can_see(*nid, s));
+            }
+            visible.truncate(n);
+            return ClientView::At(visible);
         }
         marks.clear();
         marks.resize(entities.len().div_ceil(64), 0);

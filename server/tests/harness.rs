@@ -45,6 +45,9 @@ struct Play {
     crates: Vec<EntityKey>,
     /// How many times each (client, input id) was applied.
     applied: HashMap<(ClientId, u32), u32>,
+    /// No spatial index: `visible` declines, so `can_see` is asked about
+    /// every entity (the room's other path to a view).
+    no_index: bool,
 }
 
 impl Game for Play {
@@ -136,6 +139,9 @@ impl Game for Play {
     /// names every entity, in reverse order, and twice: the room must sort,
     /// dedup and filter them exactly with `can_see`.
     fn visible(&self, world: &World<Thing>, _view: &ClientId, out: &mut Vec<NetId>) -> bool {
+        if self.no_index {
+            return false;
+        }
         let ids: Vec<NetId> = world.iter_by_net_id().map(|(id, _)| id).collect();
         out.extend(ids.iter().rev());
         out.extend(ids.iter());
@@ -148,21 +154,29 @@ impl Game for Play {
 }
 
 fn harness(link: ConditionerConfig, seed: u64) -> Harness<Play> {
-    harness_with(link, seed, None)
+    harness_with(link, seed, None, false)
 }
 
 /// [`harness`] with each client's byte budget (the harness then checks
 /// that every state a client holds is one the server had within
 /// `budget_max_wait`, never going back, and that nothing in view waits
-/// longer).
-fn harness_with(link: ConditionerConfig, seed: u64, budget: Option<u32>) -> Harness<Play> {
+/// longer), and without the game's spatial index when `no_index`.
+fn harness_with(
+    link: ConditionerConfig,
+    seed: u64,
+    budget: Option<u32>,
+    no_index: bool,
+) -> Harness<Play> {
     let server = ServerConfig::default()
         .with_tick_rate(60)
         .with_snapshot_interval(1)
         .with_resume_grace(Duration::from_secs(5))
         .with_client_bytes_per_sec(budget);
     Harness::new(
-        Play::default(),
+        Play {
+            no_index,
+            ..Play::default()
+        },
         HarnessConfig::default()
             .with_server(server)
             .with_link(link)
@@ -226,11 +240,13 @@ proptest! {
 
     /// Random play on a bad network: loss, duplication, reordering, delay,
     /// dropped connections and resumes, late joiners; in half the cases
-    /// with a byte budget of 1.5 KB/s per client.
+    /// with a byte budget of 1.5 KB/s per client, and in half without the
+    /// game's spatial index.
     #[test]
     fn every_client_matches_the_server_and_inputs_apply_exactly_once(
         seed in any::<u64>(),
         budget in prop_oneof![Just(None), Just(Some(1_500u32))],
+        no_index in any::<bool>(),
         loss in 0.0f64..0.25,
         duplicate in 0.0f64..0.1,
         reorder in 0.0f64..0.3,
@@ -245,7 +261,7 @@ proptest! {
             .with_uniform_loss(loss)
             .with_duplicate(duplicate)
             .with_reorder(reorder);
-        let mut h = harness_with(link, seed, budget);
+        let mut h = harness_with(link, seed, budget, no_index);
         let mut next_input = 1u32;
         let mut down_until: HashMap<usize, usize> = HashMap::new();
         let mut clients: Vec<usize> = Vec::new();
