@@ -20,7 +20,11 @@ use tickwire_shared::{NetId, Snapshot};
 pub(crate) struct ChangeTicks {
     /// The tick of the snapshot recorded last.
     tick: Option<u32>,
+    /// The snapshot's ids by position, copied while its states are read
+    /// anyway: a changed set per baseline then reads 4 bytes per entity,
+    /// not the entity's line.
     ids: Vec<NetId>,
+    /// The tick of each entity's last change, by position.
     at: Vec<u32>,
     /// `at` of the snapshot before (reused buffer).
     before: Vec<u32>,
