@@ -255,7 +255,9 @@ impl<'de> Deserialize<'de> for EntityState {
 }
 
 /// An `Arc<str>` read as a string (as serde reads `Arc<str>`), without the
-/// intermediate `String`, and shared when empty.
+/// intermediate `String`: shared when empty, else the process's one copy of
+/// the name ([`tickwire_shared::interned::shared_str`], as the patch path
+/// decodes it).
 struct SharedName(Arc<str>);
 
 impl<'de> Deserialize<'de> for SharedName {
@@ -272,7 +274,7 @@ impl<'de> Deserialize<'de> for SharedName {
                 Ok(SharedName(if v.is_empty() {
                     no_name()
                 } else {
-                    Arc::from(v)
+                    tickwire_shared::interned::shared_str(v)
                 }))
             }
 

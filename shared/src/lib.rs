@@ -35,6 +35,7 @@ pub mod framing;
 pub mod game;
 pub mod handshake;
 pub mod idset;
+pub mod interned;
 pub mod limits;
 pub mod matchmake;
 pub mod message;

@@ -488,8 +488,10 @@ impl<'a, 'r> Patcher<'a, 'r> {
         Ok(())
     }
 
-    /// A shared string field (`Arc<str>`): the new string. An equal string
-    /// keeps the shared one (nothing is allocated).
+    /// A shared string field (`Arc<str>`): the new string, shared with every
+    /// equal string decoded in this process
+    /// ([`crate::interned::shared_str`]). An equal string keeps the shared
+    /// one (nothing is allocated).
     ///
     /// # Errors
     /// As [`Patch::patch`].
@@ -501,7 +503,7 @@ impl<'a, 'r> Patcher<'a, 'r> {
             if self.compare {
                 return Err(PatchError::Layout);
             }
-            *v = Arc::from(s);
+            *v = crate::interned::shared_str(s);
         }
         Ok(())
     }
@@ -1001,6 +1003,23 @@ mod tests {
         let mut slow = (Some(()), 1u8);
         patch_with_serde(&mut slow, &mut r, &limits, &mut PatchScratch::default()).unwrap();
         assert_eq!(slow, (None, 1u8));
+    }
+
+    /// Two states that decode the same name hold the same `Arc` (one
+    /// reference count for every world in the process), and a new name is
+    /// decoded, not kept.
+    #[test]
+    fn decoded_names_are_shared() {
+        let mut w = Writer::new();
+        w.value("state", &(1u8, "zoe")).unwrap();
+        let bytes = w.into_vec();
+        let limits = Limits::default();
+        let mut a: (u8, Arc<str>) = (0, Arc::from("ann"));
+        let mut b: (u8, Arc<str>) = (0, Arc::from("bob"));
+        read_in_place(&mut a, &mut Reader::new(&bytes), &limits).unwrap();
+        read_in_place(&mut b, &mut Reader::new(&bytes), &limits).unwrap();
+        assert_eq!(&*a.1, "zoe");
+        assert!(Arc::ptr_eq(&a.1, &b.1));
     }
 
     type Wide = (
