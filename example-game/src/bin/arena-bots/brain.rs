@@ -379,7 +379,7 @@ mod tests {
     proptest! {
         /// After any sequence of sightings and removals, the roster's
         /// nearest living player is the one a search of everything it was
-        /// told finds.
+        /// told finds, and each player is found where it is.
         #[test]
         fn roster_finds_what_a_full_search_finds(
             ops in prop::collection::vec((0u32..24, any::<bool>(), -50i16..50, -50i16..50, any::<bool>()), 0..200),
@@ -400,6 +400,10 @@ mod tests {
                     model.remove(&id);
                 }
                 prop_assert_eq!(roster.seen.len(), model.len());
+                for &id in model.keys() {
+                    let at = roster.index(id).map(|i| roster.seen[i].id);
+                    prop_assert_eq!(at, Some(id));
+                }
                 let want = model
                     .iter()
                     .filter(|&(&i, &(_, alive))| alive && i != me)
