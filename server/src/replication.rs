@@ -106,6 +106,9 @@ pub struct ClientReplication {
     /// tick's snapshot) of the entities the client could see (`None`:
     /// everything).
     sent: VecDeque<(u32, SentView)>,
+    /// A view as ids that an entry dropped from `sent` held alone, kept for
+    /// the next view as ids to be copied into: no allocation per snapshot.
+    spare: Option<Arc<Seen>>,
 }
 
 impl ClientReplication {
@@ -156,14 +159,44 @@ impl ClientReplication {
             // Older entries can never be a baseline again.
             self.used = Some(b);
             while self.sent.front().is_some_and(|(t, _)| *t < b) {
-                self.sent.pop_front();
+                let dropped = self.sent.pop_front();
+                self.keep_spare(dropped);
             }
         }
         self.sent.push_back((tick, view));
         // Trim the oldest entries, but keep the baseline in use.
         while self.sent.len() > max_sent.max(2) {
             let keep_front = self.sent.front().map(|(t, _)| *t) == self.used;
-            self.sent.remove(usize::from(keep_front));
+            let dropped = self.sent.remove(usize::from(keep_front));
+            self.keep_spare(dropped);
+        }
+    }
+
+    /// [`Self::sent`] with the view as the ids `ids`, copied into the spare
+    /// set when there is one.
+    pub(crate) fn sent_ids(
+        &mut self,
+        tick: u32,
+        ids: &IdSet,
+        baseline: Option<u32>,
+        max_sent: usize,
+    ) {
+        let mut view = self.spare.take();
+        match view.as_mut().and_then(Arc::get_mut) {
+            Some(Seen::Ids(set)) => set.clone_from(ids),
+            _ => view = Some(Arc::new(Seen::Ids(ids.clone()))),
+        }
+        self.sent(tick, view, baseline, max_sent);
+    }
+
+    /// Keeps the view of an entry dropped from `sent` as the spare, if it
+    /// is a set of ids nothing else holds.
+    fn keep_spare(&mut self, dropped: Option<(u32, SentView)>) {
+        if self.spare.is_none()
+            && let Some((_, Some(mut view))) = dropped
+            && matches!(Arc::get_mut(&mut view), Some(Seen::Ids(_)))
+        {
+            self.spare = Some(view);
         }
     }
 
@@ -423,12 +456,7 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
             self.max_fields,
             self.fast,
         )?;
-        client.sent(
-            tick,
-            Some(Arc::new(Seen::Ids(ids.clone()))),
-            Some(bt),
-            max_sent,
-        );
+        client.sent_ids(tick, ids, Some(bt), max_sent);
         *out = w.into_vec();
         Ok(Some(Built {
             delta: true,
@@ -579,14 +607,19 @@ impl<S: Serialize + PartialEq + Clone> Replication<S> {
                 write_full_memo(&mut w, ExactLen(cur_iter, n), &mut self.memo)?;
             }
         }
-        let sent_view = visible.map(|view| {
-            Arc::new(if dense {
-                Seen::Ids(self.view_ids.clone())
-            } else {
-                Seen::List(slot_iter(&cur, Some(view)).map(|(id, _, _)| id).collect())
-            })
-        });
-        client.sent(tick, sent_view, header.baseline, max_sent);
+        match visible {
+            Some(_) if dense => client.sent_ids(tick, &self.view_ids, header.baseline, max_sent),
+            Some(view) => {
+                let ids = slot_iter(&cur, Some(view)).map(|(id, _, _)| id).collect();
+                client.sent(
+                    tick,
+                    Some(Arc::new(Seen::List(ids))),
+                    header.baseline,
+                    max_sent,
+                );
+            }
+            None => client.sent(tick, None, header.baseline, max_sent),
+        }
         *out = w.into_vec();
         Ok(built)
     }
@@ -708,6 +741,43 @@ mod tests {
 
     fn snap(items: &[(u32, i32)]) -> Snapshot<i32> {
         Snapshot::from_vec(items.iter().map(|&(id, v)| (NetId(id), v)).collect()).unwrap()
+    }
+
+    /// A view as ids is copied into the set of an entry dropped before (no
+    /// allocation once a client's baselines move on), and the set recorded
+    /// is the view, not what the reused set held.
+    #[test]
+    fn views_as_ids_reuse_the_set_of_a_dropped_entry() {
+        let set = |ids: &[u32]| {
+            let mut s = IdSet::default();
+            for &i in ids {
+                s.insert(NetId(i));
+            }
+            s
+        };
+        let view_at = |c: &ClientReplication, tick: u32| {
+            c.sent
+                .iter()
+                .find(|(t, _)| *t == tick)
+                .and_then(|(_, v)| v.clone())
+                .unwrap()
+        };
+        let mut c = ClientReplication::default();
+        c.sent_ids(1, &set(&[1, 2, 70]), None, 8);
+        let first = Arc::as_ptr(&view_at(&c, 1));
+        c.sent_ids(2, &set(&[2]), Some(1), 8);
+        // Acknowledging 2 drops 1: its set is the spare, which 4 is copied
+        // into. 2 is still held (a build in progress) when 4 drops it: not
+        // kept, and not changed.
+        let held = view_at(&c, 2);
+        c.sent_ids(3, &set(&[5, 9]), Some(2), 8);
+        c.sent_ids(4, &set(&[1, 64]), Some(3), 8);
+        let fourth = view_at(&c, 4);
+        assert_eq!(Arc::as_ptr(&fourth), first);
+        assert!(matches!(&*fourth, Seen::Ids(s) if *s == set(&[1, 64])));
+        c.sent_ids(5, &set(&[3]), Some(4), 8);
+        assert!(matches!(&*held, Seen::Ids(s) if *s == set(&[2])));
+        assert!(matches!(&*view_at(&c, 5), Seen::Ids(s) if *s == set(&[3])));
     }
 
     /// Decodes a built message as a client would, with its kept baselines.

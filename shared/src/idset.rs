@@ -22,9 +22,22 @@ use crate::snapshot::NetId;
 /// now.insert(NetId(3));
 /// assert_eq!(seen.difference(&now).collect::<Vec<_>>(), [NetId(130)]);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct IdSet {
     words: Vec<u64>,
+}
+
+impl Clone for IdSet {
+    fn clone(&self) -> Self {
+        Self {
+            words: self.words.clone(),
+        }
+    }
+
+    /// Copies `source` into this set's allocation (none when it is as long).
+    fn clone_from(&mut self, source: &Self) {
+        self.words.clone_from(&source.words);
+    }
 }
 
 impl IdSet {
