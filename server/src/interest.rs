@@ -108,20 +108,33 @@ impl Grid {
         self.at.is_empty()
     }
 
-    /// Pushes onto `out` every entity in the cells that the square around
-    /// `center` with half-side `radius` touches: a superset of those within
-    /// `radius` (filter exactly with [`crate::Game::can_see`], which the
-    /// room does). Unordered.
+    /// Pushes onto `out` every entity in the cells that the disc of `radius`
+    /// around `center` touches: a superset of those within `radius` (filter
+    /// exactly with [`crate::Game::can_see`], which the room does). A cell
+    /// in the square around the disc but wholly outside it (toward the
+    /// square's corners) is skipped. Unordered.
     pub fn query(&self, center: Vec2, radius: f32, out: &mut Vec<NetId>) {
-        let r = Vec2::splat(radius.max(0.0));
+        let radius = radius.max(0.0);
+        let r = Vec2::splat(radius);
         let (x0, y0) = self.cell_of(center - r);
         let (x1, y1) = self.cell_of(center + r);
+        // A cell is skipped when its nearest point is farther than the
+        // radius, with a margin for the rounding of `cell_of`, so an entity
+        // within the radius is never in a skipped cell. NaN skips nothing.
+        let reach = radius * (1.0 + 1e-5) + self.cell * 1e-3;
+        let reach2 = reach * reach;
+        let touches = |x: i32, y: i32| {
+            let lo = Vec2::new(x as f32, y as f32) * self.cell;
+            let hi = lo + Vec2::splat(self.cell);
+            let d = (lo - center).max(center - hi).max(Vec2::ZERO);
+            d.length_squared().partial_cmp(&reach2) != Some(std::cmp::Ordering::Greater)
+        };
         // A query wider than the grid's occupied cells walks the cells.
         let span = i64::from(x1) - i64::from(x0) + 1;
         let area = span.saturating_mul(i64::from(y1) - i64::from(y0) + 1);
         if area > self.cells.len() as i64 {
             for (&(x, y), ids) in &self.cells {
-                if (x0..=x1).contains(&x) && (y0..=y1).contains(&y) {
+                if (x0..=x1).contains(&x) && (y0..=y1).contains(&y) && touches(x, y) {
                     out.extend_from_slice(ids);
                 }
             }
@@ -129,7 +142,9 @@ impl Grid {
         }
         for x in x0..=x1 {
             for y in y0..=y1 {
-                if let Some(ids) = self.cells.get(&(x, y)) {
+                if let Some(ids) = self.cells.get(&(x, y))
+                    && touches(x, y)
+                {
                     out.extend_from_slice(ids);
                 }
             }
@@ -182,8 +197,37 @@ mod tests {
             }
             for id in &got {
                 prop_assert!(truth.contains_key(id), "{:?} was removed", id);
+                // Only cells the disc touches: nothing farther than the
+                // radius plus a cell's diagonal.
+                let far = truth[id].distance(c) - radius - cell * std::f32::consts::SQRT_2;
+                prop_assert!(far <= 0.01, "{:?} at {} is {} past the disc's cells", id, truth[id], far);
             }
         }
+    }
+
+    #[test]
+    fn cells_beyond_the_disc_are_skipped() {
+        let mut g = Grid::new(10.0);
+        g.set(NetId(1), Vec2::new(70.0, 70.0)); // 99 from the center
+        g.set(NetId(2), Vec2::new(95.0, 95.0)); // its cell's nearest point is 127 away
+        g.set(NetId(3), Vec2::new(-99.0, 5.0));
+        // More occupied cells than the query's square (21 x 21), far away:
+        // the query looks its cells up one by one.
+        for i in 0..500 {
+            g.set(NetId(100 + i), Vec2::new(5_000.0 + 10.0 * i as f32, 0.0));
+        }
+        let mut out = Vec::new();
+        g.query(Vec2::ZERO, 100.0, &mut out);
+        out.sort_unstable();
+        assert_eq!(out, [NetId(1), NetId(3)]);
+        // The same through the walk of occupied cells (a query wider than
+        // the grid's cells).
+        out.clear();
+        let mut small = Grid::new(10.0);
+        small.set(NetId(2), Vec2::new(95.0, 95.0));
+        small.set(NetId(1), Vec2::new(70.0, 70.0));
+        small.query(Vec2::ZERO, 100.0, &mut out);
+        assert_eq!(out, [NetId(1)]);
     }
 
     #[test]
