@@ -119,9 +119,12 @@ impl Grid {
         let (x0, y0) = self.cell_of(center - r);
         let (x1, y1) = self.cell_of(center + r);
         // A cell is skipped when its nearest point is farther than the
-        // radius, with a margin for the rounding of `cell_of`, so an entity
-        // within the radius is never in a skipped cell. NaN skips nothing.
-        let reach = radius * (1.0 + 1e-5) + self.cell * 1e-3;
+        // radius, with a margin for the rounding of `cell_of` and of the
+        // cell's corners (a few steps of an `f32` at these magnitudes), so
+        // an entity within the radius is never in a skipped cell. NaN skips
+        // nothing.
+        let magnitude = center.abs().max_element() + radius + self.cell;
+        let reach = radius + self.cell * 1e-3 + magnitude * 4e-6;
         let reach2 = reach * reach;
         let touches = |x: i32, y: i32| {
             let lo = Vec2::new(x as f32, y as f32) * self.cell;
@@ -162,14 +165,18 @@ mod tests {
 
     proptest! {
         /// After random inserts, moves and removals, a query returns every
-        /// entity within the radius, each once.
+        /// entity within the radius, each once, near the origin and far from
+        /// it (where an `f32` is coarse).
         #[test]
         fn queries_cover_the_radius(
             moves in proptest::collection::vec((0u32..40, -500f32..500.0, -500f32..500.0, any::<bool>()), 1..300),
             center in (-600f32..600.0, -600f32..600.0),
             radius in 0f32..300.0,
             cell in 5f32..200.0,
+            offset in prop_oneof![Just(0f32), Just(1.0e6), Just(-3.0e7)],
         ) {
+            let moves: Vec<_> = moves.into_iter().map(|(id, x, y, r)| (id, x + offset, y + offset, r)).collect();
+            let center = (center.0 + offset, center.1 + offset);
             let mut grid = Grid::new(cell);
             let mut truth: HashMap<NetId, Vec2> = HashMap::new();
             for (id, x, y, remove) in moves {
@@ -200,7 +207,36 @@ mod tests {
                 // Only cells the disc touches: nothing farther than the
                 // radius plus a cell's diagonal.
                 let far = truth[id].distance(c) - radius - cell * std::f32::consts::SQRT_2;
-                prop_assert!(far <= 0.01, "{:?} at {} is {} past the disc's cells", id, truth[id], far);
+                prop_assert!(far <= 0.01 + offset.abs() * 1e-5, "{:?} at {} is {} past the disc's cells", id, truth[id], far);
+            }
+        }
+    }
+
+    /// Entities just inside the edge of the disc, far from the origin where
+    /// an `f32` is coarse (its step 2 units at 3e7), on cells of odd sizes:
+    /// none is in a skipped cell.
+    #[test]
+    fn the_edge_of_the_disc_is_covered_far_from_the_origin() {
+        for cell in [3.0, 5.0, 7.0, 13.0, 50.0] {
+            for base in [1.0e5f32, 3.0e6, 3.0e7] {
+                let center = Vec2::new(base, -base);
+                let radius = 40.0;
+                let mut grid = Grid::new(cell);
+                let mut inside = Vec::new();
+                for i in 0..4_000u32 {
+                    let a = i as f32 * 0.0157;
+                    let r = radius - (i % 7) as f32 * 0.25;
+                    let p = center + Vec2::new(a.cos(), a.sin()) * r;
+                    grid.set(NetId(i), p);
+                    if p.distance(center) <= radius {
+                        inside.push(NetId(i));
+                    }
+                }
+                let mut got = Vec::new();
+                grid.query(center, radius, &mut got);
+                for id in &inside {
+                    assert!(got.contains(id), "cell {cell}, at {base}: {id:?} missed");
+                }
             }
         }
     }
