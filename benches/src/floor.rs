@@ -24,7 +24,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tickwire_server::tls::{TlsIdentity, client_config_trusting};
 
-use crate::procfs;
+use crate::{floor_async, procfs};
 
 /// `replication-load floor`.
 #[derive(Args, Debug)]
@@ -50,6 +50,28 @@ pub(crate) struct FloorArgs {
     /// The peer does not ack: measure the writes alone.
     #[arg(long)]
     no_ack: bool,
+    /// How this process does its IO: `blocking` (the floor), `tasks` (tokio,
+    /// a task per connection, as the server's sessions) or `pass` (tokio,
+    /// one task writes every connection then reads every ack); see
+    /// `floor_async`.
+    #[arg(long, value_enum, default_value_t = Model::Blocking)]
+    model: Model,
+    /// The peer works this long (a busy loop) on each message before it
+    /// acks, as a client decodes a snapshot before its next input: acks
+    /// then arrive spread over the round instead of in one burst.
+    #[arg(long, default_value_t = 0)]
+    peer_work_us: u64,
+}
+
+/// `floor --model`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Model {
+    /// Plain blocking sockets.
+    Blocking,
+    /// tokio: a task per connection.
+    Tasks,
+    /// tokio: one task writes and reads every connection in turn.
+    Pass,
 }
 
 /// `replication-load floor-peer` (started by `floor`).
@@ -65,6 +87,8 @@ pub(crate) struct PeerArgs {
     cert: Option<PathBuf>,
     #[arg(long)]
     no_ack: bool,
+    #[arg(long, default_value_t = 0)]
+    work_us: u64,
 }
 
 trait Conn: Read + Write {}
@@ -98,61 +122,53 @@ pub(crate) fn run(args: FloorArgs) -> Result<()> {
     if args.no_ack {
         cmd.arg("--no-ack");
     }
+    cmd.arg(format!("--work-us={}", args.peer_work_us));
     let mut peer = cmd.spawn().context("starting the peer")?;
     let server_config = id.server_config(&[])?;
-    let mut conns: Vec<Box<dyn Conn>> = Vec::with_capacity(args.conns);
-    for _ in 0..args.conns {
-        let (tcp, _) = listener.accept()?;
-        tcp.set_nodelay(true)?;
-        if args.tls {
-            let mut tls = ServerConnection::new(server_config.clone())?;
-            let mut tcp = tcp;
-            while tls.is_handshaking() {
-                tls.complete_io(&mut tcp)?;
-            }
-            conns.push(Box::new(StreamOwned::new(tls, tcp)));
-        } else {
-            conns.push(Box::new(tcp));
-        }
-    }
-    let msg = vec![0x5a_u8; args.size];
-    let mut ack = [0u8; 6];
     let period = Duration::from_secs(1) / args.rate.max(1);
     let rounds = (args.duration * f64::from(args.rate)) as u32;
     let pid = std::process::id();
-    let cpu0 = procfs::cpu_seconds(pid)?;
-    let peer_cpu0 = procfs::cpu_seconds(peer.id())?;
-    let t0 = Instant::now();
-    for n in 0..rounds {
-        let due = t0 + period * n;
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
+    let peer_pid = peer.id();
+    let counters = || -> Result<Counters> {
+        Ok((
+            procfs::cpu_seconds(pid)?,
+            procfs::cpu_seconds(peer_pid)?,
+            Instant::now(),
+        ))
+    };
+    let ((cpu0, peer_cpu0, t0), (cpu1, peer_cpu1, t1)) = match args.model {
+        Model::Blocking => blocking(&args, &listener, server_config, rounds, period, &counters)?,
+        Model::Tasks | Model::Pass => {
+            let model = if args.model == Model::Tasks {
+                floor_async::AsyncModel::Tasks
+            } else {
+                floor_async::AsyncModel::Pass
+            };
+            let plan = floor_async::Plan {
+                listener,
+                tls: args.tls.then_some(server_config),
+                conns: args.conns,
+                size: args.size,
+                rounds,
+                period,
+                ack: !args.no_ack,
+            };
+            floor_async::run(model, plan, &counters)?
         }
-        for c in &mut conns {
-            c.write_all(&msg)?;
-            c.flush()?;
-        }
-        if !args.no_ack {
-            for c in &mut conns {
-                c.read_exact(&mut ack)?;
-            }
-        }
-    }
-    let wall = t0.elapsed().as_secs_f64();
-    let cpu = procfs::cpu_seconds(pid)? - cpu0;
-    // Read before the connections close: the peer exits at their end.
-    let peer_cpu = procfs::cpu_seconds(peer.id())? - peer_cpu0;
-    drop(conns);
+    };
+    let wall = (t1 - t0).as_secs_f64();
+    let (cpu, peer_cpu) = (cpu1 - cpu0, peer_cpu1 - peer_cpu0);
     let _ = peer.wait();
     let _ = std::fs::remove_dir_all(&dir);
     let msgs = f64::from(rounds) * args.conns as f64;
     println!(
-        "floor: {} conns × {} B at {} Hz, tls={}: {:.2} µs CPU per message ({}), \
+        "floor: {} conns × {} B at {} Hz, tls={}, model={:?}: {:.2} µs CPU per message ({}), \
          {:.0} % CPU over {wall:.1} s",
         args.conns,
         args.size,
         args.rate,
         args.tls,
+        args.model,
         cpu / msgs * 1e6,
         if args.no_ack {
             "write only"
@@ -172,6 +188,57 @@ pub(crate) fn run(args: FloorArgs) -> Result<()> {
         peer_cpu / wall * 100.0
     );
     Ok(())
+}
+
+/// CPU seconds of this process and of the peer, and when they were read.
+pub(crate) type Counters = (f64, f64, Instant);
+
+/// The floor itself: blocking sockets. Returns the counters read before
+/// the first round and after the last, before the connections close (the
+/// peer exits at their end).
+fn blocking(
+    args: &FloorArgs,
+    listener: &TcpListener,
+    server_config: std::sync::Arc<rustls::ServerConfig>,
+    rounds: u32,
+    period: Duration,
+    counters: &dyn Fn() -> Result<Counters>,
+) -> Result<(Counters, Counters)> {
+    let mut conns: Vec<Box<dyn Conn>> = Vec::with_capacity(args.conns);
+    for _ in 0..args.conns {
+        let (tcp, _) = listener.accept()?;
+        tcp.set_nodelay(true)?;
+        if args.tls {
+            let mut tls = ServerConnection::new(server_config.clone())?;
+            let mut tcp = tcp;
+            while tls.is_handshaking() {
+                tls.complete_io(&mut tcp)?;
+            }
+            conns.push(Box::new(StreamOwned::new(tls, tcp)));
+        } else {
+            conns.push(Box::new(tcp));
+        }
+    }
+    let msg = vec![0x5a_u8; args.size];
+    let mut ack = [0u8; 6];
+    let start = counters()?;
+    let t0 = start.2;
+    for n in 0..rounds {
+        let due = t0 + period * n;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        for c in &mut conns {
+            c.write_all(&msg)?;
+            c.flush()?;
+        }
+        if !args.no_ack {
+            for c in &mut conns {
+                c.read_exact(&mut ack)?;
+            }
+        }
+    }
+    Ok((start, counters()?))
 }
 
 pub(crate) fn peer(args: PeerArgs) -> Result<()> {
@@ -206,6 +273,10 @@ pub(crate) fn peer(args: PeerArgs) -> Result<()> {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
                 Err(e) => bail!(e),
+            }
+            let done = Instant::now() + Duration::from_micros(args.work_us);
+            while Instant::now() < done {
+                std::hint::spin_loop();
             }
             if !args.no_ack {
                 c.write_all(b"ack!\n\n")?;

@@ -17,6 +17,7 @@
 
 mod client;
 mod floor;
+mod floor_async;
 mod game;
 mod procfs;
 mod room;

@@ -245,12 +245,7 @@ pub(crate) fn outcomes_json(list: &[Outcome]) -> Value {
 /// clients, messages of its mean snapshot size. `None` (and a line on
 /// stderr) when it cannot be measured.
 pub(crate) fn floor_for(ctx: &Ctx, o: &Outcome, clients: u64) -> Option<f64> {
-    let bytes = o.bots_f64(&["bytes_per_bot_per_s"])?;
-    let rate = o
-        .bots_f64(&["snapshots_per_bot_per_s"])
-        .filter(|r| *r > 0.0)?;
-    let conns = u32::try_from(clients).ok().filter(|c| *c > 0)?;
-    let size = (bytes / rate).round() as usize;
+    let (conns, size) = row_exchange(o, clients)?;
     match super::floor::measure(ctx, &ctx.floor_bin, conns, size, 10) {
         Ok(us) => Some(us),
         Err(e) => {
@@ -258,6 +253,68 @@ pub(crate) fn floor_for(ctx: &Ctx, o: &Outcome, clients: u64) -> Option<f64> {
             None
         }
     }
+}
+
+/// Table 1's sub-table: the floor's exchange for the `bots`-bot row under
+/// the three IO models of `replication-load floor --model`, with acks at
+/// once and spread over the round (the peer busy 75 % of the period, as
+/// the bots' core is), so that the server's figure can be read against
+/// what its IO model alone costs.
+fn io_models(ctx: &Ctx, o: &Outcome, clients: u64, server_us: Option<f64>, bots: u32) -> String {
+    let Some((conns, size)) = row_exchange(o, clients) else {
+        return String::new();
+    };
+    let work = (0.75e6 / (60.0 * f64::from(conns))).round() as u64;
+    let mut md = format!(
+        "\n**The floor's exchange under other IO models** (right after the {bots}-bot row: {conns} \
+         connections, {size}-byte messages; `replication-load floor --tls --model M \
+         [--peer-work-us {work}]`), µs of CPU per message. With acks spread, the peer works {work} µs \
+         per message before it acks (busy 75 % of the period, as the bots' core is), so acks arrive \
+         through the round as the bots' inputs do, not in one burst. The server's {bots}-bot row: {} µs.\n\n\
+         | IO model | acks at once (the floor's exchange) | acks spread |\n|---|---|---|\n",
+        f1(server_us)
+    );
+    for (model, what) in [
+        ("blocking", "blocking sockets (the floor)"),
+        (
+            "tasks",
+            "tokio, a task per connection woken per message and per ack (the server's sessions)",
+        ),
+        (
+            "pass",
+            "tokio, one task writes every connection, then reads every ack",
+        ),
+    ] {
+        let cell = |peer_work_us| {
+            let x = super::floor::Exchange {
+                conns,
+                size,
+                secs: 10,
+                model,
+                peer_work_us,
+            };
+            match super::floor::measure_as(ctx, &ctx.floor_bin, &x) {
+                Ok(us) => format!("{us:.2}"),
+                Err(e) => {
+                    eprintln!("floor --model {model}: {e:#}");
+                    "—".to_owned()
+                }
+            }
+        };
+        let (at_once, spread) = (cell(0), cell(work));
+        let _ = writeln!(md, "| {what} | {at_once} | {spread} |");
+    }
+    md
+}
+
+/// A row's connections and mean snapshot size, for the floor.
+fn row_exchange(o: &Outcome, clients: u64) -> Option<(u32, usize)> {
+    let bytes = o.bots_f64(&["bytes_per_bot_per_s"])?;
+    let rate = o
+        .bots_f64(&["snapshots_per_bot_per_s"])
+        .filter(|r| *r > 0.0)?;
+    let conns = u32::try_from(clients).ok().filter(|c| *c > 0)?;
+    Some((conns, (bytes / rate).round() as usize))
 }
 
 /// Table 1: 100 / 250 / 500 / 1,000 bots in one room.
@@ -316,6 +373,17 @@ pub(crate) fn client_scale(ctx: &Ctx, z: &Sizes) -> Result<Section> {
     }
     if saturated {
         md.push_str(FLAG_NOTE);
+    }
+    if let Some((p, o)) = plans.iter().zip(&done).find(|(p, _)| p.bots == z.perf_at)
+        && let Some(w) = &o.window
+    {
+        md.push_str(&io_models(
+            ctx,
+            o,
+            w.clients_max,
+            w.cpu_us_per_snapshot(),
+            p.bots,
+        ));
     }
     // Targets.
     let thousand = plans.iter().zip(&done).find(|(p, _)| p.bots == 1000);
