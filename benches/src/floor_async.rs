@@ -229,7 +229,11 @@ mod tests {
                 let counters = || Ok((0.0, 0.0, StdInstant::now()));
                 let (start, end) = run(model, plan, &counters).unwrap();
                 assert!(end.2 >= start.2);
-                assert_eq!(peer.join().unwrap(), conns * rounds as usize, "{model:?}, tls {tls}");
+                assert_eq!(
+                    peer.join().unwrap(),
+                    conns * rounds as usize,
+                    "{model:?}, tls {tls}"
+                );
             }
         }
     }
