@@ -29,6 +29,8 @@ pub(crate) struct Exchange {
     pub(crate) model: &'static str,
     /// The peer's busy time per message before it acks.
     pub(crate) peer_work_us: u64,
+    /// Whether the peer acks each message (and the writer reads the ack).
+    pub(crate) ack: bool,
 }
 
 impl Exchange {
@@ -40,13 +42,14 @@ impl Exchange {
             secs,
             model: "blocking",
             peer_work_us: 0,
+            ack: true,
         }
     }
 }
 
 /// The writer's CPU per message, in µs, for `x`.
 pub(crate) fn measure_as(ctx: &Ctx, bin: &Path, x: &Exchange) -> Result<f64> {
-    let args = [
+    let mut args = vec![
         "floor".to_owned(),
         "--tls".to_owned(),
         format!("--conns={}", x.conns),
@@ -57,6 +60,9 @@ pub(crate) fn measure_as(ctx: &Ctx, bin: &Path, x: &Exchange) -> Result<f64> {
         format!("--model={}", x.model),
         format!("--peer-work-us={}", x.peer_work_us),
     ];
+    if !x.ack {
+        args.push("--no-ack".to_owned());
+    }
     let stdout = crate::util::output(&mut ctx.launcher.command(bin, 0, &args))?;
     parse(&stdout).ok_or_else(|| anyhow!("no figure in the floor's output: {stdout:?}"))
 }

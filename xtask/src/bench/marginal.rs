@@ -19,8 +19,8 @@ use serde_json::json;
 use super::report::{Verdict, f0, f1};
 use super::scenario::{self, Ctx, Outcome, args};
 use super::tables::{
-    FLAG_NOTE, RATE, Section, Sizes, commands, failures, flags, floor_for, measured, one_room,
-    outcomes_json, with,
+    FLAG_NOTE, RATE, Section, Sizes, commands, failures, flags, measured, one_room, outcomes_json,
+    row_exchange, with,
 };
 
 /// The issue's target, over wss://.
@@ -145,7 +145,8 @@ pub(crate) fn marginal(ctx: &Ctx, z: &Sizes) -> Result<Section> {
         "### 6. Marginal cost of a client\n\nThe scene in which issue 13 compared tickwire with \
          Colyseus 0.18: {NPCS} NPCs that all move every tick, 60 Hz, a snapshot every tick, \
          interest management off (`--no-interest`: every client sees every NPC), WSS + TLS, and \
-         idle bots that only receive, apply and ack (`arena-bots --idle`). The slope is the \
+         idle bots that only receive and apply (`arena-bots --idle`; they ask for implicit acks, \
+         PROTOCOL.md §8.7, so they send nothing back but pongs). The slope is the \
          least-squares fit of the server's CPU against the number of connected clients, per \
          snapshot: what one more client costs. Each count is run {}, ascending and descending \
          in turn (the row's round), and every run is a point of the fit; ± is the slope's \
@@ -213,17 +214,33 @@ pub(crate) fn marginal(ctx: &Ctx, z: &Sizes) -> Result<Section> {
         upper.map_or_else(|| "—".into(), Fit::text),
     );
     let fit = all.map(|f| f.slope);
-    // The floor at the largest count, for scale.
-    let floor = done
-        .iter()
-        .rev()
-        .find_map(|o| Some((o, o.window.as_ref()?.clients_max)))
-        .and_then(|(o, n)| floor_for(ctx, o, n));
+    // The floor at each count: its own slope is what the machine's writes
+    // cost per extra client, and whether they grow with the clients.
+    let floors = floor_per_count(ctx, &done, &sorted);
+    let floor_fit = fit_of(&floor_points(&floors));
+    let floor_half = |upper| fit_of(&half(&floor_points(&floors), &z.marginal, upper));
+    let floor = floors.last().filter(|(n, _)| *n == hi).map(|(_, us)| *us);
     let _ = writeln!(
         md,
-        "This machine's floor in the same run (`replication-load floor --tls`, the largest count, \
-         the same mean message size): {} µs per message; the slope is {} the floor.\n",
-        f1(floor),
+        "This machine's floor in the same run, once per count (`replication-load floor --tls \
+         --no-ack`: a blocking program's TLS-sealed writes of the same mean message size and no \
+         read, as the idle bots send nothing back): {}. Its own slope: **{}** per extra client \
+         per snapshot ({lo} → {mid} clients: {}; {mid} → {hi} clients: {}); the server's slope \
+         is {} the floor's, and {} the floor's cost per message at {hi} clients.\n",
+        if floors.is_empty() {
+            "—".to_owned()
+        } else {
+            floors
+                .iter()
+                .map(|(n, us)| format!("{us:.1} µs per message at {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        floor_fit.map_or_else(|| "—".into(), Fit::text),
+        floor_half(false).map_or_else(|| "—".into(), Fit::text),
+        floor_half(true).map_or_else(|| "—".into(), Fit::text),
+        fit.zip(floor_fit)
+            .map_or_else(|| "—".into(), |(s, f)| format!("{:.2}×", s / f.slope)),
         fit.zip(floor)
             .map_or_else(|| "—".into(), |(s, f)| format!("{:.2}×", s / f)),
     );
@@ -251,11 +268,48 @@ pub(crate) fn marginal(ctx: &Ctx, z: &Sizes) -> Result<Section> {
             "lower_half": lower.map(Fit::json),
             "upper_half": upper.map(Fit::json),
             "floor_us": floor,
+            "floor_per_count_us": floors.iter().map(|(n, us)| json!({"clients": n, "us_per_message": us})).collect::<Vec<_>>(),
+            "floor_fit": floor_fit.map(Fit::json),
             "verdict": verdict.to_json("marginal cost per extra client per snapshot ≤ 10 µs"),
         }),
         markdown: md,
         failures: failures(&done),
     })
+}
+
+/// The floor's CPU per message (write only) at each of `counts`, with the
+/// mean message size of the largest run; counts it could not measure are
+/// left out (and said on stderr).
+fn floor_per_count(ctx: &Ctx, done: &[Outcome], counts: &[u32]) -> Vec<(u32, f64)> {
+    let Some(size) = done
+        .iter()
+        .rev()
+        .find_map(|o| row_exchange(o, o.window.as_ref()?.clients_max))
+        .map(|(_, size)| size)
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for &n in counts {
+        let x = super::floor::Exchange {
+            ack: false,
+            ..super::floor::Exchange::floor(n, size, 10)
+        };
+        match super::floor::measure_as(ctx, &ctx.floor_bin, &x) {
+            Ok(us) => out.push((n, us)),
+            Err(e) => eprintln!("marginal: no floor at {n} connections: {e:#}"),
+        }
+    }
+    out
+}
+
+/// The floor's points for a fit in the server's units: CPU µs per second
+/// against connections (µs per message × messages per second).
+fn floor_points(floors: &[(u32, f64)]) -> Vec<(f64, f64)> {
+    floors
+        .iter()
+        .map(|&(n, us)| (f64::from(n), us * f64::from(n) * RATE))
+        .collect()
 }
 
 #[cfg(test)]
@@ -278,6 +332,21 @@ mod tests {
         assert!(noisy.r2.unwrap() > 0.99);
         assert_eq!(fit(&[(5.0, 1.0), (5.0, 2.0)]), None);
         assert_eq!(fit(&[(1.0, 1.0), (2.0, 3.0)]).unwrap().se, None);
+    }
+
+    #[test]
+    fn the_floors_slope_is_in_the_servers_units() {
+        // The same cost per message at every count: that cost per extra
+        // client per snapshot.
+        let flat = fit(&floor_points(&[(10, 9.0), (30, 9.0), (50, 9.0)]))
+            .unwrap()
+            .per_snapshot();
+        assert!((flat.slope - 9.0).abs() < 1e-9, "{flat:?}");
+        // A cost per message that grows with the count: a steeper slope.
+        let growing = fit(&floor_points(&[(10, 9.0), (30, 10.0), (50, 11.0)]))
+            .unwrap()
+            .per_snapshot();
+        assert!(growing.slope > 11.0, "{growing:?}");
     }
 
     #[test]

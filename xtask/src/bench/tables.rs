@@ -292,6 +292,7 @@ fn io_models(ctx: &Ctx, o: &Outcome, clients: u64, server_us: Option<f64>, bots:
                 secs: 10,
                 model,
                 peer_work_us,
+                ack: true,
             };
             match super::floor::measure_as(ctx, &ctx.floor_bin, &x) {
                 Ok(us) => format!("{us:.2}"),
@@ -308,7 +309,7 @@ fn io_models(ctx: &Ctx, o: &Outcome, clients: u64, server_us: Option<f64>, bots:
 }
 
 /// A row's connections and mean snapshot size, for the floor.
-fn row_exchange(o: &Outcome, clients: u64) -> Option<(u32, usize)> {
+pub(crate) fn row_exchange(o: &Outcome, clients: u64) -> Option<(u32, usize)> {
     let bytes = o.bots_f64(&["bytes_per_bot_per_s"])?;
     let rate = o
         .bots_f64(&["snapshots_per_bot_per_s"])
