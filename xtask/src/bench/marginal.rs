@@ -217,8 +217,9 @@ pub(crate) fn marginal(ctx: &Ctx, z: &Sizes) -> Result<Section> {
     // The floor at each count: its own slope is what the machine's writes
     // cost per extra client, and whether they grow with the clients.
     let floors = floor_per_count(ctx, &done, &sorted);
-    let floor_fit = fit_of(&floor_points(&floors));
-    let floor_half = |upper| fit_of(&half(&floor_points(&floors), &z.marginal, upper));
+    let floor_pts = floor_points(&floors);
+    let floor_fit = fit_of(&floor_pts);
+    let floor_half = |upper| fit_of(&half(&floor_pts, &z.marginal, upper));
     let floor = floors.last().filter(|(n, _)| *n == hi).map(|(_, us)| *us);
     let _ = writeln!(
         md,
@@ -278,8 +279,9 @@ pub(crate) fn marginal(ctx: &Ctx, z: &Sizes) -> Result<Section> {
 }
 
 /// The floor's CPU per message (write only) at each of `counts`, with the
-/// mean message size of the largest run; counts it could not measure are
-/// left out (and said on stderr).
+/// mean message size of the last measured run (every client sees every
+/// NPC, so the size is the same at each count); counts it could not
+/// measure are left out (and said on stderr).
 fn floor_per_count(ctx: &Ctx, done: &[Outcome], counts: &[u32]) -> Vec<(u32, f64)> {
     let Some(size) = done
         .iter()
