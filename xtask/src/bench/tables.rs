@@ -260,10 +260,18 @@ pub(crate) fn floor_for(ctx: &Ctx, o: &Outcome, clients: u64) -> Option<f64> {
 /// once and spread over the round (the peer busy 75 % of the period, as
 /// the bots' core is), so that the server's figure can be read against
 /// what its IO model alone costs.
-fn io_models(ctx: &Ctx, o: &Outcome, clients: u64, server_us: Option<f64>, bots: u32) -> String {
+/// Returns the markdown and the figures for the JSON.
+fn io_models(
+    ctx: &Ctx,
+    o: &Outcome,
+    clients: u64,
+    server_us: Option<f64>,
+    bots: u32,
+) -> (String, Value) {
     let Some((conns, size)) = row_exchange(o, clients) else {
-        return String::new();
+        return (String::new(), Value::Null);
     };
+    let mut figures = Vec::new();
     let work = (0.75e6 / (60.0 * f64::from(conns))).round() as u64;
     let mut md = format!(
         "\n**The floor's exchange under other IO models** (right after the {bots}-bot row: {conns} \
@@ -294,18 +302,18 @@ fn io_models(ctx: &Ctx, o: &Outcome, clients: u64, server_us: Option<f64>, bots:
                 peer_work_us,
                 ack: true,
             };
-            match super::floor::measure_as(ctx, &ctx.floor_bin, &x) {
-                Ok(us) => format!("{us:.2}"),
-                Err(e) => {
-                    eprintln!("floor --model {model}: {e:#}");
-                    "—".to_owned()
-                }
-            }
+            super::floor::measure_as(ctx, &ctx.floor_bin, &x)
+                .inspect_err(|e| eprintln!("floor --model {model}: {e:#}"))
+                .ok()
         };
         let (at_once, spread) = (cell(0), cell(work));
-        let _ = writeln!(md, "| {what} | {at_once} | {spread} |");
+        let _ = writeln!(md, "| {what} | {} | {} |", f2(at_once), f2(spread));
+        figures
+            .push(json!({ "model": model, "acks_at_once_us": at_once, "acks_spread_us": spread }));
     }
-    md
+    let json = json!({ "bots": bots, "connections": conns, "message_bytes": size,
+                       "peer_work_us": work, "models": figures });
+    (md, json)
 }
 
 /// A row's connections and mean snapshot size, for the floor.
@@ -375,16 +383,13 @@ pub(crate) fn client_scale(ctx: &Ctx, z: &Sizes) -> Result<Section> {
     if saturated {
         md.push_str(FLAG_NOTE);
     }
+    let mut io_json = Value::Null;
     if let Some((p, o)) = plans.iter().zip(&done).find(|(p, _)| p.bots == z.perf_at)
         && let Some(w) = &o.window
     {
-        md.push_str(&io_models(
-            ctx,
-            o,
-            w.clients_max,
-            w.cpu_us_per_snapshot(),
-            p.bots,
-        ));
+        let (text, json) = io_models(ctx, o, w.clients_max, w.cpu_us_per_snapshot(), p.bots);
+        md.push_str(&text);
+        io_json = json;
     }
     // Targets.
     let thousand = plans.iter().zip(&done).find(|(p, _)| p.bots == 1000);
@@ -472,7 +477,7 @@ pub(crate) fn client_scale(ctx: &Ctx, z: &Sizes) -> Result<Section> {
     }
     commands(&mut md, &plans.iter().collect::<Vec<_>>());
     Ok(Section {
-        json: json!({ "table": "client-scale", "runs": outcomes_json(&done),
+        json: json!({ "table": "client-scale", "runs": outcomes_json(&done), "io_models": io_json,
                       "targets": [t1.to_json("tick p99 < 16.7 ms and ≥ 57 snapshots/s per bot at 1,000 bots"), t2.to_json("≤ 8 µs CPU per client per snapshot")] }),
         markdown: md,
         failures: failures(&done),
