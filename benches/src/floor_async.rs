@@ -11,9 +11,11 @@
 //!   reads every ack, once per round: the design where the room writes the
 //!   frames itself and reads inputs at tick time.
 //!
-//! Both run on a current-thread runtime, as the server does when pinned
-//! to one CPU (tokio starts one worker per CPU it may use), and use
-//! tokio-rustls over `tokio::net::TcpStream`, as the server does. Neither
+//! Both run on a current-thread runtime. The server, pinned to one CPU,
+//! runs tokio's multi-thread runtime with one worker (one per CPU it may
+//! use); the server itself measured the same on either within the VM's
+//! spread (BENCHMARKS.md, "current-thread runtime … tried and dropped").
+//! Both use tokio-rustls over `tokio::net::TcpStream`, as the server does. Neither
 //! has WebSocket framing, a room or a protocol: the difference between
 //! them and `blocking` is what the runtime and the IO model cost.
 
